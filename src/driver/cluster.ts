@@ -1,0 +1,54 @@
+import type { LinkSettings, NetworkSettings, Partition } from "../workers/runtime/network.ts";
+import type { NodeStats } from "../workers/runtime/node.ts";
+import type { Body, Logger, NodeId, NodeSpec, Random } from "../workers/runtime/types.ts";
+
+export type NodeStatus = "running" | "crashed" | "paused";
+
+/** A network change: fields of LinkSettings for every link, plus link overrides and partitions (which replace the old ones). */
+export interface NetworkPatch extends Partial<LinkSettings> {
+  links?: Record<string, Partial<LinkSettings>>;
+  partitions?: Partition[];
+}
+
+export interface NodeInfo {
+  id: NodeId;
+  role: string;
+  host: string;
+  status: NodeStatus;
+  incarnation: number;
+  stats: NodeStats | null;
+}
+
+/**
+ * What a scenario (workload + checks), the nemesis and the admin API drive: the same interface on
+ * worker threads and in the simulator. Time here is the cluster's time: virtual in the simulator.
+ */
+export interface Cluster {
+  readonly mode: "threads" | "sim";
+  readonly seed: number;
+  readonly nodes: readonly NodeSpec[];
+  /** The driver's own seeded random source (nemesis choices, workload choices). */
+  readonly random: Random;
+  readonly log: Logger;
+  now(): number;
+  sleep(ms: number): Promise<void>;
+  crash(id: NodeId): Promise<void>;
+  restart(id: NodeId): Promise<void>;
+  pause(id: NodeId): Promise<void>;
+  resume(id: NodeId): Promise<void>;
+  status(id: NodeId): NodeStatus;
+  info(): Promise<NodeInfo[]>;
+  network(): NetworkSettings;
+  /** Validates with parseNetworkPatch; throws a clear Error on bad input and changes nothing. */
+  setNetwork(patch: NetworkPatch): Promise<void>;
+  /** The role's inspect() snapshot, or null if the node is crashed. */
+  inspect<T = unknown>(id: NodeId): Promise<T | null>;
+  /** A request from the driver (pseudo-node "driver") to a node; not subject to network faults. */
+  request<R extends Body = Body>(dest: NodeId, body: Body, timeoutMs?: number): Promise<R>;
+  /** An HTTP request to a node that serves HTTP. */
+  fetch(id: NodeId, req: Request): Promise<Response>;
+  /** The base URL of a node's HTTP server on threads; undefined in the simulator or if it serves none. */
+  httpUrl(id: NodeId): string | undefined;
+}
+
+export const DRIVER_ID = "driver";

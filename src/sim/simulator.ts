@@ -1,0 +1,325 @@
+import { DRIVER_ID, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
+import { Limits } from "../workers/runtime/limits.ts";
+import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, plan, type NetworkSettings } from "../workers/runtime/network.ts";
+import { NodeRuntime, type Env } from "../workers/runtime/node.ts";
+import { guardHttp } from "../workers/runtime/http.ts";
+import { seededRandom } from "../workers/runtime/random.ts";
+import { SqliteStorage } from "../workers/runtime/storage.ts";
+import { ErrorCode, RpcError, type Body, type HttpHandler, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random, type Role } from "../workers/runtime/types.ts";
+import { EventHeap, type SimEvent } from "./heap.ts";
+
+/** Virtual time starts here, so node clocks look like real dates. */
+export const SIM_EPOCH_MS = Date.UTC(2026, 0, 1);
+
+export interface SimOptions {
+  seed: number;
+  nodes: NodeSpec[];
+  roles: Record<string, Role>;
+  network?: NetworkPatch;
+  logLevel?: LogLevel;
+  /** Where log lines go (default: stdout). */
+  logSink?: (line: string) => void;
+  /** Stop with an error after this many events (runaway protection). */
+  maxEvents?: number;
+}
+
+export interface SimStats {
+  simSeconds: number;
+  events: number;
+  delivered: number;
+  dropped: number;
+  /** Hash of the delivered-message trace (time, src, dest, body): equal digests mean identical runs. */
+  digest: string;
+}
+
+interface SimNode {
+  spec: NodeSpec;
+  runtime: NodeRuntime | null;
+  status: NodeStatus;
+  incarnation: number;
+  storage: SqliteStorage;
+  http?: (req: Request) => Promise<Response>;
+  uidCounter: number;
+}
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+/**
+ * A whole cluster in one thread on virtual time. The seed decides everything: delivery order and
+ * time, loss, duplication, timer firings, node random sources. After every event the loop yields
+ * a macrotask turn so that handler continuations (awaits) finish before the next event: the run is
+ * a pure function of code and seed.
+ */
+export class Simulation implements Cluster {
+  readonly mode = "sim" as const;
+  readonly seed: number;
+  readonly nodes: readonly NodeSpec[];
+  readonly random: Random;
+  readonly log: Logger;
+  private readonly heap = new EventHeap();
+  private seq = 0;
+  private virtualNow = SIM_EPOCH_MS;
+  private net: NetworkSettings = defaultNetwork();
+  private readonly netRng: Random;
+  private readonly simNodes = new Map<NodeId, SimNode>();
+  private readonly roles: Record<string, Role>;
+  private readonly nodeIds: NodeId[];
+  private readonly fifo = new Map<string, number>();
+  private readonly driverPending = new Map<number, { resolve(b: Body): void; reject(e: Error): void; ev: SimEvent }>();
+  private driverMsgId = 1;
+  private digest = 0n;
+  private events = 0;
+  private delivered = 0;
+  private dropped = 0;
+  private readonly logLevel: LogLevel;
+  private readonly sink: (line: string) => void;
+  private readonly maxEvents: number;
+  private started = false;
+
+  constructor(opts: SimOptions) {
+    this.seed = opts.seed;
+    this.nodes = opts.nodes;
+    this.roles = opts.roles;
+    this.nodeIds = opts.nodes.map((n) => n.id);
+    this.random = seededRandom(opts.seed, "driver");
+    this.netRng = seededRandom(opts.seed, "network");
+    this.logLevel = opts.logLevel ?? "warn";
+    this.sink = opts.logSink ?? ((l) => console.log(l));
+    this.maxEvents = opts.maxEvents ?? 50_000_000;
+    const ids = new Set<string>();
+    for (const n of opts.nodes) {
+      if (ids.has(n.id) || n.id === DRIVER_ID) throw new Error(`duplicate or reserved node id "${n.id}"`);
+      if (!this.roles[n.role]) throw new Error(`node ${n.id}: unknown role "${n.role}" (known: ${Object.keys(this.roles).join(", ")})`);
+      ids.add(n.id);
+      this.simNodes.set(n.id, { spec: n, runtime: null, status: "crashed", incarnation: -1, storage: new SqliteStorage(null, "memory"), uidCounter: 0 });
+    }
+    if (opts.network) this.net = applyNetworkPatch(this.net, parseNetworkPatch(opts.network, this.nodeIds));
+    const self = this;
+    const driverLog = (level: Exclude<LogLevel, "silent">) => (text: string, fields?: Record<string, unknown>) => self.emitLog(level, DRIVER_ID, text, fields);
+    this.log = { debug: driverLog("debug"), info: driverLog("info"), warn: driverLog("warn"), error: driverLog("error") };
+  }
+
+  /** Start every node, run `driver` to completion on virtual time, and return its result. */
+  async run<T>(driver: (cluster: Simulation) => Promise<T>): Promise<T> {
+    if (this.started) throw new Error("a Simulation runs once");
+    this.started = true;
+    for (const n of this.simNodes.values()) this.boot(n);
+    let done = false;
+    let result: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+    driver(this).then(
+      (value) => ((result = { ok: true, value }), (done = true)),
+      (error) => ((result = { ok: false, error }), (done = true)),
+    );
+    for (;;) {
+      await new Promise<void>((r) => setImmediate(r));
+      if (done) break;
+      const ev = this.heap.pop();
+      if (!ev) throw new Error("simulation stalled: the driver is waiting but no event is scheduled");
+      if (ev.cancelled) continue;
+      if (++this.events > this.maxEvents) throw new Error(`simulation exceeded ${this.maxEvents} events`);
+      this.virtualNow = ev.time;
+      ev.fire();
+    }
+    for (const n of this.simNodes.values()) {
+      n.runtime?.halt();
+      n.storage.close();
+    }
+    const r = result!;
+    if (r.ok) return r.value;
+    throw r.error;
+  }
+
+  stats(): SimStats {
+    return {
+      simSeconds: (this.virtualNow - SIM_EPOCH_MS) / 1000,
+      events: this.events,
+      delivered: this.delivered,
+      dropped: this.dropped,
+      digest: this.digest.toString(16).padStart(16, "0"),
+    };
+  }
+
+  private schedule(delayMs: number, fire: () => void): SimEvent {
+    const ev: SimEvent = { time: this.virtualNow + Math.max(0, delayMs), seq: this.seq++, fire };
+    this.heap.push(ev);
+    return ev;
+  }
+
+  private emitLog(level: Exclude<LogLevel, "silent">, node: string, text: string, fields?: Record<string, unknown>): void {
+    if (LEVELS[level] < LEVELS[this.logLevel]) return;
+    const t = ((this.virtualNow - SIM_EPOCH_MS) / 1000).toFixed(3);
+    this.sink(`[${t}s] ${node} ${level.toUpperCase()} ${text}${fields ? " " + JSON.stringify(fields) : ""}`);
+  }
+
+  private boot(n: SimNode): void {
+    n.incarnation++;
+    n.status = "running";
+    n.http = undefined;
+    const inc = n.incarnation;
+    const self = this;
+    const env: Env = {
+      now: () => self.virtualNow,
+      setTimer: (ms, fn) => self.schedule(ms, () => n.incarnation === inc && n.status !== "crashed" && fn()),
+      clearTimer: (h) => ((h as SimEvent).cancelled = true),
+      transmit: (msg) => self.transmit(msg),
+      storage: n.storage,
+      emitLog: (level, node, text, fields) => self.emitLog(level, node, text, fields),
+      uid: () => `${n.spec.id}-${inc}-${(n.uidCounter++).toString(36)}`,
+      serveHttp: (_node, handler: HttpHandler, opts) => {
+        n.http = guardHttp(handler, opts, (e) => self.emitLog("error", n.spec.id, `http handler failed: ${String(e)}`));
+      },
+    };
+    const runtime = new NodeRuntime(
+      { id: n.spec.id, role: n.spec.role, config: n.spec.config ?? {}, nodeIds: this.nodeIds, incarnation: inc, seed: this.seed, logLevel: this.logLevel },
+      env,
+    );
+    n.runtime = runtime;
+    runtime.start(this.roles[n.spec.role]!).catch((e) => {
+      this.emitLog("error", n.spec.id, `role failed to start: ${e instanceof Error ? e.message : String(e)}`);
+      runtime.halt();
+      n.status = "crashed";
+    });
+  }
+
+  private transmit(msg: Message): void {
+    if (msg.dest === DRIVER_ID) {
+      this.schedule(0, () => this.deliverToDriver(msg));
+      return;
+    }
+    if (msg.src === DRIVER_ID) {
+      this.schedule(0, () => this.deliver(msg));
+      return;
+    }
+    if (this.heap.size >= Limits.maxInFlight) {
+      this.dropped++;
+      return;
+    }
+    const key = `${msg.src}->${msg.dest}`;
+    const floor = Math.max(0, (this.fifo.get(key) ?? 0) - this.virtualNow);
+    const delays = plan(this.net, msg.src, msg.dest, this.netRng, floor);
+    if (delays.length === 0) this.dropped++;
+    for (const d of delays) {
+      this.fifo.set(key, Math.max(this.fifo.get(key) ?? 0, this.virtualNow + d));
+      this.schedule(d, () => this.deliver(msg));
+    }
+  }
+
+  private deliver(msg: Message): void {
+    const n = this.simNodes.get(msg.dest);
+    if (!n || n.status === "crashed" || !n.runtime) {
+      this.dropped++;
+      return;
+    }
+    this.delivered++;
+    this.digest = Bun.hash.wyhash(`${this.virtualNow}|${msg.src}|${msg.dest}|${JSON.stringify(msg.body)}`, this.digest);
+    n.runtime.deliver(msg);
+  }
+
+  private deliverToDriver(msg: Message): void {
+    const id = msg.body.in_reply_to;
+    if (typeof id !== "number") return;
+    const p = this.driverPending.get(id);
+    if (!p) return;
+    this.driverPending.delete(id);
+    p.ev.cancelled = true;
+    if (msg.body.type === "error") p.reject(new RpcError(Number(msg.body.code), String(msg.body.text)));
+    else p.resolve(msg.body);
+  }
+
+  private node(id: NodeId): SimNode {
+    const n = this.simNodes.get(id);
+    if (!n) throw new Error(`no node "${id}" (nodes: ${this.nodeIds.join(", ")})`);
+    return n;
+  }
+
+  now(): number {
+    return this.virtualNow;
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((r) => this.schedule(ms, r));
+  }
+
+  async crash(id: NodeId): Promise<void> {
+    const n = this.node(id);
+    if (n.status === "crashed") return;
+    n.runtime?.halt();
+    n.runtime = null;
+    n.status = "crashed";
+    n.http = undefined;
+    if ((n.spec.storage ?? "os") === "memory") {
+      n.storage.close();
+      n.storage = new SqliteStorage(null, "memory");
+    }
+  }
+
+  async restart(id: NodeId): Promise<void> {
+    const n = this.node(id);
+    if (n.status !== "crashed") await this.crash(id);
+    this.boot(n);
+  }
+
+  async pause(id: NodeId): Promise<void> {
+    const n = this.node(id);
+    if (n.status !== "running") return;
+    n.runtime!.pause();
+    n.status = "paused";
+  }
+
+  async resume(id: NodeId): Promise<void> {
+    const n = this.node(id);
+    if (n.status !== "paused") return;
+    n.status = "running";
+    n.runtime!.resume();
+  }
+
+  status(id: NodeId): NodeStatus {
+    return this.node(id).status;
+  }
+
+  async info(): Promise<NodeInfo[]> {
+    return [...this.simNodes.values()].map((n) => ({
+      id: n.spec.id,
+      role: n.spec.role,
+      host: "sim",
+      status: n.status,
+      incarnation: n.incarnation,
+      stats: n.runtime ? n.runtime.snapshotStats() : null,
+    }));
+  }
+
+  network(): NetworkSettings {
+    return this.net;
+  }
+
+  async setNetwork(patch: NetworkPatch): Promise<void> {
+    this.net = applyNetworkPatch(this.net, parseNetworkPatch(patch, this.nodeIds));
+  }
+
+  async inspect<T = unknown>(id: NodeId): Promise<T | null> {
+    const n = this.node(id);
+    return n.runtime && n.status !== "crashed" ? (n.runtime.inspect() as T) : null;
+  }
+
+  request<R extends Body = Body>(dest: NodeId, body: Body, timeoutMs = Limits.defaultRequestTimeoutMs): Promise<R> {
+    this.node(dest);
+    const msgId = this.driverMsgId++;
+    return new Promise<R>((resolve, reject) => {
+      const ev = this.schedule(timeoutMs, () => {
+        if (this.driverPending.delete(msgId)) reject(new RpcError(ErrorCode.Timeout, `no reply from ${dest} to "${body.type}" within ${timeoutMs} ms`));
+      });
+      this.driverPending.set(msgId, { resolve: resolve as (b: Body) => void, reject, ev });
+      this.transmit({ src: DRIVER_ID, dest, body: { ...body, msg_id: msgId } });
+    });
+  }
+
+  async fetch(id: NodeId, req: Request): Promise<Response> {
+    const n = this.node(id);
+    if (n.status === "crashed" || !n.http) throw new Error(`node ${id} serves no HTTP right now`);
+    return n.http(req);
+  }
+
+  httpUrl(_id: NodeId): string | undefined {
+    return undefined;
+  }
+}

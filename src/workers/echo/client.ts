@@ -1,0 +1,36 @@
+import { RpcError, defineRole } from "../runtime/types.ts";
+import type { EchoClientConfig, EchoClientState, EchoOk } from "./messages.ts";
+
+const MAX_SAMPLES = 10_000;
+
+/** Sends echo requests to the server in a loop and checks each reply carries its own payload. */
+export const echoClient = defineRole<EchoClientConfig>((node) => {
+  const { server, intervalMs, timeoutMs } = node.config;
+  const state: EchoClientState = { sent: 0, ok: 0, mismatched: 0, failed: 0, latenciesMs: [] };
+  let running = true;
+
+  async function loop(): Promise<void> {
+    while (running) {
+      const payload = `${node.id}:${state.sent}:${node.random.int(1e9)}`;
+      const t0 = node.now();
+      state.sent++;
+      try {
+        const reply = await node.request<EchoOk>(server, { type: "echo", echo: payload }, { timeoutMs });
+        if (reply.echo === payload) state.ok++;
+        else state.mismatched++;
+        if (state.latenciesMs.length < MAX_SAMPLES) state.latenciesMs.push(node.now() - t0);
+      } catch (e) {
+        if (!(e instanceof RpcError)) throw e;
+        state.failed++;
+      }
+      await node.sleep(intervalMs);
+    }
+  }
+  void loop();
+  return {
+    inspect: () => state,
+    stop: () => {
+      running = false;
+    },
+  };
+});

@@ -1,0 +1,48 @@
+import { percentile } from "../../driver/stats.ts";
+import type { Scenario } from "../../driver/scenario.ts";
+import type { EchoClientConfig, EchoClientState } from "./messages.ts";
+
+interface EchoOptions extends Record<string, unknown> {
+  clients: number;
+  intervalMs: number;
+}
+
+export const scenario: Scenario<EchoOptions> = {
+  name: "echo",
+  description: "One server, N clients: every client checks that each reply carries its own payload",
+  options: [
+    { flags: "--clients <n>", description: "Client nodes", default: 3 },
+    { flags: "--interval-ms <ms>", description: "Gap between a client's requests", default: 10 },
+  ],
+  topology(o) {
+    const clients = Array.from({ length: o.clients }, (_, i) => ({
+      id: `client-${i + 1}`,
+      role: "client",
+      config: { server: "server", intervalMs: o.intervalMs, timeoutMs: 500 } satisfies EchoClientConfig,
+    }));
+    return [{ id: "server", role: "server" }, ...clients];
+  },
+  nemesisTargets: () => ["server"],
+  async run(cluster, o, control) {
+    await control.untilStopped();
+    // Requests in flight when faults healed get their replies (or time out) before we count.
+    await cluster.sleep(600);
+    const states: EchoClientState[] = [];
+    for (let i = 1; i <= o.clients; i++) {
+      const s = await cluster.inspect<EchoClientState>(`client-${i}`);
+      if (s) states.push(s);
+    }
+    const ok = states.reduce((a, s) => a + s.ok, 0);
+    const sent = states.reduce((a, s) => a + s.sent, 0);
+    const mismatched = states.reduce((a, s) => a + s.mismatched, 0);
+    const lat = states.flatMap((s) => s.latenciesMs);
+    return {
+      checks: {
+        "every client answered": { ok: states.length === o.clients, detail: `${states.length}/${o.clients} clients reachable` },
+        "replies match requests": { ok: mismatched === 0, detail: `${mismatched} mismatched of ${ok + mismatched}` },
+        "requests succeeded": { ok: ok > 0, detail: `${ok} of ${sent} requests answered` },
+      },
+      metrics: { sent, ok, failed: sent - ok - mismatched, latencyP50Ms: percentile(lat, 50), latencyP99Ms: percentile(lat, 99) },
+    };
+  },
+};

@@ -1,0 +1,31 @@
+import type { Scenario } from "../driver/scenario.ts";
+import type { Role } from "./runtime/types.ts";
+
+/**
+ * Every system menhir ships, by name. Roles are loaded inside nodes; scenarios by the driver.
+ * Adding a system: a folder with `roles.ts` (export const roles) and `scenario.ts` (export const scenario), and a line here.
+ */
+export const SYSTEMS = {
+  echo: {
+    roles: () => import("./echo/roles.ts"),
+    scenario: () => import("./echo/scenario.ts"),
+  },
+} satisfies Record<string, { roles: () => Promise<{ roles: Record<string, Role> }>; scenario: () => Promise<{ scenario: Scenario<any> }> }>;
+
+export type SystemName = keyof typeof SYSTEMS;
+
+export const DEFAULT_SYSTEM: SystemName = "echo";
+
+export function isSystemName(s: string): s is SystemName {
+  return Object.hasOwn(SYSTEMS, s);
+}
+
+export async function loadRoles(system: string): Promise<Record<string, Role>> {
+  if (!isSystemName(system)) throw new Error(`unknown system "${system}" (known: ${Object.keys(SYSTEMS).join(", ")})`);
+  return (await SYSTEMS[system].roles()).roles;
+}
+
+export async function loadScenario(system: string): Promise<Scenario<any>> {
+  if (!isSystemName(system)) throw new Error(`unknown system "${system}" (known: ${Object.keys(SYSTEMS).join(", ")})`);
+  return (await SYSTEMS[system].scenario()).scenario;
+}

@@ -1,0 +1,45 @@
+/**
+ * Explicit bounds on every queue and message (TigerBeetle-style). What exceeds one is refused with an
+ * error or dropped and counted — never buffered without bound.
+ */
+export const Limits = {
+  /** Largest message body, in (estimated, for MessageChannel; exact, for TCP frames) bytes. */
+  maxMessageBytes: 1 << 20,
+  /** Outstanding `request`s per node. */
+  maxPendingRequests: 65_536,
+  /** Messages held for a link that is still being set up. */
+  maxLinkBacklog: 16_384,
+  /** Messages held for a paused node. */
+  maxPausedInbox: 65_536,
+  /** Live timers per node. */
+  maxTimers: 65_536,
+  /** Messages delayed by simulated latency, per node (threaded) or per cluster (simulator). */
+  maxInFlight: 1_000_000,
+  /** Bytes a TCP bridge buffers for one peer host before it drops. */
+  maxBridgeBufferBytes: 64 << 20,
+  defaultRequestTimeoutMs: 1000,
+} as const;
+
+/** A cheap, bounded size estimate: walks the value and stops as soon as it passes `limit`. */
+export function exceedsSize(value: unknown, limit: number): boolean {
+  let budget = limit;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") budget -= v.length * 2 + 2;
+    else if (v === null || typeof v !== "object") budget -= 9;
+    else if (ArrayBuffer.isView(v)) budget -= v.byteLength;
+    else if (v instanceof ArrayBuffer) budget -= v.byteLength;
+    else if (Array.isArray(v)) {
+      budget -= 4;
+      for (let i = 0; i < v.length; i++) stack.push(v[i]);
+    } else {
+      for (const k in v as Record<string, unknown>) {
+        budget -= k.length + 2;
+        stack.push((v as Record<string, unknown>)[k]);
+      }
+    }
+    if (budget < 0) return true;
+  }
+  return false;
+}

@@ -1,0 +1,353 @@
+import { Limits, exceedsSize } from "./limits.ts";
+import { seededRandom } from "./random.ts";
+import {
+  ErrorCode,
+  RpcError,
+  type Body,
+  type Handler,
+  type HttpHandler,
+  type HttpOptions,
+  type LogLevel,
+  type Logger,
+  type Message,
+  type NodeContext,
+  type NodeId,
+  type Random,
+  type RequestOptions,
+  type Role,
+  type RoleHooks,
+  type Storage,
+  type TimerId,
+} from "./types.ts";
+
+/**
+ * What a host (worker thread, simulator, test) provides to a node runtime. The runtime is the only
+ * code that talks to an Env; node code talks to the NodeContext.
+ */
+export interface Env {
+  /** Milliseconds since the epoch: real on threads, virtual in the simulator. */
+  now(): number;
+  setTimer(ms: number, fn: () => void): unknown;
+  clearTimer(handle: unknown): void;
+  /** Hand a message to the network. */
+  transmit(msg: Message): void;
+  readonly storage: Storage;
+  emitLog(level: Exclude<LogLevel, "silent">, node: NodeId, text: string, fields?: Record<string, unknown>): void;
+  uid(): string;
+  serveHttp(node: NodeId, handler: HttpHandler, opts: HttpOptions): void;
+}
+
+export interface NodeIdentity {
+  id: NodeId;
+  role: string;
+  config: Record<string, unknown>;
+  nodeIds: readonly NodeId[];
+  incarnation: number;
+  seed: number;
+  logLevel: LogLevel;
+}
+
+export interface NodeStats {
+  sent: number;
+  received: number;
+  /** Error replies sent plus handler failures. */
+  errors: number;
+  /** Messages this node refused or could not queue (size, bounds, malformed). */
+  refused: number;
+  pendingRequests: number;
+  timers: number;
+}
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+interface Pending {
+  resolve(b: Body): void;
+  reject(e: RpcError): void;
+  timer: unknown;
+  dest: NodeId;
+}
+
+function assert(cond: unknown, text: string): asserts cond {
+  if (!cond) throw new Error(`assertion failed: ${text}`);
+}
+
+/**
+ * One node's runtime: handler dispatch, request/reply pairing, timers, clock, pause. Hosts call
+ * `start`, `deliver`, `pause`, `resume`, `stop`; node code sees only `ctx`.
+ */
+export class NodeRuntime {
+  readonly ctx: NodeContext;
+  private readonly handlers = new Map<string, Handler>();
+  private readonly pending = new Map<number, Pending>();
+  private readonly timers = new Map<TimerId, unknown>();
+  private nextMsgId = 1;
+  private nextTimerId = 1;
+  private clockOffset = 0;
+  private paused = false;
+  private readonly pausedQueue: Array<() => void> = [];
+  private stopped = false;
+  private hooks: RoleHooks = {};
+  private readonly logThreshold: number;
+  readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0 };
+
+  constructor(
+    readonly identity: NodeIdentity,
+    private readonly env: Env,
+  ) {
+    this.logThreshold = LEVELS[identity.logLevel];
+    const random = seededRandom(identity.seed, `${identity.id}#${identity.incarnation}`);
+    this.ctx = this.makeContext(random);
+  }
+
+  async start(role: Role): Promise<void> {
+    this.hooks = (await role(this.ctx)) ?? {};
+  }
+
+  inspect(): unknown {
+    return this.hooks.inspect ? this.hooks.inspect() : null;
+  }
+
+  /** A clean stop: hooks run, timers and pending requests are cancelled. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      await this.hooks.stop?.();
+    } finally {
+      this.halt();
+    }
+  }
+
+  /** Stop without running hooks (a crash, seen from inside). */
+  halt(): void {
+    this.stopped = true;
+    for (const h of this.timers.values()) this.env.clearTimer(h);
+    this.timers.clear();
+    for (const p of this.pending.values()) this.env.clearTimer(p.timer);
+    this.pending.clear();
+    this.pausedQueue.length = 0;
+  }
+
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    const q = this.pausedQueue.splice(0);
+    for (const run of q) run();
+  }
+
+  /** Entry point for every message that reaches this node. Never throws. */
+  deliver(msg: unknown): void {
+    if (this.stopped) return;
+    if (this.paused) {
+      if (this.pausedQueue.length >= Limits.maxPausedInbox) {
+        this.stats.refused++;
+        return;
+      }
+      this.pausedQueue.push(() => this.deliver(msg));
+      return;
+    }
+    if (!isMessage(msg)) {
+      this.stats.refused++;
+      this.log("warn", "refused a malformed message", { message: safePreview(msg) });
+      return;
+    }
+    this.stats.received++;
+    const body = msg.body;
+    if (typeof body.in_reply_to === "number") {
+      const p = this.pending.get(body.in_reply_to);
+      if (!p) return; // a late or duplicated reply: its request already settled
+      this.pending.delete(body.in_reply_to);
+      this.env.clearTimer(p.timer);
+      if (body.type === "error") p.reject(new RpcError(Number(body.code ?? ErrorCode.Crash), String(body.text ?? "")));
+      else p.resolve(body);
+      return;
+    }
+    const handler = this.handlers.get(body.type);
+    if (!handler) {
+      if (typeof body.msg_id === "number") this.replyError(msg, ErrorCode.NotSupported, `${this.identity.id} (${this.identity.role}) has no handler for "${body.type}"`);
+      else this.stats.refused++;
+      return;
+    }
+    let result: void | Promise<void>;
+    try {
+      result = handler(msg);
+    } catch (e) {
+      this.handlerFailed(msg, e);
+      return;
+    }
+    if (result instanceof Promise) result.catch((e) => this.handlerFailed(msg, e));
+  }
+
+  private handlerFailed(msg: Message, e: unknown): void {
+    if (this.stopped) return;
+    this.stats.errors++;
+    if (e instanceof RpcError) {
+      if (typeof msg.body.msg_id === "number") this.replyError(msg, e.code, e.text);
+      return;
+    }
+    const text = e instanceof Error ? e.message : String(e);
+    this.log("error", `handler for "${msg.body.type}" failed: ${text}`);
+    if (typeof msg.body.msg_id === "number") this.replyError(msg, ErrorCode.Crash, `handler failed: ${text}`);
+  }
+
+  private log(level: Exclude<LogLevel, "silent">, text: string, fields?: Record<string, unknown>): void {
+    if (LEVELS[level] < this.logThreshold) return;
+    this.env.emitLog(level, this.identity.id, text, fields);
+  }
+
+  private checkDest(dest: NodeId): void {
+    if (!this.identity.nodeIds.includes(dest)) throw new RpcError(ErrorCode.NodeNotFound, `no node "${dest}" in this cluster`);
+  }
+
+  private transmit(dest: NodeId, body: Body): void {
+    if (this.stopped) return;
+    if (typeof body !== "object" || body === null || typeof body.type !== "string") throw new TypeError("a message body needs a string `type`");
+    if (exceedsSize(body, Limits.maxMessageBytes)) {
+      this.stats.refused++;
+      throw new RpcError(ErrorCode.TooLarge, `message "${body.type}" to ${dest} exceeds ${Limits.maxMessageBytes} bytes`);
+    }
+    this.stats.sent++;
+    this.env.transmit({ src: this.identity.id, dest, body });
+  }
+
+  private replyError(req: Message, code: number, text: string): void {
+    this.stats.errors++;
+    this.sendReply(req, { type: "error", code, text });
+  }
+
+  private sendReply(req: Message, body: Body): void {
+    if (typeof req.body.msg_id !== "number") return; // not a request: nobody waits
+    this.transmit(req.src, { ...body, in_reply_to: req.body.msg_id });
+  }
+
+  private addTimer(ms: number, fn: () => void | Promise<void>, repeat: boolean): TimerId {
+    if (this.timers.size >= Limits.maxTimers) throw new RpcError(ErrorCode.Overloaded, `${this.identity.id} has ${Limits.maxTimers} live timers`);
+    assert(Number.isFinite(ms) && ms >= 0, `timer delay must be a finite non-negative number, got ${ms}`);
+    const id = this.nextTimerId++;
+    const fire = () => {
+      if (this.stopped) return;
+      if (this.paused) {
+        // A paused node does nothing; its timers fire when it resumes.
+        if (this.pausedQueue.length < Limits.maxPausedInbox) this.pausedQueue.push(fire);
+        return;
+      }
+      if (repeat) this.timers.set(id, this.env.setTimer(ms, fire));
+      else this.timers.delete(id);
+      try {
+        const r = fn();
+        if (r instanceof Promise) r.catch((e) => this.log("error", `timer failed: ${e instanceof Error ? e.message : String(e)}`));
+      } catch (e) {
+        this.log("error", `timer failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    };
+    this.timers.set(id, this.env.setTimer(ms, fire));
+    return id;
+  }
+
+  private makeContext(random: Random): NodeContext {
+    const self = this;
+    const { id, role, config, nodeIds, incarnation } = this.identity;
+    const logger: Logger = {
+      debug: (t, f) => self.log("debug", t, f),
+      info: (t, f) => self.log("info", t, f),
+      warn: (t, f) => self.log("warn", t, f),
+      error: (t, f) => self.log("error", t, f),
+    };
+    return {
+      id,
+      role,
+      config,
+      nodeIds,
+      incarnation,
+      random,
+      log: logger,
+      storage: this.env.storage,
+      on(type, handler) {
+        assert(!self.handlers.has(type), `${id}: a handler for "${type}" is already registered`);
+        self.handlers.set(type, handler as Handler);
+      },
+      send(dest, body) {
+        self.checkDest(dest);
+        self.transmit(dest, body);
+      },
+      request<R extends Body>(dest: NodeId, body: Body, opts?: RequestOptions): Promise<R> {
+        if (self.stopped) return new Promise<R>(() => {});
+        try {
+          self.checkDest(dest);
+        } catch (e) {
+          return Promise.reject(e);
+        }
+        if (self.pending.size >= Limits.maxPendingRequests) return Promise.reject(new RpcError(ErrorCode.Overloaded, `${id} has ${Limits.maxPendingRequests} requests outstanding`));
+        const msgId = self.nextMsgId++;
+        const timeoutMs = opts?.timeoutMs ?? Number(config.requestTimeoutMs ?? Limits.defaultRequestTimeoutMs);
+        return new Promise<R>((resolve, reject) => {
+          const timer = self.env.setTimer(timeoutMs, () => {
+            if (self.pending.delete(msgId)) reject(new RpcError(ErrorCode.Timeout, `no reply from ${dest} to "${body.type}" within ${timeoutMs} ms`));
+          });
+          self.pending.set(msgId, { resolve: resolve as (b: Body) => void, reject, timer, dest });
+          try {
+            self.transmit(dest, { ...body, msg_id: msgId });
+          } catch (e) {
+            self.pending.delete(msgId);
+            self.env.clearTimer(timer);
+            reject(e);
+          }
+        });
+      },
+      reply(req, body) {
+        self.sendReply(req, body);
+      },
+      replyError(req, code, text) {
+        self.replyError(req, code, text);
+      },
+      setTimeout: (ms, fn) => self.addTimer(ms, fn, false),
+      setInterval: (ms, fn) => self.addTimer(Math.max(ms, 0.001), fn, true),
+      clearTimer(tid) {
+        const h = self.timers.get(tid);
+        if (h === undefined) return;
+        self.env.clearTimer(h);
+        self.timers.delete(tid);
+      },
+      sleep: (ms) => new Promise<void>((resolve) => self.addTimer(ms, resolve, false)),
+      now: () => self.env.now() + self.clockOffset,
+      adjustClock(delta) {
+        assert(Number.isFinite(delta), "clock adjustment must be finite");
+        self.clockOffset += delta;
+      },
+      uid: () => self.env.uid(),
+      serveHttp(handler, opts) {
+        self.env.serveHttp(id, handler, opts);
+      },
+    };
+  }
+
+  snapshotStats(): NodeStats {
+    return { ...this.stats, pendingRequests: this.pending.size, timers: this.timers.size };
+  }
+}
+
+export function isMessage(m: unknown): m is Message {
+  if (typeof m !== "object" || m === null) return false;
+  const x = m as Record<string, unknown>;
+  if (typeof x.src !== "string" || typeof x.dest !== "string") return false;
+  const b = x.body as Record<string, unknown> | null;
+  if (typeof b !== "object" || b === null || typeof b.type !== "string") return false;
+  if (b.msg_id !== undefined && typeof b.msg_id !== "number") return false;
+  if (b.in_reply_to !== undefined && typeof b.in_reply_to !== "number") return false;
+  return true;
+}
+
+function safePreview(v: unknown): string {
+  try {
+    const s = JSON.stringify(v);
+    return s === undefined ? String(v) : s.slice(0, 200);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}
