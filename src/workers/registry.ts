@@ -10,6 +10,7 @@ export const SYSTEMS = {
     roles: () => import("./echo/roles.ts"),
     scenario: () => import("./echo/scenario.ts"),
   },
+  olympics: { roles: () => import("./olympics/roles.ts"), scenario: () => import("./olympics/scenario.ts") },
 } satisfies Record<string, { roles: () => Promise<{ roles: Record<string, Role> }>; scenario: () => Promise<{ scenario: Scenario<any> }> }>;
 
 export type SystemName = keyof typeof SYSTEMS;

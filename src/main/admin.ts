@@ -1,0 +1,97 @@
+/**
+ * The admin API: HTTP on 127.0.0.1, bearer-token auth with the cluster secret. Every bad request
+ * gets a 4xx JSON error and changes nothing.
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { Cluster } from "../driver/cluster.ts";
+
+export interface AdminOptions {
+  port: number;
+  secret: string;
+  cluster: Cluster;
+  extraStats?: () => Record<string, unknown>;
+}
+
+const MAX_BODY = 64 * 1024;
+
+function err(status: number, message: string): Response {
+  return Response.json({ error: { code: status, message } }, { status });
+}
+
+function authorized(req: Request, secret: string): boolean {
+  const h = req.headers.get("authorization") ?? "";
+  const m = /^Bearer (.+)$/.exec(h);
+  if (!m) return false;
+  const a = Buffer.from(m[1]!);
+  const b = Buffer.from(secret);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+const NODE_ACTIONS = ["crash", "restart", "pause", "resume"] as const;
+
+export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
+  const { cluster } = opts;
+  const started = Date.now();
+  return Bun.serve({
+    hostname: "127.0.0.1",
+    port: opts.port,
+    maxRequestBodySize: MAX_BODY,
+    async fetch(req) {
+      if (!authorized(req, opts.secret)) return err(401, "missing or wrong bearer token");
+      const path = new URL(req.url).pathname;
+      try {
+        if (path === "/nodes") {
+          if (req.method !== "GET") return err(405, "use GET");
+          return Response.json({ nodes: await cluster.info() });
+        }
+        if (path === "/stats") {
+          if (req.method !== "GET") return err(405, "use GET");
+          const nodes = await cluster.info();
+          const sum = (k: "sent" | "received" | "errors" | "refused") => nodes.reduce((a, n) => a + (n.stats?.[k] ?? 0), 0);
+          return Response.json({
+            mode: cluster.mode,
+            seed: cluster.seed,
+            uptimeSeconds: (Date.now() - started) / 1000,
+            nodes: nodes.length,
+            running: nodes.filter((n) => n.status === "running").length,
+            messages: { sent: sum("sent"), received: sum("received"), errors: sum("errors"), refused: sum("refused") },
+            network: cluster.network(),
+            ...(opts.extraStats?.() ?? {}),
+          });
+        }
+        if (path === "/network") {
+          if (req.method === "GET") return Response.json(cluster.network());
+          if (req.method !== "PUT") return err(405, "use GET or PUT");
+          let body: unknown;
+          try {
+            body = JSON.parse(await req.text());
+          } catch {
+            return err(400, "body is not JSON");
+          }
+          try {
+            await cluster.setNetwork(body as never);
+          } catch (e) {
+            return err(400, e instanceof Error ? e.message : String(e));
+          }
+          return Response.json(cluster.network());
+        }
+        const m = /^\/nodes\/([^/]+)\/([^/]+)$/.exec(path);
+        if (m) {
+          const id = decodeURIComponent(m[1]!);
+          const action = m[2]!;
+          if (!cluster.nodes.some((n) => n.id === id)) return err(404, `no node "${id}"`);
+          if (!(NODE_ACTIONS as readonly string[]).includes(action)) return err(404, `unknown action "${action}" (use ${NODE_ACTIONS.join(", ")})`);
+          if (req.method !== "POST") return err(405, "use POST");
+          await cluster[action as (typeof NODE_ACTIONS)[number]](id);
+          return Response.json({ id, status: cluster.status(id) });
+        }
+        return err(404, `no route ${path} (routes: GET /nodes, GET /stats, GET|PUT /network, POST /nodes/:id/{${NODE_ACTIONS.join(",")}})`);
+      } catch (e) {
+        return err(500, e instanceof Error ? e.message : String(e));
+      }
+    },
+    error(e) {
+      return err(500, e.message);
+    },
+  });
+}

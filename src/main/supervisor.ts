@@ -1,0 +1,366 @@
+/**
+ * The supervisor: spawns each local node as a worker thread, wires links between them on first use,
+ * and implements the driver's Cluster interface on real threads. It is control plane only: once a
+ * link exists, messages go straight from worker to worker.
+ */
+import * as Comlink from "comlink";
+import { mkdirSync, rmSync } from "node:fs";
+import { DRIVER_ID, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
+import { Limits } from "../workers/runtime/limits.ts";
+import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, type NetworkSettings } from "../workers/runtime/network.ts";
+import { isMessage } from "../workers/runtime/node.ts";
+import { seededRandom } from "../workers/runtime/random.ts";
+import { ErrorCode, RpcError, type Body, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random } from "../workers/runtime/types.ts";
+import type { SupervisorPort, WorkerApi, WorkerInit } from "../workers/runtime/worker.ts";
+import type { Bridge } from "./bridge.ts";
+
+const WORKER_URL = new URL("../workers/runtime/worker.ts", import.meta.url).href;
+
+export interface StartOptions {
+  system: string;
+  nodes: NodeSpec[];
+  seed: number;
+  dataDir: string;
+  /** Wipe dataDir first. */
+  fresh?: boolean;
+  network?: NetworkPatch;
+  logLevel?: LogLevel;
+  /** Multi-host: this process's host name, and where each node lives (absent: every node is local). */
+  host?: string;
+  placement?: Record<NodeId, string>;
+  /** The host that runs the driver (scenario, nemesis, checks). Default: this one. */
+  driverHost?: string;
+}
+
+interface LocalNode {
+  spec: NodeSpec;
+  status: NodeStatus;
+  incarnation: number;
+  worker: Worker | null;
+  api: Comlink.Remote<WorkerApi> | null;
+  driverPort: MessagePort | null;
+  httpUrl?: string;
+}
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
+
+export class ThreadCluster implements Cluster {
+  readonly mode = "threads" as const;
+  readonly seed: number;
+  readonly nodes: readonly NodeSpec[];
+  readonly random: Random;
+  readonly log: Logger;
+  readonly host: string;
+  private readonly local = new Map<NodeId, LocalNode>();
+  private readonly placement: Record<NodeId, string>;
+  private readonly nodeIds: NodeId[];
+  private net: NetworkSettings = defaultNetwork();
+  private readonly driverPending = new Map<number, { resolve(b: Body): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }>();
+  private driverMsgId = 1;
+  private bridge: Bridge | null = null;
+  private readonly driverHost: string;
+  private stopped = false;
+
+  constructor(private readonly opts: StartOptions) {
+    this.seed = opts.seed;
+    this.nodes = opts.nodes;
+    this.nodeIds = opts.nodes.map((n) => n.id);
+    this.host = opts.host ?? "local";
+    this.driverHost = opts.driverHost ?? this.host;
+    this.placement = {};
+    for (const n of opts.nodes) this.placement[n.id] = opts.placement?.[n.id] ?? this.host;
+    this.random = seededRandom(opts.seed, "driver");
+    const level = LEVELS[opts.logLevel ?? "info"];
+    const out = (lvl: Exclude<LogLevel, "silent">) => (text: string, fields?: Record<string, unknown>) => {
+      if (LEVELS[lvl] < level) return;
+      const line = `${new Date().toISOString().slice(11, 23)} ${DRIVER_ID} ${lvl.toUpperCase()} ${text}${fields ? " " + JSON.stringify(fields) : ""}`;
+      (lvl === "error" || lvl === "warn" ? console.error : console.log)(line);
+    };
+    this.log = { debug: out("debug"), info: out("info"), warn: out("warn"), error: out("error") };
+    if (opts.network) this.net = applyNetworkPatch(this.net, parseNetworkPatch(opts.network, this.nodeIds));
+  }
+
+  /** Attach the TCP bridge that carries traffic to nodes on other hosts. */
+  attachBridge(bridge: Bridge): void {
+    this.bridge = bridge;
+  }
+
+  isLocal(id: NodeId): boolean {
+    return this.placement[id] === this.host;
+  }
+
+  hostOf(id: NodeId): string | undefined {
+    return this.placement[id];
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.fresh) rmSync(this.opts.dataDir, { recursive: true, force: true });
+    mkdirSync(this.opts.dataDir, { recursive: true });
+    for (const spec of this.opts.nodes) {
+      if (!this.isLocal(spec.id)) continue;
+      this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, worker: null, api: null, driverPort: null });
+    }
+    await Promise.all([...this.local.values()].map((n) => this.spawn(n)));
+  }
+
+  private async spawn(n: LocalNode): Promise<void> {
+    n.incarnation++;
+    const worker = new Worker(WORKER_URL);
+    const api = Comlink.wrap<WorkerApi>(worker as unknown as Comlink.Endpoint);
+    const sup = new MessageChannel();
+    const drv = new MessageChannel();
+    const supervisorPort: SupervisorPort = {
+      requestLink: (src, dest) => this.requestLink(src, dest),
+      httpReady: (id, url) => {
+        const node = this.local.get(id);
+        if (node) node.httpUrl = url;
+      },
+    };
+    Comlink.expose(supervisorPort, sup.port1);
+    drv.port1.onmessage = (e) => this.fromNodeToDriver(e.data);
+    n.worker = worker;
+    n.api = api;
+    n.driverPort = drv.port1;
+    n.httpUrl = undefined;
+    n.status = "running";
+    worker.addEventListener("error", (e) => {
+      this.log.error(`node ${n.spec.id} died: ${(e as ErrorEvent).message}`);
+      if (n.worker === worker) void this.crash(n.spec.id);
+    });
+    const init: WorkerInit = {
+      system: this.opts.system,
+      spec: n.spec,
+      nodeIds: this.nodeIds,
+      incarnation: n.incarnation,
+      seed: this.seed,
+      dataDir: this.opts.dataDir,
+      logLevel: this.opts.logLevel ?? "info",
+      network: this.net,
+    };
+    try {
+      await api.init(init, Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2]));
+    } catch (e) {
+      this.log.error(`node ${n.spec.id} failed to start: ${e instanceof Error ? e.message : String(e)}`);
+      await this.crash(n.spec.id);
+    }
+  }
+
+  /** A worker asks for a channel to dest: local peers get a direct MessageChannel, remote ones a port into the bridge. */
+  private async requestLink(src: NodeId, dest: NodeId): Promise<MessagePort | null> {
+    if (!this.nodeIds.includes(dest)) return null;
+    if (!this.isLocal(dest)) {
+      const port = this.bridge?.portFor(src, dest) ?? null;
+      return port ? Comlink.transfer(port, [port]) : null;
+    }
+    const peer = this.local.get(dest);
+    if (!peer || peer.status === "crashed" || !peer.api) return null;
+    const ch = new MessageChannel();
+    await peer.api.acceptLink(src, Comlink.transfer(ch.port2, [ch.port2]));
+    return Comlink.transfer(ch.port1, [ch.port1]);
+  }
+
+  /** A channel from the bridge to a local node, for messages from a remote node. */
+  async linkFromRemote(remote: NodeId, dest: NodeId): Promise<MessagePort | null> {
+    const peer = this.local.get(dest);
+    if (!peer || peer.status === "crashed" || !peer.api) return null;
+    const ch = new MessageChannel();
+    await peer.api.acceptLink(remote, Comlink.transfer(ch.port2, [ch.port2]));
+    return ch.port1;
+  }
+
+  private fromNodeToDriver(msg: unknown): void {
+    if (!isMessage(msg)) return;
+    if (this.driverHost !== this.host) {
+      this.bridge?.sendToHost(this.driverHost, msg);
+      return;
+    }
+    this.deliverToDriver(msg);
+  }
+
+  /** A reply for the driver, from a local worker or from the bridge. */
+  deliverToDriver(msg: Message): void {
+    const id = msg.body.in_reply_to;
+    if (typeof id !== "number") return;
+    const p = this.driverPending.get(id);
+    if (!p) return;
+    this.driverPending.delete(id);
+    clearTimeout(p.timer);
+    if (msg.body.type === "error") p.reject(new RpcError(Number(msg.body.code), String(msg.body.text)));
+    else p.resolve(msg.body);
+  }
+
+  /** A message from the driver on another host, for a local node. */
+  deliverFromDriver(msg: Message): void {
+    this.local.get(msg.dest)?.driverPort?.postMessage(msg);
+  }
+
+  private node(id: NodeId): LocalNode {
+    const n = this.local.get(id);
+    if (n) return n;
+    if (this.nodeIds.includes(id)) throw new Error(`node "${id}" lives on host ${this.placement[id]}`);
+    throw new Error(`no node "${id}" (nodes: ${this.nodeIds.join(", ")})`);
+  }
+
+  private broadcastDropLink(id: NodeId): void {
+    for (const other of this.local.values()) if (other.api && other.status !== "crashed" && other.spec.id !== id) void other.api.dropLink(id).catch(() => {});
+    this.bridge?.dropLocal(id);
+  }
+
+  now(): number {
+    return performance.timeOrigin + performance.now();
+  }
+
+  sleep(ms: number): Promise<void> {
+    return new Promise((r) => setTimeout(r, ms));
+  }
+
+  async crash(id: NodeId): Promise<void> {
+    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "crash", id));
+    const n = this.node(id);
+    if (n.status === "crashed") return;
+    n.status = "crashed";
+    n.worker?.terminate();
+    n.api?.[Comlink.releaseProxy]();
+    n.driverPort?.close();
+    n.worker = null;
+    n.api = null;
+    n.driverPort = null;
+    n.httpUrl = undefined;
+    this.broadcastDropLink(id);
+  }
+
+  async restart(id: NodeId): Promise<void> {
+    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "restart", id));
+    const n = this.node(id);
+    if (n.status !== "crashed") await this.crash(id);
+    await this.spawn(n);
+    this.broadcastDropLink(id);
+  }
+
+  async pause(id: NodeId): Promise<void> {
+    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "pause", id));
+    const n = this.node(id);
+    if (n.status !== "running") return;
+    await n.api!.pause();
+    n.status = "paused";
+  }
+
+  async resume(id: NodeId): Promise<void> {
+    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "resume", id));
+    const n = this.node(id);
+    if (n.status !== "paused") return;
+    await n.api!.resume();
+    n.status = "running";
+  }
+
+  status(id: NodeId): NodeStatus {
+    const n = this.local.get(id);
+    if (n) return n.status;
+    if (this.nodeIds.includes(id)) return this.bridge?.remoteStatus(id) ?? "crashed";
+    throw new Error(`no node "${id}"`);
+  }
+
+  /** This host's nodes. */
+  async localInfo(): Promise<NodeInfo[]> {
+    return Promise.all(
+      [...this.local.values()].map(async (n) => ({
+        id: n.spec.id,
+        role: n.spec.role,
+        host: this.host,
+        status: n.status,
+        incarnation: n.incarnation,
+        stats: n.api && n.status !== "crashed" ? await withTimeout(n.api.stats(), 2000).catch(() => null) : null,
+      })),
+    );
+  }
+
+  async info(): Promise<NodeInfo[]> {
+    const mine = await this.localInfo();
+    const remote = this.bridge ? await this.bridge.remoteInfo() : [];
+    const byId = new Map([...mine, ...remote].map((i) => [i.id, i]));
+    return this.nodeIds.map((id) => byId.get(id) ?? { id, role: this.nodes.find((n) => n.id === id)!.role, host: this.placement[id]!, status: "crashed", incarnation: -1, stats: null });
+  }
+
+  network(): NetworkSettings {
+    return this.net;
+  }
+
+  async setNetwork(patch: NetworkPatch): Promise<void> {
+    this.applyNetwork(applyNetworkPatch(this.net, parseNetworkPatch(patch, this.nodeIds)));
+    this.bridge?.broadcastNetwork(this.net);
+  }
+
+  /** Adopt settings (local change, or from the driver host). */
+  applyNetwork(net: NetworkSettings): void {
+    this.net = net;
+    for (const n of this.local.values()) if (n.api && n.status !== "crashed") void n.api.setNetwork(net).catch(() => {});
+  }
+
+  async inspect<T = unknown>(id: NodeId): Promise<T | null> {
+    if (!this.isLocal(id) && this.bridge) return (await this.bridge.control(this.placement[id]!, "inspect", id)) as T | null;
+    const n = this.node(id);
+    if (!n.api || n.status === "crashed") return null;
+    return (await withTimeout(n.api.inspect(), 5000)) as T | null;
+  }
+
+  request<R extends Body = Body>(dest: NodeId, body: Body, timeoutMs = Limits.defaultRequestTimeoutMs): Promise<R> {
+    if (!this.nodeIds.includes(dest)) return Promise.reject(new RpcError(ErrorCode.NodeNotFound, `no node "${dest}"`));
+    const msgId = this.driverMsgId++;
+    return new Promise<R>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.driverPending.delete(msgId)) reject(new RpcError(ErrorCode.Timeout, `no reply from ${dest} to "${body.type}" within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.driverPending.set(msgId, { resolve: resolve as (b: Body) => void, reject, timer });
+      const msg: Message = { src: DRIVER_ID, dest, body: { ...body, msg_id: msgId } };
+      if (this.isLocal(dest)) this.local.get(dest)?.driverPort?.postMessage(msg);
+      else this.bridge?.sendToHost(this.placement[dest]!, msg);
+    });
+  }
+
+  async fetch(id: NodeId, req: Request): Promise<Response> {
+    const base = this.httpUrl(id);
+    if (!base) throw new Error(`node ${id} serves no HTTP right now`);
+    const u = new URL(req.url);
+    return fetch(new URL(u.pathname + u.search, base), req);
+  }
+
+  httpUrl(id: NodeId): string | undefined {
+    return this.local.get(id)?.httpUrl;
+  }
+
+  /** Clean stop: every node's stop hook runs and its storage closes; then workers end. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await Promise.all(
+      [...this.local.values()].map(async (n) => {
+        if (n.api && n.status !== "crashed") {
+          if (n.status === "paused") await n.api.resume().catch(() => {});
+          await withTimeout(n.api.stop(), 3000).catch((e) => this.log.warn(`node ${n.spec.id} did not stop cleanly: ${String(e)}`));
+        }
+        n.worker?.terminate();
+        n.driverPort?.close();
+        n.status = "crashed";
+      }),
+    );
+    for (const p of this.driverPending.values()) clearTimeout(p.timer);
+    this.driverPending.clear();
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e) => (clearTimeout(t), reject(e)),
+    );
+  });
+}
+
+/** Start a cluster on worker threads (all nodes local unless placement says otherwise). */
+export async function startCluster(opts: StartOptions): Promise<ThreadCluster> {
+  const c = new ThreadCluster(opts);
+  await c.start();
+  return c;
+}
