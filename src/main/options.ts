@@ -101,7 +101,7 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     systemOpts[key] = v;
   }
 
-  let secret = (flags.secret as string | undefined) ?? env.MENHIR_SECRET;
+  let secret = (flags.secret as string | undefined) ?? (env.MENHIR_SECRET || undefined);
   const secretGenerated = !secret;
   if (secret !== undefined && typeof secret !== "string") throw new UsageError("--secret needs a value");
   if (secret !== undefined && secret.length < 8) throw new UsageError("--secret must be at least 8 characters");

@@ -10,7 +10,9 @@ export const SYSTEMS = {
     roles: () => import("./echo/roles.ts"),
     scenario: () => import("./echo/scenario.ts"),
   },
+  paxos: { roles: () => import("./paxos/roles.ts"), scenario: () => import("./paxos/scenario.ts") },
   olympics: { roles: () => import("./olympics/roles.ts"), scenario: () => import("./olympics/scenario.ts") },
+  stocks: { roles: () => import("./stocks/roles.ts"), scenario: () => import("./stocks/scenario.ts") },
 } satisfies Record<string, { roles: () => Promise<{ roles: Record<string, Role> }>; scenario: () => Promise<{ scenario: Scenario<any> }> }>;
 
 export type SystemName = keyof typeof SYSTEMS;
@@ -21,7 +23,13 @@ export function isSystemName(s: string): s is SystemName {
   return Object.hasOwn(SYSTEMS, s);
 }
 
+/** Roles of a shipped system by name, or of any module that exports `roles` (a path or file URL: your own nodes, test fixtures). */
 export async function loadRoles(system: string): Promise<Record<string, Role>> {
+  if (/[/\\]|\.[cm]?[jt]s$/.test(system)) {
+    const mod = (await import(system)) as { roles?: Record<string, Role> };
+    if (!mod.roles) throw new Error(`module ${system} exports no \`roles\``);
+    return mod.roles;
+  }
   if (!isSystemName(system)) throw new Error(`unknown system "${system}" (known: ${Object.keys(SYSTEMS).join(", ")})`);
   return (await SYSTEMS[system].roles()).roles;
 }

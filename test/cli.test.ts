@@ -1,0 +1,99 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { UsageError, parseOptions, replayCommand } from "../src/main/options.ts";
+import { scenario as echo } from "../src/workers/echo/scenario.ts";
+
+const CLI = new URL("../src/main/cli.ts", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "menhir-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const p = Bun.spawn([process.execPath, CLI, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, MENHIR_SECRET: "" } });
+  const code = await p.exited;
+  return { code, out: await new Response(p.stdout).text(), err: await new Response(p.stderr).text() };
+}
+const lastJson = (out: string) => JSON.parse(out.trim().split("\n").at(-1)!);
+
+describe("bun run cluster", () => {
+  test("--duration --json: summary shape and exit 0 when every check passes", async () => {
+    const r = await cli("echo", "--duration", "1", "--json", "--data-dir", join(dir, "a"), "--fresh", "--seed", "3");
+    expect(r.code).toBe(0);
+    const s = lastJson(r.out);
+    expect(s.system).toBe("echo");
+    expect(s.ok).toBe(true);
+    expect(s.seed).toBe(3);
+    expect(Object.values(s.checks).every((v) => v === true)).toBe(true);
+    expect(Object.keys(s.checks).length).toBeGreaterThanOrEqual(3);
+  });
+
+  test("exit 1 when a check fails (all messages lost)", async () => {
+    const r = await cli("echo", "--duration", "1", "--json", "--loss", "1", "--data-dir", join(dir, "b"));
+    expect(r.code).toBe(1);
+    const s = lastJson(r.out);
+    expect(s.ok).toBe(false);
+    expect(s.checks["requests succeeded"]).toBe(false);
+  });
+
+  test("bad flags get a clear error and exit 2", async () => {
+    for (const [args, pattern] of [
+      [["echo", "--loss", "7"], /--loss must be a number >= 0 and <= 1/],
+      [["echo", "--nemesis", "meteor"], /--nemesis takes kill,partition,loss,pause/],
+      [["echo", "--whatever"], /Unknown option/],
+      [["echo", "--host", "a"], /--listen needs a value/],
+      [["echo", "--seeds", "9..2"], /--seeds must look like A..B/],
+      [["echo", "--clients", "lots"], /--clients must be a number/],
+    ] as const) {
+      const r = await cli(...args);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(pattern);
+    }
+  });
+
+  test("--help per system lists that system's options", async () => {
+    const r = await cli("echo", "--help");
+    expect(r.out).toContain("--clients");
+    expect(r.out).toContain("--nemesis");
+  });
+
+  test("--sim gives the same digest for the same seed, a different one for another seed", async () => {
+    const run = (seed: string) => cli("echo", "--sim", "--seed", seed, "--duration", "20", "--nemesis", "kill,partition,loss", "--nemesis-interval", "1", "--json");
+    const [a, b, c] = await Promise.all([run("41"), run("41"), run("42")]);
+    const [sa, sb, sc] = [lastJson(a.out), lastJson(b.out), lastJson(c.out)];
+    expect(sa.digest).toBe(sb.digest);
+    expect(sa.delivered).toBe(sb.delivered);
+    expect(sa.nemesis).toEqual(sb.nemesis);
+    expect(sc.digest).not.toBe(sa.digest);
+    expect(JSON.stringify(sc.nemesis)).not.toBe(JSON.stringify(sa.nemesis));
+    expect(sa.simSeconds).toBeGreaterThanOrEqual(20);
+  });
+});
+
+describe("option parsing", () => {
+  const parse = (flags: Record<string, unknown>) => parseOptions("echo", echo, flags, {});
+
+  test("defaults and network flags", () => {
+    const { opts, nodes } = parse({ seed: 9, latency: 5, loss: 0.1, dup: 0.2, latencyDist: "uniform", reorder: true });
+    expect(opts.seed).toBe(9);
+    expect(opts.duration).toBe(Infinity);
+    expect(opts.network).toEqual({ latencyMs: 5, distribution: "uniform", loss: 0.1, dup: 0.2, reorder: true });
+    expect(opts.clients).toBe(3);
+    expect(nodes.map((n) => n.id)).toEqual(["server", "client-1", "client-2", "client-3"]);
+    expect(opts.secretGenerated).toBe(true);
+  });
+
+  test("multi-host flags: placement, driver host, secret required", () => {
+    const { opts } = parse({ host: "b", listen: "0.0.0.0:7100", peer: ["a=10.0.0.1:7100"], place: "server=b", secret: "s3cret-s3cret" });
+    expect(opts.multiHost!.placement).toEqual({ server: "b", "client-1": "a", "client-2": "a", "client-3": "a" });
+    expect(opts.multiHost!.driverHost).toBe("a");
+    expect(() => parse({ host: "b", listen: "0.0.0.0:7100", peer: "a=10.0.0.1:7100" })).toThrow(/shared secret/);
+    expect(() => parse({ host: "b", listen: "0.0.0.0:7100", peer: "a=10.0.0.1:7100", secret: "s3cret-s3cret", place: "ghost=a" })).toThrow(UsageError);
+    expect(() => parse({ host: "b", listen: "0.0.0.0:7100", peer: "a=10.0.0.1:7100", secret: "s3cret-s3cret", place: "server=c" })).toThrow(/neither --host nor a --peer/);
+    expect(() => parse({ host: "b", listen: "nowhere", peer: "a=10.0.0.1:7100", secret: "s3cret-s3cret" })).toThrow(/host:port/);
+  });
+
+  test("replay command keeps the flags and pins the seed", () => {
+    expect(replayCommand(["echo", "--seeds", "1..50", "--duration", "20", "--nemesis", "kill"], 17)).toBe("bun run cluster echo --duration 20 --nemesis kill --sim --seed 17");
+  });
+});

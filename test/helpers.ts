@@ -1,0 +1,46 @@
+import { Simulation, type SimOptions } from "../src/sim/simulator.ts";
+import { defineRole, type NodeSpec, type Role } from "../src/workers/runtime/types.ts";
+
+/** Run a driver function against a simulated cluster of the given roles. */
+export async function simulate<T>(opts: Omit<SimOptions, "logLevel"> & { logLevel?: SimOptions["logLevel"] }, driver: (sim: Simulation) => Promise<T>): Promise<{ result: T; sim: Simulation }> {
+  const sim = new Simulation({ logLevel: "silent", ...opts });
+  const result = await sim.run(driver);
+  return { result, sim };
+}
+
+/** A key-value node used by runtime tests: writes to storage and memory, answers reads from both. */
+export const kvNode: Role = defineRole((node) => {
+  const memory = new Map<string, unknown>();
+  node.on("put", (m) => {
+    node.storage.put(String(m.body.key), m.body.value);
+    memory.set(String(m.body.key), m.body.value);
+    node.reply(m, { type: "put_ok" });
+  });
+  node.on("get", (m) => {
+    node.reply(m, { type: "get_ok", durable: node.storage.get(String(m.body.key)) ?? null, memory: memory.get(String(m.body.key)) ?? null });
+  });
+  node.on("boom", () => {
+    throw new Error("deliberate");
+  });
+  node.on("slow", async (m) => {
+    await node.sleep(Number(m.body.ms));
+    node.reply(m, { type: "slow_ok" });
+  });
+  node.on("relay", async (m) => {
+    const r = await node.request(String(m.body.to), m.body.inner as { type: string }, { timeoutMs: Number(m.body.timeoutMs ?? 1000) });
+    node.reply(m, { type: "relay_ok", reply: r });
+  });
+  node.on("count", () => {
+    memory.set("count", Number(memory.get("count") ?? 0) + 1);
+  });
+  node.on("blast", (m) => {
+    for (let i = 0; i < Number(m.body.n); i++) node.send(String(m.body.to), { type: "count" });
+    node.reply(m, { type: "blast_ok" });
+  });
+  node.on("ping", (m) => node.reply(m, { type: "pong", at: node.now() }));
+  return { inspect: () => ({ count: memory.get("count") ?? 0, incarnation: node.incarnation }) };
+});
+
+export function kvNodes(n: number): NodeSpec[] {
+  return Array.from({ length: n }, (_, i) => ({ id: `n${i + 1}`, role: "kv" }));
+}

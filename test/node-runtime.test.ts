@@ -1,0 +1,85 @@
+import { describe, expect, test } from "bun:test";
+import { NodeRuntime, type Env } from "../src/workers/runtime/node.ts";
+import { SqliteStorage } from "../src/workers/runtime/storage.ts";
+import { ErrorCode, defineRole, type Message } from "../src/workers/runtime/types.ts";
+
+/** The runtime driven by hand, with no network at all: messages in, messages out. */
+function harness() {
+  const sent: Message[] = [];
+  const timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
+  let now = 1000;
+  const env: Env = {
+    now: () => now,
+    setTimer: (ms, fn) => {
+      const t = { at: now + ms, fn, cancelled: false };
+      timers.push(t);
+      return t;
+    },
+    clearTimer: (h) => ((h as { cancelled: boolean }).cancelled = true),
+    transmit: (m) => sent.push(m),
+    storage: new SqliteStorage(null, "memory"),
+    emitLog: () => {},
+    uid: () => "u",
+    serveHttp: () => {},
+  };
+  const advance = (ms: number) => {
+    now += ms;
+    for (const t of timers.splice(0)) {
+      if (t.cancelled) continue;
+      if (t.at <= now) t.fn();
+      else timers.push(t);
+    }
+  };
+  const rt = new NodeRuntime({ id: "a", role: "r", config: {}, nodeIds: ["a", "b"], incarnation: 0, seed: 1, logLevel: "silent" }, env);
+  return { rt, sent, advance };
+}
+
+describe("NodeRuntime without a network", () => {
+  test("garbage input is refused and counted, never thrown", async () => {
+    const { rt, sent } = harness();
+    await rt.start(defineRole((n) => n.on("x", (m) => n.reply(m, { type: "x_ok" }))));
+    for (const bad of [null, 42, "str", {}, { src: "b" }, { src: "b", dest: "a", body: null }, { src: "b", dest: "a", body: { type: 5 } }, { src: "b", dest: "a", body: { type: "x", msg_id: "1" } }]) {
+      expect(() => rt.deliver(bad)).not.toThrow();
+    }
+    expect(rt.stats.refused).toBe(8);
+    rt.deliver({ src: "b", dest: "a", body: { type: "x", msg_id: 1 } });
+    expect(sent).toEqual([{ src: "a", dest: "b", body: { type: "x_ok", in_reply_to: 1 } }]);
+  });
+
+  test("request resolves on its reply, ignores a duplicate reply, and times out otherwise", async () => {
+    const { rt, sent, advance } = harness();
+    let ctx!: Parameters<Parameters<typeof defineRole>[0]>[0];
+    await rt.start(defineRole((n) => void (ctx = n)));
+    const p1 = ctx.request("b", { type: "q" }, { timeoutMs: 100 });
+    const p2 = ctx.request("b", { type: "q" }, { timeoutMs: 100 }).catch((e) => e);
+    expect(sent.map((m) => m.body.msg_id)).toEqual([1, 2]);
+    rt.deliver({ src: "b", dest: "a", body: { type: "q_ok", in_reply_to: 1 } });
+    rt.deliver({ src: "b", dest: "a", body: { type: "q_ok", in_reply_to: 1 } });
+    expect((await p1).type).toBe("q_ok");
+    advance(150);
+    expect((await p2).code).toBe(ErrorCode.Timeout);
+  });
+
+  test("timers fire on the host's clock; a paused node defers them until resumed", async () => {
+    const { rt, advance } = harness();
+    const fired: number[] = [];
+    await rt.start(defineRole((n) => void n.setInterval(10, () => void fired.push(n.now()))));
+    advance(10);
+    advance(10);
+    expect(fired.length).toBe(2);
+    rt.pause();
+    advance(10);
+    expect(fired.length).toBe(2);
+    rt.resume();
+    expect(fired.length).toBe(3);
+  });
+
+  test("the clock can be offset by clock-sync code", async () => {
+    const { rt } = harness();
+    let ctx!: Parameters<Parameters<typeof defineRole>[0]>[0];
+    await rt.start(defineRole((n) => void (ctx = n)));
+    const before = ctx.now();
+    ctx.adjustClock(250);
+    expect(ctx.now() - before).toBe(250);
+  });
+});

@@ -1,0 +1,84 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startCluster, type ThreadCluster } from "../src/main/supervisor.ts";
+import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
+import { kvNodes } from "./helpers.ts";
+
+const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
+const dirs: string[] = [];
+function tmp(): string {
+  const d = mkdtempSync(join(tmpdir(), "menhir-threads-"));
+  dirs.push(d);
+  return d;
+}
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+async function withCluster<T>(n: number, fn: (c: ThreadCluster) => Promise<T>, dataDir = tmp()): Promise<T> {
+  const c = await startCluster({ system: FIXTURE, nodes: kvNodes(n), seed: 1, dataDir, logLevel: "silent" });
+  try {
+    return await fn(c);
+  } finally {
+    await c.stop();
+  }
+}
+
+describe("worker threads", () => {
+  test("request/reply between nodes over direct MessageChannels", async () => {
+    await withCluster(3, async (c) => {
+      await c.request("n3", { type: "put", key: "k", value: [1, 2, 3] });
+      const r = await c.request<{ reply: { durable: unknown } }>("n1", { type: "relay", to: "n3", inner: { type: "get", key: "k" } });
+      expect(r.reply.durable).toEqual([1, 2, 3]);
+      const info = await c.info();
+      expect(info.map((i) => i.status)).toEqual(["running", "running", "running"]);
+      expect(info.find((i) => i.id === "n3")!.stats!.received).toBeGreaterThan(0);
+    });
+  });
+
+  test("crash terminates the worker: memory lost, sqlite storage kept; restart links peers again", async () => {
+    await withCluster(2, async (c) => {
+      await c.request("n2", { type: "put", key: "a", value: "durable" });
+      await c.request("n1", { type: "relay", to: "n2", inner: { type: "ping" } });
+      await c.crash("n2");
+      expect(c.status("n2")).toBe("crashed");
+      const down = await c.request("n1", { type: "relay", to: "n2", inner: { type: "ping" }, timeoutMs: 200 }).catch((e) => e);
+      expect((down as RpcError).code).toBe(ErrorCode.Timeout);
+      await c.restart("n2");
+      const r = await c.request<{ reply: { durable: unknown; memory: unknown } }>("n1", { type: "relay", to: "n2", inner: { type: "get", key: "a" } });
+      expect(r.reply.durable).toBe("durable");
+      expect(r.reply.memory).toBeNull();
+      expect((await c.inspect<{ incarnation: number }>("n2"))!.incarnation).toBe(1);
+    });
+  });
+
+  test("pause holds messages, resume delivers them", async () => {
+    await withCluster(1, async (c) => {
+      await c.pause("n1");
+      const timedOut = await c.request("n1", { type: "ping" }, 150).catch((e) => e);
+      expect((timedOut as RpcError).code).toBe(ErrorCode.Timeout);
+      const late = c.request("n1", { type: "ping" }, 5000);
+      await c.resume("n1");
+      expect((await late).type).toBe("pong");
+    });
+  });
+
+  test("network settings reach the workers: a partition cuts a link, healing restores it", async () => {
+    await withCluster(2, async (c) => {
+      await c.setNetwork({ partitions: [{ from: ["n1"], to: ["n2"] }] });
+      const cut = await c.request("n1", { type: "relay", to: "n2", inner: { type: "ping" }, timeoutMs: 150 }).then(() => true, () => false);
+      await c.setNetwork({ partitions: [] });
+      await Bun.sleep(20);
+      const healed = await c.request("n1", { type: "relay", to: "n2", inner: { type: "ping" }, timeoutMs: 1000 }).then(() => true, () => false);
+      expect([cut, healed]).toEqual([false, true]);
+      await expect(c.setNetwork({ loss: 3 } as never)).rejects.toThrow(/loss must be a probability/);
+    });
+  });
+
+  test("a whole-cluster restart keeps durable storage", async () => {
+    const dir = tmp();
+    await withCluster(1, (c) => c.request("n1", { type: "put", key: "x", value: 7 }), dir);
+    const v = await withCluster(1, (c) => c.request<{ durable: unknown }>("n1", { type: "get", key: "x" }), dir);
+    expect(v.durable).toBe(7);
+  });
+});
