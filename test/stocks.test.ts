@@ -260,7 +260,7 @@ describe("stocks cache", () => {
 
 describe("stocks replication and faults (simulator, several seeds)", () => {
   const seeds = [11, 12, 13];
-  const net: NetworkPatch = { latencyMs: 1, distribution: "uniform" };
+  const net: NetworkPatch = { latencyMs: 3, distribution: "exponential" };
 
   test.each(seeds)("largest id dead at start (seed %d)", async (seed) => {
     await sim(seed, {}, net).run(async (c) => {
@@ -291,7 +291,7 @@ describe("stocks replication and faults (simulator, several seeds)", () => {
       await sim(seed, {}, net).run(async (c) => {
         const acked: Acked = new Map();
         const victim = who === "leader" ? "order-3" : `order-${1 + c.random.int(2)}`;
-        const work = trade(c, 3, 12, acked);
+        const work = trade(c, 5, 12, acked);
         await c.sleep(20 + c.random.int(40));
         await c.crash(victim);
         const unknown = await work;
@@ -304,7 +304,7 @@ describe("stocks replication and faults (simulator, several seeds)", () => {
       await sim(seed, {}, net).run(async (c) => {
         const acked: Acked = new Map();
         const victim = who === "leader" ? "order-3" : `order-${1 + c.random.int(2)}`;
-        const work = trade(c, 3, 16, acked);
+        const work = trade(c, 5, 16, acked);
         await c.sleep(20 + c.random.int(40));
         await c.crash(victim);
         await c.sleep(1500 + c.random.int(500));
@@ -378,7 +378,7 @@ describe("stocks durability and concurrency", () => {
 
   test("a retried trade (same request id) is applied once", async () => {
     await sim(41).run(async (c) => {
-      await call(c, "GET", "/stocks/nike");
+      await call(c, "POST", "/orders", { name: "intel", type: "sell", quantity: 1 });
       const leader = (await c.inspect<{ leader: string }>("frontend"))!.leader;
       const body = { type: "place_order", requestId: "retry-1", name: "nike", tradeType: "buy", quantity: 7 };
       const a = await c.request(leader, body, 5000);

@@ -1,0 +1,89 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startCluster, type ThreadCluster } from "../src/main/supervisor.ts";
+import { MEDALS, TEAMS, type Tally } from "../src/workers/olympics/domain.ts";
+import type { TabletConfig, TabletState } from "../src/workers/olympics/messages.ts";
+import type { ObelixSnapshot } from "../src/workers/olympics/scenario.ts";
+import type { NodeSpec } from "../src/workers/runtime/types.ts";
+
+const PW = "threads-password";
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function tablet(id: string, mode: "push" | "pull"): NodeSpec {
+  return { id, role: "tablet", config: { obelix: "obelix", mode, teams: ["Gaul"], events: ["Stone Curling"], pollMs: 50, refreshMs: 60_000 } satisfies TabletConfig };
+}
+
+async function withCluster<T>(nodes: NodeSpec[], fn: (c: ThreadCluster) => Promise<T>): Promise<T> {
+  const dataDir = mkdtempSync(join(tmpdir(), "menhir-olympics-"));
+  dirs.push(dataDir);
+  const c = await startCluster({ system: "olympics", nodes, seed: 1, dataDir, logLevel: "silent" });
+  try {
+    return await fn(c);
+  } finally {
+    await c.stop();
+  }
+}
+
+/** Poll until `ok` holds (threads run on real time); gives up after `ms`. */
+async function until(c: ThreadCluster, ok: () => Promise<boolean>, ms = 5000): Promise<boolean> {
+  const end = c.now() + ms;
+  while (c.now() < end) {
+    if (await ok()) return true;
+    await c.sleep(20);
+  }
+  return ok();
+}
+
+describe("olympics on worker threads", () => {
+  test("1,000 concurrent increments over node messages and real HTTP end with exactly the expected tallies", async () => {
+    await withCluster([{ id: "obelix", role: "obelix", config: { password: PW, port: 0 } }], async (c) => {
+      const expected = new Map<string, number>();
+      const writes: Promise<unknown>[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const team = TEAMS[i % TEAMS.length]!;
+        const medal = MEDALS[Math.floor(i / TEAMS.length) % MEDALS.length]!;
+        expected.set(`${team}/${medal}`, (expected.get(`${team}/${medal}`) ?? 0) + 1);
+        if (i % 2 === 0) writes.push(c.request("obelix", { type: "increment_medal_tally", team, medal, password: PW }, 10_000));
+        else
+          writes.push(
+            c.fetch("obelix", new Request(`http://x/incrementMedalTally/${team}/${medal}`, { method: "POST", headers: { authorization: `Bearer ${PW}` } })).then((r) => expect(r.status).toBe(200)),
+          );
+      }
+      await Promise.all(writes);
+      const b = (await c.inspect<ObelixSnapshot>("obelix"))!;
+      for (const t of b.tallies) for (const m of MEDALS) expect(t[m]).toBe(expected.get(`${t.team}/${m}`) ?? 0);
+      const unauthorized = await c.fetch("obelix", new Request("http://x/incrementMedalTally/Gaul/gold", { method: "POST", headers: { authorization: "Bearer nope" } }));
+      expect(unauthorized.status).toBe(403);
+      expect(((await (await c.fetch("obelix", new Request("http://x/getMedalTally/Gaul"))).json()) as Tally).gold).toBe(expected.get("Gaul/gold")!);
+    });
+  });
+
+  test("restarts: obelix keeps its tallies on disk, a push tablet registers again and catches up, a pull tablet converges", async () => {
+    await withCluster([{ id: "obelix", role: "obelix", config: { password: PW, port: 0 } }, tablet("push-1", "push"), tablet("pull-1", "pull")], async (c) => {
+      const inc = () => c.request("obelix", { type: "increment_medal_tally", team: "Gaul", medal: "gold", password: PW }, 5000);
+      await inc();
+      await c.crash("obelix");
+      await c.restart("obelix");
+      expect((await c.inspect<ObelixSnapshot>("obelix"))!.tallies.find((t) => t.team === "Gaul")!.gold).toBe(1);
+      await c.crash("push-1");
+      await inc();
+      await c.request("obelix", { type: "set_score", event: "Stone Curling", scores: { Gaul: 2, Rome: 1 }, password: PW }, 5000);
+      await c.restart("push-1");
+      const caughtUp = async (id: string) => {
+        const s = await c.inspect<TabletState>(id);
+        return s?.tallies.Gaul?.gold === 2 && s.scores["Stone Curling"]?.scores.Gaul === 2;
+      };
+      expect(await until(c, () => caughtUp("push-1"))).toBe(true);
+      expect(await until(c, () => caughtUp("pull-1"))).toBe(true);
+      // The restarted tablet is pushed to again.
+      await inc();
+      expect(await until(c, async () => (await c.inspect<TabletState>("push-1"))?.tallies.Gaul?.gold === 3)).toBe(true);
+      expect((await c.inspect<TabletState>("push-1"))!.unexpectedPushes).toBe(0);
+    });
+  });
+});

@@ -1,0 +1,328 @@
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ChatLog } from "../src/workers/paxos/chat.ts";
+import { PaxosCore, type CoreConfig, type DurableState, type Ready } from "../src/workers/paxos/core.ts";
+import { parsePeerMsg, parseSlotList, opProblem, type Op, type PeerMsg, type Value } from "../src/workers/paxos/messages.ts";
+import { seededRandom } from "../src/workers/runtime/random.ts";
+
+/**
+ * The protocol core driven with no network at all: a test harness routes Ready messages by hand,
+ * keeps each replica's "durable" state in a Map, and can drop messages or whole replicas.
+ */
+class Harness {
+  cores: PaxosCore[] = [];
+  durable: Array<{ promised: number; commit: number; slots: Map<number, [number, Value]> }> = [];
+  executed: Array<Array<[number, Value]>> = [];
+  queue: Array<{ from: number; to: number; msg: PeerMsg }> = [];
+  down = new Set<number>();
+  /** Drop messages between these pairs ("a>b"). */
+  cut = new Set<string>();
+  dropped: Op[][] = [];
+  rng = seededRandom(7, "harness");
+
+  constructor(
+    readonly n: number,
+    readonly over: Partial<CoreConfig> = {},
+  ) {
+    for (let i = 0; i < n; i++) {
+      this.durable.push({ promised: 0, commit: 0, slots: new Map() });
+      this.executed.push([]);
+      this.dropped.push([]);
+      this.cores.push(this.make(i, i === 0));
+    }
+    for (let i = 0; i < n; i++) this.apply(i, this.cores[i]!.start());
+  }
+
+  make(i: number, leadFirst: boolean): PaxosCore {
+    const d = this.durable[i]!;
+    const st: DurableState = {
+      promised: d.promised,
+      commit: d.commit,
+      accepted: [...d.slots].filter(([s]) => s > d.commit).map(([s, [b, v]]) => [s, b, v] as [number, number, Value]),
+    };
+    const rng = seededRandom(11, `core-${i}-${this.cores.length}`);
+    return new PaxosCore(
+      { n: this.n, me: i, window: 4, maxBatch: 3, queueLimit: 100, heartbeatTicks: 2, electionTicks: 10, resendTicks: 3, skipSlots: [], leadFirst, random: () => rng.next(), ...this.over, ...(i === 0 ? {} : { skipSlots: [] }) },
+      st,
+    );
+  }
+
+  apply(i: number, r: Ready): void {
+    const d = this.durable[i]!;
+    if (r.promised !== null) d.promised = r.promised;
+    for (const [s, b, v] of r.entries) d.slots.set(s, [b, v]);
+    if (r.commit !== null) d.commit = r.commit;
+    for (const m of r.messages) this.queue.push({ from: i, to: m.to, msg: m.msg });
+    this.executed[i]!.push(...r.execute);
+    this.dropped[i]!.push(...r.dropped);
+  }
+
+  deliver(max = 100_000): void {
+    let steps = 0;
+    while (this.queue.length > 0 && steps++ < max) {
+      const { from, to, msg } = this.queue.shift()!;
+      if (this.down.has(to) || this.down.has(from) || this.cut.has(`${from}>${to}`)) continue;
+      if (msg.type === "fetch") {
+        // The shell serves fetches from storage: chosen values only.
+        const d = this.durable[to]!;
+        const entries: Array<[number, Value]> = [];
+        for (let s = msg.from; s <= Math.min(msg.to, d.commit); s++) entries.push([s, d.slots.get(s)![1]]);
+        this.queue.push({ from: to, to: from, msg: { type: "fetched", entries, commit: d.commit } });
+        continue;
+      }
+      this.apply(to, this.cores[to]!.receive(from, msg));
+    }
+  }
+
+  tick(k = 1): void {
+    for (let t = 0; t < k; t++) {
+      for (let i = 0; i < this.n; i++) if (!this.down.has(i)) this.apply(i, this.cores[i]!.tick());
+      this.deliver();
+    }
+  }
+
+  submit(i: number, op: Op) {
+    const r = this.cores[i]!.submit(op);
+    this.apply(i, r.ready);
+    return r.status;
+  }
+
+  crash(i: number): void {
+    this.down.add(i);
+  }
+  restart(i: number): void {
+    this.down.delete(i);
+    this.cores[i] = this.make(i, false);
+    // A restarted replica re-executes its durable chosen prefix (the shell replays it from storage).
+    const d = this.durable[i]!;
+    this.executed[i] = [];
+    for (let s = 1; s <= d.commit; s++) this.executed[i]!.push([s, d.slots.get(s)![1]]);
+  }
+
+  leader(): number {
+    return this.cores.findIndex((c, i) => !this.down.has(i) && c.role === "leader");
+  }
+}
+
+let nextId = 0;
+const op = (c = "c1", s = nextId, t = "hi"): Op => ({ id: `id-${nextId++}`, c, s, lw: 0, t });
+
+function logsAgree(h: Harness): void {
+  const logs = h.executed.filter((_, i) => !h.down.has(i));
+  const min = Math.min(...logs.map((l) => l.length));
+  for (const l of logs) expect(JSON.stringify(l.slice(0, min))).toBe(JSON.stringify(logs[0]!.slice(0, min)));
+  for (const l of logs) l.forEach(([s], k) => expect(s).toBe(k + 1));
+}
+
+describe("paxos core (no network)", () => {
+  test("replica 0 leads first; ops are chosen in order and executed everywhere", () => {
+    const h = new Harness(3);
+    h.deliver();
+    expect(h.cores[0]!.role).toBe("leader");
+    expect(h.cores[1]!.promised).toBe(h.cores[0]!.ballot);
+    for (let k = 0; k < 20; k++) expect(h.submit(0, op())).toBe("queued");
+    h.deliver();
+    h.tick(3); // heartbeats carry the commit index to followers
+    expect(h.cores[0]!.commit).toBeGreaterThan(0);
+    for (const c of h.cores) expect(c.commit).toBe(h.cores[0]!.commit);
+    const ops = h.executed[0]!.flatMap(([, v]) => v ?? []);
+    expect(ops.length).toBe(20);
+    logsAgree(h);
+  });
+
+  test("the window bounds slots in flight and batches the queue", () => {
+    const h = new Harness(3);
+    h.deliver();
+    h.cut.add("1>0").add("2>0"); // no acks: nothing gets chosen
+    for (let k = 0; k < 30; k++) h.submit(0, op());
+    h.deliver();
+    const c = h.cores[0]!;
+    // Proposals go out at once while the window has room; the rest waits in the queue.
+    expect(c.inflightCount).toBe(4);
+    expect(c.queued).toBe(26);
+    h.cut.clear();
+    h.tick(30);
+    expect(c.queued).toBe(0);
+    expect(h.executed[0]!.flatMap(([, v]) => v ?? []).length).toBe(30);
+    // The queued 26 went out in batches of at most 3.
+    expect(h.executed[0]!.length).toBe(4 + Math.ceil(26 / 3));
+    expect(Math.max(...h.executed[0]!.map(([, v]) => v!.length))).toBe(3);
+  });
+
+  test("followers refuse non-leaders and the client queue is bounded", () => {
+    const h = new Harness(3, { queueLimit: 5 });
+    h.deliver();
+    expect(h.submit(1, op())).toBe("not_leader");
+    h.cut.add("1>0").add("2>0");
+    const statuses = Array.from({ length: 30 }, () => h.submit(0, op()));
+    expect(statuses.filter((s) => s === "overloaded").length).toBeGreaterThan(0);
+    expect(h.cores[0]!.queued).toBeLessThanOrEqual(5);
+  });
+
+  test("leader crash: a follower takes over, re-proposes accepted values, fills holes with no-ops", () => {
+    const h = new Harness(3, { skipSlots: [2] });
+    h.deliver();
+    for (let k = 0; k < 6; k++) h.submit(0, op());
+    h.deliver();
+    // Slot 2 was skipped: slots 3.. are accepted by a majority but nothing past 1 is committed.
+    expect(h.cores[0]!.commit).toBe(1);
+    const acceptedAt3 = h.cores[1]!.acceptedAt(3);
+    expect(acceptedAt3?.v?.length).toBeGreaterThan(0);
+    h.crash(0);
+    h.tick(40);
+    const l = h.leader();
+    expect(l).toBeGreaterThan(0);
+    h.tick(5);
+    const log = h.executed[l]!;
+    expect(log.length).toBeGreaterThanOrEqual(3);
+    expect(log[1]![1]).toBeNull(); // the hole became a no-op
+    expect(JSON.stringify(log[2]![1])).toBe(JSON.stringify(acceptedAt3!.v)); // the accepted value survived
+    logsAgree(h);
+  });
+
+  test("a value accepted by only a minority may be lost, but a chosen one never is", () => {
+    const h = new Harness(5);
+    h.deliver();
+    // Cut replica 0 off from 3 and 4: slot values reach only {0,1,2} = a majority, so they are chosen.
+    for (const p of [3, 4]) h.cut.add(`0>${p}`).add(`${p}>0`);
+    for (let k = 0; k < 3; k++) h.submit(0, op());
+    h.deliver();
+    const chosen = h.executed[0]!.map(([s, v]) => [s, v]);
+    expect(chosen.length).toBeGreaterThan(0);
+    h.crash(0);
+    h.crash(1); // 2, 3, 4 remain: only 2 saw the chosen values
+    h.cut.clear();
+    h.tick(80);
+    const l = h.leader();
+    expect([2, 3, 4]).toContain(l);
+    h.tick(10);
+    expect(JSON.stringify(h.executed[l]!.slice(0, chosen.length))).toBe(JSON.stringify(chosen));
+    logsAgree(h);
+  });
+
+  test("restart from durable state keeps promises and the log, and catches up", () => {
+    const h = new Harness(3);
+    h.deliver();
+    for (let k = 0; k < 10; k++) h.submit(0, op());
+    h.deliver();
+    h.tick(3);
+    const promisedBefore = h.cores[2]!.promised;
+    h.crash(2);
+    for (let k = 0; k < 10; k++) h.submit(0, op());
+    h.deliver();
+    h.restart(2);
+    expect(h.cores[2]!.promised).toBe(promisedBefore);
+    expect(h.cores[2]!.commit).toBeGreaterThan(0);
+    h.tick(10);
+    expect(h.cores[2]!.commit).toBe(h.cores[0]!.commit);
+    logsAgree(h);
+    // A restarted ex-leader never reuses its old ballot.
+    const old = h.cores[0]!.ballot;
+    h.crash(0);
+    h.restart(0);
+    h.crash(1);
+    h.crash(2);
+    h.restart(1);
+    h.restart(2);
+    h.tick(60);
+    const l = h.leader();
+    expect(l).toBeGreaterThanOrEqual(0);
+    expect(h.cores[l]!.ballot).toBeGreaterThan(old);
+    logsAgree(h);
+  });
+
+  test("an isolated old leader commits nothing, steps down, and rejoins", () => {
+    const h = new Harness(3);
+    h.deliver();
+    for (let k = 0; k < 4; k++) h.submit(0, op());
+    h.deliver();
+    h.tick(2);
+    const before = h.cores[0]!.commit;
+    for (const p of [1, 2]) h.cut.add(`0>${p}`).add(`${p}>0`);
+    for (let k = 0; k < 4; k++) h.submit(0, op("lost"));
+    h.tick(60);
+    expect(h.cores[0]!.commit).toBe(before);
+    expect(h.cores[0]!.role).not.toBe("leader"); // it noticed it cannot hear a majority
+    const l = h.leader();
+    expect([1, 2]).toContain(l);
+    for (let k = 0; k < 4; k++) h.submit(l, op("new"));
+    h.tick(5);
+    h.cut.clear();
+    h.tick(60);
+    logsAgree(h);
+    expect(h.cores[0]!.commit).toBe(h.cores[l]!.commit);
+  });
+
+  test("stale or forged messages are ignored: lower ballots nacked, wrong leader counted", () => {
+    const h = new Harness(3);
+    h.deliver();
+    const c1 = h.cores[1]!;
+    const b = c1.promised;
+    const r = c1.receive(2, { type: "prepare", b: 1, from: 1 });
+    expect(r.messages[0]!.msg).toMatchObject({ type: "promise", ok: false, promised: b });
+    const r2 = c1.receive(2, { type: "accept", b: b + 100 * 3, entries: [[1, null]], commit: 0 }); // ballot of replica 0 sent by 2
+    expect(r2.entries.length).toBe(0);
+    expect(c1.badMessages).toBe(1);
+    c1.receive(1, { type: "heartbeat", b, commit: 0 }); // from itself
+    c1.receive(9, { type: "heartbeat", b, commit: 0 }); // no such replica
+    expect(c1.badMessages).toBe(3);
+  });
+});
+
+describe("paxos message validation", () => {
+  test("huge, negative, fractional and mistyped fields are refused", () => {
+    expect(parsePeerMsg({ type: "prepare", b: 2 ** 60, from: 1 })).toBeNull();
+    expect(parsePeerMsg({ type: "prepare", b: -1, from: 1 })).toBeNull();
+    expect(parsePeerMsg({ type: "prepare", b: 1.5, from: 1 })).toBeNull();
+    expect(parsePeerMsg({ type: "prepare", b: "3", from: 1 })).toBeNull();
+    expect(parsePeerMsg({ type: "accept", b: 3, commit: 0, entries: [[0, null]] })).toBeNull();
+    expect(parsePeerMsg({ type: "accept", b: 3, commit: 0, entries: [[1, [{ id: "x" }]]] })).toBeNull();
+    expect(parsePeerMsg({ type: "accept", b: 3, commit: 0, entries: "no" })).toBeNull();
+    expect(parsePeerMsg({ type: "nope" })).toBeNull();
+    expect(parsePeerMsg({ type: "accept", b: 3, commit: 0, entries: [[1, null]] })).toEqual({ type: "accept", b: 3, commit: 0, entries: [[1, null]] });
+    expect(opProblem({ id: "a", c: "c", s: 1, lw: 0, t: "x".repeat(5000) })).toContain("text");
+    expect(opProblem({ id: "a", c: "c", s: 1, lw: 2, t: "" })).toContain("lw");
+    expect(opProblem({ id: "a", c: "c", s: 1, lw: 0, t: "ok" })).toBeNull();
+  });
+
+  test("--skip-slots parsing", () => {
+    expect(parseSlotList("5,3, 3")).toEqual([3, 5]);
+    expect(parseSlotList("")).toEqual([]);
+    expect(parseSlotList(4)).toEqual([4]);
+    expect(() => parseSlotList("3,x")).toThrow(/not a slot/);
+    expect(() => parseSlotList("0")).toThrow();
+  });
+
+  test("the chat log executes each (client, seq) once, whatever the retries", () => {
+    const log = new ChatLog();
+    const a: Op = { id: "a", c: "c1", s: 0, lw: 0, t: "x" };
+    const b: Op = { id: "b", c: "c1", s: 1, lw: 1, t: "y" };
+    expect(log.apply(1, [a, a]).executed.length).toBe(1);
+    expect(log.apply(2, [b, a]).duplicates.map((o) => o.id)).toEqual(["a"]);
+    expect(log.apply(3, null).noop).toBe(true);
+    expect(log.apply(4, [b]).executed.length).toBe(0);
+    expect(log.isDone("c1", 0)).toBe(true);
+    expect(log.isDone("c1", 2)).toBe(false);
+    expect(() => log.apply(9, null)).toThrow(/contiguous/);
+    const again = new ChatLog();
+    again.apply(1, [a, a]);
+    again.apply(2, [b, a]);
+    again.apply(3, null);
+    again.apply(4, [b]);
+    expect(again.hash).toBe(log.hash);
+  });
+});
+
+describe("paxos node code purity", () => {
+  test("node code reaches the world only through the context", () => {
+    const dir = join(import.meta.dir, "../src/workers/paxos");
+    const forbidden = [/\bDate\.now\b/, /\bperformance\.now\b/, /(^|[^.\w])setTimeout\s*\(/, /(^|[^.\w])setInterval\s*\(/, /Math\.random/, /(^|[^.\w])fetch\s*\(/, /from\s+["']node:/, /from\s+["']hyperid/, /Bun\.(file|write|spawn|connect|listen|serve)/];
+    const files = readdirSync(dir).filter((f) => f.endsWith(".ts") && f !== "scenario.ts");
+    expect(files.length).toBeGreaterThan(4);
+    for (const f of files) {
+      const src = readFileSync(join(dir, f), "utf8");
+      for (const re of forbidden) expect({ file: f, hit: re.test(src) }).toEqual({ file: f, hit: false });
+    }
+  });
+});
