@@ -109,9 +109,9 @@ describe("bridge security and bad frames", () => {
       expect(good.frames[1]!.proof).toBe(proof(SECRET, "listener", "n0nce", "b", "a"));
       expect(good.isClosed()).toBe(false);
       // The authenticated peer delivers a node message to n1.
-      good.sock.write(encodeFrame({ t: "msg", m: { src: "n2", dest: "n1", body: { type: "count" } } }));
+      good.sock.write(encodeFrame({ t: "msgs", ms: [{ src: "n2", dest: "n1", body: { type: "count" } }] }));
       await Bun.sleep(100);
-      expect(await cluster.inspect<{ count: number }>("n1")).toEqual({ count: 1, incarnation: 0 });
+      expect(await cluster.inspect<{ count: number; incarnation: number }>("n1")).toEqual({ count: 1, incarnation: 0 });
       good.sock.end();
     } finally {
       await cluster.stop();
@@ -139,18 +139,18 @@ describe("bridge security and bad frames", () => {
 
       const misaddressed = await authenticate(bridge.port, SECRET);
       await misaddressed.waitFor(() => misaddressed.frames.length > 1);
-      misaddressed.sock.write(encodeFrame({ t: "msg", m: { src: "n2", dest: "n2", body: { type: "count" } } }));
+      misaddressed.sock.write(encodeFrame({ t: "msgs", ms: [{ src: "n2", dest: "n2", body: { type: "count" } }] }));
       expect(await misaddressed.waitFor(misaddressed.isClosed)).toBe(true);
 
       const spoofed = await authenticate(bridge.port, SECRET);
       await spoofed.waitFor(() => spoofed.frames.length > 1);
-      spoofed.sock.write(encodeFrame({ t: "msg", m: { src: "n1", dest: "n1", body: { type: "count" } } }));
+      spoofed.sock.write(encodeFrame({ t: "msgs", ms: [{ src: "n1", dest: "n1", body: { type: "count" } }] }));
       expect(await spoofed.waitFor(spoofed.isClosed)).toBe(true);
 
       expect(bridge.counters.rejectedConnections).toBe(4);
       // The first connection and the process are unaffected.
       expect(keeper.isClosed()).toBe(false);
-      keeper.sock.write(encodeFrame({ t: "msg", m: { src: "n2", dest: "n1", body: { type: "count" } } }));
+      keeper.sock.write(encodeFrame({ t: "msgs", ms: [{ src: "n2", dest: "n1", body: { type: "count" } }] }));
       await Bun.sleep(100);
       expect((await cluster.inspect<{ count: number }>("n1"))!.count).toBe(1);
       keeper.sock.end();

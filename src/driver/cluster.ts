@@ -44,7 +44,7 @@ export interface Cluster {
   /** The role's inspect() snapshot, or null if the node is crashed. */
   inspect<T = unknown>(id: NodeId): Promise<T | null>;
   /** A request from the driver (pseudo-node "driver") to a node; not subject to network faults. */
-  request<R extends Body = Body>(dest: NodeId, body: Body, timeoutMs?: number): Promise<R>;
+  request<R = Body>(dest: NodeId, body: Body, timeoutMs?: number): Promise<R>;
   /** An HTTP request to a node that serves HTTP. */
   fetch(id: NodeId, req: Request): Promise<Response>;
   /** The base URL of a node's HTTP server on threads; undefined in the simulator or if it serves none. */

@@ -29,6 +29,9 @@ export interface BridgeOptions {
   handshakeTimeoutMs?: number;
 }
 
+/** Node messages per frame (a receiver refuses more). */
+const MAX_FRAME_MESSAGES = 4096;
+
 type ControlOp = "crash" | "restart" | "pause" | "resume" | "inspect" | "info" | "network" | "shutdown";
 const CONTROL_OPS: ReadonlySet<string> = new Set(["crash", "restart", "pause", "resume", "inspect", "info", "network", "shutdown"]);
 
@@ -174,8 +177,15 @@ export class TcpBridge {
     if (st.peerHost === null) return this.handshake(s, frame);
     this.counters.framesIn++;
     switch (frame.t) {
-      case "msg":
-        return this.onRemoteMessage(s, frame.m);
+      case "msgs": {
+        const ms = frame.ms;
+        if (!Array.isArray(ms) || ms.length === 0 || ms.length > MAX_FRAME_MESSAGES) return this.reject(s, `a batch must be a non-empty array of at most ${MAX_FRAME_MESSAGES} messages`), false;
+        // Regroup by destination port: one port message per local node per frame.
+        const groups = new Map<MessagePort, Message[]>();
+        for (const m of ms) if (!this.onRemoteMessage(s, m, groups)) return false;
+        for (const [port, batch] of groups) port.postMessage(batch);
+        return true;
+      }
       case "ctl":
         void this.onControl(st.peerHost, frame);
         return true;
@@ -230,7 +240,7 @@ export class TcpBridge {
     return this.reject(s, `unexpected "${String(frame.t)}" during the handshake`), false;
   }
 
-  private onRemoteMessage(s: Socket<ConnState>, m: unknown): boolean {
+  private onRemoteMessage(s: Socket<ConnState>, m: unknown, groups: Map<MessagePort, Message[]>): boolean {
     const from = s.data.peerHost!;
     if (!isMessage(m)) return this.reject(s, "malformed node message"), false;
     const srcOk = m.src === DRIVER_ID || this.cluster.hostOf(m.src) === from;
@@ -247,7 +257,9 @@ export class TcpBridge {
     const key = `${m.dest}|${m.src}`;
     const existing = this.fromRemote.get(key) ?? this.toRemote.get(key);
     if (existing instanceof MessagePort) {
-      existing.postMessage(m);
+      const g = groups.get(existing);
+      if (g) g.push(m);
+      else groups.set(existing, [m]);
       return true;
     }
     if (Array.isArray(existing)) {
@@ -267,7 +279,7 @@ export class TcpBridge {
         }
         port.onmessage = (e) => this.sendToHost(from, e.data);
         this.fromRemote.set(key, port);
-        for (const b of backlog) port.postMessage(b);
+        port.postMessage(backlog);
       },
       () => this.fromRemote.delete(key),
     );
@@ -297,20 +309,44 @@ export class TcpBridge {
     }
   }
 
-  sendToHost(host: string, msg: unknown): void {
-    this.enqueue(host, { t: "msg", m: msg });
+  /** Frame one message, or a worker's batch, for a host. */
+  sendToHost(host: string, msgOrBatch: unknown): void {
+    const ms = Array.isArray(msgOrBatch) ? msgOrBatch : [msgOrBatch];
+    for (let i = 0; i < ms.length; i += MAX_FRAME_MESSAGES) this.enqueueBatch(host, ms.slice(i, i + MAX_FRAME_MESSAGES));
+  }
+
+  /** A batch too large for one frame is split in halves until each fits; a single oversized message is dropped. */
+  private enqueueBatch(host: string, ms: unknown[]): void {
+    let bytes: Uint8Array;
+    try {
+      bytes = encodeFrame({ t: "msgs", ms });
+    } catch {
+      if (ms.length === 1) {
+        this.counters.dropped++;
+        return;
+      }
+      const mid = ms.length >> 1;
+      this.enqueueBatch(host, ms.slice(0, mid));
+      this.enqueueBatch(host, ms.slice(mid));
+      return;
+    }
+    this.enqueueBytes(host, bytes);
   }
 
   private enqueue(host: string, frame: unknown): boolean {
-    const o = this.out.get(host);
-    if (!o || !o.ready || !o.socket) {
-      this.counters.dropped++;
-      return false;
-    }
     let bytes: Uint8Array;
     try {
       bytes = encodeFrame(frame);
     } catch {
+      this.counters.dropped++;
+      return false;
+    }
+    return this.enqueueBytes(host, bytes);
+  }
+
+  private enqueueBytes(host: string, bytes: Uint8Array): boolean {
+    const o = this.out.get(host);
+    if (!o || !o.ready || !o.socket) {
       this.counters.dropped++;
       return false;
     }

@@ -146,17 +146,17 @@ export class ThreadCluster implements Cluster {
   }
 
   /** A worker asks for a channel to dest: local peers get a direct MessageChannel, remote ones a port into the bridge. */
-  private async requestLink(src: NodeId, dest: NodeId): Promise<MessagePort | null> {
+  private async requestLink(src: NodeId, dest: NodeId): Promise<{ port: MessagePort; remote: boolean } | null> {
     if (!this.nodeIds.includes(dest)) return null;
     if (!this.isLocal(dest)) {
       const port = this.bridge?.portFor(src, dest) ?? null;
-      return port ? Comlink.transfer(port, [port]) : null;
+      return port ? Comlink.transfer({ port, remote: true }, [port]) : null;
     }
     const peer = this.local.get(dest);
     if (!peer || peer.status === "crashed" || !peer.api) return null;
     const ch = new MessageChannel();
     await peer.api.acceptLink(src, Comlink.transfer(ch.port2, [ch.port2]));
-    return Comlink.transfer(ch.port1, [ch.port1]);
+    return Comlink.transfer({ port: ch.port1, remote: false }, [ch.port1]);
   }
 
   /** A channel from the bridge to a local node, for messages from a remote node. */
@@ -164,7 +164,7 @@ export class ThreadCluster implements Cluster {
     const peer = this.local.get(dest);
     if (!peer || peer.status === "crashed" || !peer.api) return null;
     const ch = new MessageChannel();
-    await peer.api.acceptLink(remote, Comlink.transfer(ch.port2, [ch.port2]));
+    await peer.api.acceptLink(remote, Comlink.transfer(ch.port2, [ch.port2]), true);
     return ch.port1;
   }
 
@@ -303,7 +303,7 @@ export class ThreadCluster implements Cluster {
     return (await withTimeout(n.api.inspect(), 5000)) as T | null;
   }
 
-  request<R extends Body = Body>(dest: NodeId, body: Body, timeoutMs = Limits.defaultRequestTimeoutMs): Promise<R> {
+  request<R = Body>(dest: NodeId, body: Body, timeoutMs: number = Limits.defaultRequestTimeoutMs): Promise<R> {
     if (!this.nodeIds.includes(dest)) return Promise.reject(new RpcError(ErrorCode.NodeNotFound, `no node "${dest}"`));
     const msgId = this.driverMsgId++;
     return new Promise<R>((resolve, reject) => {

@@ -301,7 +301,7 @@ export class Simulation implements Cluster {
     return n.runtime && n.status !== "crashed" ? (n.runtime.inspect() as T) : null;
   }
 
-  request<R extends Body = Body>(dest: NodeId, body: Body, timeoutMs = Limits.defaultRequestTimeoutMs): Promise<R> {
+  request<R = Body>(dest: NodeId, body: Body, timeoutMs: number = Limits.defaultRequestTimeoutMs): Promise<R> {
     this.node(dest);
     const msgId = this.driverMsgId++;
     return new Promise<R>((resolve, reject) => {

@@ -22,6 +22,19 @@ export const Limits = {
 
 /** A cheap, bounded size estimate: walks the value and stops as soon as it passes `limit`. */
 export function exceedsSize(value: unknown, limit: number): boolean {
+  // Fast path: a flat body of scalars and short strings (most protocol messages) cannot exceed a limit this large.
+  if (limit >= 65_536 && typeof value === "object" && value !== null && !Array.isArray(value)) {
+    let flat = true;
+    let n = 0;
+    for (const k in value as Record<string, unknown>) {
+      const v = (value as Record<string, unknown>)[k];
+      if (++n > 64 || (typeof v === "object" && v !== null) || (typeof v === "string" && v.length > 512)) {
+        flat = false;
+        break;
+      }
+    }
+    if (flat) return false;
+  }
   let budget = limit;
   const stack: unknown[] = [value];
   while (stack.length > 0) {

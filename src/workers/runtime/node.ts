@@ -88,6 +88,7 @@ export class NodeRuntime {
   private stopped = false;
   private hooks: RoleHooks = {};
   private readonly logThreshold: number;
+  private readonly knownIds: ReadonlySet<NodeId>;
   readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0 };
 
   constructor(
@@ -95,6 +96,7 @@ export class NodeRuntime {
     private readonly env: Env,
   ) {
     this.logThreshold = LEVELS[identity.logLevel];
+    this.knownIds = new Set(identity.nodeIds);
     const random = seededRandom(identity.seed, `${identity.id}#${identity.incarnation}`);
     this.ctx = this.makeContext(random);
   }
@@ -202,7 +204,7 @@ export class NodeRuntime {
   }
 
   private checkDest(dest: NodeId): void {
-    if (!this.identity.nodeIds.includes(dest)) throw new RpcError(ErrorCode.NodeNotFound, `no node "${dest}" in this cluster`);
+    if (!this.knownIds.has(dest)) throw new RpcError(ErrorCode.NodeNotFound, `no node "${dest}" in this cluster`);
   }
 
   private transmit(dest: NodeId, body: Body): void {
@@ -276,7 +278,7 @@ export class NodeRuntime {
         self.checkDest(dest);
         self.transmit(dest, body);
       },
-      request<R extends Body>(dest: NodeId, body: Body, opts?: RequestOptions): Promise<R> {
+      request<R = Body>(dest: NodeId, body: Body, opts?: RequestOptions): Promise<R> {
         if (self.stopped) return new Promise<R>(() => {});
         try {
           self.checkDest(dest);

@@ -158,7 +158,7 @@ export interface NodeContext<C = Record<string, unknown>> {
   /** Fire and forget. Never throws for network reasons: a lost message is just lost. */
   send(dest: NodeId, body: Body): void;
   /** Send with a fresh msg_id and wait for the reply. Rejects with RpcError (code Timeout on timeout, or the error replied). */
-  request<R extends Body = Body>(dest: NodeId, body: Body, opts?: RequestOptions): Promise<R>;
+  request<R = Body>(dest: NodeId, body: Body, opts?: RequestOptions): Promise<R>;
   /** Reply to a request; sets in_reply_to. */
   reply(req: Message, body: Body): void;
   replyError(req: Message, code: number, text: string): void;

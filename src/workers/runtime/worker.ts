@@ -29,11 +29,16 @@ export interface WorkerInit {
 
 /** What a worker asks of the supervisor. */
 export interface SupervisorPort {
-  requestLink(src: NodeId, dest: NodeId): Promise<MessagePort | null>;
+  /** A channel to dest; `remote` when it leads into the TCP bridge (messages then travel in batches). */
+  requestLink(src: NodeId, dest: NodeId): Promise<{ port: MessagePort; remote: boolean } | null>;
   httpReady(id: NodeId, url: string): void;
 }
 
-type Link = { port: MessagePort } | { backlog: Message[] } | { down: true };
+/** A link to a peer: ready (remote links batch what one turn sends), being set up, or known down. */
+/** Messages per batch to the bridge; a larger turn sends several batches. */
+const MAX_BATCH = 1024;
+
+type Link = { port: MessagePort; remote: boolean; batch: Message[] } | { backlog: Message[] } | { down: true };
 
 class WorkerHost {
   private runtime!: NodeRuntime;
@@ -91,7 +96,16 @@ class WorkerHost {
     await this.runtime.start(role);
   }
 
-  private receive(msg: unknown): void {
+  private receive(data: unknown): void {
+    // The bridge delivers batches; local peers single messages.
+    if (Array.isArray(data)) {
+      for (const m of data) this.receiveOne(m);
+      return;
+    }
+    this.receiveOne(data);
+  }
+
+  private receiveOne(msg: unknown): void {
     // A port only ever carries messages for this node; anything else is refused inside deliver.
     if (typeof msg === "object" && msg !== null && (msg as Message).dest !== this.id) {
       this.dropped++;
@@ -133,7 +147,14 @@ class WorkerHost {
   private post(msg: Message): void {
     const link = this.links.get(msg.dest);
     if (link && "port" in link) {
-      link.port.postMessage(msg);
+      if (!link.remote) {
+        link.port.postMessage(msg);
+        return;
+      }
+      // One port message (and one TCP frame) per turn instead of one per node message.
+      const n = link.batch.push(msg);
+      if (n === 1) queueMicrotask(() => this.flushBatch(link));
+      else if (n >= MAX_BATCH) this.flushBatch(link);
       return;
     }
     if (link && "down" in link) {
@@ -148,40 +169,52 @@ class WorkerHost {
     const backlog = [msg];
     this.links.set(msg.dest, { backlog });
     this.supervisor.requestLink(this.id, msg.dest).then(
-      (port) => {
+      (got) => {
         const current = this.links.get(msg.dest);
         if (current && "port" in current) {
           // The peer opened a link to us meanwhile: use it, and keep this one only for receiving.
-          if (port) this.adopt(msg.dest, port, false);
-          for (const m of backlog) current.port.postMessage(m);
+          if (got) this.adopt(msg.dest, got.port, got.remote, false);
+          this.postAll(current, backlog);
           return;
         }
-        if (!port) {
+        if (!got) {
           this.dropped += backlog.length;
           this.links.set(msg.dest, { down: true });
           return;
         }
-        this.adopt(msg.dest, port, true);
-        for (const m of backlog) port.postMessage(m);
+        this.postAll(this.adopt(msg.dest, got.port, got.remote, true), backlog);
       },
       () => this.links.delete(msg.dest),
     );
   }
 
-  private adopt(peer: NodeId, port: MessagePort, asLink: boolean): void {
-    port.onmessage = (e) => this.receive(e.data);
-    if (asLink) this.links.set(peer, { port });
-    else this.extraPorts.add(port);
+  private flushBatch(link: { port: MessagePort; batch: Message[] }): void {
+    const batch = link.batch.splice(0);
+    if (batch.length > 0) link.port.postMessage(batch);
   }
 
-  /** The supervisor hands us the far end of a channel a peer asked for. */
-  acceptLink(peer: NodeId, port: MessagePort): void {
+  private postAll(link: { port: MessagePort; remote: boolean; batch: Message[] }, msgs: Message[]): void {
+    if (link.remote) link.port.postMessage(msgs);
+    else for (const m of msgs) link.port.postMessage(m);
+  }
+
+  private adopt(peer: NodeId, port: MessagePort, remote: boolean, asLink: boolean): { port: MessagePort; remote: boolean; batch: Message[] } {
+    port.onmessage = (e) => this.receive(e.data);
+    const link = { port, remote, batch: [] as Message[] };
+    if (asLink) this.links.set(peer, link);
+    else this.extraPorts.add(port);
+    return link;
+  }
+
+  /** The supervisor hands us the far end of a channel a peer (or, with `remote`, the bridge for a remote peer) asked for. */
+  acceptLink(peer: NodeId, port: MessagePort, remote = false): void {
     const current = this.links.get(peer);
-    if (current && "backlog" in current) {
-      for (const m of current.backlog) port.postMessage(m);
+    if (current && "port" in current) {
+      this.adopt(peer, port, remote, false);
+      return;
     }
-    if (current && "port" in current) this.adopt(peer, port, false);
-    else this.adopt(peer, port, true);
+    const link = this.adopt(peer, port, remote, true);
+    if (current && "backlog" in current) this.postAll(link, current.backlog);
   }
 
   /** The peer crashed or restarted: forget its ports so the next send asks for a fresh link. */
