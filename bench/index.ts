@@ -4,6 +4,7 @@ import type { Bench } from "./lib/harness.ts";
 /** Every benchmark, by name. Each module exports `bench`. */
 const BENCHES: Record<string, () => Promise<{ bench: Bench }>> = {
   transport: () => import("./transport.ts"),
+  sim: () => import("./sim.ts"),
   consensus: () => import("./consensus.ts"),
   cache: () => import("./cache.ts"),
   "push-pull": () => import("./push-pull.ts"),
