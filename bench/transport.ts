@@ -1,7 +1,8 @@
 /**
  * Transport benchmark: what the node API costs over its raw baseline, on both kinds of link.
  *   mc:  raw MessageChannel ping-pong between two workers  vs  request/reply through the node API
- *   tcp: raw Bun TCP ping-pong between two OS processes     vs  request/reply through the node API over a TCP bridge
+ *   tcp: raw Bun TCP ping-pong between two OS processes     vs  request/reply through the node API between two hosts
+ *        (the nodes' own TCP data links, set up through the hosts' bridge)
  * Each figure is the median over interleaved rounds, so drift on a busy machine hits both sides alike.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -141,7 +142,7 @@ async function nodeTcp(n: number, dataDir: string): Promise<Figures> {
   const child = Bun.spawn([process.execPath, new URL("./lib/bridge-host.ts", import.meta.url).pathname, String(pb), String(pa), secret, join(dataDir, "b")], { stdout: "pipe", stderr: "inherit" });
   const reader = child.stdout.getReader();
   await reader.read();
-  const cluster = new ThreadCluster({ system: ROLES, nodes: NODES, seed: 1, dataDir: join(dataDir, "a"), logLevel: "warn", host: "a", placement: { pinger: "a", ponger: "b" }, driverHost: "a" });
+  const cluster = new ThreadCluster({ system: ROLES, nodes: NODES, seed: 1, dataDir: join(dataDir, "a"), logLevel: "warn", host: "a", placement: { pinger: "a", ponger: "b" }, driverHost: "a", wire: { secret, listenHostname: "127.0.0.1", peerHosts: ["b"] } });
   const log = { debug() {}, info() {}, warn: (t: string) => console.error(t), error: (t: string) => console.error(t) };
   const bridge = new TcpBridge({ host: "a", listen: { hostname: "127.0.0.1", port: pa }, peers: { b: { hostname: "127.0.0.1", port: pb } }, secret, log }, cluster);
   cluster.attachBridge(bridge);

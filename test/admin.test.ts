@@ -1,10 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startAdmin } from "../src/main/admin.ts";
 import { startCluster, type ThreadCluster } from "../src/main/supervisor.ts";
 import { kvNodes } from "./helpers.ts";
+
+// Starts workers or OS processes: give it room on a loaded 2-core machine.
+setDefaultTimeout(30_000);
 
 const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
 const SECRET = "admin-test-secret";

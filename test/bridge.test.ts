@@ -1,11 +1,13 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { proof } from "../src/main/auth.ts";
 import { TcpBridge } from "../src/main/bridge.ts";
-import { FrameDecoder, encodeFrame } from "../src/main/frames.ts";
 import { ThreadCluster } from "../src/main/supervisor.ts";
+import { FrameDecoder, encodeFrame, proof } from "../src/workers/runtime/wire.ts";
+
+// Starts workers or OS processes: give it room on a loaded 2-core machine.
+setDefaultTimeout(30_000);
 
 const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
 const CLI = new URL("../src/main/cli.ts", import.meta.url).pathname;
@@ -55,19 +57,29 @@ describe("TCP bridge between two OS processes", () => {
   });
 });
 
-describe("bridge security and bad frames", () => {
+describe("bridge and data-link security, bad frames", () => {
   async function setup() {
-    const cluster = new ThreadCluster({ system: FIXTURE, nodes: [{ id: "n1", role: "kv" }, { id: "n2", role: "kv" }], seed: 1, dataDir: tmp(), logLevel: "silent", host: "b", placement: { n1: "b", n2: "a" } });
+    const cluster = new ThreadCluster({
+      system: FIXTURE,
+      nodes: [{ id: "n1", role: "kv" }, { id: "n2", role: "kv" }],
+      seed: 1,
+      dataDir: tmp(),
+      logLevel: "silent",
+      host: "b",
+      placement: { n1: "b", n2: "a" },
+      wire: { secret: SECRET, listenHostname: "127.0.0.1", peerHosts: ["a"] },
+    });
     const warnings: string[] = [];
     const log = { debug() {}, info() {}, warn: (t: string) => void warnings.push(t), error: (t: string) => void warnings.push(t) };
     const bridge = new TcpBridge({ host: "b", listen: { hostname: "127.0.0.1", port: 0 }, peers: { a: { hostname: "127.0.0.1", port: freePort() } }, secret: SECRET, log, handshakeTimeoutMs: 2000 }, cluster);
     cluster.attachBridge(bridge);
     bridge.start();
     await cluster.start();
-    return { cluster, bridge, warnings };
+    for (let i = 0; i < 100 && cluster.dataPort("n1") === undefined; i++) await Bun.sleep(10);
+    return { cluster, bridge, warnings, dataPort: cluster.dataPort("n1")! };
   }
 
-  /** A raw client speaking the bridge protocol as host "a". */
+  /** A raw client speaking the wire protocol as host "a". */
   async function rawClient(port: number) {
     const decoder = new FrameDecoder();
     const frames: Array<Record<string, unknown>> = [];
@@ -96,22 +108,26 @@ describe("bridge security and bad frames", () => {
     return c;
   }
 
-  test("a wrong secret is refused; a right one is welcomed with the listener's own proof", async () => {
-    const { cluster, bridge, warnings } = await setup();
+  const count = (n = 1) => encodeFrame({ t: "msgs", ms: Array.from({ length: n }, () => ({ src: "n2", dest: "n1", body: { type: "count" } })) });
+
+  test("a wrong secret is refused on the host bridge and on a node's data link; the right one is welcomed", async () => {
+    const { cluster, bridge, warnings, dataPort } = await setup();
     try {
       const bad = await authenticate(bridge.port, "not-the-secret");
       expect(await bad.waitFor(bad.isClosed)).toBe(true);
       expect(bridge.counters.rejectedConnections).toBe(1);
       expect(warnings.some((w) => /failed the handshake/.test(w))).toBe(true);
-      const good = await authenticate(bridge.port, SECRET);
+      const badData = await authenticate(dataPort, "not-the-secret");
+      expect(await badData.waitFor(badData.isClosed)).toBe(true);
+
+      const good = await authenticate(dataPort, SECRET);
       await good.waitFor(() => good.frames.length > 1);
       expect(good.frames[1]!.t).toBe("welcome");
       expect(good.frames[1]!.proof).toBe(proof(SECRET, "listener", "n0nce", "b", "a"));
-      expect(good.isClosed()).toBe(false);
-      // The authenticated peer delivers a node message to n1.
-      good.sock.write(encodeFrame({ t: "msgs", ms: [{ src: "n2", dest: "n1", body: { type: "count" } }] }));
+      good.sock.write(count(3));
       await Bun.sleep(100);
-      expect(await cluster.inspect<{ count: number; incarnation: number }>("n1")).toEqual({ count: 1, incarnation: 0 });
+      expect(good.isClosed()).toBe(false);
+      expect(await cluster.inspect<{ count: number; incarnation: number }>("n1")).toEqual({ count: 3, incarnation: 0 });
       good.sock.end();
     } finally {
       await cluster.stop();
@@ -119,38 +135,42 @@ describe("bridge security and bad frames", () => {
     }
   });
 
-  test("oversized, malformed and misaddressed frames close only their own connection", async () => {
-    const { cluster, bridge } = await setup();
+  test("oversized, malformed, misaddressed and spoofed frames close only their own connection", async () => {
+    const { cluster, bridge, dataPort } = await setup();
     try {
-      const keeper = await authenticate(bridge.port, SECRET);
+      const keeper = await authenticate(dataPort, SECRET);
       await keeper.waitFor(() => keeper.frames.length > 1);
 
-      const huge = await rawClient(bridge.port);
+      const huge = await rawClient(dataPort);
       const hdr = new Uint8Array(4);
       new DataView(hdr.buffer).setUint32(0, 0xfffffff0);
       huge.sock.write(hdr);
       expect(await huge.waitFor(huge.isClosed)).toBe(true);
 
-      const garbage = await authenticate(bridge.port, SECRET);
+      const garbage = await authenticate(dataPort, SECRET);
       await garbage.waitFor(() => garbage.frames.length > 1);
-      const junk = new Uint8Array([0, 0, 0, 3, 0xc1, 0xc1, 0xc1]);
-      garbage.sock.write(junk);
+      garbage.sock.write(new Uint8Array([0, 0, 0, 3, 0xc1, 0xc1, 0xc1]));
       expect(await garbage.waitFor(garbage.isClosed)).toBe(true);
 
-      const misaddressed = await authenticate(bridge.port, SECRET);
-      await misaddressed.waitFor(() => misaddressed.frames.length > 1);
-      misaddressed.sock.write(encodeFrame({ t: "msgs", ms: [{ src: "n2", dest: "n2", body: { type: "count" } }] }));
-      expect(await misaddressed.waitFor(misaddressed.isClosed)).toBe(true);
+      for (const m of [{ src: "n2", dest: "n2", body: { type: "count" } }, { src: "n1", dest: "n1", body: { type: "count" } }, { src: "n2", dest: "n1", body: "no type" }]) {
+        const c = await authenticate(dataPort, SECRET);
+        await c.waitFor(() => c.frames.length > 1);
+        c.sock.write(encodeFrame({ t: "msgs", ms: [m] }));
+        expect(await c.waitFor(c.isClosed)).toBe(true);
+      }
 
-      const spoofed = await authenticate(bridge.port, SECRET);
-      await spoofed.waitFor(() => spoofed.frames.length > 1);
-      spoofed.sock.write(encodeFrame({ t: "msgs", ms: [{ src: "n1", dest: "n1", body: { type: "count" } }] }));
-      expect(await spoofed.waitFor(spoofed.isClosed)).toBe(true);
+      // The host bridge carries no node-to-node traffic and refuses unknown frame types.
+      for (const frame of [{ t: "msgs", ms: [{ src: "n2", dest: "n1", body: { type: "count" } }] }, { t: "launch-missiles" }]) {
+        const c = await authenticate(bridge.port, SECRET);
+        await c.waitFor(() => c.frames.length > 1);
+        c.sock.write(encodeFrame(frame));
+        expect(await c.waitFor(c.isClosed)).toBe(true);
+      }
+      expect(bridge.counters.rejectedConnections).toBe(2);
 
-      expect(bridge.counters.rejectedConnections).toBe(4);
       // The first connection and the process are unaffected.
       expect(keeper.isClosed()).toBe(false);
-      keeper.sock.write(encodeFrame({ t: "msgs", ms: [{ src: "n2", dest: "n1", body: { type: "count" } }] }));
+      keeper.sock.write(count());
       await Bun.sleep(100);
       expect((await cluster.inspect<{ count: number }>("n1"))!.count).toBe(1);
       keeper.sock.end();

@@ -1,9 +1,12 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UsageError, parseOptions, replayCommand } from "../src/main/options.ts";
 import { scenario as echo } from "../src/workers/echo/scenario.ts";
+
+// Starts workers or OS processes: give it room on a loaded 2-core machine.
+setDefaultTimeout(30_000);
 
 const CLI = new URL("../src/main/cli.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "menhir-cli-"));
@@ -49,6 +52,28 @@ describe("bun run cluster", () => {
       expect(r.code).toBe(2);
       expect(r.err).toMatch(pattern);
     }
+  });
+
+  test("Ctrl-C stops the cluster cleanly: summary printed, exit 0", async () => {
+    const p = Bun.spawn([process.execPath, CLI, "echo", "--data-dir", join(dir, "sig"), "--fresh"], { stdout: "pipe", stderr: "pipe" });
+    const reader = p.stdout.getReader();
+    let out = "";
+    while (!out.includes("running until Ctrl-C")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    await Bun.sleep(300);
+    p.kill("SIGINT");
+    const code = await p.exited;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    expect(code).toBe(0);
+    expect(out).toContain("== echo (threads");
+    expect(out).toContain("replies match requests");
   });
 
   test("--help per system lists that system's options", async () => {

@@ -1,10 +1,13 @@
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCluster, type ThreadCluster } from "../src/main/supervisor.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
 import { kvNodes } from "./helpers.ts";
+
+// Starts workers or OS processes: give it room on a loaded 2-core machine.
+setDefaultTimeout(30_000);
 
 const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
 const dirs: string[] = [];

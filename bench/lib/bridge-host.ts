@@ -19,6 +19,7 @@ const cluster = new ThreadCluster({
   host: "b",
   placement: { pinger: "a", ponger: "b" },
   driverHost: "a",
+  wire: { secret: secret!, listenHostname: "127.0.0.1", peerHosts: ["a"] },
 });
 const log = { debug() {}, info() {}, warn: (t: string) => console.error(t), error: (t: string) => console.error(t) };
 const bridge = new TcpBridge({ host: "b", listen: { hostname: "127.0.0.1", port: Number(listenPort) }, peers: { a: { hostname: "127.0.0.1", port: Number(peerPort) } }, secret: secret!, log }, cluster);

@@ -92,6 +92,7 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     host: mh?.host,
     placement: mh?.placement,
     driverHost: mh?.driverHost,
+    wire: mh ? { secret: opts.secret, listenHostname: mh.listen.hostname, peerHosts: Object.keys(mh.peers) } : undefined,
   });
   let bridge: TcpBridge | null = null;
   let stopRequested!: () => void;

@@ -9,9 +9,10 @@ import { DRIVER_ID, type Cluster, type NetworkPatch, type NodeInfo, type NodeSta
 import { Limits } from "../workers/runtime/limits.ts";
 import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, type NetworkSettings } from "../workers/runtime/network.ts";
 import { isMessage } from "../workers/runtime/node.ts";
+import { formatLogLine, makeLogger, printLine, wallStamp } from "../workers/runtime/log.ts";
 import { seededRandom } from "../workers/runtime/random.ts";
 import { ErrorCode, RpcError, type Body, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random } from "../workers/runtime/types.ts";
-import type { SupervisorPort, WorkerApi, WorkerInit } from "../workers/runtime/worker.ts";
+import type { LinkGrant, SupervisorPort, WorkerApi, WorkerInit } from "../workers/runtime/worker.ts";
 import type { Bridge } from "./bridge.ts";
 
 const WORKER_URL = new URL("../workers/runtime/worker.ts", import.meta.url).href;
@@ -30,6 +31,8 @@ export interface StartOptions {
   placement?: Record<NodeId, string>;
   /** The host that runs the driver (scenario, nemesis, checks). Default: this one. */
   driverHost?: string;
+  /** Multi-host: what nodes need for their own TCP data endpoints. */
+  wire?: { secret: string; listenHostname: string; peerHosts: string[] };
 }
 
 interface LocalNode {
@@ -40,9 +43,8 @@ interface LocalNode {
   api: Comlink.Remote<WorkerApi> | null;
   driverPort: MessagePort | null;
   httpUrl?: string;
+  dataPort?: number;
 }
-
-const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export class ThreadCluster implements Cluster {
   readonly mode = "threads" as const;
@@ -70,13 +72,7 @@ export class ThreadCluster implements Cluster {
     this.placement = {};
     for (const n of opts.nodes) this.placement[n.id] = opts.placement?.[n.id] ?? this.host;
     this.random = seededRandom(opts.seed, "driver");
-    const level = LEVELS[opts.logLevel ?? "info"];
-    const out = (lvl: Exclude<LogLevel, "silent">) => (text: string, fields?: Record<string, unknown>) => {
-      if (LEVELS[lvl] < level) return;
-      const line = `${new Date().toISOString().slice(11, 23)} ${DRIVER_ID} ${lvl.toUpperCase()} ${text}${fields ? " " + JSON.stringify(fields) : ""}`;
-      (lvl === "error" || lvl === "warn" ? console.error : console.log)(line);
-    };
-    this.log = { debug: out("debug"), info: out("info"), warn: out("warn"), error: out("error") };
+    this.log = makeLogger(opts.logLevel ?? "info", (level, text, fields) => printLine(level, formatLogLine(wallStamp(), DRIVER_ID, level, text, fields)));
     if (opts.network) this.net = applyNetworkPatch(this.net, parseNetworkPatch(opts.network, this.nodeIds));
   }
 
@@ -115,6 +111,10 @@ export class ThreadCluster implements Cluster {
         const node = this.local.get(id);
         if (node) node.httpUrl = url;
       },
+      dataReady: (id, port) => {
+        const node = this.local.get(id);
+        if (node) node.dataPort = port;
+      },
     };
     Comlink.expose(supervisorPort, sup.port1);
     drv.port1.onmessage = (e) => this.fromNodeToDriver(e.data);
@@ -122,6 +122,7 @@ export class ThreadCluster implements Cluster {
     n.api = api;
     n.driverPort = drv.port1;
     n.httpUrl = undefined;
+    n.dataPort = undefined;
     n.status = "running";
     worker.addEventListener("error", (e) => {
       this.log.error(`node ${n.spec.id} died: ${(e as ErrorEvent).message}`);
@@ -136,6 +137,7 @@ export class ThreadCluster implements Cluster {
       dataDir: this.opts.dataDir,
       logLevel: this.opts.logLevel ?? "info",
       network: this.net,
+      wire: this.opts.wire ? { ...this.opts.wire, host: this.host, placement: this.placement } : undefined,
     };
     try {
       await api.init(init, Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2]));
@@ -145,27 +147,30 @@ export class ThreadCluster implements Cluster {
     }
   }
 
-  /** A worker asks for a channel to dest: local peers get a direct MessageChannel, remote ones a port into the bridge. */
-  private async requestLink(src: NodeId, dest: NodeId): Promise<{ port: MessagePort; remote: boolean } | null> {
+  /**
+   * A worker asks for a link to dest: a local peer gets a direct MessageChannel; a remote one, the
+   * address of its node's own TCP data endpoint (asked of its host), which the worker dials itself.
+   */
+  private async requestLink(src: NodeId, dest: NodeId): Promise<LinkGrant | null> {
     if (!this.nodeIds.includes(dest)) return null;
     if (!this.isLocal(dest)) {
-      const port = this.bridge?.portFor(src, dest) ?? null;
-      return port ? Comlink.transfer({ port, remote: true }, [port]) : null;
+      const host = this.placement[dest]!;
+      const at = this.bridge?.endpointOf(host);
+      if (!at || !this.bridge) return null;
+      const port = await this.bridge.control(host, "where", dest).catch(() => null);
+      return typeof port === "number" ? { wire: { hostname: at.hostname, port } } : null;
     }
     const peer = this.local.get(dest);
     if (!peer || peer.status === "crashed" || !peer.api) return null;
     const ch = new MessageChannel();
     await peer.api.acceptLink(src, Comlink.transfer(ch.port2, [ch.port2]));
-    return Comlink.transfer({ port: ch.port1, remote: false }, [ch.port1]);
+    return Comlink.transfer({ port: ch.port1 }, [ch.port1]);
   }
 
-  /** A channel from the bridge to a local node, for messages from a remote node. */
-  async linkFromRemote(remote: NodeId, dest: NodeId): Promise<MessagePort | null> {
-    const peer = this.local.get(dest);
-    if (!peer || peer.status === "crashed" || !peer.api) return null;
-    const ch = new MessageChannel();
-    await peer.api.acceptLink(remote, Comlink.transfer(ch.port2, [ch.port2]), true);
-    return ch.port1;
+  /** The port of a local node's TCP data endpoint (multi-host only). */
+  dataPort(id: NodeId): number | undefined {
+    const n = this.local.get(id);
+    return n && n.status !== "crashed" ? n.dataPort : undefined;
   }
 
   private fromNodeToDriver(msg: unknown): void {
@@ -203,7 +208,6 @@ export class ThreadCluster implements Cluster {
 
   private broadcastDropLink(id: NodeId): void {
     for (const other of this.local.values()) if (other.api && other.status !== "crashed" && other.spec.id !== id) void other.api.dropLink(id).catch(() => {});
-    this.bridge?.dropLocal(id);
   }
 
   now(): number {

@@ -3,6 +3,7 @@ import { Limits } from "../workers/runtime/limits.ts";
 import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, plan, type NetworkSettings } from "../workers/runtime/network.ts";
 import { NodeRuntime, type Env } from "../workers/runtime/node.ts";
 import { guardHttp } from "../workers/runtime/http.ts";
+import { LOG_LEVELS, formatLogLine, makeLogger } from "../workers/runtime/log.ts";
 import { seededRandom } from "../workers/runtime/random.ts";
 import { SqliteStorage } from "../workers/runtime/storage.ts";
 import { ErrorCode, RpcError, type Body, type HttpHandler, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random, type Role } from "../workers/runtime/types.ts";
@@ -41,8 +42,6 @@ interface SimNode {
   http?: (req: Request) => Promise<Response>;
   uidCounter: number;
 }
-
-const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 /**
  * A whole cluster in one thread on virtual time. The seed decides everything: delivery order and
@@ -94,9 +93,7 @@ export class Simulation implements Cluster {
       this.simNodes.set(n.id, { spec: n, runtime: null, status: "crashed", incarnation: -1, storage: new SqliteStorage(null, "memory"), uidCounter: 0 });
     }
     if (opts.network) this.net = applyNetworkPatch(this.net, parseNetworkPatch(opts.network, this.nodeIds));
-    const self = this;
-    const driverLog = (level: Exclude<LogLevel, "silent">) => (text: string, fields?: Record<string, unknown>) => self.emitLog(level, DRIVER_ID, text, fields);
-    this.log = { debug: driverLog("debug"), info: driverLog("info"), warn: driverLog("warn"), error: driverLog("error") };
+    this.log = makeLogger(this.logLevel, (level, text, fields) => this.emitLog(level, DRIVER_ID, text, fields));
   }
 
   /** Start every node, run `driver` to completion on virtual time, and return its result. */
@@ -146,9 +143,8 @@ export class Simulation implements Cluster {
   }
 
   private emitLog(level: Exclude<LogLevel, "silent">, node: string, text: string, fields?: Record<string, unknown>): void {
-    if (LEVELS[level] < LEVELS[this.logLevel]) return;
-    const t = ((this.virtualNow - SIM_EPOCH_MS) / 1000).toFixed(3);
-    this.sink(`[${t}s] ${node} ${level.toUpperCase()} ${text}${fields ? " " + JSON.stringify(fields) : ""}`);
+    if (LOG_LEVELS[level] < LOG_LEVELS[this.logLevel]) return;
+    this.sink(formatLogLine(`[${((this.virtualNow - SIM_EPOCH_MS) / 1000).toFixed(3)}s]`, node, level, text, fields));
   }
 
   private boot(n: SimNode): void {

@@ -1,4 +1,5 @@
 import { Limits, exceedsSize } from "./limits.ts";
+import { makeLogger } from "./log.ts";
 import { seededRandom } from "./random.ts";
 import {
   ErrorCode,
@@ -58,8 +59,6 @@ export interface NodeStats {
   timers: number;
 }
 
-const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
-
 interface Pending {
   resolve(b: Body): void;
   reject(e: RpcError): void;
@@ -87,7 +86,7 @@ export class NodeRuntime {
   private readonly pausedQueue: Array<() => void> = [];
   private stopped = false;
   private hooks: RoleHooks = {};
-  private readonly logThreshold: number;
+  private readonly logger: Logger;
   private readonly knownIds: ReadonlySet<NodeId>;
   readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0 };
 
@@ -95,7 +94,7 @@ export class NodeRuntime {
     readonly identity: NodeIdentity,
     private readonly env: Env,
   ) {
-    this.logThreshold = LEVELS[identity.logLevel];
+    this.logger = makeLogger(identity.logLevel, (level, text, fields) => env.emitLog(level, identity.id, text, fields));
     this.knownIds = new Set(identity.nodeIds);
     const random = seededRandom(identity.seed, `${identity.id}#${identity.incarnation}`);
     this.ctx = this.makeContext(random);
@@ -199,8 +198,7 @@ export class NodeRuntime {
   }
 
   private log(level: Exclude<LogLevel, "silent">, text: string, fields?: Record<string, unknown>): void {
-    if (LEVELS[level] < this.logThreshold) return;
-    this.env.emitLog(level, this.identity.id, text, fields);
+    this.logger[level](text, fields);
   }
 
   private checkDest(dest: NodeId): void {
@@ -255,12 +253,6 @@ export class NodeRuntime {
   private makeContext(random: Random): NodeContext {
     const self = this;
     const { id, role, config, nodeIds, incarnation } = this.identity;
-    const logger: Logger = {
-      debug: (t, f) => self.log("debug", t, f),
-      info: (t, f) => self.log("info", t, f),
-      warn: (t, f) => self.log("warn", t, f),
-      error: (t, f) => self.log("error", t, f),
-    };
     return {
       id,
       role,
@@ -268,7 +260,7 @@ export class NodeRuntime {
       nodeIds,
       incarnation,
       random,
-      log: logger,
+      log: this.logger,
       storage: this.env.storage,
       on(type, handler) {
         assert(!self.handlers.has(type), `${id}: a handler for "${type}" is already registered`);

@@ -1,7 +1,8 @@
 /**
- * The worker-thread host of one node. It owns what node code may not touch: the MessagePorts to
- * peers, real timers, the sqlite file, the HTTP socket. The supervisor drives it over comlink
- * (control plane); node messages travel on direct MessageChannels (data plane).
+ * The worker-thread host of one node. It owns what node code may not touch: its links to peers
+ * (MessageChannels to local nodes, its own TCP connections to nodes on other hosts), real timers,
+ * the sqlite file, the HTTP socket. The supervisor drives it over comlink (control plane); node
+ * messages never pass through the main thread (data plane).
  */
 import * as Comlink from "comlink";
 import hyperid from "hyperid";
@@ -9,11 +10,15 @@ import { join } from "node:path";
 import { DRIVER_ID } from "../../driver/cluster.ts";
 import { loadRoles } from "../registry.ts";
 import { guardHttp } from "./http.ts";
+import { formatLogLine, printLine, wallStamp } from "./log.ts";
 import { Limits } from "./limits.ts";
 import { defaultNetwork, isPerfect, plan, type NetworkSettings } from "./network.ts";
-import { NodeRuntime, type Env, type NodeStats } from "./node.ts";
+import { NodeRuntime, isMessage, type Env, type NodeStats } from "./node.ts";
 import { seededRandom } from "./random.ts";
+import type { TCPSocketListener } from "bun";
+import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
 import { SqliteStorage } from "./storage.ts";
+import { wireListen, type WireConn } from "./wire.ts";
 import type { LogLevel, Message, NodeId, NodeSpec } from "./types.ts";
 
 export interface WorkerInit {
@@ -25,34 +30,32 @@ export interface WorkerInit {
   dataDir: string;
   logLevel: LogLevel;
   network: NetworkSettings;
+  /** Multi-host: this node listens for peers on other hosts and dials them itself. */
+  wire?: { host: string; secret: string; listenHostname: string; peerHosts: string[]; placement: Record<NodeId, string> };
 }
 
 /** What a worker asks of the supervisor. */
 export interface SupervisorPort {
-  /** A channel to dest; `remote` when it leads into the TCP bridge (messages then travel in batches). */
-  requestLink(src: NodeId, dest: NodeId): Promise<{ port: MessagePort; remote: boolean } | null>;
+  requestLink(src: NodeId, dest: NodeId): Promise<LinkGrant | null>;
   httpReady(id: NodeId, url: string): void;
+  dataReady(id: NodeId, port: number): void;
 }
 
-/** A link to a peer: ready (remote links batch what one turn sends), being set up, or known down. */
-/** Messages per batch to the bridge; a larger turn sends several batches. */
-const MAX_BATCH = 1024;
-
-type Link = { port: MessagePort; remote: boolean; batch: Message[] } | { backlog: Message[] } | { down: true };
+export type { LinkGrant };
 
 class WorkerHost {
   private runtime!: NodeRuntime;
   private storage!: SqliteStorage;
   private supervisor!: Comlink.Remote<SupervisorPort>;
   private driverPort!: MessagePort;
-  private readonly links = new Map<NodeId, Link>();
-  private readonly extraPorts = new Set<MessagePort>();
+  private links!: Links;
   private net: NetworkSettings = defaultNetwork();
   private perfect = true;
   private netRng = seededRandom(0);
   private readonly fifo = new Map<NodeId, number>();
   private inFlight = 0;
   private server: ReturnType<typeof Bun.serve> | null = null;
+  private dataListener: TCPSocketListener<WireConn> | null = null;
   private id = "";
   private dropped = 0;
 
@@ -72,12 +75,7 @@ class WorkerHost {
       clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
       transmit: (msg) => this.transmit(msg),
       storage: this.storage,
-      emitLog: (level, node, text, fields) => {
-        const t = new Date().toISOString().slice(11, 23);
-        const line = `${t} ${node} ${level.toUpperCase()} ${text}${fields ? " " + JSON.stringify(fields) : ""}`;
-        if (level === "error" || level === "warn") console.error(line);
-        else console.log(line);
-      },
+      emitLog: (level, node, text, fields) => printLine(level, formatLogLine(wallStamp(), node, level, text, fields)),
       uid: () => uid(),
       serveHttp: (node, handler, opts) => {
         if (this.server) throw new Error(`${node} already serves HTTP`);
@@ -86,26 +84,52 @@ class WorkerHost {
         void this.supervisor.httpReady(node, this.server.url.toString());
       },
     };
+    const wire = init.wire;
+    this.links = new Links({
+      id: this.id,
+      grant: (dest) => this.supervisor.requestLink(this.id, dest),
+      receive: (data) => this.receive(data),
+      wire: wire ? { host: wire.host, secret: wire.secret, peers: new Set(wire.peerHosts) } : null,
+      now: () => performance.now(),
+    });
     this.runtime = new NodeRuntime(
       { id: init.spec.id, role: init.spec.role, config: init.spec.config ?? {}, nodeIds: init.nodeIds, incarnation: init.incarnation, seed: init.seed, logLevel: init.logLevel },
       env,
     );
+    if (wire) this.listenForPeers(wire);
     const roles = await loadRoles(init.system);
     const role = roles[init.spec.role];
     if (!role) throw new Error(`system ${init.system} has no role "${init.spec.role}"`);
     await this.runtime.start(role);
   }
 
-  private receive(data: unknown): void {
-    // The bridge delivers batches; local peers single messages.
-    if (Array.isArray(data)) {
-      for (const m of data) this.receiveOne(m);
-      return;
-    }
-    this.receiveOne(data);
+  /** Open this node's TCP data endpoint for peers on other hosts. */
+  private listenForPeers(w: NonNullable<WorkerInit["wire"]>): void {
+    this.dataListener = wireListen(
+      { hostname: w.listenHostname, port: 0 },
+      {
+        host: w.host,
+        secret: w.secret,
+        peers: new Set(w.peerHosts),
+        onFrame: (conn, frame) => {
+          if (frame.t !== "msgs" || !Array.isArray(frame.ms) || frame.ms.length === 0 || frame.ms.length > MAX_FRAME_MESSAGES) {
+            throw new Error(`expected a batch of 1 to ${MAX_FRAME_MESSAGES} messages`);
+          }
+          for (const m of frame.ms) {
+            // A data link carries messages for this node from nodes that live on the authenticated host, nothing else.
+            if (!isMessage(m)) throw new Error("malformed node message");
+            if (m.dest !== this.id) throw new Error(`message for "${m.dest}" on ${this.id}'s data link`);
+            if (w.placement[m.src] !== conn.peerHost) throw new Error(`host ${conn.peerHost} sent a message from "${m.src}", which does not live there`);
+          }
+          for (const m of frame.ms) this.runtime.deliver(m);
+        },
+        onReject: (conn, why) => this.runtime.ctx.log.warn(`data link: closed a connection from ${conn.remoteAddress}${conn.peerHost ? ` (host ${conn.peerHost})` : ""}: ${why}`),
+      },
+    );
+    void this.supervisor.dataReady(this.id, this.dataListener.port);
   }
 
-  private receiveOne(msg: unknown): void {
+  private receive(msg: unknown): void {
     // A port only ever carries messages for this node; anything else is refused inside deliver.
     if (typeof msg === "object" && msg !== null && (msg as Message).dest !== this.id) {
       this.dropped++;
@@ -120,7 +144,7 @@ class WorkerHost {
       return;
     }
     if (this.perfect) {
-      this.post(msg);
+      this.links.post(msg);
       return;
     }
     const floor = Math.max(0, (this.fifo.get(msg.dest) ?? 0) - performance.now());
@@ -128,7 +152,7 @@ class WorkerHost {
     if (delays.length === 0) this.dropped++;
     for (const d of delays) {
       if (d <= 0) {
-        this.post(msg);
+        this.links.post(msg);
         continue;
       }
       if (this.inFlight >= Limits.maxInFlight) {
@@ -139,89 +163,19 @@ class WorkerHost {
       this.inFlight++;
       setTimeout(() => {
         this.inFlight--;
-        this.post(msg);
+        this.links.post(msg);
       }, d);
     }
   }
 
-  private post(msg: Message): void {
-    const link = this.links.get(msg.dest);
-    if (link && "port" in link) {
-      if (!link.remote) {
-        link.port.postMessage(msg);
-        return;
-      }
-      // One port message (and one TCP frame) per turn instead of one per node message.
-      const n = link.batch.push(msg);
-      if (n === 1) queueMicrotask(() => this.flushBatch(link));
-      else if (n >= MAX_BATCH) this.flushBatch(link);
-      return;
-    }
-    if (link && "down" in link) {
-      this.dropped++;
-      return;
-    }
-    if (link && "backlog" in link) {
-      if (link.backlog.length >= Limits.maxLinkBacklog) this.dropped++;
-      else link.backlog.push(msg);
-      return;
-    }
-    const backlog = [msg];
-    this.links.set(msg.dest, { backlog });
-    this.supervisor.requestLink(this.id, msg.dest).then(
-      (got) => {
-        const current = this.links.get(msg.dest);
-        if (current && "port" in current) {
-          // The peer opened a link to us meanwhile: use it, and keep this one only for receiving.
-          if (got) this.adopt(msg.dest, got.port, got.remote, false);
-          this.postAll(current, backlog);
-          return;
-        }
-        if (!got) {
-          this.dropped += backlog.length;
-          this.links.set(msg.dest, { down: true });
-          return;
-        }
-        this.postAll(this.adopt(msg.dest, got.port, got.remote, true), backlog);
-      },
-      () => this.links.delete(msg.dest),
-    );
+  /** The supervisor hands us the far end of a channel a local peer asked for. */
+  acceptLink(peer: NodeId, port: MessagePort): void {
+    this.links.accept(peer, port);
   }
 
-  private flushBatch(link: { port: MessagePort; batch: Message[] }): void {
-    const batch = link.batch.splice(0);
-    if (batch.length > 0) link.port.postMessage(batch);
-  }
-
-  private postAll(link: { port: MessagePort; remote: boolean; batch: Message[] }, msgs: Message[]): void {
-    if (link.remote) link.port.postMessage(msgs);
-    else for (const m of msgs) link.port.postMessage(m);
-  }
-
-  private adopt(peer: NodeId, port: MessagePort, remote: boolean, asLink: boolean): { port: MessagePort; remote: boolean; batch: Message[] } {
-    port.onmessage = (e) => this.receive(e.data);
-    const link = { port, remote, batch: [] as Message[] };
-    if (asLink) this.links.set(peer, link);
-    else this.extraPorts.add(port);
-    return link;
-  }
-
-  /** The supervisor hands us the far end of a channel a peer (or, with `remote`, the bridge for a remote peer) asked for. */
-  acceptLink(peer: NodeId, port: MessagePort, remote = false): void {
-    const current = this.links.get(peer);
-    if (current && "port" in current) {
-      this.adopt(peer, port, remote, false);
-      return;
-    }
-    const link = this.adopt(peer, port, remote, true);
-    if (current && "backlog" in current) this.postAll(link, current.backlog);
-  }
-
-  /** The peer crashed or restarted: forget its ports so the next send asks for a fresh link. */
+  /** The peer crashed or restarted: forget its link so the next send asks for a fresh one. */
   dropLink(peer: NodeId): void {
-    const link = this.links.get(peer);
-    if (link && "port" in link) link.port.close();
-    this.links.delete(peer);
+    this.links.drop(peer);
   }
 
   setNetwork(net: NetworkSettings): void {
@@ -239,7 +193,7 @@ class WorkerHost {
 
   stats(): NodeStats {
     const s = this.runtime.snapshotStats();
-    return { ...s, refused: s.refused + this.dropped };
+    return { ...s, refused: s.refused + this.dropped + this.links.dropped };
   }
 
   inspect(): unknown {
@@ -251,6 +205,8 @@ class WorkerHost {
       await this.runtime.stop();
     } finally {
       this.server?.stop(true);
+      this.dataListener?.stop(true);
+      this.links.close();
       this.storage.close();
     }
   }

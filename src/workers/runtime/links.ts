@@ -1,0 +1,163 @@
+/**
+ * A node's links to its peers, made on first use. A local peer is reached over a direct
+ * MessageChannel; a peer on another host over this node's own TCP connection to that peer's data
+ * endpoint (msgpack frames, one frame per turn's worth of messages). A link being set up holds a
+ * bounded backlog; a peer found down is retried after a short pause — messages meanwhile are
+ * dropped, as they would be to a crashed node.
+ */
+import { Limits } from "./limits.ts";
+import type { Message, NodeId } from "./types.ts";
+import { wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
+
+/** How the supervisor answers a request for a link. */
+export type LinkGrant = { port: MessagePort } | { wire: Endpoint };
+
+/** Node messages per frame on a data link (a receiver refuses more). */
+export const MAX_FRAME_MESSAGES = 4096;
+const DOWN_RETRY_MS = 200;
+
+type Link =
+  | { kind: "port"; port: MessagePort }
+  | { kind: "wire"; conn: WireConn; batch: Message[] }
+  | { kind: "pending"; backlog: Message[] }
+  | { kind: "down"; until: number };
+
+export interface LinksHost {
+  readonly id: NodeId;
+  grant(dest: NodeId): Promise<LinkGrant | null>;
+  /** Whatever arrives on a link this node holds. */
+  receive(data: unknown): void;
+  /** For dialing remote peers: this host's wire identity. */
+  readonly wire: Pick<WireOptions, "host" | "secret" | "peers" | "onReject"> | null;
+  now(): number;
+}
+
+export class Links {
+  private readonly links = new Map<NodeId, Link>();
+  /** Extra receive-only ports (a peer opened a link to us while ours was being set up). */
+  private readonly extra = new Set<MessagePort>();
+  dropped = 0;
+
+  constructor(private readonly host: LinksHost) {}
+
+  post(msg: Message): void {
+    const link = this.links.get(msg.dest);
+    switch (link?.kind) {
+      case "port":
+        link.port.postMessage(msg);
+        return;
+      case "wire":
+        if (link.batch.push(msg) === 1) queueMicrotask(() => this.flush(link));
+        else if (link.batch.length >= MAX_FRAME_MESSAGES) this.flush(link);
+        return;
+      case "pending":
+        if (link.backlog.length >= Limits.maxLinkBacklog) this.dropped++;
+        else link.backlog.push(msg);
+        return;
+      case "down":
+        if (this.host.now() < link.until) {
+          this.dropped++;
+          return;
+        }
+        break;
+    }
+    this.open(msg.dest, [msg]);
+  }
+
+  private open(dest: NodeId, backlog: Message[]): void {
+    const pending: Link = { kind: "pending", backlog };
+    this.links.set(dest, pending);
+    const isCurrent = () => this.links.get(dest) === pending;
+    this.host.grant(dest).then(
+      async (grant) => {
+        if (!isCurrent()) {
+          // A peer's own link to us arrived meanwhile and became ours: keep the new one for receiving only.
+          if (grant && "port" in grant) this.adoptExtra(grant.port);
+          const now = this.links.get(dest);
+          if (now) for (const m of backlog) this.post(m);
+          return;
+        }
+        if (!grant) return this.markDown(dest, backlog.length);
+        if ("port" in grant) {
+          grant.port.onmessage = (e) => this.host.receive(e.data);
+          this.links.set(dest, { kind: "port", port: grant.port });
+          for (const m of backlog) grant.port.postMessage(m);
+          return;
+        }
+        const wire = this.host.wire;
+        if (!wire) return this.markDown(dest, backlog.length);
+        let ready!: () => void;
+        const handshake = new Promise<void>((r) => (ready = r));
+        const conn = await wireDial(grant.wire, {
+          ...wire,
+          onFrame: (c) => c.close("a dialed data link only sends"),
+          onReady: () => ready(),
+          onClose: (c) => {
+            const l = this.links.get(dest);
+            if (l?.kind === "wire" && l.conn === c) this.links.delete(dest);
+            else if (isCurrent()) this.markDown(dest, backlog.length);
+          },
+        }).catch(() => null);
+        if (!conn) return isCurrent() && this.markDown(dest, backlog.length);
+        await handshake;
+        if (!isCurrent()) return conn.close();
+        const link: Link = { kind: "wire", conn, batch: backlog };
+        this.links.set(dest, link);
+        this.flush(link);
+      },
+      () => isCurrent() && this.markDown(dest, backlog.length),
+    );
+  }
+
+  private markDown(dest: NodeId, lost: number): void {
+    this.dropped += lost;
+    this.links.set(dest, { kind: "down", until: this.host.now() + DOWN_RETRY_MS });
+  }
+
+  private flush(link: { conn: WireConn; batch: Message[] }): void {
+    const batch = link.batch.splice(0);
+    if (batch.length > 0) this.sendBatch(link.conn, batch);
+  }
+
+  /** A batch too large for one frame is split in halves until each fits; a lone oversized message is dropped. */
+  private sendBatch(conn: WireConn, ms: Message[]): void {
+    if (conn.send({ t: "msgs", ms })) return;
+    if (ms.length === 1 || !conn.ready) {
+      this.dropped += ms.length;
+      return;
+    }
+    const mid = ms.length >> 1;
+    this.sendBatch(conn, ms.slice(0, mid));
+    this.sendBatch(conn, ms.slice(mid));
+  }
+
+  private adoptExtra(port: MessagePort): void {
+    port.onmessage = (e) => this.host.receive(e.data);
+    this.extra.add(port);
+  }
+
+  /** The supervisor hands us the far end of a channel a local peer asked for. */
+  accept(peer: NodeId, port: MessagePort): void {
+    const current = this.links.get(peer);
+    if (current?.kind === "port" || current?.kind === "wire") {
+      this.adoptExtra(port);
+      return;
+    }
+    port.onmessage = (e) => this.host.receive(e.data);
+    this.links.set(peer, { kind: "port", port });
+    if (current?.kind === "pending") for (const m of current.backlog) port.postMessage(m);
+  }
+
+  /** A local peer crashed or restarted: forget its link so the next send asks for a fresh one. */
+  drop(peer: NodeId): void {
+    const link = this.links.get(peer);
+    if (link?.kind === "port") link.port.close();
+    if (link?.kind === "wire") link.conn.close();
+    this.links.delete(peer);
+  }
+
+  close(): void {
+    for (const peer of [...this.links.keys()]) this.drop(peer);
+    for (const p of this.extra) p.close();
+  }
+}
