@@ -25,8 +25,10 @@ type Link =
 export interface LinksHost {
   readonly id: NodeId;
   grant(dest: NodeId): Promise<LinkGrant | null>;
-  /** Whatever arrives on a link this node holds. */
+  /** Whatever arrives on a MessageChannel this node holds. */
   receive(data: unknown): void;
+  /** A frame on a TCP data link (dialed or accepted): validate and deliver, or throw to close it. */
+  wireFrame(conn: WireConn, frame: Record<string, unknown>): void;
   /** For dialing remote peers: this host's wire identity. */
   readonly wire: Pick<WireOptions, "host" | "secret" | "peers" | "onReject"> | null;
   now(): number;
@@ -90,7 +92,7 @@ export class Links {
         const handshake = new Promise<void>((r) => (ready = r));
         const conn = await wireDial(grant.wire, {
           ...wire,
-          onFrame: (c) => c.close("a dialed data link only sends"),
+          onFrame: (c, f) => this.host.wireFrame(c, f),
           onReady: () => ready(),
           onClose: (c) => {
             const l = this.links.get(dest);
@@ -146,6 +148,23 @@ export class Links {
     port.onmessage = (e) => this.host.receive(e.data);
     this.links.set(peer, { kind: "port", port });
     if (current?.kind === "pending") for (const m of current.backlog) port.postMessage(m);
+  }
+
+  /**
+   * A peer on another host dialed us: answer on the same connection (one socket per pair, so TCP
+   * acknowledgements ride on replies) unless we already have a link to it.
+   */
+  adoptWire(peer: NodeId, conn: WireConn): void {
+    const current = this.links.get(peer);
+    if (current?.kind === "port" || current?.kind === "wire") return;
+    const link: Link = { kind: "wire", conn, batch: current?.kind === "pending" ? current.backlog : [] };
+    this.links.set(peer, link);
+    this.flush(link);
+  }
+
+  /** A data connection closed: links that used it are gone; the next send asks again. */
+  wireClosed(conn: WireConn): void {
+    for (const [peer, link] of this.links) if (link.kind === "wire" && link.conn === conn) this.links.delete(peer);
   }
 
   /** A local peer crashed or restarted: forget its link so the next send asks for a fresh one. */

@@ -57,6 +57,7 @@ class WorkerHost {
   private server: ReturnType<typeof Bun.serve> | null = null;
   private dataListener: TCPSocketListener<WireConn> | null = null;
   private id = "";
+  private placement: Record<NodeId, string> = {};
   private dropped = 0;
 
   async init(init: WorkerInit, supervisorPort: MessagePort, driverPort: MessagePort): Promise<void> {
@@ -85,10 +86,12 @@ class WorkerHost {
       },
     };
     const wire = init.wire;
+    if (wire) this.placement = wire.placement;
     this.links = new Links({
       id: this.id,
       grant: (dest) => this.supervisor.requestLink(this.id, dest),
       receive: (data) => this.receive(data),
+      wireFrame: (conn, frame) => void this.wireFrame(conn, frame),
       wire: wire ? { host: wire.host, secret: wire.secret, peers: new Set(wire.peerHosts) } : null,
       now: () => performance.now(),
     });
@@ -112,21 +115,29 @@ class WorkerHost {
         secret: w.secret,
         peers: new Set(w.peerHosts),
         onFrame: (conn, frame) => {
-          if (frame.t !== "msgs" || !Array.isArray(frame.ms) || frame.ms.length === 0 || frame.ms.length > MAX_FRAME_MESSAGES) {
-            throw new Error(`expected a batch of 1 to ${MAX_FRAME_MESSAGES} messages`);
-          }
-          for (const m of frame.ms) {
-            // A data link carries messages for this node from nodes that live on the authenticated host, nothing else.
-            if (!isMessage(m)) throw new Error("malformed node message");
-            if (m.dest !== this.id) throw new Error(`message for "${m.dest}" on ${this.id}'s data link`);
-            if (w.placement[m.src] !== conn.peerHost) throw new Error(`host ${conn.peerHost} sent a message from "${m.src}", which does not live there`);
-          }
-          for (const m of frame.ms) this.runtime.deliver(m);
+          const batch = this.wireFrame(conn, frame);
+          this.links.adoptWire(batch[0]!.src, conn);
         },
+        onClose: (conn) => this.links.wireClosed(conn),
         onReject: (conn, why) => this.runtime.ctx.log.warn(`data link: closed a connection from ${conn.remoteAddress}${conn.peerHost ? ` (host ${conn.peerHost})` : ""}: ${why}`),
       },
     );
     void this.supervisor.dataReady(this.id, this.dataListener.port);
+  }
+
+  /** Validate a data-link frame whole, then deliver it: messages for this node, from nodes on the authenticated host. */
+  private wireFrame(conn: WireConn, frame: Record<string, unknown>): Message[] {
+    const placement = this.placement;
+    if (frame.t !== "msgs" || !Array.isArray(frame.ms) || frame.ms.length === 0 || frame.ms.length > MAX_FRAME_MESSAGES) {
+      throw new Error(`expected a batch of 1 to ${MAX_FRAME_MESSAGES} messages`);
+    }
+    for (const m of frame.ms) {
+      if (!isMessage(m)) throw new Error("malformed node message");
+      if (m.dest !== this.id) throw new Error(`message for "${m.dest}" on ${this.id}'s data link`);
+      if (placement[m.src] !== conn.peerHost) throw new Error(`host ${conn.peerHost} sent a message from "${m.src}", which does not live there`);
+    }
+    for (const m of frame.ms as Message[]) this.runtime.deliver(m);
+    return frame.ms as Message[];
   }
 
   private receive(msg: unknown): void {
