@@ -38,6 +38,8 @@ export const kvNode: Role = defineRole((node) => {
     node.reply(m, { type: "blast_ok" });
   });
   node.on("ping", (m) => node.reply(m, { type: "pong", at: node.now() }));
+  // A node configured to greet a peer talks at once on start: links made during a (re)start must hold.
+  if (typeof node.config.greet === "string") node.send(node.config.greet, { type: "count" });
   return { inspect: () => ({ count: memory.get("count") ?? 0, incarnation: node.incarnation }) };
 });
 

@@ -74,6 +74,25 @@ describe("NodeRuntime without a network", () => {
     expect(fired.length).toBe(3);
   });
 
+  test("requests wait until the role has started; replies to the start's own requests pass", async () => {
+    const { rt, sent } = harness();
+    const started = rt.start(
+      defineRole(async (n) => {
+        // Catch up before serving: the start awaits a peer.
+        const r = await n.request<{ type: string; value: number }>("b", { type: "catch_up" });
+        n.on("x", (m) => n.reply(m, { type: "x_ok", seen: r.value }));
+      }),
+    );
+    rt.deliver({ src: "b", dest: "a", body: { type: "x", msg_id: 7 } });
+    expect(sent.map((m) => m.body.type)).toEqual(["catch_up"]);
+    rt.deliver({ src: "b", dest: "a", body: { type: "catch_up_ok", value: 42, in_reply_to: sent[0]!.body.msg_id } });
+    await started;
+    expect(sent.map((m) => m.body)).toEqual([
+      { type: "catch_up", msg_id: 1 },
+      { type: "x_ok", seen: 42, in_reply_to: 7 },
+    ]);
+  });
+
   test("the clock can be offset by clock-sync code", async () => {
     const { rt } = harness();
     let ctx!: Parameters<Parameters<typeof defineRole>[0]>[0];

@@ -18,8 +18,8 @@ function tmp(): string {
 }
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
-async function withCluster<T>(n: number, fn: (c: ThreadCluster) => Promise<T>, dataDir = tmp()): Promise<T> {
-  const c = await startCluster({ system: FIXTURE, nodes: kvNodes(n), seed: 1, dataDir, logLevel: "silent" });
+async function withCluster<T>(n: number, fn: (c: ThreadCluster) => Promise<T>, dataDir = tmp(), nodes = kvNodes(n)): Promise<T> {
+  const c = await startCluster({ system: FIXTURE, nodes, seed: 1, dataDir, logLevel: "silent" });
   try {
     return await fn(c);
   } finally {
@@ -53,6 +53,33 @@ describe("worker threads", () => {
       expect(r.reply.memory).toBeNull();
       expect((await c.inspect<{ incarnation: number }>("n2"))!.incarnation).toBe(1);
     });
+  });
+
+  test("links survive a restart under traffic: no peer is left holding a dead link", async () => {
+    await withCluster(2, async (c) => {
+      const relay = (from: string, to: string) => c.request(from, { type: "relay", to, inner: { type: "ping" }, timeoutMs: 300 }, 2000).then(() => true, () => false);
+      const greetings = async () => (await c.inspect<{ count: number }>("n1"))!.count;
+      // The first greeting may still be in flight; crashing n2 now would (rightly) lose it.
+      for (let i = 0; i < 200 && (await greetings()) < 1; i++) await Bun.sleep(10);
+      for (let round = 0; round < 3; round++) {
+        let busy = true;
+        // n1 keeps talking to n2 all through n2's crash and restart.
+        const traffic = (async () => {
+          while (busy) await relay("n1", "n2");
+        })();
+        await c.restart("n2");
+        // The restarted node talks at once, too.
+        const fromNew = await relay("n2", "n1");
+        busy = false;
+        await traffic;
+        await Bun.sleep(250); // a link found down is retried after 200 ms
+        expect(fromNew).toBe(true);
+        expect(await relay("n1", "n2")).toBe(true);
+        expect(await relay("n2", "n1")).toBe(true);
+      }
+      // n2 greets n1 from its start: counted once per incarnation (4), and the link it opened still works.
+      expect(await greetings()).toBe(4);
+    }, undefined, [{ id: "n1", role: "kv" }, { id: "n2", role: "kv", config: { greet: "n1" } }]);
   });
 
   test("pause holds messages, resume delivers them", async () => {

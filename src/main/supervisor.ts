@@ -236,9 +236,9 @@ export class ThreadCluster implements Cluster {
   async restart(id: NodeId): Promise<void> {
     if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "restart", id));
     const n = this.node(id);
+    // crash() already told every peer to forget its link; links made once the new worker is up are good.
     if (n.status !== "crashed") await this.crash(id);
     await this.spawn(n);
-    this.broadcastDropLink(id);
   }
 
   async pause(id: NodeId): Promise<void> {

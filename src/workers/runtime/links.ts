@@ -73,10 +73,9 @@ export class Links {
     this.host.grant(dest).then(
       async (grant) => {
         if (!isCurrent()) {
-          // A peer's own link to us arrived meanwhile and became ours: keep the new one for receiving only.
+          // The peer's own link to us arrived meanwhile, became ours and took the backlog (or the
+          // peer was dropped): keep this channel for receiving only.
           if (grant && "port" in grant) this.adoptExtra(grant.port);
-          const now = this.links.get(dest);
-          if (now) for (const m of backlog) this.post(m);
           return;
         }
         if (!grant) return this.markDown(dest, backlog.length);

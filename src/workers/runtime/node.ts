@@ -83,6 +83,7 @@ export class NodeRuntime {
   private nextTimerId = 1;
   private clockOffset = 0;
   private paused = false;
+  private starting = true;
   private readonly pausedQueue: Array<() => void> = [];
   private stopped = false;
   private hooks: RoleHooks = {};
@@ -100,8 +101,17 @@ export class NodeRuntime {
     this.ctx = this.makeContext(random);
   }
 
+  /**
+   * Run the role's start. Until it has finished, requests and one-way messages wait in the inbox
+   * (replies pass, so a start may await requests — to catch up before it serves, say).
+   */
   async start(role: Role): Promise<void> {
-    this.hooks = (await role(this.ctx)) ?? {};
+    try {
+      this.hooks = (await role(this.ctx)) ?? {};
+    } finally {
+      this.starting = false;
+      if (!this.paused) this.flushHeld();
+    }
   }
 
   inspect(): unknown {
@@ -138,6 +148,10 @@ export class NodeRuntime {
 
   resume(): void {
     this.paused = false;
+    if (!this.starting) this.flushHeld();
+  }
+
+  private flushHeld(): void {
     const q = this.pausedQueue.splice(0);
     for (const run of q) run();
   }
@@ -145,7 +159,7 @@ export class NodeRuntime {
   /** Entry point for every message that reaches this node. Never throws. */
   deliver(msg: unknown): void {
     if (this.stopped) return;
-    if (this.paused) {
+    if (this.paused || (this.starting && !isReply(msg))) {
       if (this.pausedQueue.length >= Limits.maxPausedInbox) {
         this.stats.refused++;
         return;
@@ -324,6 +338,10 @@ export class NodeRuntime {
   snapshotStats(): NodeStats {
     return { ...this.stats, pendingRequests: this.pending.size, timers: this.timers.size };
   }
+}
+
+function isReply(m: unknown): boolean {
+  return typeof (m as Message | null)?.body?.in_reply_to === "number";
 }
 
 export function isMessage(m: unknown): m is Message {
