@@ -8,8 +8,9 @@ import { EVENTS, MEDALS, TEAMS, parseEvent, parseScores, parseTeam, type Score, 
 import type { CacofonixConfig, RegisterOk, TabletConfig, TabletState } from "../src/workers/olympics/messages.ts";
 import { roles } from "../src/workers/olympics/roles.ts";
 import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/workers/olympics/scenario.ts";
-import { ErrorCode, RpcError, type NodeSpec } from "../src/workers/runtime/types.ts";
+import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
+import { delays, verdicts, type Row } from "../bench/push-pull.ts";
 
 const PW = "test-password";
 
@@ -204,6 +205,27 @@ describe("push and pull", () => {
     });
   });
 
+  test("a node registers itself only", async () => {
+    // A test-only node that asks obelix for whatever registration the driver tells it to.
+    const forger = defineRole((node) => {
+      node.on("forge", async (msg) => {
+        try {
+          node.reply(msg, { type: "forge_ok", reply: await node.request("obelix", msg.body.register as Body) });
+        } catch (e) {
+          node.reply(msg, { type: "forge_ok", error: (e as RpcError).code });
+        }
+      });
+    });
+    const nodes = [obelixSpec(), { id: "evil", role: "forger" }, tabletSpec("victim", "pull", ["Gaul"], [], { pollMs: 1_000_000 })];
+    await new Simulation({ seed: 1, nodes, roles: { ...roles, forger }, logLevel: "silent" }).run(async (c) => {
+      const forged = await c.request<{ type: string; error?: number }>("evil", { type: "forge", register: { type: "register", tablet: "victim", teams: ["Gaul"], events: [] } });
+      expect(forged.error).toBe(ErrorCode.Unauthorized);
+      expect((await board(c)).subscriptions.victim).toBeUndefined();
+      const own = await c.request<{ type: string; reply: RegisterOk }>("evil", { type: "forge", register: { type: "register", tablet: "evil", teams: ["Rome"], events: [] } });
+      expect(own.reply.teams).toEqual(["Rome"]);
+    });
+  });
+
   test("a push tablet with invalid names in its config registers the valid ones and records the rest", async () => {
     await inSim([obelixSpec(), tabletSpec("t1", "push", ["Gaul", "Atlantis"], ["Stone Juggling", "Stone Curling"])], async (c) => {
       await c.sleep(200);
@@ -251,6 +273,12 @@ describe("push and pull", () => {
         // Every push was a change the tablet applied, measured from obelix's stamp.
         expect(a!.propagationMs.length).toBe(5);
         expect((await board(c)).stats.pushes).toBe(11);
+        // obelix's update log and the tablet's apply log line up version by version (what the benchmark matches).
+        const gaul = (await board(c)).stats.recentUpdates.filter((u) => u.key === "tally/Gaul");
+        expect(gaul.map((u) => u.version)).toEqual([1, 2, 3, 4]);
+        const held = a!.applied.filter((x) => x.key === "tally/Gaul" && x.version > 0);
+        expect(held.map((x) => x.version)).toEqual([1, 2, 3, 4]);
+        for (let i = 0; i < 4; i++) expect(held[i]!.at).toBeGreaterThanOrEqual(gaul[i]!.at);
       },
       { network: { latencyMs: 2, distribution: "uniform" } },
     );
@@ -316,7 +344,7 @@ describe("push and pull", () => {
       await c.request("obelix", inc("Gaul", "bronze"));
       await c.request("obelix", setScore("Stone Curling", { Gaul: 5, Rome: 4 }));
       await c.restart("t");
-      await c.sleep(100);
+      await c.sleep(1500);
       const s = (await c.inspect<TabletState>("t"))!;
       expect(s.registered).toBe(true);
       expect(s.tallies.Gaul).toMatchObject({ gold: 2, bronze: 1, version: 3 });
@@ -451,6 +479,34 @@ describe("scenario", () => {
     const nodes = scenario.topology({ ...base, pull: 2, push: 3 });
     expect(nodes.map((n) => n.id)).toEqual(["obelix", "cacofonix", "tablet-1", "tablet-2", "tablet-3", "tablet-4", "tablet-5"]);
     expect(nodes.filter((n) => n.config?.mode === "push").length).toBe(3);
+  });
+});
+
+describe("push-pull benchmark", () => {
+  test("an update a tablet skipped counts, with the delay until a newer value arrived", () => {
+    const updates = [
+      { key: "tally/Gaul", version: 1, at: 100 },
+      { key: "tally/Gaul", version: 2, at: 150 },
+      { key: "tally/Gaul", version: 3, at: 400 },
+    ];
+    const tablet = (applied: Array<{ key: string; version: number; at: number }>) => ({ applied }) as unknown as TabletState;
+    const d = delays(updates, [
+      tablet([{ key: "tally/Gaul", version: 2, at: 200 }]),
+      tablet([
+        { key: "tally/Gaul", version: 1, at: 101 },
+        { key: "tally/Gaul", version: 2, at: 152 },
+        { key: "tally/Gaul", version: 3, at: 403 },
+      ]),
+    ]);
+    expect(d.ms).toEqual([100, 50, 1, 2, 3]);
+    expect(d.superseded).toBe(1);
+    expect(d.missing).toBe(1);
+    const v = verdicts([
+      { mode: "push", tablets: 1, pollMs: null, propagationP50Ms: 1 } as Row,
+      { mode: "push", tablets: 500, pollMs: null, propagationP50Ms: 6 } as Row,
+      { mode: "pull", tablets: 500, pollMs: 50, propagationP50Ms: 5 } as Row,
+    ]);
+    expect(v.map((x) => x.ok)).toEqual([false, false]);
   });
 });
 

@@ -17,7 +17,7 @@ export const SYSTEMS = {
 
 export type SystemName = keyof typeof SYSTEMS;
 
-export const DEFAULT_SYSTEM: SystemName = "echo";
+export const DEFAULT_SYSTEM: SystemName = "stocks";
 
 export function isSystemName(s: string): s is SystemName {
   return Object.hasOwn(SYSTEMS, s);

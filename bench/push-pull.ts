@@ -1,0 +1,382 @@
+/**
+ * Push against pull for the olympics system, on worker threads: how long an update takes to reach
+ * every interested tablet, as the number of tablets grows, and what a pull costs per round trip.
+ *
+ * Cacofonix runs in testing mode (each tick, Gaul wins a gold and Stone Curling gets a new score) and
+ * every tablet is interested in Gaul only: each tick is one update that fans out to all N tablets,
+ * and no update queues behind another's fan-out. The delay of an update at a tablet runs until the
+ * tablet holds that version or a newer one (see `delays`). Propagation delay of one
+ * update at one tablet = the tablet's node.now() when it applies the value − obelix's node.now()
+ * when it applied the update (the value's updatedAt). Every node is a worker thread of this one
+ * process, so every node.now() reads the same clock (performance.timeOrigin + performance.now()).
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Cluster } from "../src/driver/cluster.ts";
+import { summarize } from "../src/driver/stats.ts";
+import { startCluster } from "../src/main/supervisor.ts";
+import type { AppliedValue, CacofonixConfig, ObelixConfig, TabletConfig, TabletMode, TabletState } from "../src/workers/olympics/messages.ts";
+import type { ObelixSnapshot } from "../src/workers/olympics/scenario.ts";
+import type { NodeSpec } from "../src/workers/runtime/types.ts";
+import type { TopLevelSpec } from "vega-lite";
+import { lineChart, writeSvg } from "./lib/plot.ts";
+import { printTable, progress, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
+
+const PASSWORD = "bench-password";
+/**
+ * Cacofonix's period: each tick, one update every tablet wants (Gaul's tally). Prime, so it does not
+ * lock in phase with a poll interval (a poll always landing just after an update would flatter pull).
+ */
+const RATE_MS = 137;
+
+export interface Row {
+  mode: TabletMode;
+  tablets: number;
+  /** null for push. */
+  pollMs: number | null;
+  propagationP50Ms: number;
+  propagationP99Ms: number;
+  propagationMaxMs: number;
+  /** null for push: it makes no requests. */
+  requestP50Ms: number | null;
+  requestP99Ms: number | null;
+  requestMaxMs: number | null;
+  /** Updates measured (applied by obelix during the window). */
+  updates: number;
+  /** Propagation samples: one per update per tablet. */
+  samples: number;
+  /** Samples where the tablet never held that version, only a newer one (a poll came after two updates): timed until the newer one. */
+  superseded: number;
+  /** Samples where the tablet never caught up (should be 0). */
+  missing: number;
+  /** Smallest propagation sample: a negative one would mean the clocks disagree. */
+  propagationMinMs: number;
+  /** push: how long obelix took to hand one update to every tablet (the part of propagation spent sending). */
+  fanOutP50Ms: number | null;
+}
+
+interface Config {
+  mode: TabletMode;
+  tablets: number;
+  pollMs: number | null;
+}
+
+function topology(c: Config): NodeSpec[] {
+  // Memory storage: the figures are about propagation, not about the disk under obelix.
+  const tablets = Array.from({ length: c.tablets }, (_, i) => ({
+    id: `tablet-${i + 1}`,
+    role: "tablet",
+    storage: "memory" as const,
+    config: { obelix: "obelix", mode: c.mode, teams: ["Gaul"], events: [], pollMs: c.pollMs ?? 1000, refreshMs: 600_000 } satisfies TabletConfig,
+  }));
+  return [
+    { id: "obelix", role: "obelix", storage: "memory", config: { password: PASSWORD } satisfies ObelixConfig },
+    { id: "cacofonix", role: "cacofonix", storage: "memory", config: { obelix: "obelix", password: PASSWORD, mode: "testing", rateMs: RATE_MS } satisfies CacofonixConfig },
+    ...tablets,
+  ];
+}
+
+async function inspectAll(cluster: Cluster, n: number): Promise<TabletState[]> {
+  const ids = Array.from({ length: n }, (_, i) => `tablet-${i + 1}`);
+  const out: TabletState[] = [];
+  // A few at a time: 500 inspections at once would queue on two cores and distort nothing but the wait.
+  for (let i = 0; i < ids.length; i += 50) {
+    const batch = await Promise.all(ids.slice(i, i + 50).map((id) => cluster.inspect<TabletState>(id)));
+    for (const s of batch) if (s) out.push(s);
+  }
+  return out;
+}
+
+/**
+ * Delay of every update at every tablet: until the tablet held that version or a newer one. A pull
+ * tablet that skips a version (a newer one came first) still waited for it, so it counts, with the
+ * delay until the newer one arrived; only counting the versions it held would flatter pull.
+ */
+export function delays(updates: AppliedValue[], tablets: TabletState[]): { ms: number[]; superseded: number; missing: number } {
+  const ms: number[] = [];
+  let superseded = 0;
+  let missing = 0;
+  for (const t of tablets) {
+    const byKey = new Map<string, AppliedValue[]>();
+    for (const a of t.applied) (byKey.get(a.key) ?? byKey.set(a.key, []).get(a.key)!).push(a);
+    for (const u of updates) {
+      const held = byKey.get(u.key)?.find((a) => a.version >= u.version);
+      if (!held) {
+        missing++;
+        continue;
+      }
+      if (held.version > u.version) superseded++;
+      ms.push(held.at - u.at);
+    }
+  }
+  return { ms, superseded, missing };
+}
+
+export async function measure(c: Config, windowMs: number, dataDir: string): Promise<Row> {
+  const cluster = await startCluster({ system: "olympics", nodes: topology(c), seed: 1, dataDir, fresh: true, logLevel: "error" });
+  try {
+    // Warm up: every tablet has registered (so obelix holds a link to it) or polled a few times.
+    const deadline = cluster.now() + 120_000;
+    for (;;) {
+      const states = await inspectAll(cluster, c.tablets);
+      const ready = states.filter((s) => (s.mode === "push" ? s.registered && s.changes >= 2 : s.polls >= 3 && s.changes >= 2)).length;
+      if (ready === c.tablets) break;
+      if (cluster.now() > deadline) throw new Error(`${ready}/${c.tablets} tablets ready after 120 s`);
+      await cluster.sleep(250);
+    }
+    for (let i = 0; i < c.tablets; i += 50) {
+      const batch = Array.from({ length: Math.min(50, c.tablets - i) }, (_, k) => `tablet-${i + k + 1}`);
+      await Promise.all(batch.map((id) => cluster.request(id, { type: "tablet_reset_samples" }, 10_000)));
+    }
+    const from = cluster.now();
+    await cluster.sleep(windowMs);
+    await cluster.request("cacofonix", { type: "cacofonix_stop" }, RATE_MS + 10_000);
+    // Let every tablet catch up with the last update, so none is counted as never arriving.
+    const obelix = (await cluster.inspect<ObelixSnapshot>("obelix"))!;
+    const last = obelix.tallies.find((t) => t.team === "Gaul")!.version;
+    const catchUp = cluster.now() + 30_000;
+    while (cluster.now() < catchUp) {
+      const states = await inspectAll(cluster, c.tablets);
+      if (states.every((s) => (s.tallies.Gaul?.version ?? -1) >= last)) break;
+      await cluster.sleep(100);
+    }
+    const states = await inspectAll(cluster, c.tablets);
+    const updates = obelix.stats.recentUpdates.filter((u) => u.key === "tally/Gaul" && u.at >= from);
+    const d = delays(updates, states);
+    const prop = summarize(d.ms);
+    const req = c.mode === "pull" ? summarize(states.flatMap((s) => s.requestMs)) : null;
+    const fanOut = c.mode === "push" ? summarize(obelix.stats.fanOutMs.slice(-updates.length)) : null;
+    const r3 = (v: number) => Math.round(v * 1000) / 1000;
+    return {
+      mode: c.mode,
+      tablets: c.tablets,
+      pollMs: c.pollMs,
+      propagationP50Ms: r3(prop.p50),
+      propagationP99Ms: r3(prop.p99),
+      propagationMaxMs: r3(prop.max),
+      requestP50Ms: req ? r3(req.p50) : null,
+      requestP99Ms: req ? r3(req.p99) : null,
+      requestMaxMs: req ? r3(req.max) : null,
+      updates: updates.length,
+      samples: prop.n,
+      superseded: d.superseded,
+      missing: d.missing,
+      propagationMinMs: r3(d.ms.reduce((m, v) => Math.min(m, v), Infinity)),
+      fanOutP50Ms: fanOut ? r3(fanOut.p50) : null,
+    };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+/**
+ * The floor for push: the same fan-out (a push-sized message to each of N threads, every RATE_MS)
+ * over raw MessageChannels to bare workers, without the node runtime. Push cannot beat it.
+ */
+const RAW_TABLET = `
+let got = [];
+self.onmessage = (e) => {
+  if (e.data === "collect") { postMessage(got); got = []; return; }
+  e.data.port.onmessage = (m) => { got.push(performance.timeOrigin + performance.now() - m.data.body.tally.updatedAt); };
+  postMessage("ready");
+};`;
+
+export interface BaselineRow {
+  tablets: number;
+  propagationP50Ms: number;
+  propagationP99Ms: number;
+  propagationMaxMs: number;
+}
+
+export async function rawFanOut(n: number, updates: number): Promise<BaselineRow> {
+  const url = URL.createObjectURL(new Blob([RAW_TABLET], { type: "application/javascript" }));
+  const workers: Worker[] = [];
+  const ports: MessagePort[] = [];
+  const once = (w: Worker) => new Promise<unknown>((r) => (w.onmessage = (e) => r(e.data)));
+  try {
+    const ready: Promise<unknown>[] = [];
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(url);
+      const ch = new MessageChannel();
+      workers.push(w);
+      ready.push(once(w));
+      w.postMessage({ port: ch.port2 }, [ch.port2]);
+      ports.push(ch.port1);
+    }
+    await Promise.all(ready);
+    await Bun.sleep(500);
+    for (let k = 1; k <= updates; k++) {
+      const body = { type: "tally_update", tally: { team: "Gaul", gold: k, silver: 0, bronze: 0, version: k, updatedAt: performance.timeOrigin + performance.now() } };
+      for (const [i, port] of ports.entries()) port.postMessage({ src: "obelix", dest: `tablet-${i + 1}`, body });
+      await Bun.sleep(RATE_MS);
+    }
+    const all: number[] = [];
+    for (const w of workers) {
+      const got = once(w);
+      w.postMessage("collect");
+      all.push(...((await got) as number[]));
+    }
+    const st = summarize(all);
+    const r3 = (v: number) => Math.round(v * 1000) / 1000;
+    return { tablets: n, propagationP50Ms: r3(st.p50), propagationP99Ms: r3(st.p99), propagationMaxMs: r3(st.max) };
+  } finally {
+    for (const w of workers) w.terminate();
+    URL.revokeObjectURL(url);
+  }
+}
+
+function configs(quick: boolean): Config[] {
+  const ns = quick ? [1, 10, 50] : [1, 10, 50, 100, 500];
+  const polls = quick ? [100] : [50, 200, 1000];
+  return ns.flatMap((n) => [{ mode: "push" as const, tablets: n, pollMs: null }, ...polls.map((p) => ({ mode: "pull" as const, tablets: n, pollMs: p }))]);
+}
+
+function seriesName(r: Row): string {
+  return r.mode === "push" ? "push" : `pull every ${r.pollMs} ms`;
+}
+
+export async function plots(rows: Row[], dir: string, baseline: BaselineRow[] = []): Promise<string[]> {
+  const push = rows.filter((r) => r.mode === "push");
+  const pull = rows.filter((r) => r.mode === "pull");
+  const long = (rs: Row[], label: (r: Row, stat: string) => string) =>
+    rs.flatMap((r) => [
+      { tablets: r.tablets, ms: Math.max(r.propagationP50Ms, 0.001), series: label(r, "p50") },
+      { tablets: r.tablets, ms: Math.max(r.propagationP99Ms, 0.001), series: label(r, "p99") },
+    ]);
+  const files = [join(dir, "push-pull-latency_push.svg"), join(dir, "push-pull-latency_pull.svg"), join(dir, "push-pull-comparison.svg")];
+  await writeSvg(
+    files[0]!,
+    lineChart({
+      title: "Push: propagation delay against tablets",
+      rows: [
+        ...long(push, (_, s) => `propagation ${s}`),
+        ...push.map((r) => ({ tablets: r.tablets, ms: Math.max(r.fanOutP50Ms ?? 0, 0.001), series: "obelix's fan-out p50 (send to all)" })),
+        ...baseline.map((b) => ({ tablets: b.tablets, ms: Math.max(b.propagationP50Ms, 0.001), series: "floor: raw MessageChannel fan-out p50" })),
+      ],
+      x: "tablets",
+      y: "ms",
+      series: "series",
+      xTitle: "tablets",
+      yTitle: "ms",
+      xLog: true,
+      yLog: true,
+    }),
+  );
+  await writeSvg(
+    files[1]!,
+    lineChart({ title: "Pull: propagation delay against tablets", rows: long(pull, (r, s) => `every ${r.pollMs} ms, ${s}`), x: "tablets", y: "ms", series: "series", xTitle: "tablets", yTitle: "propagation delay (ms)", xLog: true, yLog: true }),
+  );
+  // Side by side on one shared log scale: push on the left, pull (one line per interval) on the right.
+  await writeSvg(files[2]!, {
+    $schema: "https://vega.github.io/schema/vega-lite/v5.json",
+    title: "Push against pull: propagation delay (solid p50, dashed p99)",
+    data: {
+      values: rows.flatMap((r) =>
+        (["p50", "p99"] as const).map((stat) => ({
+          mode: r.mode,
+          tablets: r.tablets,
+          stat,
+          series: seriesName(r),
+          line: `${seriesName(r)} ${stat}`,
+          ms: Math.max(stat === "p50" ? r.propagationP50Ms : r.propagationP99Ms, 0.001),
+        })),
+      ),
+    },
+    facet: { column: { field: "mode", type: "nominal", title: null, sort: ["push", "pull"] } },
+    spec: {
+      width: 360,
+      height: 300,
+      mark: { type: "line", point: true },
+      encoding: {
+        x: { field: "tablets", type: "quantitative", scale: { type: "log" }, title: "tablets" },
+        y: { field: "ms", type: "quantitative", scale: { type: "log" }, title: "propagation delay (ms)" },
+        color: { field: "series", type: "nominal", title: null },
+        strokeDash: { field: "stat", type: "nominal", title: null },
+        detail: { field: "line", type: "nominal" },
+      },
+    },
+    resolve: { scale: { y: "shared" } },
+  } as TopLevelSpec);
+  return files;
+}
+
+/** The issue's targets, as lines to print. */
+export function verdicts(rows: Row[]): Array<{ target: string; ok: boolean; detail: string }> {
+  const push = new Map(rows.filter((r) => r.mode === "push").map((r) => [r.tablets, r]));
+  const out: Array<{ target: string; ok: boolean; detail: string }> = [];
+  const ns = [...push.keys()].sort((a, b) => a - b);
+  const lo = push.get(ns[0]!);
+  const hi = push.get(ns[ns.length - 1]!);
+  if (lo && hi && ns.length > 1) {
+    const ratio = hi.propagationP50Ms / lo.propagationP50Ms;
+    out.push({ target: `push p50 at ${hi.tablets} tablets ≤ 5× p50 at ${lo.tablets}`, ok: ratio <= 5, detail: `${hi.propagationP50Ms} ms vs ${lo.propagationP50Ms} ms (${ratio.toFixed(1)}×)` });
+  }
+  for (const n of ns) {
+    const p = push.get(n)!;
+    const pulls = rows.filter((r) => r.mode === "pull" && r.tablets === n);
+    const best = pulls.reduce<Row | null>((b, r) => (!b || r.propagationP50Ms < b.propagationP50Ms ? r : b), null);
+    if (best) out.push({ target: `push beats pull's p50 at ${n} tablets`, ok: p.propagationP50Ms < best.propagationP50Ms, detail: `push ${p.propagationP50Ms} ms, best pull (every ${best.pollMs} ms) ${best.propagationP50Ms} ms` });
+  }
+  return out;
+}
+
+export const bench: Bench = {
+  name: "push-pull",
+  description: "olympics: update propagation to N tablets, obelix pushing against tablets polling",
+  async run(opts: BenchOptions) {
+    const cfgs = configs(opts.quick);
+    const dataDir = mkdtempSync(join(tmpdir(), "menhir-push-pull-"));
+    const rows: Row[] = [];
+    const baseline: BaselineRow[] = [];
+    const ns = [...new Set(cfgs.map((c) => c.tablets))];
+    const bar = progress("push-pull", cfgs.length + ns.length);
+    try {
+      for (const c of cfgs) {
+        bar.tick(`${c.mode} ${c.tablets} tablets${c.pollMs ? ` every ${c.pollMs} ms` : ""}`);
+        const windowMs = Math.max(opts.quick ? 1500 : 3000, 4 * (c.pollMs ?? 0));
+        rows.push(await measure(c, windowMs, dataDir));
+      }
+      for (const n of ns) {
+        bar.tick(`baseline ${n} bare workers`);
+        baseline.push(await rawFanOut(n, opts.quick ? 10 : 20));
+      }
+    } finally {
+      bar.done();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+    console.log(`Propagation: tablet's node.now() when it holds the update (or a newer one) − obelix's node.now() when it applied it.`);
+    console.log(`All nodes are worker threads of one process,`);
+    console.log(`so node.now() is one clock on every node (smallest sample: ${Math.min(...rows.map((r) => r.propagationMinMs))} ms; negative would mean skew).`);
+    console.log(`Cacofonix (testing mode) updates every ${RATE_MS} ms; every tablet is interested in Gaul, so each update reaches all N. Storage in memory. Times in ms.`);
+    printTable(
+      rows.map((r) => ({
+        mode: r.mode,
+        tablets: r.tablets,
+        pollMs: r.pollMs,
+        "prop p50": r.propagationP50Ms,
+        "prop p99": r.propagationP99Ms,
+        "prop max": r.propagationMaxMs,
+        "req p50": r.requestP50Ms,
+        "req p99": r.requestP99Ms,
+        "req max": r.requestMaxMs,
+        "fan-out p50": r.fanOutP50Ms,
+        updates: r.updates,
+        samples: r.samples,
+        superseded: r.superseded,
+        missing: r.missing,
+      })),
+    );
+    console.log("\nBaseline, the floor for push: the same fan-out over raw MessageChannels to N bare worker threads (no node runtime).");
+    printTable(baseline.map((b) => ({ tablets: b.tablets, "raw p50": b.propagationP50Ms, "raw p99": b.propagationP99Ms, "raw max": b.propagationMaxMs, "push p50": rows.find((r) => r.mode === "push" && r.tablets === b.tablets)?.propagationP50Ms })));
+    console.log("");
+    for (const v of verdicts(rows)) console.log(`${v.ok ? "PASS" : "FAIL"}  ${v.target}: ${v.detail}`);
+    const files = await plots(rows, opts.resultsDir, baseline);
+    console.log(`\nplots: ${files.join(", ")}`);
+    if (opts.json) {
+      writeJson(opts.json, { rows, baseline });
+      console.log(`json: ${opts.json}`);
+    }
+    return { rows, baseline };
+  },
+};

@@ -1,0 +1,199 @@
+import { DRIVER_ID } from "../../driver/cluster.ts";
+import { ErrorCode, RpcError, defineRole, type Message } from "../runtime/types.ts";
+import { asScore, asTally, itemKey, findEvent, findTeam, formatScore, formatTally, partitionNames, type Event, type Score, type Tally, type Team } from "./domain.ts";
+import type { MedalTallyOk, Register, RegisterOk, ScoreOk, ScoreUpdate, TabletConfig, TabletState, TallyUpdate } from "./messages.ts";
+
+/** Latency samples kept per tablet; later ones are dropped (counts stay exact). */
+const MAX_SAMPLES = 20_000;
+/** First retry of a failed registration; doubles up to the refresh period. */
+const FIRST_RETRY_MS = 100;
+
+/**
+ * A stone tablet: shows the tallies and scores it is interested in. A pull tablet polls obelix; a
+ * push tablet registers and applies what obelix pushes. Either way it keeps, per item, the value
+ * with the highest version it has seen, so late, duplicated or reordered messages never roll it back.
+ */
+export const tablet = defineRole<TabletConfig>((node) => {
+  const cfg = node.config;
+  const obelixId = cfg.obelix;
+  const mode = cfg.mode === "pull" ? "pull" : "push";
+  const pollMs = positive(cfg.pollMs, 500);
+  const refreshMs = positive(cfg.refreshMs, 5000);
+  const teamNames = partitionNames(Array.isArray(cfg.teams) ? cfg.teams : [], findTeam);
+  const eventNames = partitionNames(Array.isArray(cfg.events) ? cfg.events : [], findEvent);
+
+  const state: TabletState = {
+    mode,
+    teams: teamNames.valid,
+    events: eventNames.valid,
+    invalid: mode === "pull" ? [...teamNames.invalid, ...eventNames.invalid] : [],
+    registered: false,
+    tallies: {},
+    scores: {},
+    changes: 0,
+    pushes: 0,
+    unexpectedPushes: 0,
+    stale: 0,
+    refused: 0,
+    polls: 0,
+    pollErrors: 0,
+    propagationMs: [],
+    skipped: 0,
+    applied: [],
+    requestMs: [],
+  };
+  if (state.invalid.length > 0) node.log.warn(`ignoring unknown names ${state.invalid.map((n) => JSON.stringify(n)).join(", ")}`);
+  let running = true;
+
+  function sample(into: number[], v: number): void {
+    if (into.length < MAX_SAMPLES) into.push(v);
+  }
+
+  /** Apply a value if newer than the one held; true if it was. */
+  function apply<V extends Tally | Score>(held: V | undefined, next: V, show: (v: V) => string, store: (v: V) => void): boolean {
+    if (held && held.version >= next.version) {
+      if (held.version > next.version) state.stale++;
+      return false;
+    }
+    const now = node.now();
+    if (held) {
+      state.skipped += next.version - held.version - 1;
+      if (next.updatedAt !== null) sample(state.propagationMs, now - next.updatedAt);
+    }
+    store(next);
+    if (state.applied.length < MAX_SAMPLES) state.applied.push({ key: itemKey(next), version: next.version, at: now });
+    state.changes++;
+    node.log.info(show(next));
+    return true;
+  }
+  const applyTally = (t: Tally) => apply(state.tallies[t.team], t, formatTally, (v) => (state.tallies[v.team] = v));
+  const applyScore = (s: Score) => apply(state.scores[s.event], s, formatScore, (v) => (state.scores[v.event] = v));
+
+  function refuse(msg: Message, why: string): void {
+    state.refused++;
+    node.log.warn(`refused "${msg.body.type}" from ${msg.src}: ${why}`);
+  }
+
+  node.on<TallyUpdate>("tally_update", (msg) => {
+    if (msg.src !== obelixId) return refuse(msg, `only ${obelixId} pushes`);
+    const t = asTally(msg.body.tally);
+    if (!t) return refuse(msg, "not a medal tally");
+    state.pushes++;
+    if (!state.teams.includes(t.team)) {
+      state.unexpectedPushes++;
+      return;
+    }
+    applyTally(t);
+  });
+  node.on<ScoreUpdate>("score_update", (msg) => {
+    if (msg.src !== obelixId) return refuse(msg, `only ${obelixId} pushes`);
+    const s = asScore(msg.body.score);
+    if (!s) return refuse(msg, "not an event score");
+    state.pushes++;
+    if (!state.events.includes(s.event)) {
+      state.unexpectedPushes++;
+      return;
+    }
+    applyScore(s);
+  });
+
+  // Benchmarks measure a window after warm-up: the driver (only) clears the samples when it opens.
+  node.on("tablet_reset_samples", (msg) => {
+    if (msg.src !== DRIVER_ID) throw new RpcError(ErrorCode.Unauthorized, "only the driver may reset a tablet's samples");
+    state.propagationMs = [];
+    state.requestMs = [];
+    state.skipped = 0;
+    state.applied = [];
+    node.reply(msg, { type: "tablet_reset_samples_ok" });
+  });
+
+  async function register(): Promise<void> {
+    const body: Register = { type: "register", tablet: node.id, teams: Array.isArray(cfg.teams) ? cfg.teams : [], events: Array.isArray(cfg.events) ? cfg.events : [] };
+    const ok = await node.request<RegisterOk>(obelixId, body);
+    if (!state.registered || ok.error) {
+      state.invalid = [...(ok.invalid?.teams ?? []), ...(ok.invalid?.events ?? [])];
+      if (ok.error) node.log.warn(ok.error);
+    }
+    state.registered = true;
+    for (const v of Array.isArray(ok.tallies) ? ok.tallies : []) {
+      const t = asTally(v);
+      if (t && state.teams.includes(t.team)) applyTally(t);
+    }
+    for (const v of Array.isArray(ok.scores) ? ok.scores : []) {
+      const s = asScore(v);
+      if (s && state.events.includes(s.event)) applyScore(s);
+    }
+  }
+
+  // Registering again every refreshMs is a lease: it heals pushes lost in the network and an obelix that lost us.
+  async function pushLoop(): Promise<void> {
+    let retryMs = FIRST_RETRY_MS;
+    while (running) {
+      try {
+        await register();
+        retryMs = FIRST_RETRY_MS;
+        await node.sleep(refreshMs);
+      } catch (e) {
+        if (!(e instanceof RpcError)) throw e;
+        node.log.debug(`registration failed (${e.text}); retrying in ${retryMs} ms`);
+        await node.sleep(retryMs);
+        retryMs = Math.min(retryMs * 2, refreshMs);
+      }
+    }
+  }
+
+  async function timed<R>(body: { type: string; [k: string]: unknown }): Promise<R> {
+    const t0 = node.now();
+    const r = await node.request<R & { type: string }>(obelixId, body, { timeoutMs: Math.max(pollMs, 1000) });
+    sample(state.requestMs, node.now() - t0);
+    return r;
+  }
+
+  async function pollOnce(): Promise<void> {
+    state.polls++;
+    const asks: Promise<void>[] = [
+      ...state.teams.map(async (team: Team) => {
+        const r = await timed<MedalTallyOk>({ type: "get_medal_tally", team });
+        const t = asTally(r.tally);
+        if (t && t.team === team) applyTally(t);
+      }),
+      ...state.events.map(async (event: Event) => {
+        const r = await timed<ScoreOk>({ type: "get_score", event });
+        const s = asScore(r.score);
+        if (s && s.event === event) applyScore(s);
+      }),
+    ];
+    const results = await Promise.allSettled(asks);
+    for (const r of results) {
+      if (r.status === "rejected") {
+        state.pollErrors++;
+        if (!(r.reason instanceof RpcError)) throw r.reason;
+      }
+    }
+  }
+
+  // One poll at a time: a slow obelix gets fewer polls, never a growing pile of them.
+  async function pullLoop(): Promise<void> {
+    while (running) {
+      const started = node.now();
+      await pollOnce();
+      await node.sleep(Math.max(0, pollMs - (node.now() - started)));
+    }
+  }
+
+  async function main(): Promise<void> {
+    await (mode === "pull" ? pullLoop() : pushLoop());
+  }
+  void main().catch((e) => node.log.error(`tablet loop failed: ${e instanceof Error ? e.message : String(e)}`));
+
+  return {
+    inspect: () => state,
+    stop: () => {
+      running = false;
+    },
+  };
+});
+
+function positive(v: unknown, fallback: number): number {
+  return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : fallback;
+}

@@ -1,0 +1,130 @@
+import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
+import type { ChatOk, ChatRedirect, ClientSnapshot, Op, PaxosClientConfig } from "./messages.ts";
+
+const MAX_LATENCY_SAMPLES = 20_000;
+const MAX_ACKED_IDS = 2_000_000;
+/** Wait before retrying when no replica knows a leader (an election is under way). */
+const NO_LEADER_BACKOFF_MS = 20;
+
+/**
+ * A chat client: sends messages with unique ids to the leader, `pipeline` at a time (1: one after
+ * another, as the source does). On a timeout it retries the same message (same id and seq) at the
+ * next replica; on a redirect it goes to the leader named. Every message is retried until acknowledged.
+ */
+export const paxosClient = defineRole<PaxosClientConfig>((node) => {
+  const cfg = node.config;
+  const replicas = cfg.replicas;
+  const lanes = Math.max(1, Math.min(1024, Math.floor(cfg.pipeline || 1)));
+  let leader = 0;
+  let nextSeq = 0;
+  const unacked = new Set<number>();
+  const batch = Math.max(1, Math.min(1024, Math.floor(cfg.batch ?? 1)));
+  let running = true;
+  let lw = 0;
+  let lastAckAt = -1;
+  let seen = 0;
+  const state: ClientSnapshot = { sent: 0, acked: 0, refused: 0, retries: 0, redirects: 0, timeouts: 0, latenciesMs: [], ackedIds: [], stopped: false, inflight: 0, maxGapMs: 0 };
+  const filler = ".".repeat(Math.max(0, Math.min(1000, cfg.textChars)));
+  const text = (seq: number) => {
+    const base = `hello #${seq} `;
+    return base.length >= cfg.textChars ? base.slice(0, cfg.textChars) : base + filler.slice(base.length);
+  };
+
+  /** The smallest unacknowledged seq (amortized O(1): seqs are handed out in order). */
+  function lowWater(): number {
+    while (lw < nextSeq && !unacked.has(lw)) lw++;
+    return lw;
+  }
+
+  function record(latency: number): void {
+    seen++;
+    if (state.latenciesMs.length < MAX_LATENCY_SAMPLES) state.latenciesMs.push(latency);
+    else {
+      const j = node.random.int(seen);
+      if (j < MAX_LATENCY_SAMPLES) state.latenciesMs[j] = latency;
+    }
+  }
+
+  /** Send messages `seqs` (one request) until they are acknowledged, retrying at other replicas. */
+  async function send(seqs: number[]): Promise<void> {
+    const ids = seqs.map(() => node.uid());
+    const t0 = node.now();
+    state.sent += seqs.length;
+    state.inflight += seqs.length;
+    for (const s of seqs) unacked.add(s);
+    let first = true;
+    while (running) {
+      if (!first) state.retries++;
+      first = false;
+      // Fresh op objects per send: bodies may be shared with the receiver (simulator), never mutate one.
+      const low = lowWater();
+      const ops: Op[] = seqs.map((s, i) => ({ id: ids[i]!, c: node.id, s, lw: low, t: text(s) }));
+      const body = ops.length === 1 ? { type: "chat", op: ops[0]! } : { type: "chat_batch", ops };
+      const target = replicas[leader]!;
+      try {
+        const r = await node.request<ChatOk | ChatRedirect>(target, body, { timeoutMs: cfg.timeoutMs });
+        if (r.type === "chat_ok" || r.type === "chat_batch_ok") {
+          const now = node.now();
+          if (lastAckAt >= 0 && now - lastAckAt > state.maxGapMs) state.maxGapMs = now - lastAckAt;
+          lastAckAt = now;
+          state.acked += seqs.length;
+          record(now - t0);
+          if (cfg.recordAcked) for (const id of ids) if (state.ackedIds.length < MAX_ACKED_IDS) state.ackedIds.push(id);
+          break;
+        }
+        state.redirects++;
+        const rd = r as ChatRedirect;
+        node.log.debug(`seq ${seqs[0]} to ${target}: redirect ${rd.reason} to ${rd.leader}`);
+        const hinted = rd.leader === null ? -1 : replicas.indexOf(rd.leader);
+        if (rd.reason === "not_leader" && hinted >= 0 && hinted !== leader) leader = hinted;
+        else {
+          if (rd.reason === "not_leader" && hinted < 0) leader = (leader + 1) % replicas.length;
+          await node.sleep(NO_LEADER_BACKOFF_MS);
+        }
+      } catch (e) {
+        if (!(e instanceof RpcError)) throw e;
+        if (e.code === ErrorCode.MalformedRequest || e.code === ErrorCode.TooLarge) {
+          // Definite and permanent: retrying the same request cannot help.
+          state.refused++;
+          node.log.error(`messages ${seqs[0]}..${seqs[seqs.length - 1]} refused: ${e.text}`);
+          break;
+        }
+        state.timeouts++;
+        node.log.debug(`seq ${seqs[0]} to ${target}: ${e.text}`);
+        leader = (leader + 1) % replicas.length;
+      }
+    }
+    for (const s of seqs) unacked.delete(s);
+    state.inflight -= seqs.length;
+  }
+
+  async function lane(): Promise<void> {
+    while (running && (!cfg.maxMessages || nextSeq < cfg.maxMessages)) {
+      const n = cfg.maxMessages ? Math.min(batch, cfg.maxMessages - nextSeq) : batch;
+      const seqs = Array.from({ length: n }, () => nextSeq++);
+      await send(seqs);
+      if (cfg.intervalMs > 0) await node.sleep(cfg.intervalMs);
+    }
+  }
+  for (let i = 0; i < lanes; i++) void lane();
+
+  node.on("client_reset_stats", (msg) => {
+    state.latenciesMs = [];
+    seen = 0;
+    state.maxGapMs = 0;
+    node.reply(msg, { type: "client_reset_stats_ok", acked: state.acked });
+  });
+
+  node.on("client_stop", (msg) => {
+    running = false;
+    state.stopped = true;
+    node.reply(msg, { type: "client_stop_ok", sent: state.sent, acked: state.acked });
+  });
+
+  return {
+    inspect: () => state,
+    stop: () => {
+      running = false;
+    },
+  };
+});
