@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ErrorCode, RpcError, isDefinite } from "../src/workers/runtime/types.ts";
+import { ErrorCode, RpcError, defineRole, isDefinite } from "../src/workers/runtime/types.ts";
 import { Limits } from "../src/workers/runtime/limits.ts";
 import { kvNode, kvNodes, simulate } from "./helpers.ts";
 
@@ -153,6 +153,16 @@ describe("node runtime (in the simulator)", () => {
     });
     expect(result.n1!.count).toBe(5);
     expect(result.n2!.count).toBe(0);
+  });
+
+  test("a zero-delay loop is reported as a livelock, not run forever", async () => {
+    const spinner = defineRole((node) => {
+      node.on("spin", () => node.send(node.id, { type: "spin" }));
+    });
+    const run = simulate({ seed: 14, nodes: [{ id: "s", role: "spinner" }], roles: { spinner } }, async (c) => {
+      await c.request("s", { type: "spin" }, 10).catch(() => {});
+    });
+    await expect(run).rejects.toThrow(/livelock/);
   });
 
   test("malformed and oversized messages are refused without harm", async () => {

@@ -9,6 +9,9 @@ import { SqliteStorage } from "../workers/runtime/storage.ts";
 import { ErrorCode, RpcError, type Body, type HttpHandler, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random, type Role } from "../workers/runtime/types.ts";
 import { EventHeap, type SimEvent } from "./heap.ts";
 
+/** More events than this at one virtual instant is a livelock (a zero-delay loop), not a workload. */
+const MAX_EVENTS_PER_INSTANT = 250_000;
+
 /** Virtual time starts here, so node clocks look like real dates. */
 export const SIM_EPOCH_MS = Date.UTC(2026, 0, 1);
 
@@ -68,6 +71,7 @@ export class Simulation implements Cluster {
   private driverMsgId = 1;
   private digest = 0n;
   private events = 0;
+  private eventsThisInstant = 0;
   private delivered = 0;
   private dropped = 0;
   private readonly logLevel: LogLevel;
@@ -114,6 +118,11 @@ export class Simulation implements Cluster {
       if (!ev) throw new Error("simulation stalled: the driver is waiting but no event is scheduled");
       if (ev.cancelled) continue;
       if (++this.events > this.maxEvents) throw new Error(`simulation exceeded ${this.maxEvents} events`);
+      if (ev.time === this.virtualNow) {
+        if (++this.eventsThisInstant > MAX_EVENTS_PER_INSTANT) {
+          throw new Error(`simulation livelock: ${MAX_EVENTS_PER_INSTANT} events at t=${((ev.time - SIM_EPOCH_MS) / 1000).toFixed(3)}s without time advancing (a zero-delay loop? add latency or a pause)`);
+        }
+      } else this.eventsThisInstant = 0;
       this.virtualNow = ev.time;
       ev.fire();
     }
