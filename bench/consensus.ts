@@ -19,7 +19,7 @@ import type { ClientSnapshot, ReplicaSnapshot } from "../src/workers/paxos/messa
 import { paxosTopology, replicaIds } from "../src/workers/paxos/scenario.ts";
 import type { NodeSpec } from "../src/workers/runtime/types.ts";
 import { printTable, progress, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
-import { lineChart, writeSvg } from "./lib/plot.ts";
+import { groupedBarChart, writeSvg } from "./lib/plot.ts";
 
 export interface ConsensusRow {
   f: number;
@@ -187,9 +187,9 @@ async function run(opts: BenchOptions): Promise<unknown> {
   console.log(`machine: ${navigator.hardwareConcurrency} cores, 1-min load average ${loadBefore} at start, ${+loadavg()[0]!.toFixed(2)} at end (other processes share the cores)`);
   console.log(`failover after a leader crash (default timeouts: election 300-600 ms): median ${failoverMs} ms (runs: ${failovers.join(", ")})`);
 
-  const series = rows.map((r) => ({ ...r, config: `${r.durable ? "durable" : "memory"}, ${r.batching ? "batching" : "no batching"}, loss ${r.loss * 100}%` }));
+  const series = rows.map((r) => ({ ...r, config: `${r.durable ? "durable" : "memory"}, ${r.batching ? "batching" : "no batching"}, loss ${r.loss * 100}%`, replicas: `f=${r.f} (${2 * r.f + 1} replicas)` }));
   const svg = join(opts.resultsDir, "consensus.svg");
-  await writeSvg(svg, lineChart({ title: `Multi-Paxos commits/s by f (raw MessageChannel: ${rawMsgsPerSec} msgs/s)`, rows: series, x: "f", y: "commitsPerSec", series: "config", xTitle: "f (2f+1 replicas)", yTitle: "committed messages / s", yLog: true }));
+  await writeSvg(svg, groupedBarChart({ title: `Multi-Paxos committed messages/s (raw MessageChannel: ${rawMsgsPerSec} msgs/s)`, rows: series, x: "config", y: "commitsPerSec", group: "replicas", xTitle: "configuration", yTitle: "committed messages / s", yLog: true }));
   console.log(`plot: ${svg}`);
   const result = { rows, failoverMs, failoverRunsMs: failovers, rawMsgsPerSec, loadAverage: loadBefore, load: { clients: CLIENTS, pipeline: PIPELINE, clientBatch: CLIENT_BATCH, slotBatch: SLOT_BATCH, window: WINDOW } };
   if (opts.json) writeJson(opts.json, result);

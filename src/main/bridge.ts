@@ -42,6 +42,8 @@ export class TcpBridge {
   private nextCall = 1;
   private readonly remoteStatuses = new Map<NodeId, NodeStatus>();
   private closed = false;
+  /** Set once the run is ending and hosts disconnect on purpose. */
+  private parting = false;
   private readonly wire: WireOptions;
   /** Counters for the admin API and tests. */
   readonly counters = { framesIn: 0, framesOut: 0, dropped: 0, rejectedConnections: 0 };
@@ -99,7 +101,8 @@ export class TcpBridge {
 
   private lostPeer(host: string, wasUp: boolean): void {
     const p = this.peers.get(host)!;
-    if (wasUp) this.opts.log.warn(`bridge: lost host ${host}; its nodes look crashed until it is back`);
+    // At the end of a run hosts part on purpose: not worth a warning.
+    if (wasUp && !this.closed && !this.parting) this.opts.log.warn(`bridge: lost host ${host}; its nodes look crashed until it is back`);
     p.conn = null;
     for (const n of this.cluster.nodes) if (this.cluster.hostOf(n.id) === host) this.remoteStatuses.set(n.id, "crashed");
     if (this.closed) return;
@@ -219,6 +222,7 @@ export class TcpBridge {
           break;
         }
         case "shutdown":
+          this.parting = true;
           setTimeout(() => this.onShutdown?.(), 0);
           break;
       }
@@ -243,6 +247,7 @@ export class TcpBridge {
 
   /** Ask every peer host to stop (the driver host does this at the end of a --duration run). */
   async shutdownPeers(): Promise<void> {
+    this.parting = true;
     await Promise.all([...this.peers.keys()].map((h) => this.control(h, "shutdown").catch(() => {})));
   }
 
