@@ -5,6 +5,7 @@ import type { Bench } from "./lib/harness.ts";
 const BENCHES: Record<string, () => Promise<{ bench: Bench }>> = {
   transport: () => import("./transport.ts"),
   sim: () => import("./sim.ts"),
+  runtime: () => import("./runtime.ts"),
   consensus: () => import("./consensus.ts"),
   cache: () => import("./cache.ts"),
   "push-pull": () => import("./push-pull.ts"),
