@@ -60,6 +60,8 @@ interface Config {
   mode: TabletMode;
   tablets: number;
   pollMs: number | null;
+  /** Worker threads the nodes are packed into; undefined: one thread per node. */
+  threads?: number;
 }
 
 function topology(c: Config): NodeSpec[] {
@@ -114,7 +116,7 @@ export function delays(updates: AppliedValue[], tablets: TabletState[]): { ms: n
 }
 
 export async function measure(c: Config, windowMs: number, dataDir: string): Promise<Row> {
-  const cluster = await startCluster({ system: "olympics", nodes: topology(c), seed: 1, dataDir, fresh: true, logLevel: "error" });
+  const cluster = await startCluster({ system: "olympics", nodes: topology(c), seed: 1, dataDir, fresh: true, logLevel: "error", threads: c.threads });
   try {
     // Warm up: every tablet has registered (so obelix holds a link to it) or polled a few times.
     const deadline = cluster.now() + 120_000;
@@ -330,12 +332,19 @@ export const bench: Bench = {
     const rows: Row[] = [];
     const baseline: BaselineRow[] = [];
     const ns = [...new Set(cfgs.map((c) => c.tablets))];
-    const bar = progress("push-pull", cfgs.length + ns.length);
+    // Push again with every node packed into one thread per core (--threads): the floor of a thread per node is the OS scheduler.
+    const packed: Row[] = [];
+    const PACKED_THREADS = 2;
+    const bar = progress("push-pull", cfgs.length + 2 * ns.length);
     try {
       for (const c of cfgs) {
         bar.tick(`${c.mode} ${c.tablets} tablets${c.pollMs ? ` every ${c.pollMs} ms` : ""}`);
         const windowMs = Math.max(opts.quick ? 1500 : 3000, 4 * (c.pollMs ?? 0));
         rows.push(await measure(c, windowMs, dataDir));
+      }
+      for (const n of ns) {
+        bar.tick(`push ${n} tablets, ${PACKED_THREADS} threads`);
+        packed.push(await measure({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS }, opts.quick ? 1500 : 3000, dataDir));
       }
       for (const n of ns) {
         bar.tick(`baseline ${n} bare workers`);
@@ -369,14 +378,17 @@ export const bench: Bench = {
     );
     console.log("\nBaseline, the floor for push: the same fan-out over raw MessageChannels to N bare worker threads (no node runtime).");
     printTable(baseline.map((b) => ({ tablets: b.tablets, "raw p50": b.propagationP50Ms, "raw p99": b.propagationP99Ms, "raw max": b.propagationMaxMs, "push p50": rows.find((r) => r.mode === "push" && r.tablets === b.tablets)?.propagationP50Ms })));
+    console.log(`\nPush with all nodes packed into ${PACKED_THREADS} worker threads (--threads ${PACKED_THREADS}) instead of one thread per node:`);
+    printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms })));
     console.log("");
     for (const v of verdicts(rows)) console.log(`${v.ok ? "PASS" : "FAIL"}  ${v.target}: ${v.detail}`);
+    for (const v of verdicts(packed)) console.log(`${v.ok ? "PASS" : "FAIL"}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
     const files = await plots(rows, opts.resultsDir, baseline);
     console.log(`\nplots: ${files.join(", ")}`);
     if (opts.json) {
-      writeJson(opts.json, { rows, baseline });
+      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed } });
       console.log(`json: ${opts.json}`);
     }
-    return { rows, baseline };
+    return { rows, baseline, packed };
   },
 };

@@ -30,6 +30,7 @@ const COMMON: Array<[string, string, unknown?]> = [
   ["--log-level <level>", "debug | info | warn | error | silent (default warn)"],
   ["--sim", "Run in the deterministic simulator (virtual time; --duration in simulated seconds)"],
   ["--seeds <A..B>", "Simulate every seed from A to B and report the failing ones"],
+  ["--threads <n>", "Pack this host's nodes into n worker threads (default: one per node; a crash in a shared thread drops only that node)"],
   ["--admin-port <port>", "Serve the admin API on 127.0.0.1:<port> (0: a free port)"],
   ["--secret <secret>", "Shared secret for bridges and the admin API (or MENHIR_SECRET)"],
   ["--host <name>", "Multi-host: this process's host name"],
@@ -93,6 +94,7 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     placement: mh?.placement,
     driverHost: mh?.driverHost,
     wire: mh ? { secret: opts.secret, listenHostname: mh.listen.hostname, peerHosts: Object.keys(mh.peers) } : undefined,
+    threads: opts.threads ?? undefined,
   });
   let bridge: TcpBridge | null = null;
   let stopRequested!: () => void;

@@ -32,6 +32,8 @@ export interface RunOptions extends CommonOptions {
   secret: string;
   secretGenerated: boolean;
   adminPort: number | null;
+  /** Worker threads to pack this host's nodes into; null: one per node. */
+  threads: number | null;
   multiHost: MultiHost | null;
 }
 
@@ -90,6 +92,7 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
   const dup = flags.dup === undefined ? 0 : num("dup", flags.dup, { min: 0, max: 1 });
   const nemesisInterval = flags.nemesisInterval === undefined ? 5 : num("nemesis-interval", flags.nemesisInterval, { min: 0.01 });
   const adminPort = flags.adminPort === undefined ? null : num("admin-port", flags.adminPort, { min: 0, max: 65535, integer: true });
+  const threads = flags.threads === undefined ? null : num("threads", flags.threads, { min: 1, max: 4096, integer: true });
 
   const systemOpts: Record<string, unknown> = {};
   for (const o of scenario.options) {
@@ -145,6 +148,7 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     secret,
     secretGenerated,
     adminPort,
+    threads,
     multiHost,
   };
   const nodes = scenario.topology(opts);

@@ -33,15 +33,27 @@ export interface StartOptions {
   driverHost?: string;
   /** Multi-host: what nodes need for their own TCP data endpoints. */
   wire?: { secret: string; listenHostname: string; peerHosts: string[] };
+  /**
+   * Worker threads to pack this host's nodes into (round-robin). Default: one thread per node,
+   * where a crash terminates the thread itself; in a shared thread a crash drops the node's
+   * runtime (its memory) and keeps its storage, as in the simulator.
+   */
+  threads?: number;
+}
+
+/** A worker thread and the nodes it holds. */
+interface Group {
+  worker: Worker | null;
+  api: Comlink.Remote<WorkerApi> | null;
+  driverPort: MessagePort | null;
+  members: NodeId[];
 }
 
 interface LocalNode {
   spec: NodeSpec;
   status: NodeStatus;
   incarnation: number;
-  worker: Worker | null;
-  api: Comlink.Remote<WorkerApi> | null;
-  driverPort: MessagePort | null;
+  group: Group;
   httpUrl?: string;
   dataPort?: number;
 }
@@ -92,15 +104,24 @@ export class ThreadCluster implements Cluster {
   async start(): Promise<void> {
     if (this.opts.fresh) rmSync(this.opts.dataDir, { recursive: true, force: true });
     mkdirSync(this.opts.dataDir, { recursive: true });
-    for (const spec of this.opts.nodes) {
-      if (!this.isLocal(spec.id)) continue;
-      this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, worker: null, api: null, driverPort: null });
-    }
-    await Promise.all([...this.local.values()].map((n) => this.spawn(n)));
+    const specs = this.opts.nodes.filter((s) => this.isLocal(s.id));
+    const threads = this.opts.threads === undefined ? specs.length : Math.max(1, Math.min(this.opts.threads, specs.length));
+    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, members: [] }));
+    specs.forEach((spec, i) => {
+      const group = groups[i % threads]!;
+      group.members.push(spec.id);
+      this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, group });
+    });
+    await Promise.all(groups.map((g) => this.spawnWorker(g)));
+    await Promise.all([...this.local.values()].map((n) => this.startNode(n)));
   }
 
-  private async spawn(n: LocalNode): Promise<void> {
-    n.incarnation++;
+  private groups(): Group[] {
+    return [...new Set([...this.local.values()].map((n) => n.group))];
+  }
+
+  /** Start a worker thread for a group (its nodes are started one by one after). */
+  private async spawnWorker(g: Group): Promise<void> {
     const worker = new Worker(WORKER_URL);
     const api = Comlink.wrap<WorkerApi>(worker as unknown as Comlink.Endpoint);
     const sup = new MessageChannel();
@@ -118,16 +139,32 @@ export class ThreadCluster implements Cluster {
     };
     Comlink.expose(supervisorPort, sup.port1);
     drv.port1.onmessage = (e) => this.fromNodeToDriver(e.data);
-    n.worker = worker;
-    n.api = api;
-    n.driverPort = drv.port1;
+    g.worker = worker;
+    g.api = api;
+    g.driverPort = drv.port1;
+    worker.addEventListener("error", (e) => {
+      this.log.error(`worker of ${g.members.join(", ")} died: ${(e as ErrorEvent).message}`);
+      if (g.worker !== worker) return;
+      this.endWorker(g);
+      for (const id of g.members) void this.crash(id);
+    });
+    await api.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2]));
+  }
+
+  private endWorker(g: Group): void {
+    g.worker?.terminate();
+    g.api?.[Comlink.releaseProxy]();
+    g.driverPort?.close();
+    g.worker = null;
+    g.api = null;
+    g.driverPort = null;
+  }
+
+  private async startNode(n: LocalNode): Promise<void> {
+    n.incarnation++;
     n.httpUrl = undefined;
     n.dataPort = undefined;
     n.status = "running";
-    worker.addEventListener("error", (e) => {
-      this.log.error(`node ${n.spec.id} died: ${(e as ErrorEvent).message}`);
-      if (n.worker === worker) void this.crash(n.spec.id);
-    });
     const init: WorkerInit = {
       system: this.opts.system,
       spec: n.spec,
@@ -140,7 +177,7 @@ export class ThreadCluster implements Cluster {
       wire: this.opts.wire ? { ...this.opts.wire, host: this.host, placement: this.placement } : undefined,
     };
     try {
-      await api.init(init, Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2]));
+      await n.group.api!.startNode(init);
     } catch (e) {
       this.log.error(`node ${n.spec.id} failed to start: ${e instanceof Error ? e.message : String(e)}`);
       await this.crash(n.spec.id);
@@ -161,9 +198,9 @@ export class ThreadCluster implements Cluster {
       return typeof port === "number" ? { wire: { hostname: at.hostname, port } } : null;
     }
     const peer = this.local.get(dest);
-    if (!peer || peer.status === "crashed" || !peer.api) return null;
+    if (!peer || peer.status === "crashed" || !peer.group.api) return null;
     const ch = new MessageChannel();
-    await peer.api.acceptLink(src, Comlink.transfer(ch.port2, [ch.port2]));
+    await peer.group.api.acceptLink(dest, src, Comlink.transfer(ch.port2, [ch.port2]));
     return Comlink.transfer({ port: ch.port1 }, [ch.port1]);
   }
 
@@ -196,7 +233,7 @@ export class ThreadCluster implements Cluster {
 
   /** A message from the driver on another host, for a local node. */
   deliverFromDriver(msg: Message): void {
-    this.local.get(msg.dest)?.driverPort?.postMessage(msg);
+    this.local.get(msg.dest)?.group.driverPort?.postMessage(msg);
   }
 
   private node(id: NodeId): LocalNode {
@@ -207,7 +244,7 @@ export class ThreadCluster implements Cluster {
   }
 
   private broadcastDropLink(id: NodeId): void {
-    for (const other of this.local.values()) if (other.api && other.status !== "crashed" && other.spec.id !== id) void other.api.dropLink(id).catch(() => {});
+    for (const g of this.groups()) if (g.api) void g.api.dropLink(id).catch(() => {});
   }
 
   now(): number {
@@ -223,13 +260,12 @@ export class ThreadCluster implements Cluster {
     const n = this.node(id);
     if (n.status === "crashed") return;
     n.status = "crashed";
-    n.worker?.terminate();
-    n.api?.[Comlink.releaseProxy]();
-    n.driverPort?.close();
-    n.worker = null;
-    n.api = null;
-    n.driverPort = null;
     n.httpUrl = undefined;
+    n.dataPort = undefined;
+    const g = n.group;
+    // Alone in its thread, a node dies with the thread; in a shared one, only its runtime goes.
+    if (g.members.length === 1) this.endWorker(g);
+    else await g.api?.crashNode(id).catch(() => {});
     this.broadcastDropLink(id);
   }
 
@@ -238,14 +274,15 @@ export class ThreadCluster implements Cluster {
     const n = this.node(id);
     // crash() already told every peer to forget its link; links made once the new worker is up are good.
     if (n.status !== "crashed") await this.crash(id);
-    await this.spawn(n);
+    if (!n.group.api) await this.spawnWorker(n.group);
+    await this.startNode(n);
   }
 
   async pause(id: NodeId): Promise<void> {
     if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "pause", id));
     const n = this.node(id);
     if (n.status !== "running") return;
-    await n.api!.pause();
+    await n.group.api!.pause(id);
     n.status = "paused";
   }
 
@@ -253,7 +290,7 @@ export class ThreadCluster implements Cluster {
     if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "resume", id));
     const n = this.node(id);
     if (n.status !== "paused") return;
-    await n.api!.resume();
+    await n.group.api!.resume(id);
     n.status = "running";
   }
 
@@ -273,7 +310,7 @@ export class ThreadCluster implements Cluster {
         host: this.host,
         status: n.status,
         incarnation: n.incarnation,
-        stats: n.api && n.status !== "crashed" ? await withTimeout(n.api.stats(), 2000).catch(() => null) : null,
+        stats: n.group.api && n.status !== "crashed" ? await withTimeout(n.group.api.stats(n.spec.id), 2000).catch(() => null) : null,
       })),
     );
   }
@@ -297,14 +334,14 @@ export class ThreadCluster implements Cluster {
   /** Adopt settings (local change, or from the driver host). */
   applyNetwork(net: NetworkSettings): void {
     this.net = net;
-    for (const n of this.local.values()) if (n.api && n.status !== "crashed") void n.api.setNetwork(net).catch(() => {});
+    for (const g of this.groups()) if (g.api) void g.api.setNetwork(net).catch(() => {});
   }
 
   async inspect<T = unknown>(id: NodeId): Promise<T | null> {
     if (!this.isLocal(id) && this.bridge) return (await this.bridge.control(this.placement[id]!, "inspect", id)) as T | null;
     const n = this.node(id);
-    if (!n.api || n.status === "crashed") return null;
-    return (await withTimeout(n.api.inspect(), 5000)) as T | null;
+    if (!n.group.api || n.status === "crashed") return null;
+    return (await withTimeout(n.group.api.inspect(id), 5000)) as T | null;
   }
 
   request<R = Body>(dest: NodeId, body: Body, timeoutMs: number = Limits.defaultRequestTimeoutMs): Promise<R> {
@@ -316,7 +353,7 @@ export class ThreadCluster implements Cluster {
       }, timeoutMs);
       this.driverPending.set(msgId, { resolve: resolve as (b: Body) => void, reject, timer });
       const msg: Message = { src: DRIVER_ID, dest, body: { ...body, msg_id: msgId } };
-      if (this.isLocal(dest)) this.local.get(dest)?.driverPort?.postMessage(msg);
+      if (this.isLocal(dest)) this.deliverFromDriver(msg);
       else this.bridge?.sendToHost(this.placement[dest]!, msg);
     });
   }
@@ -338,15 +375,15 @@ export class ThreadCluster implements Cluster {
     this.stopped = true;
     await Promise.all(
       [...this.local.values()].map(async (n) => {
-        if (n.api && n.status !== "crashed") {
-          if (n.status === "paused") await n.api.resume().catch(() => {});
-          await withTimeout(n.api.stop(), 3000).catch((e) => this.log.warn(`node ${n.spec.id} did not stop cleanly: ${String(e)}`));
+        const api = n.group.api;
+        if (api && n.status !== "crashed") {
+          if (n.status === "paused") await api.resume(n.spec.id).catch(() => {});
+          await withTimeout(api.stopNode(n.spec.id), 3000).catch((e) => this.log.warn(`node ${n.spec.id} did not stop cleanly: ${String(e)}`));
         }
-        n.worker?.terminate();
-        n.driverPort?.close();
         n.status = "crashed";
       }),
     );
+    for (const g of this.groups()) this.endWorker(g);
     for (const p of this.driverPending.values()) clearTimeout(p.timer);
     this.driverPending.clear();
   }

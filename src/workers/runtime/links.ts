@@ -1,6 +1,6 @@
 /**
- * A node's links to its peers, made on first use. A local peer is reached over a direct
- * MessageChannel; a peer on another host over this node's own TCP connection to that peer's data
+ * A node's links to its peers, made on first use. A node in the same worker thread is handed the
+ * message directly; a local peer in another worker is reached over a direct MessageChannel; a peer on another host over this node's own TCP connection to that peer's data
  * endpoint (msgpack frames, one frame per turn's worth of messages). A link being set up holds a
  * bounded backlog; a peer found down is retried after a short pause — messages meanwhile are
  * dropped, as they would be to a crashed node.
@@ -25,6 +25,8 @@ type Link =
 export interface LinksHost {
   readonly id: NodeId;
   grant(dest: NodeId): Promise<LinkGrant | null>;
+  /** Delivery to a node in the same worker thread, if dest is one. */
+  colocated(dest: NodeId): ((msg: Message) => void) | undefined;
   /** Whatever arrives on a MessageChannel this node holds. */
   receive(data: unknown): void;
   /** A frame on a TCP data link (dialed or accepted): validate and deliver, or throw to close it. */
@@ -43,6 +45,13 @@ export class Links {
   constructor(private readonly host: LinksHost) {}
 
   post(msg: Message): void {
+    const near = this.host.colocated(msg.dest);
+    if (near) {
+      // Same thread: no port, but still a copy (nodes share no memory) and still asynchronous.
+      const copy = structuredClone(msg);
+      queueMicrotask(() => near(copy));
+      return;
+    }
     const link = this.links.get(msg.dest);
     switch (link?.kind) {
       case "port":

@@ -1,25 +1,26 @@
 /**
- * The worker-thread host of one node. It owns what node code may not touch: its links to peers
- * (MessageChannels to local nodes, its own TCP connections to nodes on other hosts), real timers,
- * the sqlite file, the HTTP socket. The supervisor drives it over comlink (control plane); node
- * messages never pass through the main thread (data plane).
+ * The worker-thread host. A worker holds one node — or, with `--threads`, several — and owns what
+ * node code may not touch: links to peers (in-thread delivery to nodes in the same worker,
+ * MessageChannels to other workers, the node's own TCP connections to nodes on other hosts), real
+ * timers, the sqlite files, the HTTP sockets. The supervisor drives it over comlink (control
+ * plane); node messages never pass through the main thread (data plane).
  */
+import type { TCPSocketListener } from "bun";
 import * as Comlink from "comlink";
 import hyperid from "hyperid";
 import { join } from "node:path";
 import { DRIVER_ID } from "../../driver/cluster.ts";
 import { loadRoles } from "../registry.ts";
 import { guardHttp } from "./http.ts";
-import { formatLogLine, printLine, wallStamp } from "./log.ts";
 import { Limits } from "./limits.ts";
+import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
+import { formatLogLine, printLine, wallStamp } from "./log.ts";
 import { defaultNetwork, isPerfect, plan, type NetworkSettings } from "./network.ts";
 import { NodeRuntime, isMessage, type Env, type NodeStats } from "./node.ts";
 import { seededRandom } from "./random.ts";
-import type { TCPSocketListener } from "bun";
-import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
 import { SqliteStorage } from "./storage.ts";
-import { wireListen, type WireConn } from "./wire.ts";
 import type { LogLevel, Message, NodeId, NodeSpec } from "./types.ts";
+import { wireListen, type WireConn } from "./wire.ts";
 
 export interface WorkerInit {
   system: string;
@@ -43,33 +44,43 @@ export interface SupervisorPort {
 
 export type { LinkGrant };
 
-class WorkerHost {
-  private runtime!: NodeRuntime;
-  private storage!: SqliteStorage;
-  private supervisor!: Comlink.Remote<SupervisorPort>;
-  private driverPort!: MessagePort;
-  private links!: Links;
-  private net: NetworkSettings = defaultNetwork();
-  private perfect = true;
-  private netRng = seededRandom(0);
+/** What a node's host needs from the worker around it. */
+interface WorkerShared {
+  supervisor: Comlink.Remote<SupervisorPort>;
+  driverPort: MessagePort;
+  /** Another node in this worker, if dest lives here and is up. */
+  colocated(dest: NodeId): NodeHost | undefined;
+  uid(): string;
+}
+
+/** One node inside a worker: its runtime, storage, links, simulated-network state and sockets. */
+class NodeHost {
+  readonly id: NodeId;
+  private readonly runtime: NodeRuntime;
+  private readonly storage: SqliteStorage;
+  private readonly links: Links;
+  private net: NetworkSettings;
+  private perfect: boolean;
+  private readonly netRng;
   private readonly fifo = new Map<NodeId, number>();
   private inFlight = 0;
   private server: ReturnType<typeof Bun.serve> | null = null;
   private dataListener: TCPSocketListener<WireConn> | null = null;
-  private id = "";
-  private placement: Record<NodeId, string> = {};
+  private readonly placement: Record<NodeId, string>;
   private dropped = 0;
+  private halted = false;
 
-  async init(init: WorkerInit, supervisorPort: MessagePort, driverPort: MessagePort): Promise<void> {
+  constructor(
+    private readonly init: WorkerInit,
+    private readonly shared: WorkerShared,
+  ) {
     this.id = init.spec.id;
-    this.supervisor = Comlink.wrap<SupervisorPort>(supervisorPort);
-    this.driverPort = driverPort;
-    driverPort.onmessage = (e) => this.receive(e.data);
-    this.setNetwork(init.network);
+    this.net = init.network;
+    this.perfect = isPerfect(init.network);
     this.netRng = seededRandom(init.seed, `net:${init.spec.id}#${init.incarnation}`);
+    this.placement = init.wire?.placement ?? {};
     const mode = init.spec.storage ?? "os";
     this.storage = new SqliteStorage(mode === "memory" ? null : join(init.dataDir, `${init.spec.id}.sqlite`), mode);
-    const uid = hyperid({ urlSafe: true });
     const env: Env = {
       now: () => performance.timeOrigin + performance.now(),
       setTimer: (ms, fn) => setTimeout(fn, ms),
@@ -77,19 +88,22 @@ class WorkerHost {
       transmit: (msg) => this.transmit(msg),
       storage: this.storage,
       emitLog: (level, node, text, fields) => printLine(level, formatLogLine(wallStamp(), node, level, text, fields)),
-      uid: () => uid(),
+      uid: () => shared.uid(),
       serveHttp: (node, handler, opts) => {
         if (this.server) throw new Error(`${node} already serves HTTP`);
         const fetch = guardHttp(handler, opts, (e) => env.emitLog("error", node, `http handler failed: ${String(e)}`));
         this.server = Bun.serve({ port: opts.port, hostname: opts.hostname ?? "127.0.0.1", fetch, maxRequestBodySize: (opts.maxBodyBytes ?? 64 * 1024) + 1 });
-        void this.supervisor.httpReady(node, this.server.url.toString());
+        void shared.supervisor.httpReady(node, this.server.url.toString());
       },
     };
     const wire = init.wire;
-    if (wire) this.placement = wire.placement;
     this.links = new Links({
       id: this.id,
-      grant: (dest) => this.supervisor.requestLink(this.id, dest),
+      grant: (dest) => shared.supervisor.requestLink(this.id, dest),
+      colocated: (dest) => {
+        const peer = shared.colocated(dest);
+        return peer ? (msg) => peer.receive(msg) : undefined;
+      },
       receive: (data) => this.receive(data),
       wireFrame: (conn, frame) => void this.wireFrame(conn, frame),
       wire: wire ? { host: wire.host, secret: wire.secret, peers: new Set(wire.peerHosts) } : null,
@@ -100,9 +114,12 @@ class WorkerHost {
       env,
     );
     if (wire) this.listenForPeers(wire);
-    const roles = await loadRoles(init.system);
-    const role = roles[init.spec.role];
-    if (!role) throw new Error(`system ${init.system} has no role "${init.spec.role}"`);
+  }
+
+  async start(): Promise<void> {
+    const roles = await loadRoles(this.init.system);
+    const role = roles[this.init.spec.role];
+    if (!role) throw new Error(`system ${this.init.system} has no role "${this.init.spec.role}"`);
     await this.runtime.start(role);
   }
 
@@ -122,26 +139,26 @@ class WorkerHost {
         onReject: (conn, why) => this.runtime.ctx.log.warn(`data link: closed a connection from ${conn.remoteAddress}${conn.peerHost ? ` (host ${conn.peerHost})` : ""}: ${why}`),
       },
     );
-    void this.supervisor.dataReady(this.id, this.dataListener.port);
+    void this.shared.supervisor.dataReady(this.id, this.dataListener.port);
   }
 
   /** Validate a data-link frame whole, then deliver it: messages for this node, from nodes on the authenticated host. */
   private wireFrame(conn: WireConn, frame: Record<string, unknown>): Message[] {
-    const placement = this.placement;
     if (frame.t !== "msgs" || !Array.isArray(frame.ms) || frame.ms.length === 0 || frame.ms.length > MAX_FRAME_MESSAGES) {
       throw new Error(`expected a batch of 1 to ${MAX_FRAME_MESSAGES} messages`);
     }
     for (const m of frame.ms) {
       if (!isMessage(m)) throw new Error("malformed node message");
       if (m.dest !== this.id) throw new Error(`message for "${m.dest}" on ${this.id}'s data link`);
-      if (placement[m.src] !== conn.peerHost) throw new Error(`host ${conn.peerHost} sent a message from "${m.src}", which does not live there`);
+      if (this.placement[m.src] !== conn.peerHost) throw new Error(`host ${conn.peerHost} sent a message from "${m.src}", which does not live there`);
     }
     for (const m of frame.ms as Message[]) this.runtime.deliver(m);
     return frame.ms as Message[];
   }
 
-  private receive(msg: unknown): void {
-    // A port only ever carries messages for this node; anything else is refused inside deliver.
+  /** A message from a port, the driver, or a node in the same worker. */
+  receive(msg: unknown): void {
+    // A link only ever carries messages for this node; anything else is refused inside deliver.
     if (typeof msg === "object" && msg !== null && (msg as Message).dest !== this.id) {
       this.dropped++;
       return;
@@ -151,7 +168,7 @@ class WorkerHost {
 
   private transmit(msg: Message): void {
     if (msg.dest === DRIVER_ID) {
-      this.driverPort.postMessage(msg);
+      this.shared.driverPort.postMessage(msg);
       return;
     }
     if (this.perfect) {
@@ -174,17 +191,15 @@ class WorkerHost {
       this.inFlight++;
       setTimeout(() => {
         this.inFlight--;
-        this.links.post(msg);
+        if (!this.halted) this.links.post(msg);
       }, d);
     }
   }
 
-  /** The supervisor hands us the far end of a channel a local peer asked for. */
   acceptLink(peer: NodeId, port: MessagePort): void {
     this.links.accept(peer, port);
   }
 
-  /** The peer crashed or restarted: forget its link so the next send asks for a fresh one. */
   dropLink(peer: NodeId): void {
     this.links.drop(peer);
   }
@@ -211,18 +226,118 @@ class WorkerHost {
     return this.runtime.inspect();
   }
 
+  /** A clean stop: the role's stop hook runs, then sockets and storage close. */
   async stop(): Promise<void> {
     try {
       await this.runtime.stop();
     } finally {
-      this.server?.stop(true);
-      this.dataListener?.stop(true);
-      this.links.close();
-      this.storage.close();
+      this.release();
     }
+  }
+
+  /** A crash, seen from inside a shared worker: no hooks; memory is dropped with this object, storage kept. */
+  halt(): void {
+    this.runtime.halt();
+    this.release();
+  }
+
+  private release(): void {
+    this.halted = true;
+    this.server?.stop(true);
+    this.dataListener?.stop(true);
+    this.links.close();
+    this.storage.close();
   }
 }
 
-export type WorkerApi = Pick<WorkerHost, "init" | "acceptLink" | "dropLink" | "setNetwork" | "pause" | "resume" | "stats" | "inspect" | "stop">;
+/** The comlink face of a worker: control operations, each naming the node it is for. */
+class WorkerHost {
+  private supervisor!: Comlink.Remote<SupervisorPort>;
+  private driverPort!: MessagePort;
+  private readonly nodes = new Map<NodeId, NodeHost>();
+  private readonly uid = hyperid({ urlSafe: true });
+
+  /** Once per worker: the channel to the supervisor and the one for the driver's messages. */
+  connect(supervisorPort: MessagePort, driverPort: MessagePort): void {
+    this.supervisor = Comlink.wrap<SupervisorPort>(supervisorPort);
+    this.driverPort = driverPort;
+    driverPort.onmessage = (e) => {
+      const dest = (e.data as Message | null)?.dest;
+      if (typeof dest === "string") this.nodes.get(dest)?.receive(e.data);
+    };
+  }
+
+  async startNode(init: WorkerInit): Promise<void> {
+    if (this.nodes.has(init.spec.id)) throw new Error(`node ${init.spec.id} already runs in this worker`);
+    const host = new NodeHost(init, {
+      supervisor: this.supervisor,
+      driverPort: this.driverPort,
+      colocated: (dest) => this.nodes.get(dest),
+      uid: () => this.uid(),
+    });
+    this.nodes.set(init.spec.id, host);
+    try {
+      await host.start();
+    } catch (e) {
+      this.crashNode(init.spec.id);
+      throw e;
+    }
+  }
+
+  crashNode(id: NodeId): void {
+    const n = this.nodes.get(id);
+    if (!n) return;
+    this.nodes.delete(id);
+    n.halt();
+    for (const other of this.nodes.values()) other.dropLink(id);
+  }
+
+  private node(id: NodeId): NodeHost {
+    const n = this.nodes.get(id);
+    if (!n) throw new Error(`node ${id} is not running in this worker`);
+    return n;
+  }
+
+  /** The supervisor hands `dest` the far end of a channel `peer` asked for. */
+  acceptLink(dest: NodeId, peer: NodeId, port: MessagePort): void {
+    const n = this.nodes.get(dest);
+    if (n) n.acceptLink(peer, port);
+    else port.close();
+  }
+
+  /** `peer` crashed or restarted: every node here forgets its link to it. */
+  dropLink(peer: NodeId): void {
+    for (const n of this.nodes.values()) if (n.id !== peer) n.dropLink(peer);
+  }
+
+  setNetwork(net: NetworkSettings): void {
+    for (const n of this.nodes.values()) n.setNetwork(net);
+  }
+
+  pause(id: NodeId): void {
+    this.node(id).pause();
+  }
+
+  resume(id: NodeId): void {
+    this.node(id).resume();
+  }
+
+  stats(id: NodeId): NodeStats {
+    return this.node(id).stats();
+  }
+
+  inspect(id: NodeId): unknown {
+    return this.node(id).inspect();
+  }
+
+  async stopNode(id: NodeId): Promise<void> {
+    const n = this.nodes.get(id);
+    if (!n) return;
+    this.nodes.delete(id);
+    await n.stop();
+  }
+}
+
+export type WorkerApi = Pick<WorkerHost, "connect" | "startNode" | "crashNode" | "acceptLink" | "dropLink" | "setNetwork" | "pause" | "resume" | "stats" | "inspect" | "stopNode">;
 
 Comlink.expose(new WorkerHost(), globalThis as unknown as Comlink.Endpoint);
