@@ -151,7 +151,13 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     threads,
     multiHost,
   };
-  const nodes = scenario.topology(opts);
+  let nodes: NodeSpec[];
+  try {
+    nodes = scenario.topology(opts);
+  } catch (e) {
+    // A system that rejects its options says why; that is a usage error, not a crash.
+    throw new UsageError(e instanceof Error ? e.message : String(e));
+  }
   if (multiHost) {
     const hosts = new Set([multiHost.host, ...Object.keys(multiHost.peers)]);
     for (const p of list(flags.place)) {
