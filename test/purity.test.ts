@@ -22,6 +22,8 @@ const FORBIDDEN: Array<[RegExp, string]> = [
   [/\bBun\.(file|write|serve|listen|connect|spawn)\b/, "Bun I/O"],
   [/(?<![.\w])fetch\s*\(/, "fetch"],
   [/from\s+["']hyperid["']/, "hyperid (use node.uid())"],
+  [/(?<![.\w])process\./, "process (environment, exit, stdio)"],
+  [/(?<![.\w])require\s*\(/, "require"],
 ];
 
 function files(dir: string): string[] {

@@ -4,6 +4,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import type { Cluster } from "../driver/cluster.ts";
+import { jsonError } from "../workers/runtime/http.ts";
 
 export interface AdminOptions {
   port: number;
@@ -13,10 +14,6 @@ export interface AdminOptions {
 }
 
 const MAX_BODY = 64 * 1024;
-
-function err(status: number, message: string): Response {
-  return Response.json({ error: { code: status, message } }, { status });
-}
 
 function authorized(req: Request, secret: string): boolean {
   const h = req.headers.get("authorization") ?? "";
@@ -37,15 +34,15 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
     port: opts.port,
     maxRequestBodySize: MAX_BODY,
     async fetch(req) {
-      if (!authorized(req, opts.secret)) return err(401, "missing or wrong bearer token");
+      if (!authorized(req, opts.secret)) return jsonError(401, "missing or wrong bearer token");
       const path = new URL(req.url).pathname;
       try {
         if (path === "/nodes") {
-          if (req.method !== "GET") return err(405, "use GET");
+          if (req.method !== "GET") return jsonError(405, "use GET");
           return Response.json({ nodes: await cluster.info() });
         }
         if (path === "/stats") {
-          if (req.method !== "GET") return err(405, "use GET");
+          if (req.method !== "GET") return jsonError(405, "use GET");
           const nodes = await cluster.info();
           const sum = (k: "sent" | "received" | "errors" | "refused") => nodes.reduce((a, n) => a + (n.stats?.[k] ?? 0), 0);
           return Response.json({
@@ -61,17 +58,17 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
         }
         if (path === "/network") {
           if (req.method === "GET") return Response.json(cluster.network());
-          if (req.method !== "PUT") return err(405, "use GET or PUT");
+          if (req.method !== "PUT") return jsonError(405, "use GET or PUT");
           let body: unknown;
           try {
             body = JSON.parse(await req.text());
           } catch {
-            return err(400, "body is not JSON");
+            return jsonError(400, "body is not JSON");
           }
           try {
             await cluster.setNetwork(body as never);
           } catch (e) {
-            return err(400, e instanceof Error ? e.message : String(e));
+            return jsonError(400, e instanceof Error ? e.message : String(e));
           }
           return Response.json(cluster.network());
         }
@@ -79,19 +76,19 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
         if (m) {
           const id = decodeURIComponent(m[1]!);
           const action = m[2]!;
-          if (!cluster.nodes.some((n) => n.id === id)) return err(404, `no node "${id}"`);
-          if (!(NODE_ACTIONS as readonly string[]).includes(action)) return err(404, `unknown action "${action}" (use ${NODE_ACTIONS.join(", ")})`);
-          if (req.method !== "POST") return err(405, "use POST");
+          if (!cluster.nodes.some((n) => n.id === id)) return jsonError(404, `no node "${id}"`);
+          if (!(NODE_ACTIONS as readonly string[]).includes(action)) return jsonError(404, `unknown action "${action}" (use ${NODE_ACTIONS.join(", ")})`);
+          if (req.method !== "POST") return jsonError(405, "use POST");
           await cluster[action as (typeof NODE_ACTIONS)[number]](id);
           return Response.json({ id, status: cluster.status(id) });
         }
-        return err(404, `no route ${path} (routes: GET /nodes, GET /stats, GET|PUT /network, POST /nodes/:id/{${NODE_ACTIONS.join(",")}})`);
+        return jsonError(404, `no route ${path} (routes: GET /nodes, GET /stats, GET|PUT /network, POST /nodes/:id/{${NODE_ACTIONS.join(",")}})`);
       } catch (e) {
-        return err(500, e instanceof Error ? e.message : String(e));
+        return jsonError(500, e instanceof Error ? e.message : String(e));
       }
     },
     error(e) {
-      return err(500, e.message);
+      return jsonError(500, e.message);
     },
   });
 }

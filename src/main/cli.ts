@@ -54,16 +54,15 @@ async function runSim(system: string, scenario: Scenario, opts: RunOptions, node
   return { ...summary, simSeconds: st.simSeconds, wallSeconds: +((performance.now() - t0) / 1000).toFixed(3), delivered: st.delivered, dropped: st.dropped, digest: st.digest };
 }
 
-async function runSeeds(system: string, scenario: Scenario, opts: RunOptions, nodes: NodeSpec[]): Promise<number> {
+async function runSeeds(system: string, scenario: Scenario, opts: RunOptions): Promise<number> {
   const [a, b] = opts.seeds!;
   const bar = new cliProgress.SingleBar({ format: "seeds [{bar}] {value}/{total} failing: {failing}", stream: process.stderr }, cliProgress.Presets.shades_classic);
   bar.start(b - a + 1, 0, { failing: 0 });
   const failing: Array<{ seed: number; failed: string; replay: string }> = [];
   for (let seed = a; seed <= b; seed++) {
-    const topo = scenario.topology({ ...opts, seed });
     let s: Summary;
     try {
-      s = await runSim(system, scenario, opts, topo.length === nodes.length ? topo : nodes, seed, opts.logLevel === "silent");
+      s = await runSim(system, scenario, opts, scenario.topology({ ...opts, seed }), seed, opts.logLevel === "silent");
     } catch (e) {
       s = { system, mode: "sim", seed, ok: false, checks: { "simulation ran": false }, details: { "simulation ran": String(e) }, metrics: {}, nemesis: [] };
     }
@@ -160,7 +159,7 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
 async function main(system: string, flags: Flags): Promise<number> {
   const scenario = await loadScenario(system);
   const { opts, nodes } = parseOptions(system, scenario, flags);
-  if (opts.seeds) return runSeeds(system, scenario, opts, nodes);
+  if (opts.seeds) return runSeeds(system, scenario, opts);
   if (opts.sim) {
     const s = await runSim(system, scenario, opts, nodes, opts.seed);
     printSummary(s, false);

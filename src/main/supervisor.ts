@@ -5,6 +5,7 @@
  */
 import * as Comlink from "comlink";
 import { mkdirSync, rmSync } from "node:fs";
+import { DriverCalls } from "../driver/calls.ts";
 import { DRIVER_ID, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
 import { Limits } from "../workers/runtime/limits.ts";
 import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, type NetworkSettings } from "../workers/runtime/network.ts";
@@ -69,8 +70,7 @@ export class ThreadCluster implements Cluster {
   private readonly placement: Record<NodeId, string>;
   private readonly nodeIds: NodeId[];
   private net: NetworkSettings = defaultNetwork();
-  private readonly driverPending = new Map<number, { resolve(b: Body): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }>();
-  private driverMsgId = 1;
+  private readonly driverCalls = new DriverCalls({ setTimer: (ms, fn) => setTimeout(fn, ms), clearTimer: (t) => clearTimeout(t as ReturnType<typeof setTimeout>) });
   private bridge: Bridge | null = null;
   private readonly driverHost: string;
   private stopped = false;
@@ -221,14 +221,7 @@ export class ThreadCluster implements Cluster {
 
   /** A reply for the driver, from a local worker or from the bridge. */
   deliverToDriver(msg: Message): void {
-    const id = msg.body.in_reply_to;
-    if (typeof id !== "number") return;
-    const p = this.driverPending.get(id);
-    if (!p) return;
-    this.driverPending.delete(id);
-    clearTimeout(p.timer);
-    if (msg.body.type === "error") p.reject(new RpcError(Number(msg.body.code), String(msg.body.text)));
-    else p.resolve(msg.body);
+    this.driverCalls.settle(msg);
   }
 
   /** A message from the driver on another host, for a local node. */
@@ -346,13 +339,7 @@ export class ThreadCluster implements Cluster {
 
   request<R = Body>(dest: NodeId, body: Body, timeoutMs: number = Limits.defaultRequestTimeoutMs): Promise<R> {
     if (!this.nodeIds.includes(dest)) return Promise.reject(new RpcError(ErrorCode.NodeNotFound, `no node "${dest}"`));
-    const msgId = this.driverMsgId++;
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        if (this.driverPending.delete(msgId)) reject(new RpcError(ErrorCode.Timeout, `no reply from ${dest} to "${body.type}" within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.driverPending.set(msgId, { resolve: resolve as (b: Body) => void, reject, timer });
-      const msg: Message = { src: DRIVER_ID, dest, body: { ...body, msg_id: msgId } };
+    return this.driverCalls.call<R>(dest, body, timeoutMs, (msg) => {
       if (this.isLocal(dest)) this.deliverFromDriver(msg);
       else this.bridge?.sendToHost(this.placement[dest]!, msg);
     });
@@ -384,8 +371,7 @@ export class ThreadCluster implements Cluster {
       }),
     );
     for (const g of this.groups()) this.endWorker(g);
-    for (const p of this.driverPending.values()) clearTimeout(p.timer);
-    this.driverPending.clear();
+    this.driverCalls.clear();
   }
 }
 

@@ -1,12 +1,13 @@
+import { DriverCalls } from "../driver/calls.ts";
 import { DRIVER_ID, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
 import { Limits } from "../workers/runtime/limits.ts";
-import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, plan, type NetworkSettings } from "../workers/runtime/network.ts";
+import { LinkPlanner, applyNetworkPatch, defaultNetwork, parseNetworkPatch, type NetworkSettings } from "../workers/runtime/network.ts";
 import { NodeRuntime, type Env } from "../workers/runtime/node.ts";
 import { guardHttp } from "../workers/runtime/http.ts";
 import { LOG_LEVELS, formatLogLine, makeLogger } from "../workers/runtime/log.ts";
 import { seededRandom } from "../workers/runtime/random.ts";
 import { SqliteStorage } from "../workers/runtime/storage.ts";
-import { ErrorCode, RpcError, type Body, type HttpHandler, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random, type Role } from "../workers/runtime/types.ts";
+import { type Body, type HttpHandler, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random, type Role } from "../workers/runtime/types.ts";
 import { EventHeap, type SimEvent } from "./heap.ts";
 
 /** More events than this at one virtual instant is a livelock (a zero-delay loop), not a workload. */
@@ -62,13 +63,11 @@ export class Simulation implements Cluster {
   private seq = 0;
   private virtualNow = SIM_EPOCH_MS;
   private net: NetworkSettings = defaultNetwork();
-  private readonly netRng: Random;
+  private readonly planner: LinkPlanner;
   private readonly simNodes = new Map<NodeId, SimNode>();
   private readonly roles: Record<string, Role>;
   private readonly nodeIds: NodeId[];
-  private readonly fifo = new Map<string, number>();
-  private readonly driverPending = new Map<number, { resolve(b: Body): void; reject(e: Error): void; ev: SimEvent }>();
-  private driverMsgId = 1;
+  private readonly driverCalls = new DriverCalls({ setTimer: (ms, fn) => this.schedule(ms, fn), clearTimer: (ev) => ((ev as SimEvent).cancelled = true) });
   private digest = 0n;
   private events = 0;
   private eventsThisInstant = 0;
@@ -85,7 +84,7 @@ export class Simulation implements Cluster {
     this.roles = opts.roles;
     this.nodeIds = opts.nodes.map((n) => n.id);
     this.random = seededRandom(opts.seed, "driver");
-    this.netRng = seededRandom(opts.seed, "network");
+    this.planner = new LinkPlanner(seededRandom(opts.seed, "network"));
     this.logLevel = opts.logLevel ?? "warn";
     this.sink = opts.logSink ?? ((l) => console.log(l));
     this.maxEvents = opts.maxEvents ?? 50_000_000;
@@ -188,7 +187,7 @@ export class Simulation implements Cluster {
 
   private transmit(msg: Message): void {
     if (msg.dest === DRIVER_ID) {
-      this.schedule(0, () => this.deliverToDriver(msg));
+      this.schedule(0, () => this.driverCalls.settle(msg));
       return;
     }
     if (msg.src === DRIVER_ID) {
@@ -199,14 +198,9 @@ export class Simulation implements Cluster {
       this.dropped++;
       return;
     }
-    const key = `${msg.src}->${msg.dest}`;
-    const floor = Math.max(0, (this.fifo.get(key) ?? 0) - this.virtualNow);
-    const delays = plan(this.net, msg.src, msg.dest, this.netRng, floor);
+    const delays = this.planner.plan(this.net, msg.src, msg.dest, this.virtualNow);
     if (delays.length === 0) this.dropped++;
-    for (const d of delays) {
-      this.fifo.set(key, Math.max(this.fifo.get(key) ?? 0, this.virtualNow + d));
-      this.schedule(d, () => this.deliver(msg));
-    }
+    for (const d of delays) this.schedule(d, () => this.deliver(msg));
   }
 
   private deliver(msg: Message): void {
@@ -218,17 +212,6 @@ export class Simulation implements Cluster {
     this.delivered++;
     this.digest = Bun.hash.wyhash(`${this.virtualNow}|${msg.src}|${msg.dest}|${JSON.stringify(msg.body)}`, this.digest);
     n.runtime.deliver(msg);
-  }
-
-  private deliverToDriver(msg: Message): void {
-    const id = msg.body.in_reply_to;
-    if (typeof id !== "number") return;
-    const p = this.driverPending.get(id);
-    if (!p) return;
-    this.driverPending.delete(id);
-    p.ev.cancelled = true;
-    if (msg.body.type === "error") p.reject(new RpcError(Number(msg.body.code), String(msg.body.text)));
-    else p.resolve(msg.body);
   }
 
   private node(id: NodeId): SimNode {
@@ -308,14 +291,7 @@ export class Simulation implements Cluster {
 
   request<R = Body>(dest: NodeId, body: Body, timeoutMs: number = Limits.defaultRequestTimeoutMs): Promise<R> {
     this.node(dest);
-    const msgId = this.driverMsgId++;
-    return new Promise<R>((resolve, reject) => {
-      const ev = this.schedule(timeoutMs, () => {
-        if (this.driverPending.delete(msgId)) reject(new RpcError(ErrorCode.Timeout, `no reply from ${dest} to "${body.type}" within ${timeoutMs} ms`));
-      });
-      this.driverPending.set(msgId, { resolve: resolve as (b: Body) => void, reject, ev });
-      this.transmit({ src: DRIVER_ID, dest, body: { ...body, msg_id: msgId } });
-    });
+    return this.driverCalls.call<R>(dest, body, timeoutMs, (msg) => this.transmit(msg));
   }
 
   async fetch(id: NodeId, req: Request): Promise<Response> {

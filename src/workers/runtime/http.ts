@@ -2,7 +2,8 @@ import type { HttpHandler, HttpOptions } from "./types.ts";
 
 export const DEFAULT_MAX_HTTP_BODY = 64 * 1024;
 
-function jsonError(status: number, message: string): Response {
+/** The error shape every menhir HTTP API answers with: `{"error": {"code", "message"}}`, status = code. */
+export function jsonError(status: number, message: string): Response {
   return Response.json({ error: { code: status, message } }, { status });
 }
 

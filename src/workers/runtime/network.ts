@@ -2,8 +2,8 @@ import type { NodeId, Random } from "./types.ts";
 
 /**
  * The simulated network's model: per-link latency, loss, duplication, reordering and partitions.
- * Pure data and pure decisions — the worker host and the simulator both call `plan` so a setting
- * means the same thing in both.
+ * Pure data and one decision maker, `LinkPlanner` — the worker host and the simulator both use it,
+ * so a setting means the same thing in both.
  */
 
 export type LatencyDistribution = "constant" | "uniform" | "exponential";
@@ -72,10 +72,27 @@ function sampleLatency(s: LinkSettings, rng: Random): number {
 }
 
 /**
- * Decide the fate of one message: the delays (ms) after which each copy arrives. [] means dropped.
- * `fifoFloor` is the earliest delay that keeps the link FIFO when reordering is off.
+ * Decides each message's fate from the settings and a seeded source, and keeps every link FIFO
+ * unless reordering is on. The worker host keeps one per node, the simulator one for the cluster.
  */
-export function plan(net: NetworkSettings, src: NodeId, dest: NodeId, rng: Random, fifoFloor = 0): number[] {
+export class LinkPlanner {
+  /** Latest arrival time scheduled on each link ("src->dest"). */
+  private readonly lastArrival = new Map<string, number>();
+
+  constructor(private readonly rng: Random) {}
+
+  /** The delays (ms from `now`) after which each copy arrives; [] means dropped. */
+  plan(net: NetworkSettings, src: NodeId, dest: NodeId, now: number): number[] {
+    const key = `${src}->${dest}`;
+    const last = this.lastArrival.get(key) ?? 0;
+    const delays = decide(net, src, dest, this.rng, Math.max(0, last - now));
+    if (delays.length > 0) this.lastArrival.set(key, Math.max(last, now + Math.max(...delays)));
+    return delays;
+  }
+}
+
+/** One message's fate; `fifoFloor` is the earliest delay that keeps the link FIFO when reordering is off. */
+function decide(net: NetworkSettings, src: NodeId, dest: NodeId, rng: Random, fifoFloor: number): number[] {
   if (isPartitioned(net, src, dest)) return [];
   const s = linkSettings(net, src, dest);
   if (s.loss > 0 && rng.chance(s.loss)) return [];

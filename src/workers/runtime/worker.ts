@@ -15,7 +15,7 @@ import { guardHttp } from "./http.ts";
 import { Limits } from "./limits.ts";
 import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
 import { formatLogLine, printLine, wallStamp } from "./log.ts";
-import { defaultNetwork, isPerfect, plan, type NetworkSettings } from "./network.ts";
+import { LinkPlanner, isPerfect, type NetworkSettings } from "./network.ts";
 import { NodeRuntime, isMessage, type Env, type NodeStats } from "./node.ts";
 import { seededRandom } from "./random.ts";
 import { SqliteStorage } from "./storage.ts";
@@ -61,8 +61,7 @@ class NodeHost {
   private readonly links: Links;
   private net: NetworkSettings;
   private perfect: boolean;
-  private readonly netRng;
-  private readonly fifo = new Map<NodeId, number>();
+  private readonly planner: LinkPlanner;
   private inFlight = 0;
   private server: ReturnType<typeof Bun.serve> | null = null;
   private dataListener: TCPSocketListener<WireConn> | null = null;
@@ -77,7 +76,7 @@ class NodeHost {
     this.id = init.spec.id;
     this.net = init.network;
     this.perfect = isPerfect(init.network);
-    this.netRng = seededRandom(init.seed, `net:${init.spec.id}#${init.incarnation}`);
+    this.planner = new LinkPlanner(seededRandom(init.seed, `net:${init.spec.id}#${init.incarnation}`));
     this.placement = init.wire?.placement ?? {};
     const mode = init.spec.storage ?? "os";
     this.storage = new SqliteStorage(mode === "memory" ? null : join(init.dataDir, `${init.spec.id}.sqlite`), mode);
@@ -175,8 +174,7 @@ class NodeHost {
       this.links.post(msg);
       return;
     }
-    const floor = Math.max(0, (this.fifo.get(msg.dest) ?? 0) - performance.now());
-    const delays = plan(this.net, msg.src, msg.dest, this.netRng, floor);
+    const delays = this.planner.plan(this.net, msg.src, msg.dest, performance.now());
     if (delays.length === 0) this.dropped++;
     for (const d of delays) {
       if (d <= 0) {
@@ -187,7 +185,6 @@ class NodeHost {
         this.dropped++;
         continue;
       }
-      this.fifo.set(msg.dest, Math.max(this.fifo.get(msg.dest) ?? 0, performance.now() + d));
       this.inFlight++;
       setTimeout(() => {
         this.inFlight--;
