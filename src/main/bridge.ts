@@ -3,8 +3,9 @@
  * remote nodes. Node-to-node traffic does not pass here: each worker has its own TCP data endpoint
  * (see runtime/worker.ts); this bridge tells peers where a node's endpoint is ("where").
  *
- * Each host dials every peer and sends only on the connection it dialed; it receives on the
- * connections it accepted. A host that is down looks to nodes like crashed nodes.
+ * Each host dials every peer and sends its requests and driver messages on the connection it
+ * dialed; a request's answer comes back on the same connection. A host that is down looks to
+ * nodes like crashed nodes.
  */
 import type { TCPSocketListener } from "bun";
 import { DRIVER_ID, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
@@ -86,7 +87,11 @@ export class TcpBridge {
     const p = this.peers.get(host)!;
     wireDial(p.endpoint, {
       ...this.wire,
-      onFrame: (conn) => conn.close("a dialed connection only sends"),
+      // Our own requests' answers come back here; anything else is refused in onFrame.
+      onFrame: (conn, frame) => {
+        if (frame.t !== "ctl_ok" && frame.t !== "ctl_err") throw new Error(`a dialed connection carries only answers, not "${String(frame.t)}"`);
+        this.onFrame(conn, frame);
+      },
       onReady: (conn) => {
         p.conn = conn;
         p.backoffMs = 100;
@@ -117,7 +122,7 @@ export class TcpBridge {
       case "msgs":
         return this.onDriverMessages(conn, frame.ms);
       case "ctl":
-        void this.onControl(conn.peerHost!, frame);
+        void this.onControl(conn, frame);
         return;
       case "ctl_ok":
       case "ctl_err": {
@@ -182,7 +187,8 @@ export class TcpBridge {
     });
   }
 
-  private async onControl(from: string, frame: Record<string, unknown>): Promise<void> {
+  /** Run a control request and answer on the connection it came in on, so the answer never waits for our own dial. */
+  private async onControl(conn: WireConn, frame: Record<string, unknown>): Promise<void> {
     const id = frame.id;
     try {
       const op = frame.op;
@@ -226,9 +232,9 @@ export class TcpBridge {
           setTimeout(() => this.onShutdown?.(), 0);
           break;
       }
-      this.send(from, { t: "ctl_ok", id, value });
+      conn.send({ t: "ctl_ok", id, value });
     } catch (e) {
-      this.send(from, { t: "ctl_err", id, error: e instanceof Error ? e.message : String(e) });
+      conn.send({ t: "ctl_err", id, error: e instanceof Error ? e.message : String(e) });
     }
   }
 
