@@ -46,7 +46,7 @@ describe("bun run cluster", () => {
       [["echo", "--whatever"], /Unknown option/],
       [["echo", "--host", "a"], /--listen needs a value/],
       [["echo", "--seeds", "9..2"], /--seeds must look like A..B/],
-      [["echo", "--clients", "lots"], /--clients must be a number/],
+      [["echo", "--clients", "lots"], /--clients must be an integer/],
       [["paxos", "--f", "99"], /--f must be an integer from 0 to 7/],
       [["stocks", "--p", "2"], /--p must be in \[0, 1\]/],
       [["olympics", "--mode", "chaos"], /--mode must be random or testing/],

@@ -16,11 +16,23 @@ export interface CommonOptions {
 
 export type NemesisKind = "kill" | "partition" | "loss" | "pause";
 
+/** The most nodes one cluster may have, in any mode: it bounds every per-node table and the simulator's memory. */
+export const MAX_NODES = 10_000;
+
 /** A system-specific CLI option, in cac's syntax ("--pull <n>"). */
 export interface OptionSpec {
   flags: string;
   description: string;
   default?: unknown;
+  /** Numeric options: the CLI refuses a value outside [min, max] (min defaults to 0), or a fraction when integer. */
+  integer?: boolean;
+  min?: number;
+  max?: number;
+  /**
+   * A secret (a password): taken from the flag, else from this environment variable, else generated
+   * at random and printed at start. There is never a default anyone could read in the docs.
+   */
+  secret?: { env: string };
 }
 
 export interface Check {

@@ -11,7 +11,7 @@ import { DEFAULT_SYSTEM, SYSTEMS, loadRoles, loadScenario } from "../workers/reg
 import type { NodeSpec } from "../workers/runtime/types.ts";
 import { startAdmin } from "./admin.ts";
 import { TcpBridge } from "./bridge.ts";
-import { UsageError, parseOptions, replayCommand, type Flags, type RunOptions } from "./options.ts";
+import { UsageError, forSeed, parseOptions, replayCommand, type Flags, type RunOptions } from "./options.ts";
 import { ThreadCluster } from "./supervisor.ts";
 
 const COMMON: Array<[string, string, unknown?]> = [
@@ -49,7 +49,7 @@ async function runSim(system: string, scenario: Scenario, opts: RunOptions, node
   const roles = await loadRoles(system);
   const sim = new Simulation({ seed, nodes, roles, network: opts.network, logLevel: opts.logLevel, logSink: quiet ? () => {} : undefined });
   const t0 = performance.now();
-  const summary = await sim.run((c) => runScenario(c, scenario, { ...opts, seed }));
+  const summary = await sim.run((c) => runScenario(c, scenario, forSeed(opts, seed)));
   const st = sim.stats();
   return { ...summary, simSeconds: st.simSeconds, wallSeconds: +((performance.now() - t0) / 1000).toFixed(3), delivered: st.delivered, dropped: st.dropped, digest: st.digest };
 }
@@ -62,7 +62,7 @@ async function runSeeds(system: string, scenario: Scenario, opts: RunOptions): P
   for (let seed = a; seed <= b; seed++) {
     let s: Summary;
     try {
-      s = await runSim(system, scenario, opts, scenario.topology({ ...opts, seed }), seed, opts.logLevel === "silent");
+      s = await runSim(system, scenario, opts, scenario.topology(forSeed(opts, seed)), seed, opts.logLevel === "silent");
     } catch (e) {
       s = { system, mode: "sim", seed, ok: false, checks: { "simulation ran": false }, details: { "simulation ran": String(e) }, metrics: {}, nemesis: [] };
     }
@@ -122,6 +122,7 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     const url = cluster.httpUrl(n.id);
     if (url) console.log(`menhir: ${n.id} serves HTTP at ${url}`);
   }
+  for (const g of opts.generatedSecrets) console.log(`menhir: ${system} ${g.flag.slice(2)}: ${String(opts[g.key])} (generated; choose one with ${g.flag} or ${g.env})`);
   let admin: ReturnType<typeof startAdmin> | null = null;
   if (opts.adminPort !== null) {
     admin = startAdmin({ port: opts.adminPort, secret: opts.secret, cluster, extraStats: () => (bridge ? { bridge: bridge.counters } : {}) });
@@ -171,6 +172,25 @@ async function main(system: string, flags: Flags): Promise<number> {
   return runThreads(system, scenario, opts, nodes);
 }
 
+/**
+ * `--seed -1` would reach the parser as the short flag `-1`: glue a negative number to the flag
+ * that takes a value (`--seed=-1`) so the range check can say what is wrong with it.
+ */
+function joinNegativeValues(argv: string[], cli: ReturnType<typeof cac>): string[] {
+  const takesValue = new Set<string>();
+  for (const c of cli.commands) for (const o of c.options) if (/[<[]/.test(o.rawName)) for (const m of o.rawName.matchAll(/--?([\w-]+)/g)) takesValue.add(m[0]!);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (takesValue.has(a) && next !== undefined && /^-(\d|\.\d|Infinity$)/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 async function buildCli() {
   const cli = cac("cluster");
   const scenarios = await Promise.all(Object.keys(SYSTEMS).map(async (name) => [name, await loadScenario(name)] as const));
@@ -178,13 +198,20 @@ async function buildCli() {
     const cmd = cli.command(cmdName, desc);
     for (const o of scenario.options) cmd.option(o.flags, o.description, o.default === undefined ? undefined : { default: o.default });
     for (const [f, d] of COMMON) cmd.option(f, d);
-    cmd.action(async (flags: Flags) => {
+    cmd.action(async (...args: unknown[]) => {
+      const flags = args.at(-1) as Flags;
       let code: number;
       try {
+        // cac hands the default command any word it did not recognise as a command: a typo, not stocks.
+        if (cli.args.length > 0) {
+          throw cmdName === ""
+            ? new UsageError(`unknown system "${cli.args[0]}" (systems: ${Object.keys(SYSTEMS).join(", ")})`)
+            : new UsageError(`unexpected argument "${cli.args[0]}": options start with --`);
+        }
         code = await main(system, flags);
       } catch (e) {
         if (e instanceof UsageError) {
-          console.error(`error: ${e.message}\n(see: bun run cluster ${system} --help)`);
+          console.error(`error: ${e.message}\n(see: bun run cluster${cmdName === "" ? "" : ` ${cmdName}`} --help)`);
           code = 2;
         } else {
           console.error(e instanceof Error ? e.stack ?? e.message : String(e));
@@ -197,13 +224,14 @@ async function buildCli() {
   for (const [name, scenario] of scenarios) register(name, name, scenario, scenario.description);
   const def = scenarios.find(([n]) => n === DEFAULT_SYSTEM)!;
   register("", DEFAULT_SYSTEM, def[1], `Run the default system (${DEFAULT_SYSTEM})`);
-  cli.help();
+  // cac shows a `--no-x` flag as "(default: true)": the default is x on, which the flag turns off.
+  cli.help((sections) => sections.map((s) => ({ ...s, body: s.body.replace(/^(\s+--no-\S+.*?)\s*\(default: true\)$/gm, "$1") })));
   return cli;
 }
 
 const cli = await buildCli();
 try {
-  cli.parse(process.argv, { run: false });
+  cli.parse(joinNegativeValues(process.argv, cli), { run: false });
   await cli.runMatchedCommand();
 } catch (e) {
   console.error(`error: ${e instanceof Error ? e.message : String(e)}\n(see: bun run cluster --help)`);

@@ -3,12 +3,15 @@
  * accepts; nothing starts on bad input.
  */
 import { randomBytes } from "node:crypto";
-import type { CommonOptions, NemesisKind, Scenario } from "../driver/scenario.ts";
+import { totalmem } from "node:os";
+import { MAX_NODES, type CommonOptions, type NemesisKind, type Scenario } from "../driver/scenario.ts";
 import { NEMESIS_KINDS } from "../driver/nemesis.ts";
 import type { NetworkPatch } from "../driver/cluster.ts";
 import type { LatencyDistribution } from "../workers/runtime/network.ts";
 import type { LogLevel, NodeId, NodeSpec } from "../workers/runtime/types.ts";
 import type { Endpoint } from "./bridge.ts";
+
+export { MAX_NODES };
 
 export class UsageError extends Error {}
 
@@ -31,10 +34,23 @@ export interface RunOptions extends CommonOptions {
   seeds: [number, number] | null;
   secret: string;
   secretGenerated: boolean;
+  /** System secret options that were generated because none was given: key in these options, flag, environment variable. */
+  generatedSecrets: Array<{ key: string; flag: string; env: string }>;
   adminPort: number | null;
   /** Worker threads to pack this host's nodes into; null: one per node. */
   threads: number | null;
   multiHost: MultiHost | null;
+}
+
+/**
+ * Memory budgeted per worker thread. Measured RSS per thread: ~6 MiB for idle echo nodes, 8-10 MiB
+ * for stocks and paxos nodes under load; the budget leaves room for queues and sqlite caches.
+ */
+export const THREAD_BUDGET_BYTES = 16 * 2 ** 20;
+
+/** Worker threads this machine can hold: its memory, halved for everything else, over the per-thread budget. */
+export function maxThreads(totalMemBytes: number): number {
+  return Math.max(1, Math.floor(totalMemBytes / 2 / THREAD_BUDGET_BYTES));
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error", "silent"];
@@ -69,7 +85,13 @@ function list(v: unknown): string[] {
 /** Flags cac gives us (camelCased), plus system options. */
 export type Flags = Record<string, unknown>;
 
-export function parseOptions(system: string, scenario: Scenario, flags: Flags, env: Record<string, string | undefined> = process.env): { opts: RunOptions; nodes: NodeSpec[] } {
+export function parseOptions(
+  system: string,
+  scenario: Scenario,
+  flags: Flags,
+  env: Record<string, string | undefined> = process.env,
+  machine: { totalMemBytes: number } = { totalMemBytes: totalmem() },
+): { opts: RunOptions; nodes: NodeSpec[] } {
   const seed = flags.seed === undefined ? randomBytes(4).readUInt32BE() % 2 ** 31 : num("seed", flags.seed, { min: 0, max: 2 ** 53, integer: true });
   const sim = flags.sim === true;
   let seeds: [number, number] | null = null;
@@ -95,11 +117,18 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
   const threads = flags.threads === undefined ? null : num("threads", flags.threads, { min: 1, max: 4096, integer: true });
 
   const systemOpts: Record<string, unknown> = {};
+  const generatedSecrets: RunOptions["generatedSecrets"] = [];
   for (const o of scenario.options) {
     const long = /--(?:no-)?([a-z0-9-]+)/.exec(o.flags)![1]!;
     const key = long.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
     let v = flags[key] ?? o.default;
-    if (typeof o.default === "number" && v !== undefined) v = num(long, v, { min: 0 });
+    if (o.secret) {
+      if (v !== undefined && (typeof v !== "string" || v === "")) throw new UsageError(`--${long} needs a value`);
+      v ??= env[o.secret.env] || undefined;
+      if (v === undefined) generatedSecrets.push({ key, flag: `--${long}`, env: o.secret.env });
+      else if (String(v).length < 8) throw new UsageError(`--${long} must be at least 8 characters`);
+    }
+    if ((typeof o.default === "number" || o.integer || o.max !== undefined) && v !== undefined) v = num(long, v, { min: o.min ?? 0, max: o.max, integer: o.integer });
     if (typeof o.default === "string" && typeof v === "number") v = String(v);
     systemOpts[key] = v;
   }
@@ -125,9 +154,12 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     }
     if (Object.keys(peers).length === 0) throw new UsageError("--host needs at least one --peer");
     if (secretGenerated) throw new UsageError("hosts authenticate each other with a shared secret: pass --secret or set MENHIR_SECRET on every host");
+    // Each host builds its nodes' configuration itself: a secret generated on one would differ on another.
+    for (const g of generatedSecrets) throw new UsageError(`every host must use the same ${g.flag}: pass it, or set ${g.env} on every host`);
     multiHost = { host, listen, peers, placement: {}, driverHost: "" };
   }
   secret ??= randomBytes(18).toString("base64url");
+  for (const { key } of generatedSecrets) systemOpts[key] = sim || seeds ? simSecret(key, seed) : randomBytes(12).toString("base64url");
 
   const opts: RunOptions = {
     ...systemOpts,
@@ -147,6 +179,7 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     seeds,
     secret,
     secretGenerated,
+    generatedSecrets,
     adminPort,
     threads,
     multiHost,
@@ -158,6 +191,7 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     // A system that rejects its options says why; that is a usage error, not a crash.
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }
+  if (nodes.length > MAX_NODES) throw new UsageError(`this cluster would have ${nodes.length} nodes; menhir runs at most ${MAX_NODES}`);
   if (multiHost) {
     const hosts = new Set([multiHost.host, ...Object.keys(multiHost.peers)]);
     for (const p of list(flags.place)) {
@@ -172,7 +206,34 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     // Unplaced nodes live with the driver.
     for (const n of nodes) multiHost.placement[n.id] ??= multiHost.driverHost;
   }
+  if (!sim && !seeds) {
+    // One worker thread per node (or --threads): refuse up front what this machine cannot hold.
+    const local = multiHost ? nodes.filter((n) => multiHost.placement[n.id] === multiHost.host).length : nodes.length;
+    const want = Math.min(threads ?? local, local);
+    const can = maxThreads(machine.totalMemBytes);
+    if (want > can) {
+      const gib = (machine.totalMemBytes / 2 ** 30).toFixed(1);
+      throw new UsageError(
+        `${local} nodes on ${want} worker threads need about ${Math.ceil((want * THREAD_BUDGET_BYTES) / 2 ** 20)} MiB; this machine (${gib} GiB) holds at most ${can} threads: pack them with --threads <n> (n <= ${can}), or use --sim`,
+      );
+    }
+  }
   return { opts, nodes };
+}
+
+/**
+ * A generated secret in the simulator: nothing listens there, and it must follow from the seed so
+ * that a replayed seed is the same run (message bodies feed the run's digest).
+ */
+function simSecret(key: string, seed: number): string {
+  return `sim-${Bun.hash.wyhash(`${key}:${seed}`).toString(16)}`;
+}
+
+/** The options of one simulated seed: generated secrets follow the seed. */
+export function forSeed(opts: RunOptions, seed: number): RunOptions {
+  const out: RunOptions = { ...opts, seed };
+  for (const { key } of opts.generatedSecrets) out[key] = simSecret(key, seed);
+  return out;
 }
 
 /** The command that replays one simulated run: the same flags, this seed. */

@@ -1,5 +1,5 @@
 import { percentile } from "../../driver/stats.ts";
-import type { Scenario } from "../../driver/scenario.ts";
+import { MAX_NODES, type Scenario } from "../../driver/scenario.ts";
 import type { EchoClientConfig, EchoClientState } from "./messages.ts";
 
 interface EchoOptions extends Record<string, unknown> {
@@ -11,8 +11,8 @@ export const scenario: Scenario<EchoOptions> = {
   name: "echo",
   description: "One server, N clients: every client checks that each reply carries its own payload",
   options: [
-    { flags: "--clients <n>", description: "Client nodes", default: 3 },
-    { flags: "--interval-ms <ms>", description: "Gap between a client's requests", default: 10 },
+    { flags: "--clients <n>", description: "Client nodes", default: 3, integer: true, max: MAX_NODES - 1 },
+    { flags: "--interval-ms <ms>", description: "Gap between a client's requests", default: 10, max: 3_600_000 },
   ],
   topology(o) {
     const clients = Array.from({ length: o.clients }, (_, i) => ({

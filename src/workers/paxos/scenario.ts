@@ -1,10 +1,11 @@
 import type { Cluster } from "../../driver/cluster.ts";
-import type { Check, CommonOptions, RunControl, RunResult, Scenario } from "../../driver/scenario.ts";
+import { MAX_NODES, type Check, type CommonOptions, type RunControl, type RunResult, type Scenario } from "../../driver/scenario.ts";
 import { percentile } from "../../driver/stats.ts";
 import type { NodeSpec, StorageMode } from "../runtime/types.ts";
 import { replay } from "./chat.ts";
 import {
   DEFAULT_REPLICA_CONFIG,
+  PaxosLimits,
   parseSlotList,
   type ClientSnapshot,
   type LogReadOk,
@@ -288,19 +289,19 @@ export const scenario: Scenario<PaxosOptions> = {
   name: "paxos",
   description: "Multi-Paxos replicated chat log: 2f+1 replicas, view change, no-op fill, loss, crash recovery",
   options: [
-    { flags: "--f <n>", description: "Failures tolerated: 2f+1 replicas", default: 1 },
-    { flags: "--clients <n>", description: "Chat clients", default: 4 },
-    { flags: "--pipeline <k>", description: "Messages a client has outstanding at once (1: one after another)", default: 1 },
-    { flags: "--client-batch <n>", description: "Messages per client request (1: one request per message)", default: 1 },
+    { flags: "--f <n>", description: "Failures tolerated: 2f+1 replicas", default: 1, integer: true },
+    { flags: "--clients <n>", description: "Chat clients", default: 4, integer: true, max: MAX_NODES - 15 },
+    { flags: "--pipeline <k>", description: "Messages a client has outstanding at once (1: one after another)", default: 1, integer: true, min: 1, max: 1024 },
+    { flags: "--client-batch <n>", description: "Messages per client request (1: one request per message)", default: 1, integer: true, min: 1, max: 1024 },
     { flags: "--skip-slots <list>", description: 'Slots the first leader leaves empty, e.g. "3,5" (the next leader fills them with no-ops)', default: "" },
     { flags: "--memory", description: "Keep acceptor state and the log in memory only (benchmarks; not crash safe)", default: false },
     { flags: "--fsync", description: "fsync every storage commit (survives power loss)", default: false },
-    { flags: "--window <n>", description: "Slots the leader runs at once", default: DEFAULT_REPLICA_CONFIG.window },
-    { flags: "--batch <n>", description: "Largest batch of messages in one slot (1: batching off)", default: DEFAULT_REPLICA_CONFIG.maxBatch },
-    { flags: "--interval-ms <ms>", description: "Gap between a client's messages (0: back to back; not with --sim at zero latency, where virtual time would stand still)", default: 1 },
-    { flags: "--tick-ms <ms>", description: "Replica tick", default: DEFAULT_REPLICA_CONFIG.tickMs },
-    { flags: "--election-ms <ms>", description: "Election timeout (randomized up to twice this)", default: DEFAULT_REPLICA_CONFIG.electionTicks * DEFAULT_REPLICA_CONFIG.tickMs },
-    { flags: "--client-timeout-ms <ms>", description: "Client retry timeout", default: 100 },
+    { flags: "--window <n>", description: "Slots the leader runs at once", default: DEFAULT_REPLICA_CONFIG.window, integer: true, min: 1, max: PaxosLimits.maxWindow },
+    { flags: "--batch <n>", description: "Largest batch of messages in one slot (1: batching off)", default: DEFAULT_REPLICA_CONFIG.maxBatch, integer: true, min: 1, max: PaxosLimits.maxBatchOps },
+    { flags: "--interval-ms <ms>", description: "Gap between a client's messages (0: back to back; not with --sim at zero latency, where virtual time would stand still)", default: 1, max: 3_600_000 },
+    { flags: "--tick-ms <ms>", description: "Replica tick", default: DEFAULT_REPLICA_CONFIG.tickMs, min: 1, max: 60_000 },
+    { flags: "--election-ms <ms>", description: "Election timeout (randomized up to twice this)", default: DEFAULT_REPLICA_CONFIG.electionTicks * DEFAULT_REPLICA_CONFIG.tickMs, min: 1, max: 3_600_000 },
+    { flags: "--client-timeout-ms <ms>", description: "Client retry timeout", default: 100, min: 1, max: 3_600_000 },
   ],
   topology: (o) => paxosTopology(o),
   nemesisTargets: (o) => replicaIds(num(o.f, 1)),
