@@ -470,7 +470,7 @@ describe("scenario", () => {
   });
 
   test("bad options are refused with a clear error", () => {
-    const base = { seed: 1, pull: 1, push: 1, mode: "random", rate: 100, pollMs: 100, refreshMs: 1000, port: 0 } as OlympicsOptions & CommonOptions;
+    const base = { seed: 1, pull: 1, push: 1, mode: "random", rate: 100, pollMs: 100, refreshMs: 1000, port: 0, password: PW } as OlympicsOptions & CommonOptions;
     expect(() => scenario.topology({ ...base, pull: -1 })).toThrow(/--pull/);
     expect(() => scenario.topology({ ...base, mode: "chaos" })).toThrow(/--mode/);
     expect(() => scenario.topology({ ...base, port: 70000 })).toThrow(/--port/);

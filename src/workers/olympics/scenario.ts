@@ -1,5 +1,5 @@
 import type { Cluster } from "../../driver/cluster.ts";
-import type { CommonOptions, Scenario } from "../../driver/scenario.ts";
+import { MAX_NODES, type CommonOptions, type Scenario } from "../../driver/scenario.ts";
 import { percentile } from "../../driver/stats.ts";
 import { seededRandom } from "../runtime/random.ts";
 import { ErrorCode, RpcError, type NodeSpec, type Random } from "../runtime/types.ts";
@@ -9,8 +9,8 @@ import type { CacofonixConfig, CacofonixReport, CacofonixStopOk, ObelixConfig, T
 
 export const OBELIX = "obelix";
 export const CACOFONIX = "cacofonix";
-/** For a dev cluster only: set --password or MENHIR_OLYMPICS_PASSWORD for anything else. */
-export const DEV_PASSWORD = "by-toutatis";
+/** Where the CLI takes cacofonix's password from when --password is absent (else it generates one). */
+export const PASSWORD_ENV = "MENHIR_OLYMPICS_PASSWORD";
 /** A score value cacofonix never sets (its scores grow by a few points per update): finding it means an intruder wrote. */
 const INTRUDER_SCORE = 999_999;
 /** How often the scenario's intruder tries to write without the password. */
@@ -40,11 +40,13 @@ function count(name: string, v: unknown, min: number, max = 100_000): number {
   return n;
 }
 
-/** The password the cluster uses: --password, else MENHIR_OLYMPICS_PASSWORD, else the dev default. */
+/**
+ * The password the cluster uses. The CLI always supplies one (--password, $MENHIR_OLYMPICS_PASSWORD,
+ * or a generated one it prints); there is no default that would let a reader of the docs write.
+ */
 export function resolvePassword(opt: unknown): string {
-  const p = opt !== undefined && opt !== null && opt !== "" ? String(opt) : (process.env.MENHIR_OLYMPICS_PASSWORD ?? DEV_PASSWORD);
-  if (p === "") throw new Error("the password must not be empty");
-  return p;
+  if (typeof opt !== "string" || opt === "") throw new Error(`olympics needs a password: pass --password or set ${PASSWORD_ENV}`);
+  return opt;
 }
 
 /** A non-empty random selection of teams and of events. */
@@ -158,14 +160,14 @@ export const scenario: Scenario<OlympicsOptions> = {
   name: "olympics",
   description: "Obelix keeps the Olympic tallies and scores, Cacofonix writes them, stone tablets pull or are pushed every change",
   options: [
-    { flags: "--pull <n>", description: "Tablets that poll obelix", default: 2 },
-    { flags: "--push <n>", description: "Tablets obelix pushes every change to", default: 2 },
+    { flags: "--pull <n>", description: "Tablets that poll obelix", default: 2, integer: true, max: MAX_NODES },
+    { flags: "--push <n>", description: "Tablets obelix pushes every change to", default: 2, integer: true, max: MAX_NODES },
     { flags: "--mode <mode>", description: "Cacofonix: random, or testing (Gaul wins a gold and leads Stone Curling by one every --rate ms)", default: "random" },
-    { flags: "--rate <ms>", description: "Cacofonix: the largest gap between updates (random) or the period (testing)", default: 500 },
-    { flags: "--poll-ms <ms>", description: "Gap between a pull tablet's polls", default: 500 },
-    { flags: "--refresh-ms <ms>", description: "Gap between a push tablet's registrations (heals lost pushes)", default: 3000 },
-    { flags: "--port <port>", description: "obelix's HTTP port (0: a free one)", default: 0 },
-    { flags: "--password <password>", description: "Cacofonix's password (default: $MENHIR_OLYMPICS_PASSWORD, else a dev password)" },
+    { flags: "--rate <ms>", description: "Cacofonix: the largest gap between updates (random) or the period (testing)", default: 500, integer: true, min: 1, max: 3_600_000 },
+    { flags: "--poll-ms <ms>", description: "Gap between a pull tablet's polls", default: 500, integer: true, min: 1, max: 3_600_000 },
+    { flags: "--refresh-ms <ms>", description: "Gap between a push tablet's registrations (heals lost pushes)", default: 3000, integer: true, min: 10, max: 3_600_000 },
+    { flags: "--port <port>", description: "obelix's HTTP port (0: a free one)", default: 0, integer: true, max: 65535 },
+    { flags: "--password <password>", description: `Cacofonix's password, 8 characters or more (default: $${PASSWORD_ENV}, else a random one, printed at start)`, secret: { env: PASSWORD_ENV } },
   ],
   topology: (o) => olympicsTopology(o),
   // cacofonix is the workload and the referee of its own writes: the nemesis leaves it alone.
