@@ -149,3 +149,34 @@ describe("hostile CLI: the olympics password", () => {
     expect(parseOptions("olympics", olympics, { ...multi, password: "chosen-one" }, {}).opts.password).toBe("chosen-one");
   });
 });
+
+describe("hostile CLI: ports and peers", () => {
+  // A port held by this test process: whatever asks for it next finds it taken.
+  const held = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  afterAll(() => held.stop(true));
+
+  /** A run error: one line on stderr, no stack trace, a non-zero exit, no summary. */
+  function expectRunError(r: { code: number | null; out: string; err: string }, pattern: RegExp): void {
+    expect(r.err).toMatch(pattern);
+    expect(r.code).toBe(1);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.out).not.toContain("checks passed");
+  }
+
+  test("a node that cannot bind its HTTP port fails the run", async () => {
+    const r = await cli(["stocks", "--port", String(held.port), "--duration", "2", "--clients", "1", "--data-dir", join(dir, "busy-http"), "--fresh"], 30_000);
+    expectRunError(r, new RegExp(`^error: node frontend failed to start: .*${held.port}`));
+  });
+
+  test("a taken --admin-port or --listen is one line and exit 1", async () => {
+    expectRunError(await cli(["echo", "--admin-port", String(held.port), "--duration", "1", "--data-dir", join(dir, "busy-admin")]), new RegExp(`^error: --admin-port ${held.port}: cannot serve`));
+    const mh = ["--host", "a", "--peer", "b=127.0.0.1:1", "--secret", "a-long-secret", "--duration", "1", "--data-dir", join(dir, "busy-listen")];
+    expectRunError(await cli(["echo", "--listen", `127.0.0.1:${held.port}`, ...mh]), new RegExp(`^error: --listen 127.0.0.1:${held.port}: cannot listen`));
+  });
+
+  test("an unreachable peer host fails the run within --connect-timeout, on the driver host and on the others", async () => {
+    const common = ["--listen", "127.0.0.1:0", "--secret", "a-long-secret", "--connect-timeout", "1.5", "--data-dir", join(dir, "no-peer"), "--duration", "1"];
+    expectRunError(await cli(["echo", "--host", "a", "--peer", "b=127.0.0.1:1", ...common], 15_000), /^error: peer hosts not connected within --connect-timeout 1.5 s: b at 127.0.0.1:1$/m);
+    expectRunError(await cli(["echo", "--host", "b", "--peer", "a=127.0.0.1:1", ...common], 15_000), /^error: peer hosts not connected within --connect-timeout 1.5 s: a at 127.0.0.1:1$/m);
+  });
+});

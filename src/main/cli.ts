@@ -11,7 +11,7 @@ import { DEFAULT_SYSTEM, SYSTEMS, loadRoles, loadScenario } from "../workers/reg
 import type { NodeSpec } from "../workers/runtime/types.ts";
 import { startAdmin } from "./admin.ts";
 import { TcpBridge } from "./bridge.ts";
-import { UsageError, forSeed, parseOptions, replayCommand, type Flags, type RunOptions } from "./options.ts";
+import { RunError, UsageError, forSeed, parseOptions, replayCommand, type Flags, type RunOptions } from "./options.ts";
 import { ThreadCluster } from "./supervisor.ts";
 
 const COMMON: Array<[string, string, unknown?]> = [
@@ -38,6 +38,7 @@ const COMMON: Array<[string, string, unknown?]> = [
   ["--peer <name=addr>", "Multi-host: another host, name=host:port (repeatable)"],
   ["--place <list>", "Multi-host: where nodes live, node=host,node=host"],
   ["--driver-host <name>", "Multi-host: the host that runs the workload and checks (default: first by name)"],
+  ["--connect-timeout <s>", "Multi-host: the run fails if a peer host is not connected within this many seconds (default 60)"],
 ];
 
 function printSummary(s: Summary, json: boolean): void {
@@ -108,14 +109,73 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
 
-  if (mh) {
-    bridge = new TcpBridge({ host: mh.host, listen: mh.listen, peers: mh.peers, secret: opts.secret, log: cluster.log }, cluster);
-    cluster.attachBridge(bridge);
-    bridge.onShutdown = () => stopRequested();
-    bridge.start();
-    console.log(`menhir: host ${mh.host} listening on ${mh.listen.hostname}:${bridge.port}; driver host ${mh.driverHost}`);
+  // Ports first: one that is taken ends the run before any thread starts.
+  let admin: ReturnType<typeof startAdmin> | null = null;
+  if (opts.adminPort !== null) {
+    try {
+      admin = startAdmin({ port: opts.adminPort, secret: opts.secret, cluster, extraStats: () => (bridge ? { bridge: bridge.counters } : {}) });
+    } catch (e) {
+      throw new RunError(`--admin-port ${opts.adminPort}: cannot serve the admin API on 127.0.0.1:${opts.adminPort} (${errorText(e)})`);
+    }
   }
-  await cluster.start();
+  try {
+    if (mh) {
+      bridge = new TcpBridge({ host: mh.host, listen: mh.listen, peers: mh.peers, secret: opts.secret, log: cluster.log }, cluster);
+      cluster.attachBridge(bridge);
+      bridge.onShutdown = () => stopRequested();
+      try {
+        bridge.start();
+      } catch (e) {
+        throw new RunError(`--listen ${mh.listen.hostname}:${mh.listen.port}: cannot listen there (${errorText(e)}; is the port in use?)`);
+      }
+      console.log(`menhir: host ${mh.host} listening on ${mh.listen.hostname}:${bridge.port}; driver host ${mh.driverHost}`);
+    }
+    try {
+      await cluster.start();
+    } catch (e) {
+      throw new RunError(errorText(e));
+    }
+    return await runStarted(system, scenario, opts, nodes, cluster, bridge, admin, stop);
+  } finally {
+    admin?.stop(true);
+    await cluster.stop();
+    bridge?.close();
+  }
+}
+
+function errorText(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Waits (bounded by --connect-timeout) until every peer host is connected both ways. */
+async function awaitPeers(bridge: TcpBridge, peers: string[], timeoutS: number): Promise<void> {
+  const deadline = Date.now() + timeoutS * 1000;
+  const missing = () => peers.filter((h) => !bridge.connectedHosts().includes(h));
+  const fail = (what: string[]) => new RunError(`peer hosts not connected within --connect-timeout ${timeoutS} s: ${what.map((h) => `${h} at ${bridge.endpointOf(h)!.hostname}:${bridge.endpointOf(h)!.port}`).join(", ")}`);
+  while (missing().length > 0) {
+    if (Date.now() >= deadline) throw fail(missing());
+    await Bun.sleep(100);
+  }
+  // A control round trip comes back on the peer's own dial: both directions are up.
+  for (const h of peers) {
+    while (!(await bridge.control(h, "info").then(() => true, () => false))) {
+      if (Date.now() >= deadline) throw fail([h]);
+      await Bun.sleep(100);
+    }
+  }
+}
+
+async function runStarted(
+  system: string,
+  scenario: Scenario,
+  opts: RunOptions,
+  nodes: NodeSpec[],
+  cluster: ThreadCluster,
+  bridge: TcpBridge | null,
+  admin: ReturnType<typeof startAdmin> | null,
+  stop: Promise<void>,
+): Promise<number> {
+  const mh = opts.multiHost;
   const local = nodes.filter((n) => cluster.isLocal(n.id));
   console.log(`menhir: ${system} cluster up: ${local.length} of ${nodes.length} nodes on worker threads here (seed ${opts.seed}, data dir ${opts.dataDir})`);
   for (const n of local) {
@@ -123,25 +183,11 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     if (url) console.log(`menhir: ${n.id} serves HTTP at ${url}`);
   }
   for (const g of opts.generatedSecrets) console.log(`menhir: ${system} ${g.flag.slice(2)}: ${String(opts[g.key])} (generated; choose one with ${g.flag} or ${g.env})`);
-  let admin: ReturnType<typeof startAdmin> | null = null;
-  if (opts.adminPort !== null) {
-    admin = startAdmin({ port: opts.adminPort, secret: opts.secret, cluster, extraStats: () => (bridge ? { bridge: bridge.counters } : {}) });
-    console.log(`menhir: admin API at ${admin.url}${opts.secretGenerated ? ` (bearer token: ${opts.secret})` : " (bearer token: the --secret)"}`);
-  }
+  if (admin) console.log(`menhir: admin API at ${admin.url}${opts.secretGenerated ? ` (bearer token: ${opts.secret})` : " (bearer token: the --secret)"}`);
 
   let code = 0;
+  if (mh && bridge) await awaitPeers(bridge, Object.keys(mh.peers), opts.connectTimeout);
   if (!mh || mh.driverHost === mh.host) {
-    if (mh && bridge) {
-      const t0 = Date.now();
-      while (bridge.connectedHosts().length < Object.keys(mh.peers).length) {
-        if (Date.now() - t0 > 60_000) throw new Error(`hosts not connected after 60 s: ${Object.keys(mh.peers).filter((h) => !bridge!.connectedHosts().includes(h)).join(", ")}`);
-        await Bun.sleep(100);
-      }
-      // A control round trip comes back on the peer's own dial: both directions are up.
-      for (const h of Object.keys(mh.peers)) {
-        while (!(await bridge.control(h, "info").then(() => true, () => false))) await Bun.sleep(100);
-      }
-    }
     if (!Number.isFinite(opts.duration)) console.log("menhir: running until Ctrl-C");
     const summary = await runScenario(cluster, scenario, opts, stop);
     printSummary(summary, opts.json);
@@ -151,9 +197,6 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     console.log(`menhir: serving nodes for driver host ${mh.driverHost} until it finishes or Ctrl-C`);
     await stop;
   }
-  admin?.stop(true);
-  await cluster.stop();
-  bridge?.close();
   return code;
 }
 
@@ -213,6 +256,9 @@ async function buildCli() {
         if (e instanceof UsageError) {
           console.error(`error: ${e.message}\n(see: bun run cluster${cmdName === "" ? "" : ` ${cmdName}`} --help)`);
           code = 2;
+        } else if (e instanceof RunError) {
+          console.error(`error: ${e.message}`);
+          code = 1;
         } else {
           console.error(e instanceof Error ? e.stack ?? e.message : String(e));
           code = 1;

@@ -15,6 +15,9 @@ export { MAX_NODES };
 
 export class UsageError extends Error {}
 
+/** A run that cannot go on for a reason the operator can fix (a port in use, a host unreachable): one line, no stack. */
+export class RunError extends Error {}
+
 export interface MultiHost {
   host: string;
   listen: Endpoint;
@@ -37,6 +40,8 @@ export interface RunOptions extends CommonOptions {
   /** System secret options that were generated because none was given: key in these options, flag, environment variable. */
   generatedSecrets: Array<{ key: string; flag: string; env: string }>;
   adminPort: number | null;
+  /** Multi-host: seconds to wait for every peer host before the run fails. */
+  connectTimeout: number;
   /** Worker threads to pack this host's nodes into; null: one per node. */
   threads: number | null;
   multiHost: MultiHost | null;
@@ -114,6 +119,7 @@ export function parseOptions(
   const dup = flags.dup === undefined ? 0 : num("dup", flags.dup, { min: 0, max: 1 });
   const nemesisInterval = flags.nemesisInterval === undefined ? 5 : num("nemesis-interval", flags.nemesisInterval, { min: 0.01 });
   const adminPort = flags.adminPort === undefined ? null : num("admin-port", flags.adminPort, { min: 0, max: 65535, integer: true });
+  const connectTimeout = flags.connectTimeout === undefined ? 60 : num("connect-timeout", flags.connectTimeout, { min: 0.1, max: 86_400 });
   const threads = flags.threads === undefined ? null : num("threads", flags.threads, { min: 1, max: 4096, integer: true });
 
   const systemOpts: Record<string, unknown> = {};
@@ -181,6 +187,7 @@ export function parseOptions(
     secretGenerated,
     generatedSecrets,
     adminPort,
+    connectTimeout,
     threads,
     multiHost,
   };

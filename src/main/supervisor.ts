@@ -113,7 +113,9 @@ export class ThreadCluster implements Cluster {
       this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, group });
     });
     await Promise.all(groups.map((g) => this.spawnWorker(g)));
-    await Promise.all([...this.local.values()].map((n) => this.startNode(n)));
+    // A node that cannot start (its port is taken, say) fails the run: it does not run without it.
+    const failed = (await Promise.all([...this.local.values()].map((n) => this.startNode(n)))).filter((why) => why !== null);
+    if (failed.length > 0) throw new Error(failed.join("; "));
   }
 
   private groups(): Group[] {
@@ -160,7 +162,8 @@ export class ThreadCluster implements Cluster {
     g.driverPort = null;
   }
 
-  private async startNode(n: LocalNode): Promise<void> {
+  /** Starts a node; a failure leaves it crashed and is returned (null: it runs). */
+  private async startNode(n: LocalNode): Promise<string | null> {
     n.incarnation++;
     n.httpUrl = undefined;
     n.dataPort = undefined;
@@ -178,9 +181,10 @@ export class ThreadCluster implements Cluster {
     };
     try {
       await n.group.api!.startNode(init);
+      return null;
     } catch (e) {
-      this.log.error(`node ${n.spec.id} failed to start: ${e instanceof Error ? e.message : String(e)}`);
       await this.crash(n.spec.id);
+      return `node ${n.spec.id} failed to start: ${e instanceof Error ? e.message : String(e)}`;
     }
   }
 
@@ -268,7 +272,8 @@ export class ThreadCluster implements Cluster {
     // crash() already told every peer to forget its link; links made once the new worker is up are good.
     if (n.status !== "crashed") await this.crash(id);
     if (!n.group.api) await this.spawnWorker(n.group);
-    await this.startNode(n);
+    const failed = await this.startNode(n);
+    if (failed) this.log.error(failed);
   }
 
   async pause(id: NodeId): Promise<void> {
