@@ -4,7 +4,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import type { Cluster } from "../driver/cluster.ts";
-import { jsonError } from "../workers/runtime/http.ts";
+import { headOf, jsonError, requestUrl } from "../workers/runtime/http.ts";
 
 export interface AdminOptions {
   port: number;
@@ -29,63 +29,80 @@ const NODE_ACTIONS = ["crash", "restart", "pause", "resume"] as const;
 export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
   const { cluster } = opts;
   const started = Date.now();
+  const route = async (req: Request, path: string): Promise<Response> => {
+    try {
+      if (path === "/nodes") {
+        if (req.method !== "GET") return jsonError(405, "use GET");
+        return Response.json({ nodes: await cluster.info() });
+      }
+      if (path === "/stats") {
+        if (req.method !== "GET") return jsonError(405, "use GET");
+        const nodes = await cluster.info();
+        const sum = (k: "sent" | "received" | "errors" | "refused") => nodes.reduce((a, n) => a + (n.stats?.[k] ?? 0), 0);
+        return Response.json({
+          mode: cluster.mode,
+          seed: cluster.seed,
+          uptimeSeconds: (Date.now() - started) / 1000,
+          nodes: nodes.length,
+          running: nodes.filter((n) => n.status === "running").length,
+          messages: { sent: sum("sent"), received: sum("received"), errors: sum("errors"), refused: sum("refused") },
+          network: cluster.network(),
+          ...(opts.extraStats?.() ?? {}),
+        });
+      }
+      if (path === "/network") {
+        if (req.method === "GET") return Response.json(cluster.network());
+        if (req.method !== "PUT") return jsonError(405, "use GET or PUT");
+        let text: string;
+        try {
+          text = await req.text();
+        } catch {
+          return jsonError(400, "the request body ended early");
+        }
+        let body: unknown;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          return jsonError(400, "body is not JSON");
+        }
+        try {
+          await cluster.setNetwork(body as never);
+        } catch (e) {
+          return jsonError(400, e instanceof Error ? e.message : String(e));
+        }
+        return Response.json(cluster.network());
+      }
+      const m = /^\/nodes\/([^/]+)\/([^/]+)$/.exec(path);
+      if (m) {
+        let id: string;
+        try {
+          id = decodeURIComponent(m[1]!);
+        } catch {
+          return jsonError(400, `node id ${JSON.stringify(m[1]!.slice(0, 100))} is not valid URL encoding`);
+        }
+        const action = m[2]!;
+        if (!cluster.nodes.some((n) => n.id === id)) return jsonError(404, `no node "${id}"`);
+        if (!(NODE_ACTIONS as readonly string[]).includes(action)) return jsonError(404, `unknown action "${action}" (use ${NODE_ACTIONS.join(", ")})`);
+        if (req.method !== "POST") return jsonError(405, "use POST");
+        await cluster[action as (typeof NODE_ACTIONS)[number]](id);
+        return Response.json({ id, status: cluster.status(id) });
+      }
+      return jsonError(404, `no route ${path} (routes: GET /nodes, GET /stats, GET|PUT /network, POST /nodes/:id/{${NODE_ACTIONS.join(",")}})`);
+    } catch (e) {
+      return jsonError(500, e instanceof Error ? e.message : String(e));
+    }
+  };
   return Bun.serve({
     hostname: "127.0.0.1",
     port: opts.port,
     maxRequestBodySize: MAX_BODY,
     async fetch(req) {
       if (!authorized(req, opts.secret)) return jsonError(401, "missing or wrong bearer token");
-      const path = new URL(req.url).pathname;
-      try {
-        if (path === "/nodes") {
-          if (req.method !== "GET") return jsonError(405, "use GET");
-          return Response.json({ nodes: await cluster.info() });
-        }
-        if (path === "/stats") {
-          if (req.method !== "GET") return jsonError(405, "use GET");
-          const nodes = await cluster.info();
-          const sum = (k: "sent" | "received" | "errors" | "refused") => nodes.reduce((a, n) => a + (n.stats?.[k] ?? 0), 0);
-          return Response.json({
-            mode: cluster.mode,
-            seed: cluster.seed,
-            uptimeSeconds: (Date.now() - started) / 1000,
-            nodes: nodes.length,
-            running: nodes.filter((n) => n.status === "running").length,
-            messages: { sent: sum("sent"), received: sum("received"), errors: sum("errors"), refused: sum("refused") },
-            network: cluster.network(),
-            ...(opts.extraStats?.() ?? {}),
-          });
-        }
-        if (path === "/network") {
-          if (req.method === "GET") return Response.json(cluster.network());
-          if (req.method !== "PUT") return jsonError(405, "use GET or PUT");
-          let body: unknown;
-          try {
-            body = JSON.parse(await req.text());
-          } catch {
-            return jsonError(400, "body is not JSON");
-          }
-          try {
-            await cluster.setNetwork(body as never);
-          } catch (e) {
-            return jsonError(400, e instanceof Error ? e.message : String(e));
-          }
-          return Response.json(cluster.network());
-        }
-        const m = /^\/nodes\/([^/]+)\/([^/]+)$/.exec(path);
-        if (m) {
-          const id = decodeURIComponent(m[1]!);
-          const action = m[2]!;
-          if (!cluster.nodes.some((n) => n.id === id)) return jsonError(404, `no node "${id}"`);
-          if (!(NODE_ACTIONS as readonly string[]).includes(action)) return jsonError(404, `unknown action "${action}" (use ${NODE_ACTIONS.join(", ")})`);
-          if (req.method !== "POST") return jsonError(405, "use POST");
-          await cluster[action as (typeof NODE_ACTIONS)[number]](id);
-          return Response.json({ id, status: cluster.status(id) });
-        }
-        return jsonError(404, `no route ${path} (routes: GET /nodes, GET /stats, GET|PUT /network, POST /nodes/:id/{${NODE_ACTIONS.join(",")}})`);
-      } catch (e) {
-        return jsonError(500, e instanceof Error ? e.message : String(e));
-      }
+      const url = requestUrl(req);
+      if (url instanceof Response) return url;
+      // HEAD answers as GET would, without the body.
+      if (req.method === "HEAD") return headOf(await route(new Request(url.href, { method: "GET", headers: req.headers }), url.pathname));
+      return route(req, url.pathname);
     },
     error(e) {
       return jsonError(500, e.message);

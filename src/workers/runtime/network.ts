@@ -129,7 +129,9 @@ export function parseNetworkPatch(input: unknown, nodeIds: readonly NodeId[]): V
       const m = /^([^>]+)->([^>]+)$/.exec(key);
       if (!m) throw new Error(`link key "${key}" must look like "src->dest"`);
       for (const id of [m[1]!, m[2]!]) if (id !== "*" && !nodeIds.includes(id)) throw new Error(`unknown node "${id}" in link "${key}"`);
-      if (typeof v !== "object" || v === null) throw new Error(`links["${key}"] must be an object`);
+      if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error(`links["${key}"] must be an object`);
+      // A misspelt setting ("los") must not pass as a link with no change.
+      for (const k of Object.keys(v)) if (!LINK_SETTINGS.includes(k)) throw new Error(`unknown setting "${k}" in links["${key}"] (known: ${LINK_SETTINGS.join(", ")})`);
       out.links[key] = parseLink(v as Record<string, unknown>, `links["${key}"].`);
     }
   }
@@ -138,6 +140,7 @@ export function parseNetworkPatch(input: unknown, nodeIds: readonly NodeId[]): V
     out.partitions = obj.partitions.map((p, i) => {
       if (typeof p !== "object" || p === null) throw new Error(`partitions[${i}] must be an object`);
       const q = p as Record<string, unknown>;
+      for (const k of Object.keys(q)) if (k !== "from" && k !== "to" && k !== "oneWay") throw new Error(`unknown key "${k}" in partitions[${i}] (known: from, to, oneWay)`);
       const side = (name: "from" | "to"): NodeId[] => {
         const v = q[name];
         if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === "string")) throw new Error(`partitions[${i}].${name} must be a non-empty array of node ids`);
@@ -150,6 +153,8 @@ export function parseNetworkPatch(input: unknown, nodeIds: readonly NodeId[]): V
   }
   return out;
 }
+
+const LINK_SETTINGS: readonly string[] = ["latencyMs", "distribution", "loss", "dup", "reorder"];
 
 function parseLink(obj: Record<string, unknown>, where: string): Partial<LinkSettings> {
   const out: Partial<LinkSettings> = {};

@@ -90,7 +90,12 @@ class NodeHost {
       uid: () => shared.uid(),
       serveHttp: (node, handler, opts) => {
         if (this.server) throw new Error(`${node} already serves HTTP`);
-        const fetch = guardHttp(handler, opts, (e) => env.emitLog("error", node, `http handler failed: ${String(e)}`));
+        const fetch = guardHttp(
+          handler,
+          opts,
+          (e) => env.emitLog("error", node, `http handler failed: ${String(e)}`),
+          (e) => this.init.logLevel === "debug" && env.emitLog("debug", node, `http client went away mid-body: ${String(e)}`),
+        );
         this.server = Bun.serve({ port: opts.port, hostname: opts.hostname ?? "127.0.0.1", fetch, maxRequestBodySize: (opts.maxBodyBytes ?? 64 * 1024) + 1 });
         void shared.supervisor.httpReady(node, this.server.url.toString());
       },
