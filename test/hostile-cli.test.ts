@@ -10,6 +10,7 @@ import { MAX_NODES, UsageError, forSeed, maxThreads, parseOptions } from "../src
 import { scenario as echo } from "../src/workers/echo/scenario.ts";
 import { scenario as olympics } from "../src/workers/olympics/scenario.ts";
 import { scenario as paxos } from "../src/workers/paxos/scenario.ts";
+import { startCli } from "./raw-http.ts";
 
 setDefaultTimeout(60_000);
 
@@ -47,7 +48,7 @@ describe("hostile CLI: systems and counts", () => {
   test("counts are integers within a stated limit, refused at once", async () => {
     const cases: Array<[string[], RegExp]> = [
       [["stocks", "--clients", "2.5"], /--clients must be an integer/],
-      [["stocks", "--clients", "1e9"], /--clients must be an integer >= 0 and <= 1000, got 1000000000/],
+      [["stocks", "--clients", "1e9"], /--clients must be an integer >= 0 and <= 1000, got "1e9"/],
       [["stocks", "--clients", "100000"], /--clients must be an integer/],
       [["paxos", "--clients", "1e9"], /--clients must be an integer/],
       [["paxos", "--clients", "2.5"], /--clients must be an integer/],
@@ -79,9 +80,22 @@ describe("hostile CLI: systems and counts", () => {
 
 describe("hostile CLI: values", () => {
   test("a negative value is out of range, not an unknown option", async () => {
-    expectUsage(await cli(["echo", "--seed", "-1", "--sim"]), /--seed must be an integer >= 0.*got -1/);
-    expectUsage(await cli(["echo", "--loss", "-0.1", "--sim"]), /--loss must be a number >= 0 and <= 1, got -0.1/);
+    expectUsage(await cli(["echo", "--seed", "-1", "--sim"]), /--seed must be an integer >= 0.*got "-1"/);
+    expectUsage(await cli(["echo", "--loss", "-0.1", "--sim"]), /--loss must be a number >= 0 and <= 1, got "-0.1"/);
     expectUsage(await cli(["stocks", "--initial-quantity", "-5", "--sim"]), /--initial-quantity must be an integer >= 0/);
+  });
+
+  test("values are taken as typed: a secret of digits keeps every digit, an empty one is refused", async () => {
+    const secret = "123456789012345678901";
+    const run = await startCli(["echo", "--secret", secret, "--admin-port", "0", "--data-dir", join(dir, "digits"), "--fresh"], /admin API at (\S+)/, { MENHIR_SECRET: "" });
+    try {
+      const r = await fetch(new URL("/nodes", run.match[1]), { headers: { authorization: `Bearer ${secret}` } });
+      expect(r.status).toBe(200);
+    } finally {
+      await run.stop();
+    }
+    expectUsage(await cli(["echo", "--secret", "", "--sim"]), /--secret <secret>` value is missing/);
+    expectUsage(await cli(["echo", "--data-dir=", "--sim"]), /--data-dir <dir>` value is missing/);
   });
 
   test("a stray word after a system is refused", async () => {

@@ -215,23 +215,40 @@ async function main(system: string, flags: Flags): Promise<number> {
   return runThreads(system, scenario, opts, nodes);
 }
 
+/** Flag values exactly as typed, by camelCased name (repeated flags: every value). */
+let typedValues: Flags = {};
+
 /**
- * `--seed -1` would reach the parser as the short flag `-1`: glue a negative number to the flag
- * that takes a value (`--seed=-1`) so the range check can say what is wrong with it.
+ * Two fixes to the parser's view of argv. `--seed -1` would reach it as the short flag `-1`: glue a
+ * negative number to the flag that takes a value (`--seed=-1`) so the range check can say what is
+ * wrong with it. And the parser turns anything that looks like a number into one (`--secret
+ * 12345678901234567890` loses digits, `--data-dir ''` becomes 0): keep every value as typed, for
+ * parseOptions to check.
  */
-function joinNegativeValues(argv: string[], cli: ReturnType<typeof cac>): string[] {
+function prepareArgv(argv: string[], cli: ReturnType<typeof cac>): { argv: string[]; typed: Flags } {
   const takesValue = new Set<string>();
   for (const c of cli.commands) for (const o of c.options) if (/[<[]/.test(o.rawName)) for (const m of o.rawName.matchAll(/--?([\w-]+)/g)) takesValue.add(m[0]!);
   const out: string[] = [];
+  const typed: Record<string, string | string[]> = {};
+  const keep = (flag: string, value: string) => {
+    const key = flag.replace(/^--/, "").replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+    const old = typed[key];
+    typed[key] = old === undefined ? value : [...(Array.isArray(old) ? old : [old]), value];
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const next = argv[i + 1];
-    if (takesValue.has(a) && next !== undefined && /^-(\d|\.\d|Infinity$)/.test(next)) {
+    const eq = a.indexOf("=");
+    if (a.startsWith("--") && eq > 0 && takesValue.has(a.slice(0, eq))) {
+      keep(a.slice(0, eq), a.slice(eq + 1));
+      out.push(a);
+    } else if (takesValue.has(a) && next !== undefined && (!next.startsWith("-") || /^-(\d|\.\d|Infinity$)/.test(next))) {
+      keep(a, next);
       out.push(`${a}=${next}`);
       i++;
     } else out.push(a);
   }
-  return out;
+  return { argv: out, typed };
 }
 
 async function buildCli() {
@@ -242,7 +259,7 @@ async function buildCli() {
     for (const o of scenario.options) cmd.option(o.flags, o.description, o.default === undefined ? undefined : { default: o.default });
     for (const [f, d] of COMMON) cmd.option(f, d);
     cmd.action(async (...args: unknown[]) => {
-      const flags = args.at(-1) as Flags;
+      const flags = { ...(args.at(-1) as Flags), ...typedValues };
       let code: number;
       try {
         // cac hands the default command any word it did not recognise as a command: a typo, not stocks.
@@ -277,7 +294,9 @@ async function buildCli() {
 
 const cli = await buildCli();
 try {
-  cli.parse(joinNegativeValues(process.argv, cli), { run: false });
+  const prepared = prepareArgv(process.argv, cli);
+  typedValues = prepared.typed;
+  cli.parse(prepared.argv, { run: false });
   await cli.runMatchedCommand();
 } catch (e) {
   console.error(`error: ${e instanceof Error ? e.message : String(e)}\n(see: bun run cluster --help)`);

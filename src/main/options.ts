@@ -139,9 +139,9 @@ export function parseOptions(
     systemOpts[key] = v;
   }
 
+  if (flags.secret !== undefined && (typeof flags.secret !== "string" || flags.secret === "")) throw new UsageError("--secret needs a value");
   let secret = (flags.secret as string | undefined) ?? (env.MENHIR_SECRET || undefined);
   const secretGenerated = !secret;
-  if (secret !== undefined && typeof secret !== "string") throw new UsageError("--secret needs a value");
   if (secret !== undefined && secret.length < 8) throw new UsageError("--secret must be at least 8 characters");
 
   let multiHost: MultiHost | null = null;
@@ -178,7 +178,7 @@ export function parseOptions(
     nemesisInterval,
     logLevel,
     network: { latencyMs: latency, distribution, loss, dup, reorder: flags.reorder === true },
-    dataDir: String(flags.dataDir ?? `data/${system}${multiHost ? `-${multiHost.host}` : ""}`),
+    dataDir: flags.dataDir === undefined ? `data/${system}${multiHost ? `-${multiHost.host}` : ""}` : str("data-dir", flags.dataDir),
     fresh: flags.fresh === true,
     json: flags.json === true,
     sim,
