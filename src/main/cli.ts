@@ -98,7 +98,8 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
   });
   let bridge: TcpBridge | null = null;
   let stopRequested!: () => void;
-  const stop = new Promise<void>((r) => (stopRequested = r));
+  let stopping = false;
+  const stop = new Promise<void>((r) => (stopRequested = r)).then(() => void (stopping = true));
   let signals = 0;
   const onSignal = (sig: string) => {
     signals++;
@@ -135,7 +136,7 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     } catch (e) {
       throw new RunError(errorText(e));
     }
-    return await runStarted(system, scenario, opts, nodes, cluster, bridge, admin, stop);
+    return await runStarted(system, scenario, opts, nodes, cluster, bridge, admin, stop, () => stopping);
   } finally {
     admin?.stop(true);
     await cluster.stop();
@@ -147,18 +148,21 @@ function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** Waits (bounded by --connect-timeout) until every peer host is connected both ways. */
-async function awaitPeers(bridge: TcpBridge, peers: string[], timeoutS: number): Promise<void> {
+/**
+ * Waits (bounded by --connect-timeout) until every peer host is connected both ways, or the run is
+ * told to stop (Ctrl-C, or the driver host already finished and said so).
+ */
+async function awaitPeers(bridge: TcpBridge, peers: string[], timeoutS: number, stopping: () => boolean): Promise<void> {
   const deadline = Date.now() + timeoutS * 1000;
   const missing = () => peers.filter((h) => !bridge.connectedHosts().includes(h));
   const fail = (what: string[]) => new RunError(`peer hosts not connected within --connect-timeout ${timeoutS} s: ${what.map((h) => `${h} at ${bridge.endpointOf(h)!.hostname}:${bridge.endpointOf(h)!.port}`).join(", ")}`);
-  while (missing().length > 0) {
+  while (missing().length > 0 && !stopping()) {
     if (Date.now() >= deadline) throw fail(missing());
     await Bun.sleep(100);
   }
   // A control round trip comes back on the peer's own dial: both directions are up.
   for (const h of peers) {
-    while (!(await bridge.control(h, "info").then(() => true, () => false))) {
+    while (!stopping() && !(await bridge.control(h, "info").then(() => true, () => false))) {
       if (Date.now() >= deadline) throw fail([h]);
       await Bun.sleep(100);
     }
@@ -174,6 +178,7 @@ async function runStarted(
   bridge: TcpBridge | null,
   admin: ReturnType<typeof startAdmin> | null,
   stop: Promise<void>,
+  stopping: () => boolean,
 ): Promise<number> {
   const mh = opts.multiHost;
   const local = nodes.filter((n) => cluster.isLocal(n.id));
@@ -186,7 +191,7 @@ async function runStarted(
   if (admin) console.log(`menhir: admin API at ${admin.url}${opts.secretGenerated ? ` (bearer token: ${opts.secret})` : " (bearer token: the --secret)"}`);
 
   let code = 0;
-  if (mh && bridge) await awaitPeers(bridge, Object.keys(mh.peers), opts.connectTimeout);
+  if (mh && bridge) await awaitPeers(bridge, Object.keys(mh.peers), opts.connectTimeout, stopping);
   if (!mh || mh.driverHost === mh.host) {
     if (!Number.isFinite(opts.duration)) console.log("menhir: running until Ctrl-C");
     const summary = await runScenario(cluster, scenario, opts, stop);
