@@ -261,7 +261,10 @@ async function buildCli() {
   const scenarios = await Promise.all(Object.keys(SYSTEMS).map(async (name) => [name, await loadScenario(name)] as const));
   const register = (cmdName: string, system: string, scenario: Scenario, desc: string) => {
     const cmd = cli.command(cmdName, desc);
-    for (const o of scenario.options) cmd.option(o.flags, o.description, o.default === undefined ? undefined : { default: o.default });
+    for (const o of scenario.options) {
+      const range = o.integer || o.max !== undefined ? ` [${o.integer ? "integer " : ""}${o.min ?? 0}..${o.max ?? "∞"}]` : "";
+      cmd.option(o.flags, o.description + range, o.default === undefined ? undefined : { default: o.default });
+    }
     for (const [f, d] of COMMON) cmd.option(f, d);
     cmd.action(async (...args: unknown[]) => {
       const flags = { ...(args.at(-1) as Flags), ...typedValues };

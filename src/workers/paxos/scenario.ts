@@ -289,7 +289,7 @@ export const scenario: Scenario<PaxosOptions> = {
   name: "paxos",
   description: "Multi-Paxos replicated chat log: 2f+1 replicas, view change, no-op fill, loss, crash recovery",
   options: [
-    { flags: "--f <n>", description: "Failures tolerated: 2f+1 replicas", default: 1, integer: true },
+    { flags: "--f <n>", description: "Failures tolerated: 2f+1 replicas", default: 1, integer: true, max: 7 },
     { flags: "--clients <n>", description: "Chat clients", default: 4, integer: true, max: MAX_NODES - 15 },
     { flags: "--pipeline <k>", description: "Messages a client has outstanding at once (1: one after another)", default: 1, integer: true, min: 1, max: 1024 },
     { flags: "--client-batch <n>", description: "Messages per client request (1: one request per message)", default: 1, integer: true, min: 1, max: 1024 },

@@ -104,7 +104,7 @@ export const scenario: Scenario<StocksOptions> = {
     { flags: "--cache-size <n>", description: "Frontend lookup cache entries (LRU)", default: DEFAULTS.cacheSize, integer: true, max: 1e6 },
     { flags: "--no-cache", description: "Disable the frontend lookup cache" },
     { flags: "--clients <n>", description: "Client nodes", default: DEFAULTS.clients, integer: true, max: 1000 },
-    { flags: "--p <p>", description: "Probability a client trades after a lookup", default: DEFAULTS.p },
+    { flags: "--p <p>", description: "Probability a client trades after a lookup", default: DEFAULTS.p, max: 1 },
     { flags: "--port <port>", description: "Frontend HTTP port (0: a free port)", default: DEFAULTS.port, integer: true, max: 65535 },
     { flags: "--interval-ms <ms>", description: "A client's pause between steps", default: DEFAULTS.intervalMs, max: 3_600_000 },
     { flags: "--max-quantity <n>", description: "Largest quantity a client trades", default: DEFAULTS.maxQuantity, integer: true, min: 1, max: 1e9 },
