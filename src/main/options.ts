@@ -130,9 +130,10 @@ export function parseOptions(
     let v = flags[key] ?? o.default;
     if (o.secret) {
       if (v !== undefined && (typeof v !== "string" || v === "")) throw new UsageError(`--${long} needs a value`);
+      const from = v !== undefined ? `--${long}` : `$${o.secret.env}`;
       v ??= env[o.secret.env] || undefined;
       if (v === undefined) generatedSecrets.push({ key, flag: `--${long}`, env: o.secret.env });
-      else if (String(v).length < 8) throw new UsageError(`--${long} must be at least 8 characters`);
+      else if (String(v).length < 8) throw new UsageError(`${from} must be at least 8 characters`);
     }
     if ((typeof o.default === "number" || o.integer || o.max !== undefined) && v !== undefined) v = num(long, v, { min: o.min ?? 0, max: o.max, integer: o.integer });
     if (typeof o.default === "string" && typeof v === "number") v = String(v);
@@ -161,7 +162,8 @@ export function parseOptions(
     if (Object.keys(peers).length === 0) throw new UsageError("--host needs at least one --peer");
     if (secretGenerated) throw new UsageError("hosts authenticate each other with a shared secret: pass --secret or set MENHIR_SECRET on every host");
     // Each host builds its nodes' configuration itself: a secret generated on one would differ on another.
-    for (const g of generatedSecrets) throw new UsageError(`every host must use the same ${g.flag}: pass it, or set ${g.env} on every host`);
+    const g = generatedSecrets[0];
+    if (g) throw new UsageError(`every host must use the same ${g.flag}: pass it, or set ${g.env} on every host`);
     multiHost = { host, listen, peers, placement: {}, driverHost: "" };
   }
   secret ??= randomBytes(18).toString("base64url");
