@@ -4,7 +4,7 @@
  */
 import cac from "cac";
 import cliProgress from "cli-progress";
-import { formatSummary, runScenario, type Summary } from "../driver/run.ts";
+import { describeNemesisExcludes, formatSummary, runScenario, type Summary } from "../driver/run.ts";
 import type { Scenario } from "../driver/scenario.ts";
 import { Simulation } from "../sim/simulator.ts";
 import { DEFAULT_SYSTEM, SYSTEMS, loadRoles, loadScenario } from "../workers/registry.ts";
@@ -194,7 +194,8 @@ async function buildCli() {
       process.exit(code);
     });
   };
-  for (const [name, scenario] of scenarios) register(name, name, scenario, scenario.description);
+  const describe = (s: Scenario) => [s.description, describeNemesisExcludes(s)].filter(Boolean).join(". ");
+  for (const [name, scenario] of scenarios) register(name, name, scenario, describe(scenario));
   const def = scenarios.find(([n]) => n === DEFAULT_SYSTEM)!;
   register("", DEFAULT_SYSTEM, def[1], `Run the default system (${DEFAULT_SYSTEM})`);
   cli.help();

@@ -128,6 +128,8 @@ export interface CacofonixConfig {
 export interface CacofonixReport {
   mode: CacofonixMode;
   running: boolean;
+  /** Updates that came due and were started (in this run); 0 means none was due yet. */
+  begun: number;
   updates: number;
   failed: number;
   attempted: Record<Team, Record<Medal, number>>;

@@ -15,6 +15,8 @@ export const DEV_PASSWORD = "by-toutatis";
 const INTRUDER_SCORE = 999_999;
 /** How often the scenario's intruder tries to write without the password. */
 const INTRUDER_EVERY_MS = 1000;
+/** A node's default request timeout (the runtime's), which cacofonix's writes use. */
+const REQUEST_TIMEOUT_MS = 1000;
 
 export interface OlympicsOptions extends Record<string, unknown> {
   pull: number;
@@ -168,11 +170,13 @@ export const scenario: Scenario<OlympicsOptions> = {
     { flags: "--password <password>", description: "Cacofonix's password (default: $MENHIR_OLYMPICS_PASSWORD, else a dev password)" },
   ],
   topology: (o) => olympicsTopology(o),
-  // cacofonix is the workload and the referee of its own writes: the nemesis leaves it alone.
-  nemesisTargets: (o) => {
-    const ids = tabletIds({ pull: Number(o.pull), push: Number(o.push) });
-    return [OBELIX, ...ids.pull, ...ids.push];
-  },
+  // Cacofonix writes at least every --rate ms, a pull tablet polls every --poll-ms; after a heal, one
+  // request in flight may time out (1 s) first. Push tablets only renew a lease every --refresh-ms:
+  // "every tablet ended holding obelix's final values" is their progress check.
+  clients: (o) => [
+    { id: CACOFONIX, withinMs: Number(o.rate) + REQUEST_TIMEOUT_MS + 1000 },
+    ...tabletIds({ pull: Number(o.pull), push: Number(o.push) }).pull.map((id) => ({ id, withinMs: 2 * Number(o.pollMs) + Math.max(Number(o.pollMs), REQUEST_TIMEOUT_MS) + 1000 })),
+  ],
   async run(cluster, o, control) {
     const password = resolvePassword(o.password);
     const ids = tabletIds({ pull: Number(o.pull), push: Number(o.push) });
