@@ -27,7 +27,7 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
   const { obelix, password } = node.config;
   const mode = node.config.mode === "testing" ? "testing" : "random";
   const rateMs = typeof node.config.rateMs === "number" && node.config.rateMs > 0 ? node.config.rateMs : 500;
-  const report: CacofonixReport = { mode, running: true, begun: 0, updates: 0, failed: 0, attempted: perMedal(), acked: perMedal(), scoresSent: {}, lastScores: {} };
+  const report: CacofonixReport = { mode, running: true, ready: false, begun: 0, updates: 0, failed: 0, attempted: perMedal(), acked: perMedal(), scoresSent: {}, lastScores: {} };
   // What cacofonix believes each event stands at; the next random update builds on it.
   const scores = new Map<Event, Scores>();
   let tick = 0;
@@ -36,7 +36,7 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
   let wake: (() => void) | null = null;
 
   function save(): void {
-    const { running: _, ...durable } = report;
+    const { running: _r, ready: _w, ...durable } = report;
     node.storage.put(REPORT_KEY, durable);
   }
 
@@ -95,18 +95,19 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
    * Start from obelix's standings, not from zero: tallies and scores outlive a run (they are durable),
    * and cacofonix, the only writer, can then account for every medal exactly.
    */
-  async function readStandings(): Promise<void> {
+  async function readStandings(): Promise<boolean> {
     for (const team of TEAMS) {
       const t = asTally((await ask<MedalTallyOk>({ type: "get_medal_tally", team }, (r) => asTally(r.tally) !== undefined))?.tally);
-      if (!t) return;
+      if (!t) return false;
       for (const m of MEDALS) report.attempted[t.team][m] = report.acked[t.team][m] = t[m];
     }
     for (const event of EVENTS) {
       const sc = asScore((await ask<ScoreOk>({ type: "get_score", event }, (r) => asScore(r.score) !== undefined))?.score);
-      if (!sc) return;
+      if (!sc) return false;
       if (Object.keys(sc.scores).length > 0) scores.set(sc.event, sc.scores);
     }
     tick = Math.max(0, Math.floor(scores.get("Stone Curling")?.Gaul ?? 0));
+    return true;
   }
 
   /** A read, asked again (with backoff) until obelix gives a valid answer; undefined if cacofonix is stopped meanwhile. */
@@ -129,9 +130,9 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
 
   /** After a crash within a run: carry on from the saved report. False if there is none (no write was sent yet). */
   function restore(): boolean {
-    const saved = node.incarnation > 0 ? node.storage.get<Omit<CacofonixReport, "running">>(REPORT_KEY) : undefined;
+    const saved = node.incarnation > 0 ? node.storage.get<Omit<CacofonixReport, "running" | "ready">>(REPORT_KEY) : undefined;
     if (!saved) return false;
-    Object.assign(report, saved, { mode, running: report.running });
+    Object.assign(report, saved, { mode, running: report.running, ready: false });
     for (const [event, sc] of Object.entries(report.lastScores)) if (sc) scores.set(event as Event, sc);
     tick = Math.max(0, Math.floor(scores.get("Stone Curling")?.Gaul ?? 0));
     return true;
@@ -139,10 +140,12 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
 
   async function run(): Promise<void> {
     if (!restore()) {
-      await readStandings();
+      // Stopped before obelix answered: not ready, and nothing saved.
+      if (!(await readStandings())) return;
       // Before any write: a restart finds the report and never reads standings that its own writes moved.
       save();
     }
+    report.ready = true;
     while (report.running) {
       await nap(mode === "testing" ? rateMs : node.random.range(0, rateMs));
       if (!report.running) break;
