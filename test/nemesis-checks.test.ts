@@ -5,7 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import type { Cluster } from "../src/driver/cluster.ts";
-import { nemesisTargets, runScenario, type Summary } from "../src/driver/run.ts";
+import { describeNemesisExcludes, nemesisTargets, runScenario, type Summary } from "../src/driver/run.ts";
 import type { CommonOptions, NemesisKind, Scenario } from "../src/driver/scenario.ts";
 import { Simulation } from "../src/sim/simulator.ts";
 import { scenario as echo } from "../src/workers/echo/scenario.ts";
@@ -47,6 +47,9 @@ describe("the nemesis may hit any node", () => {
     const excluding = { ...echo, nemesisExcludes: { client: "a reason" } };
     expect(nemesisTargets(excluding, nodes)).toEqual(["server"]);
     expect(() => nemesisTargets({ ...echo, nemesisExcludes: { server: " " } }, nodes)).toThrow(/no reason/);
+    // --help shows each exclusion with its reason, and nothing when there is none.
+    expect(describeNemesisExcludes(excluding)).toBe("client (a reason)");
+    expect(describeNemesisExcludes(echo)).toBe("");
     for (const { scenario } of Object.values(SYSTEMS)) expect(scenario.nemesisExcludes).toBeUndefined();
   });
 

@@ -65,7 +65,7 @@ export function nemesisTargets(scenario: Scenario<any>, nodes: readonly NodeSpec
 /** One line per exclusion, for `--help`; empty when the nemesis may touch every node. */
 export function describeNemesisExcludes(scenario: Scenario<any>): string {
   return Object.entries(scenario.nemesisExcludes ?? {})
-    .map(([k, why]) => `the nemesis never touches ${k}: ${why}`)
+    .map(([k, why]) => `${k} (${why})`)
     .join("; ");
 }
 

@@ -177,7 +177,7 @@ async function buildCli() {
   const register = (cmdName: string, system: string, scenario: Scenario, desc: string) => {
     const cmd = cli.command(cmdName, desc);
     for (const o of scenario.options) cmd.option(o.flags, o.description, o.default === undefined ? undefined : { default: o.default });
-    for (const [f, d] of COMMON) cmd.option(f, d);
+    for (const [f, d] of COMMON) cmd.option(f, f === "--nemesis <kinds>" ? `${d}; hits any node${describeNemesisExcludes(scenario) ? ` but: ${describeNemesisExcludes(scenario)}` : ""}` : d);
     cmd.action(async (flags: Flags) => {
       let code: number;
       try {
@@ -194,8 +194,7 @@ async function buildCli() {
       process.exit(code);
     });
   };
-  const describe = (s: Scenario) => [s.description, describeNemesisExcludes(s)].filter(Boolean).join(". ");
-  for (const [name, scenario] of scenarios) register(name, name, scenario, describe(scenario));
+  for (const [name, scenario] of scenarios) register(name, name, scenario, scenario.description);
   const def = scenarios.find(([n]) => n === DEFAULT_SYSTEM)!;
   register("", DEFAULT_SYSTEM, def[1], `Run the default system (${DEFAULT_SYSTEM})`);
   cli.help();
