@@ -49,7 +49,7 @@ async function finalWindow(cluster: Cluster, clients: ClientSpec[]): Promise<Che
     failed = failed.filter((c) => !grew(c));
   }
   const parts = [
-    failed.length === 0 ? `${due.length}/${due.length} clients completed an operation within ${Math.round(cluster.now() - t0)} ms (allowed ${windowMs})` : `no progress: ${failed.map((c) => `${c.id} (completed ${before.get(c.id) ?? "?"} -> ${after.get(c.id) ?? "?"})`).join(", ")}`,
+    failed.length === 0 ? `${due.length}/${due.length} clients completed an operation within ${Math.round(cluster.now() - t0)} ms (allowed ${windowMs})` : `no progress: ${failed.map((c) => `${c.id} (${after.get(c.id) == null ? "down, or shows no completed count" : `completed ${before.get(c.id) ?? "none"} -> ${after.get(c.id)}`})`).join(", ")}`,
   ];
   if (slow.length > 0) parts.push(`not checked, idle longer than the ${FINAL_WINDOW_MAX_MS} ms window: ${slow.join(", ")}`);
   return { ok: failed.length === 0, detail: parts.join("; ") };
