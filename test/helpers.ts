@@ -1,3 +1,4 @@
+import type { Cluster } from "../src/driver/cluster.ts";
 import { Simulation, type SimOptions } from "../src/sim/simulator.ts";
 import { defineRole, type NodeSpec, type Role } from "../src/workers/runtime/types.ts";
 
@@ -45,4 +46,12 @@ export const kvNode: Role = defineRole((node) => {
 
 export function kvNodes(n: number): NodeSpec[] {
   return Array.from({ length: n }, (_, i) => ({ id: `n${i + 1}`, role: "kv" }));
+}
+
+/** What the runner does when the nemesis stops, for tests that inject faults by hand: every node left crashed or paused comes back. */
+export async function healAll(c: Cluster): Promise<void> {
+  for (const { id } of c.nodes) {
+    if (c.status(id) === "crashed") await c.restart(id);
+    else if (c.status(id) === "paused") await c.resume(id);
+  }
 }

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import type { Cluster } from "../src/driver/cluster.ts";
 import type { CommonOptions, RunControl } from "../src/driver/scenario.ts";
+import { runScenario as runDriver } from "../src/driver/run.ts";
 import { Simulation } from "../src/sim/simulator.ts";
 import { EVENTS, MEDALS, TEAMS, parseEvent, parseScores, parseTeam, type Score, type Tally } from "../src/workers/olympics/domain.ts";
 import type { CacofonixConfig, RegisterOk, TabletConfig, TabletState } from "../src/workers/olympics/messages.ts";
@@ -467,6 +468,18 @@ describe("scenario", () => {
   test("random mode over a lossy, duplicating network still converges", async () => {
     const r = await runScenario({ seed: 11, pull: 3, push: 3 }, { loss: 0.05, dup: 0.05, latencyMs: 5, distribution: "exponential" });
     for (const [name, check] of Object.entries(r.checks)) expect({ name, ...check }).toMatchObject({ name, ok: true });
+  });
+
+  test("a run that ends before cacofonix's first update was due passes, and its stop does not wait out the gap", async () => {
+    const opts = { seed: 3, duration: 3, latency: 0, loss: 0, dup: 0, nemesis: [], nemesisInterval: 5, logLevel: "silent", pull: 1, push: 1, mode: "random", rate: 60_000, pollMs: 200, refreshMs: 1000, port: 0, password: PW } as OlympicsOptions & CommonOptions;
+    for (const seed of [3, 4]) {
+      const sim = new Simulation({ seed, nodes: scenario.topology({ ...opts, seed }), roles, logLevel: "silent" });
+      const s = await sim.run((c) => runDriver(c, scenario, { ...opts, seed }));
+      expect(Object.entries(s.checks).filter(([, ok]) => !ok)).toEqual([]);
+      expect(s.details["cacofonix wrote"]).toStartWith("no update was due yet");
+      // 3 s of workload, then a few seconds of checks: not the rest of a gap of up to 60 s.
+      expect(sim.stats().simSeconds).toBeLessThan(10);
+    }
   });
 
   test("bad options are refused with a clear error", () => {

@@ -6,6 +6,7 @@ import { roles } from "../src/workers/paxos/roles.ts";
 import { paxosTopology, replicaIds, runPaxos, type PaxosOptions } from "../src/workers/paxos/scenario.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
+import { healAll } from "./helpers.ts";
 
 /**
  * Fault tests in the deterministic simulator, many seeds each: the scenario's own workload and
@@ -25,6 +26,7 @@ async function simulate(seed: number, o: Opts, faults: (c: Simulation) => Promis
     return runPaxos(c, opts, {
       untilStopped: async () => {
         await faults(c);
+        await healAll(c);
         stopped = true;
       },
       stopping: () => stopped,

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { healAll } from "./helpers.ts";
 import type { RunResult } from "../src/driver/scenario.ts";
 import { startCluster } from "../src/main/supervisor.ts";
 import type { ReplicaSnapshot } from "../src/workers/paxos/messages.ts";
@@ -20,7 +21,7 @@ async function threaded(o: Partial<PaxosOptions>, faults: (c: Awaited<ReturnType
   const opts = { f: 1, clients: 2, intervalMs: 2, ...o } as PaxosOptions;
   const c = await startCluster({ system: "paxos", nodes: paxosTopology(opts), seed: 1, dataDir, logLevel: "silent" });
   try {
-    return await runPaxos(c, opts, { untilStopped: () => faults(c), stopping: () => false }, { quietTimeoutMs: 5000 });
+    return await runPaxos(c, opts, { untilStopped: () => faults(c).then(() => healAll(c)), stopping: () => false }, { quietTimeoutMs: 5000 });
   } finally {
     await c.stop();
   }

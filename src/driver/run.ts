@@ -1,6 +1,7 @@
 import type { Cluster } from "./cluster.ts";
 import { Nemesis, type NemesisEvent } from "./nemesis.ts";
-import type { CommonOptions, RunResult, Scenario } from "./scenario.ts";
+import type { Check, ClientSpec, CommonOptions, RunResult, Scenario } from "./scenario.ts";
+import type { NodeId, NodeSpec } from "../workers/runtime/types.ts";
 
 export interface Summary {
   system: string;
@@ -13,9 +14,65 @@ export interface Summary {
   nemesis: NemesisEvent[];
 }
 
+/** The longest final window: a client slower than this is reported as not checked rather than holding up every run. */
+export const FINAL_WINDOW_MAX_MS = 15_000;
+
+/** A client's count of completed operations, or null if it is down or reports none. */
+async function completed(cluster: Cluster, id: NodeId): Promise<number | null> {
+  const s = await cluster.inspect<{ completed?: unknown }>(id).catch(() => null);
+  return s && typeof s.completed === "number" ? s.completed : null;
+}
+
+/**
+ * The final window: with every fault healed, each client must complete at least one more operation
+ * within its `withinMs` (Jepsen's final phase). Ends as soon as every client has.
+ */
+async function finalWindow(cluster: Cluster, clients: ClientSpec[]): Promise<Check> {
+  const due = clients.filter((c) => c.withinMs <= FINAL_WINDOW_MAX_MS);
+  const slow = clients.filter((c) => c.withinMs > FINAL_WINDOW_MAX_MS).map((c) => `${c.id} (may idle ${c.withinMs} ms)`);
+  const windowMs = Math.max(0, ...due.map((c) => c.withinMs));
+  const before = new Map<NodeId, number | null>();
+  for (const c of due) before.set(c.id, await completed(cluster, c.id));
+  const after = new Map<NodeId, number | null>();
+  // Down at the start (an operator crashed it) and back later: any completed operation counts.
+  const grew = (c: ClientSpec) => {
+    const b = before.get(c.id);
+    const a = after.get(c.id);
+    return a !== null && a !== undefined && a > (b ?? 0);
+  };
+  const t0 = cluster.now();
+  const step = Math.min(250, Math.max(20, windowMs / 20));
+  let failed = due;
+  while (failed.length > 0 && cluster.now() - t0 < windowMs) {
+    await cluster.sleep(Math.min(step, windowMs - (cluster.now() - t0)));
+    for (const c of failed) after.set(c.id, await completed(cluster, c.id));
+    failed = failed.filter((c) => !grew(c));
+  }
+  const parts = [
+    failed.length === 0 ? `${due.length}/${due.length} clients completed an operation within ${Math.round(cluster.now() - t0)} ms (allowed ${windowMs})` : `no progress: ${failed.map((c) => `${c.id} (${after.get(c.id) == null ? "down, or shows no completed count" : `completed ${before.get(c.id) ?? "none"} -> ${after.get(c.id)}`})`).join(", ")}`,
+  ];
+  if (slow.length > 0) parts.push(`not checked, idle longer than the ${FINAL_WINDOW_MAX_MS} ms window: ${slow.join(", ")}`);
+  return { ok: failed.length === 0, detail: parts.join("; ") };
+}
+
+/** Every node but those the scenario excludes (by id or role, with a reason). */
+export function nemesisTargets(scenario: Scenario<any>, nodes: readonly NodeSpec[]): NodeId[] {
+  const ex = scenario.nemesisExcludes ?? {};
+  for (const [k, why] of Object.entries(ex)) if (typeof why !== "string" || why.trim() === "") throw new Error(`assertion failed: nemesis exclusion of ${k} gives no reason`);
+  return nodes.filter((n) => !Object.hasOwn(ex, n.id) && !Object.hasOwn(ex, n.role)).map((n) => n.id);
+}
+
+/** One line per exclusion, for `--help`; empty when the nemesis may touch every node. */
+export function describeNemesisExcludes(scenario: Scenario<any>): string {
+  return Object.entries(scenario.nemesisExcludes ?? {})
+    .map(([k, why]) => `${k} (${why})`)
+    .join("; ");
+}
+
 /**
  * Runs a scenario's workload on a cluster: starts the nemesis, waits for the duration (or `stop`),
- * heals every fault, then lets the scenario check. The same code runs on threads and in the simulator.
+ * heals every fault, watches the clients make progress for a final window, then lets the scenario
+ * check, and checks that every node is up. The same code runs on threads and in the simulator.
  */
 export async function runScenario<O extends Record<string, unknown>>(
   cluster: Cluster,
@@ -23,19 +80,23 @@ export async function runScenario<O extends Record<string, unknown>>(
   opts: O & CommonOptions,
   stop: Promise<void> = new Promise(() => {}),
 ): Promise<Summary> {
-  const targets = scenario.nemesisTargets?.(opts) ?? cluster.nodes.map((n) => n.id);
+  const targets = nemesisTargets(scenario, cluster.nodes);
   const nemesis = new Nemesis(cluster, opts.nemesis, targets, opts.nemesisInterval * 1000);
+  const clients = scenario.clients?.(opts) ?? [];
+  let progress: Check | null = null;
   let stopping = false;
   const stopped = (async () => {
     await Promise.race([Number.isFinite(opts.duration) ? cluster.sleep(opts.duration * 1000) : new Promise<void>(() => {}), stop]);
     stopping = true;
     await nemesis.stop();
-    // Whatever a scenario or an operator left broken is healed before the checks.
-    for (const id of targets) {
+    // Pauses and partitions, whoever made them, are healed before the checks. A node crashed by
+    // someone else (an operator) is not restarted: "every node is up at the end" must see it.
+    for (const { id } of cluster.nodes) {
       const s = cluster.status(id);
       if (s === "paused") await cluster.resume(id);
     }
     if (cluster.network().partitions.length > 0) await cluster.setNetwork({ partitions: [] });
+    if (clients.length > 0) progress = await finalWindow(cluster, clients);
   })();
   nemesis.start();
   let result: RunResult;
@@ -45,6 +106,13 @@ export async function runScenario<O extends Record<string, unknown>>(
     await nemesis.stop().catch(() => {});
     result = { checks: { "workload ran": { ok: false, detail: e instanceof Error ? e.stack ?? e.message : String(e) } } };
   }
+  // Every node is expected up at the end: one left crashed (say, by an operator) fails the run.
+  const down = cluster.nodes.map((n) => [n.id, cluster.status(n.id)] as const).filter(([, st]) => st !== "running");
+  result.checks["every node is up at the end"] = {
+    ok: down.length === 0,
+    detail: down.length === 0 ? `${cluster.nodes.length}/${cluster.nodes.length} running` : `not running: ${down.map(([id, st]) => `${id} (${st})`).join(", ")}`,
+  };
+  if (progress) result.checks["every client made progress after the faults healed"] = progress;
   const checks: Record<string, boolean> = {};
   const details: Record<string, string> = {};
   for (const [name, c] of Object.entries(result.checks)) {

@@ -47,9 +47,22 @@ export interface RunResult {
 }
 
 export interface RunControl {
-  /** Resolves when the workload should end: duration elapsed (or Ctrl-C), nemesis stopped and every fault healed. */
+  /**
+   * Resolves when the workload should end: duration elapsed (or Ctrl-C), nemesis stopped, every fault
+   * healed, and the final window (clients running on a healed cluster, to check their progress) over.
+   */
   untilStopped(): Promise<void>;
   stopping(): boolean;
+}
+
+/**
+ * A node that issues operations and must keep completing them. Its role's inspect() carries
+ * `completed`: how many operations it has completed (acknowledged) so far.
+ */
+export interface ClientSpec {
+  id: NodeId;
+  /** The longest a healthy client may go without completing an operation, ms, retries after a healed fault included. */
+  withinMs: number;
 }
 
 /**
@@ -61,8 +74,14 @@ export interface Scenario<O extends Record<string, unknown> = Record<string, any
   description: string;
   options: OptionSpec[];
   topology(opts: O & CommonOptions): NodeSpec[];
-  /** Nodes the nemesis may kill, pause or cut off (default: all). */
-  nemesisTargets?(opts: O & CommonOptions): NodeId[];
+  /**
+   * Nodes the nemesis must leave alone, by node id or role name, each with the reason (shown in
+   * `--help`). Like Jepsen's, the nemesis may kill, pause or cut off any other node: clients and
+   * writers included, so a system's checks must hold whichever node fails.
+   */
+  nemesisExcludes?: Readonly<Record<string, string>>;
+  /** Its clients: each must complete an operation in the run's final window, after every fault healed. */
+  clients?(opts: O & CommonOptions): ClientSpec[];
   run(cluster: Cluster, opts: O & CommonOptions, control: RunControl): Promise<RunResult>;
 }
 

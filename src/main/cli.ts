@@ -4,7 +4,7 @@
  */
 import cac from "cac";
 import cliProgress from "cli-progress";
-import { formatSummary, runScenario, type Summary } from "../driver/run.ts";
+import { describeNemesisExcludes, formatSummary, runScenario, type Summary } from "../driver/run.ts";
 import type { Scenario } from "../driver/scenario.ts";
 import { Simulation } from "../sim/simulator.ts";
 import { DEFAULT_SYSTEM, SYSTEMS, loadRoles, loadScenario } from "../workers/registry.ts";
@@ -265,7 +265,7 @@ async function buildCli() {
       const range = o.integer || o.max !== undefined ? ` [${o.integer ? "integer " : ""}${o.min ?? 0}..${o.max ?? "∞"}]` : "";
       cmd.option(o.flags, o.description + range, o.default === undefined ? undefined : { default: o.default });
     }
-    for (const [f, d] of COMMON) cmd.option(f, d);
+    for (const [f, d] of COMMON) cmd.option(f, f === "--nemesis <kinds>" ? `${d}; hits any node${describeNemesisExcludes(scenario) ? ` but: ${describeNemesisExcludes(scenario)}` : ""}` : d);
     cmd.action(async (...args: unknown[]) => {
       const flags = { ...(args.at(-1) as Flags), ...typedValues };
       let code: number;

@@ -3,10 +3,15 @@ import type { EchoClientConfig, EchoClientState, EchoOk } from "./messages.ts";
 
 const MAX_SAMPLES = 10_000;
 
-/** Sends echo requests to the server in a loop and checks each reply carries its own payload. */
+/**
+ * Sends echo requests to the server in a loop and checks each reply carries its own payload. A
+ * mismatch is written to storage before it is counted, so a crash of this client does not erase it;
+ * a new run (incarnation 0) starts from none.
+ */
 export const echoClient = defineRole<EchoClientConfig>((node) => {
   const { server, intervalMs, timeoutMs } = node.config;
-  const state: EchoClientState = { sent: 0, ok: 0, mismatched: 0, failed: 0, latenciesMs: [] };
+  if (node.incarnation === 0) node.storage.delete("mismatched");
+  const state: EchoClientState = { sent: 0, ok: 0, mismatched: node.storage.get<number>("mismatched") ?? 0, failed: 0, latenciesMs: [] };
   let running = true;
 
   async function loop(): Promise<void> {
@@ -17,7 +22,7 @@ export const echoClient = defineRole<EchoClientConfig>((node) => {
       try {
         const reply = await node.request<EchoOk>(server, { type: "echo", echo: payload }, { timeoutMs });
         if (reply.echo === payload) state.ok++;
-        else state.mismatched++;
+        else node.storage.put("mismatched", ++state.mismatched);
         if (state.latenciesMs.length < MAX_SAMPLES) state.latenciesMs.push(node.now() - t0);
       } catch (e) {
         if (!(e instanceof RpcError)) throw e;
@@ -28,7 +33,7 @@ export const echoClient = defineRole<EchoClientConfig>((node) => {
   }
   void loop();
   return {
-    inspect: () => state,
+    inspect: () => ({ ...state, completed: state.ok + state.mismatched }),
     stop: () => {
       running = false;
     },

@@ -2,6 +2,8 @@ import { percentile } from "../../driver/stats.ts";
 import { MAX_NODES, type Scenario } from "../../driver/scenario.ts";
 import type { EchoClientConfig, EchoClientState } from "./messages.ts";
 
+const CLIENT_TIMEOUT_MS = 500;
+
 interface EchoOptions extends Record<string, unknown> {
   clients: number;
   intervalMs: number;
@@ -18,11 +20,12 @@ export const scenario: Scenario<EchoOptions> = {
     const clients = Array.from({ length: o.clients }, (_, i) => ({
       id: `client-${i + 1}`,
       role: "client",
-      config: { server: "server", intervalMs: o.intervalMs, timeoutMs: 500 } satisfies EchoClientConfig,
+      config: { server: "server", intervalMs: o.intervalMs, timeoutMs: CLIENT_TIMEOUT_MS } satisfies EchoClientConfig,
     }));
     return [{ id: "server", role: "server" }, ...clients];
   },
-  nemesisTargets: () => ["server"],
+  // A healthy client completes a request every interval; after a heal, one in flight may time out first.
+  clients: (o) => Array.from({ length: o.clients }, (_, i) => ({ id: `client-${i + 1}`, withinMs: 2 * (CLIENT_TIMEOUT_MS + Number(o.intervalMs)) + 1000 })),
   async run(cluster, o, control) {
     await control.untilStopped();
     // Requests in flight when faults healed get their replies (or time out) before we count.

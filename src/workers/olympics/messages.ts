@@ -128,6 +128,10 @@ export interface CacofonixConfig {
 export interface CacofonixReport {
   mode: CacofonixMode;
   running: boolean;
+  /** True once it holds obelix's standings (read at the start of a run) and may write. */
+  ready: boolean;
+  /** Updates that came due and were started (in this run); 0 means none was due yet. */
+  begun: number;
   updates: number;
   failed: number;
   attempted: Record<Team, Record<Medal, number>>;

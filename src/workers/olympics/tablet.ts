@@ -44,6 +44,8 @@ export const tablet = defineRole<TabletConfig>((node) => {
   };
   if (state.invalid.length > 0) node.log.warn(`ignoring unknown names ${state.invalid.map((n) => JSON.stringify(n)).join(", ")}`);
   let running = true;
+  /** Registrations (push) or poll answers (pull) received: the driver's progress count. */
+  let completed = 0;
 
   function sample(into: number[], v: number): void {
     if (into.length < MAX_SAMPLES) into.push(v);
@@ -115,6 +117,7 @@ export const tablet = defineRole<TabletConfig>((node) => {
       if (ok.error) node.log.warn(ok.error);
     }
     state.registered = true;
+    completed++;
     for (const v of Array.isArray(ok.tallies) ? ok.tallies : []) {
       const t = asTally(v);
       if (t && state.teams.includes(t.team)) applyTally(t);
@@ -146,6 +149,7 @@ export const tablet = defineRole<TabletConfig>((node) => {
     const t0 = node.now();
     const r = await node.request<R & { type: string }>(obelixId, body, { timeoutMs: Math.max(pollMs, 1000) });
     sample(state.requestMs, node.now() - t0);
+    completed++;
     return r;
   }
 
@@ -187,7 +191,7 @@ export const tablet = defineRole<TabletConfig>((node) => {
   void main().catch((e) => node.log.error(`tablet loop failed: ${e instanceof Error ? e.message : String(e)}`));
 
   return {
-    inspect: () => state,
+    inspect: () => ({ ...state, completed }),
     stop: () => {
       running = false;
     },

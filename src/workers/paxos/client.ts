@@ -1,3 +1,4 @@
+import { seqKey } from "../runtime/storage.ts";
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import type { ChatOk, ChatRedirect, ClientSnapshot, Op, PaxosClientConfig } from "./messages.ts";
 
@@ -5,11 +6,18 @@ const MAX_LATENCY_SAMPLES = 20_000;
 const MAX_ACKED_IDS = 2_000_000;
 /** Wait before retrying when no replica knows a leader (an election is under way). */
 const NO_LEADER_BACKOFF_MS = 20;
+/** Acknowledged ids written to storage together: a crash loses at most this many from the history (they go unobserved; none counts as lost). */
+const ACKED_CHUNK = 64;
 
 /**
  * A chat client: sends messages with unique ids to the leader, `pipeline` at a time (1: one after
  * another, as the source does). On a timeout it retries the same message (same id and seq) at the
  * next replica; on a redirect it goes to the leader named. Every message is retried until acknowledged.
+ *
+ * The nemesis may crash a client too. Each boot is a new session at the replicas (a restarted client
+ * counts its seqs from 0 again: under the old session the replicas would skip its new messages as
+ * retries of old ones), and the history of acknowledged ids outlives a crash within a run, since the
+ * checks judge what clients observed. Messages in flight at the crash are indefinite: never retried.
  */
 export const paxosClient = defineRole<PaxosClientConfig>((node) => {
   const cfg = node.config;
@@ -24,6 +32,24 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
   let lastAckAt = -1;
   let seen = 0;
   const state: ClientSnapshot = { sent: 0, acked: 0, refused: 0, retries: 0, redirects: 0, timeouts: 0, latenciesMs: [], ackedIds: [], stopped: false, inflight: 0, maxGapMs: 0 };
+  const boots = (node.storage.get<number>("boots") ?? 0) + 1;
+  node.storage.put("boots", boots);
+  const session = `${node.id}#${boots}`;
+  let chunk: string[] = [];
+  let chunks = 0;
+  if (cfg.recordAcked) {
+    const saved = node.storage.scan<string[]>({ prefix: "acked/" });
+    // Incarnation 0 is a new run: the history of an earlier run over the same storage is not this run's.
+    if (node.incarnation === 0) node.storage.transaction(() => saved.forEach(([k]) => node.storage.delete(k)));
+    else for (const [, ids] of saved) state.ackedIds.push(...ids);
+    chunks = node.incarnation === 0 ? 0 : saved.length;
+    state.acked = state.sent = state.ackedIds.length;
+  }
+  function flushAcked(): void {
+    if (chunk.length === 0) return;
+    node.storage.put(seqKey("acked/", chunks++), chunk);
+    chunk = [];
+  }
   const filler = ".".repeat(Math.max(0, Math.min(1000, cfg.textChars)));
   const text = (seq: number) => {
     const base = `hello #${seq} `;
@@ -58,7 +84,7 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
       first = false;
       // Fresh op objects per send: bodies may be shared with the receiver (simulator), never mutate one.
       const low = lowWater();
-      const ops: Op[] = seqs.map((s, i) => ({ id: ids[i]!, c: node.id, s, lw: low, t: text(s) }));
+      const ops: Op[] = seqs.map((s, i) => ({ id: ids[i]!, c: session, s, lw: low, t: text(s) }));
       const body = ops.length === 1 ? { type: "chat", op: ops[0]! } : { type: "chat_batch", ops };
       const target = replicas[leader]!;
       try {
@@ -69,7 +95,14 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
           lastAckAt = now;
           state.acked += seqs.length;
           record(now - t0);
-          if (cfg.recordAcked) for (const id of ids) if (state.ackedIds.length < MAX_ACKED_IDS) state.ackedIds.push(id);
+          if (cfg.recordAcked) {
+            for (const id of ids)
+              if (state.ackedIds.length < MAX_ACKED_IDS) {
+                state.ackedIds.push(id);
+                chunk.push(id);
+              }
+            if (chunk.length >= ACKED_CHUNK) flushAcked();
+          }
           break;
         }
         state.redirects++;
@@ -118,13 +151,15 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
   node.on("client_stop", (msg) => {
     running = false;
     state.stopped = true;
+    flushAcked();
     node.reply(msg, { type: "client_stop_ok", sent: state.sent, acked: state.acked });
   });
 
   return {
-    inspect: () => state,
+    inspect: () => ({ ...state, completed: state.acked }),
     stop: () => {
       running = false;
+      flushAcked();
     },
   };
 });

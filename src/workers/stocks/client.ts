@@ -73,6 +73,8 @@ export const client = defineRole<ClientConfig>((node) => {
   };
   const orders = new Map<number, { name: string; type: TradeType; quantity: number }>();
   let running = true;
+  /** Requests answered with a status below 500: the driver's progress count. */
+  let completed = 0;
 
   async function http(kind: Kind, method: string, path: string, body?: unknown): Promise<HttpMsgOk | null> {
     const t0 = node.now();
@@ -83,6 +85,7 @@ export const client = defineRole<ClientConfig>((node) => {
         const r = await node.request<HttpMsgOk>(frontend, { type: "http", method, path, body: body === undefined ? undefined : JSON.stringify(body) }, { timeoutMs: read ? READ_TIMEOUT_MS : TRADE_TIMEOUT_MS });
         reservoirs[kind].add(node.now() - t0);
         if (r.status !== 200) state.statuses[r.status] = (state.statuses[r.status] ?? 0) + 1;
+        if (r.status < 500) completed++;
         return r;
       } catch (e) {
         if (!(e instanceof RpcError)) throw e;
@@ -140,7 +143,7 @@ export const client = defineRole<ClientConfig>((node) => {
   });
 
   return {
-    inspect: () => state,
+    inspect: () => ({ ...state, completed }),
     stop: () => {
       running = false;
     },

@@ -110,7 +110,8 @@ export const scenario: Scenario<StocksOptions> = {
     { flags: "--max-quantity <n>", description: "Largest quantity a client trades", default: DEFAULTS.maxQuantity, integer: true, min: 1, max: 1e9 },
   ],
   topology: (o) => stocksTopology(normalize(o)),
-  nemesisTargets: (o) => replicaIds(normalize(o).replicas),
+  // After a heal, a trade in flight may wait out its timeout (10 s, client.ts) before the next request.
+  clients: (o) => Array.from({ length: normalize(o).clients }, (_, i) => ({ id: `client-${i + 1}`, withinMs: 10_000 + normalize(o).intervalMs + 2000 })),
   async run(cluster, o, control) {
     const opt = normalize(o);
     const replicas = replicaIds(opt.replicas);
