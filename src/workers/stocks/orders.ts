@@ -1,9 +1,10 @@
 import { seqKey } from "../runtime/storage.ts";
 import type { Storage } from "../runtime/types.ts";
-import type { Order } from "./messages.ts";
+import type { Order, TradeRecord } from "./messages.ts";
 
 const orderKey = (n: number) => seqKey("o/", n);
 const requestKey = (id: string) => `r/${id}`;
+const droppedKey = (id: string) => `x/${id}`;
 
 export type MergeResult = { ok: true } | { ok: false; hint: number };
 
@@ -12,15 +13,42 @@ export type MergeResult = { ok: true } | { ok: false; hint: number };
  * leader that wrote it, plus an index from request id to number for deduplication. Every change is
  * one storage transaction, so a crash leaves a log that is a prefix of what was being written.
  * The matching rules are raft's: two logs holding the same (number, epoch) agree up to there.
+ *
+ * Every order stands for a trade the catalog applied. An order dropped from the log (a stale
+ * leader's tail, replaced by the current leader's) goes, in the same transaction, to a durable
+ * "dropped" list that the replica hands back to the catalog, so the trade is logged again if the
+ * current log does not hold it.
  */
 export class OrderLog {
   private lastNumber: number;
   private lastEpochValue: number;
+  private droppedCount: number;
 
   constructor(private readonly db: Storage) {
     const tail = db.scan<Order>({ prefix: "o/", reverse: true, limit: 1 })[0];
     this.lastNumber = tail ? tail[1].number : -1;
     this.lastEpochValue = tail ? tail[1].epoch : 0;
+    this.droppedCount = db.scan({ prefix: "x/" }).length;
+  }
+
+  /** Trades dropped from this log and not yet handed back to the catalog. */
+  get dropped(): number {
+    return this.droppedCount;
+  }
+
+  droppedTrades(limit: number): TradeRecord[] {
+    return this.db.scan<TradeRecord>({ prefix: "x/", limit }).map(([, t]) => t);
+  }
+
+  /** The catalog has these again: forget them. */
+  forgetDropped(requestIds: readonly string[]): void {
+    this.db.transaction(() => {
+      for (const id of requestIds) {
+        if (this.db.get(droppedKey(id)) === undefined) continue;
+        this.db.delete(droppedKey(id));
+        this.droppedCount--;
+      }
+    });
   }
 
   get last(): number {
@@ -101,6 +129,10 @@ export class OrderLog {
     for (const [key, o] of this.db.scan<Order>({ start: orderKey(n), end: "o/\uffff" })) {
       this.db.delete(key);
       if (this.db.get<number>(requestKey(o.requestId)) === o.number) this.db.delete(requestKey(o.requestId));
+      if (this.db.get(droppedKey(o.requestId)) === undefined) {
+        this.db.put(droppedKey(o.requestId), { requestId: o.requestId, name: o.name, tradeType: o.type, quantity: o.quantity } satisfies TradeRecord);
+        this.droppedCount++;
+      }
     }
   }
 

@@ -7,6 +7,7 @@ import {
   isName,
   isQuantity,
   isRequestId,
+  isTradeRecords,
   isTradeType,
   malformed,
   type Append,
@@ -21,6 +22,7 @@ import {
   type ReplicaConfig,
   type SetLeader,
   type TradeOk,
+  type UnloggedOk,
 } from "./messages.ts";
 import { OrderLog } from "./orders.ts";
 
@@ -50,6 +52,12 @@ const DOWN_AFTER_MISSES = 3;
 const PULL_ATTEMPTS = 3;
 /** Orders a leader holds awaiting replication before it refuses more. */
 const MAX_PENDING = 10_000;
+/** A leader asks the catalog for applied-but-unlogged trades every this many heartbeats. */
+const SWEEP_EVERY = 2;
+/** How often any replica hands trades dropped from its log back to the catalog. */
+const REOPEN_MS = 300;
+/** Request ids awaiting a `logged` to the catalog; beyond it they wait for the next sweep. */
+const MAX_CONFIRMS = 4 * LOG_BATCH;
 
 interface Peer {
   id: string;
@@ -86,6 +94,10 @@ export const replica = defineRole<ReplicaConfig>((node) => {
   let peers = new Map<string, Peer>();
   let waiters: Waiter[] = [];
   let heartbeat: number | undefined;
+  /** The generation whose leader sweep is in flight (-1: none). */
+  let sweepGen = -1;
+  /** Trades in the replicated log the catalog has not yet been told about. */
+  let confirms: string[] = [];
 
   function adoptEpoch(e: number): void {
     if (e <= epoch) return;
@@ -98,6 +110,8 @@ export const replica = defineRole<ReplicaConfig>((node) => {
     heartbeat = undefined;
     const failed = waiters;
     waiters = [];
+    confirms = [];
+    sweepGen = -1;
     for (const w of failed) w.reject(notLeader());
     state = to;
     return ++gen;
@@ -185,11 +199,56 @@ export const replica = defineRole<ReplicaConfig>((node) => {
   function becomeLeader(): void {
     const g = transition("leader");
     peers = new Map(others.map((id) => [id, { id, next: log.last + 1, match: -1, up: true, misses: 0, inflight: false }]));
+    let beats = 0;
     heartbeat = node.setInterval(HEARTBEAT_MS, () => {
-      if (gen === g) for (const p of peers.values()) pump(p);
+      if (gen !== g) return;
+      for (const p of peers.values()) pump(p);
+      flushConfirms();
+      if (++beats % SWEEP_EVERY === 0) void sweep(g);
     });
     for (const p of peers.values()) pump(p);
+    void sweep(g);
     node.log.info("leading", { epoch, last: log.last });
+  }
+
+  // ---- resolving trades the catalog applied but no order records ----
+
+  /**
+   * Logs every trade the catalog lists as applied but unlogged (its front end or an earlier leader
+   * died between the catalog and the log, or a trade ended in a 503), and confirms those already
+   * replicated. Idempotent by request id: a trade already in the log is never logged twice.
+   */
+  async function sweep(g: number): Promise<void> {
+    if (sweepGen === g) return;
+    sweepGen = g;
+    try {
+      const r = await node.request<UnloggedOk>(catalog, { type: "unlogged" }, { timeoutMs: CATALOG_TIMEOUT_MS }).catch(() => null);
+      if (gen !== g || r === null) return;
+      if (!isTradeRecords(r.trades)) return node.log.warn("malformed unlogged reply");
+      let appended = 0;
+      for (const t of r.trades) {
+        const n = log.numberOf(t.requestId);
+        if (n === undefined) {
+          log.append({ name: t.name, type: t.tradeType, quantity: t.quantity, requestId: t.requestId, epoch });
+          appended++;
+        } else if (replicatedTo(n)) confirm(t.requestId);
+      }
+      if (appended > 0) {
+        node.log.info("logged trades the catalog applied without an order", { count: appended, epoch });
+        for (const p of peers.values()) pump(p);
+      }
+    } finally {
+      if (sweepGen === g) sweepGen = -1;
+    }
+  }
+
+  function confirm(requestId: string): void {
+    if (confirms.length < MAX_CONFIRMS) confirms.push(requestId);
+  }
+
+  function flushConfirms(): void {
+    for (let i = 0; i < confirms.length; i += LOG_BATCH) node.send(catalog, { type: "logged", requestIds: confirms.slice(i, i + LOG_BATCH) });
+    confirms = [];
   }
 
   /** Send `p` the next batch it lacks (or a heartbeat); one append in flight per follower. */
@@ -276,10 +335,12 @@ export const replica = defineRole<ReplicaConfig>((node) => {
     const known = log.numberOf(b.requestId);
     if (known !== undefined) {
       await replicated(known, g);
+      confirm(b.requestId);
       return node.reply(msg, { type: "place_order_ok", number: known });
     }
-    // Catalog first: only a trade the catalog accepted becomes an order. If we crash after this,
-    // the frontend's retry (same request id) reaches the next leader and the catalog recognises it.
+    // Catalog first: only a trade the catalog accepted becomes an order. If we crash or are
+    // deposed after this, the catalog still lists the trade as unlogged and the next leader's
+    // sweep logs it (or the frontend's retry, same request id, gets there first).
     let t: TradeOk;
     try {
       t = await node.request<TradeOk>(catalog, { type: "trade", requestId: b.requestId, name: b.name, tradeType: b.tradeType, quantity: b.quantity }, { timeoutMs: CATALOG_TIMEOUT_MS });
@@ -292,6 +353,7 @@ export const replica = defineRole<ReplicaConfig>((node) => {
     const number = again ?? log.append({ name: b.name, type: b.tradeType, quantity: b.quantity, requestId: b.requestId, epoch }).number;
     for (const p of peers.values()) pump(p);
     await replicated(number, g);
+    confirm(b.requestId);
     node.reply(msg, { type: "place_order_ok", number, version: isIndex(t.version) ? t.version : undefined });
   });
 
@@ -359,9 +421,23 @@ export const replica = defineRole<ReplicaConfig>((node) => {
     node.reply(msg, { type: "health_ok", ready: state !== "recovering", leading: state === "leader", epoch, last: log.last });
   });
 
+  // Trades dropped from this log go back to the catalog's unlogged list, whatever our state.
+  let reopening = false;
+  node.setInterval(REOPEN_MS, async () => {
+    if (reopening || log.dropped === 0) return;
+    reopening = true;
+    const trades = log.droppedTrades(LOG_BATCH);
+    const ok = await node.request(catalog, { type: "reopen", trades }, { timeoutMs: CATALOG_TIMEOUT_MS }).then(
+      () => true,
+      () => false,
+    );
+    reopening = false;
+    if (ok) log.forgetDropped(trades.map((t) => t.requestId));
+  });
+
   void recover();
 
   return {
-    inspect: () => ({ state, epoch, leader, last: log.last, lastEpoch: log.lastEpoch, digest: log.digest() }),
+    inspect: () => ({ state, epoch, leader, last: log.last, lastEpoch: log.lastEpoch, digest: log.digest(), dropped: log.dropped }),
   };
 });
