@@ -127,7 +127,6 @@ export const scenario: Scenario<StocksOptions> = {
     { flags: "--max-quantity <n>", description: "Largest quantity a client trades", default: DEFAULTS.maxQuantity },
   ],
   topology: (o) => stocksTopology(normalize(o)),
-  nemesisTargets: (o) => replicaIds(normalize(o).replicas),
   async run(cluster, o, control) {
     const opt = normalize(o);
     const replicas = replicaIds(opt.replicas);
