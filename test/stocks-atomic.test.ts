@@ -7,10 +7,9 @@
  */
 import { describe, expect, test } from "bun:test";
 import { Simulation } from "../src/sim/simulator.ts";
-import { SqliteStorage } from "../src/workers/runtime/storage.ts";
 import { RpcError } from "../src/workers/runtime/types.ts";
 import type { Order } from "../src/workers/stocks/messages.ts";
-import { OrderLog } from "../src/workers/stocks/orders.ts";
+import { OrderLog } from "../src/workers/stocks/log.ts";
 import { roles } from "../src/workers/stocks/roles.ts";
 import { awaitConvergence, awaitResolved, catalogStocks, expectedQuantities, readLog, replicaIds, scenario, stocksTopology } from "../src/workers/stocks/scenario.ts";
 
@@ -68,7 +67,7 @@ describe("dropped orders go back to the catalog", () => {
   const order = (number: number, epoch: number, requestId: string): Order => ({ number, name: "meta", type: "buy", quantity: 1, requestId, epoch });
 
   test("a tail replaced by a newer leader's entries is kept as dropped trades until handed back", () => {
-    const log = new OrderLog(new SqliteStorage(null, "memory"));
+    const log = new OrderLog();
     log.append(order(0, 1, "a"));
     log.append(order(1, 1, "b"));
     log.append(order(2, 1, "c"));
@@ -76,13 +75,16 @@ describe("dropped orders go back to the catalog", () => {
     expect(log.merge(0, 1, [order(1, 2, "c")])).toEqual({ ok: true });
     expect(log.last).toBe(1);
     expect(log.dropped).toBe(2);
-    expect(log.droppedTrades(10).map((t) => t.requestId).sort()).toEqual(["b", "c"]);
+    expect(log.droppedList(10).map((t) => t.requestId).sort()).toEqual(["b", "c"]);
     expect(log.numberOf("c")).toBe(1);
     expect(log.numberOf("b")).toBeUndefined();
     log.truncateFrom(1);
-    expect(log.droppedTrades(10).map((t) => t.requestId).sort()).toEqual(["b", "c"]);
+    expect(log.droppedList(10).map((t) => t.requestId).sort()).toEqual(["b", "c"]);
     log.forgetDropped(["b", "c", "nonexistent"]);
     expect(log.dropped).toBe(0);
+    // What the shell persists, in order: each dropped trade is listed before its order goes.
+    const writes = log.takeWrites().map((w) => (w.kind === "put" ? `put ${w.order.number}` : w.kind === "truncate" ? `truncate ${w.from}` : `${w.kind} ${"trade" in w ? w.trade.requestId : w.requestId}`));
+    expect(writes).toEqual(["put 0", "put 1", "put 2", "drop b", "drop c", "truncate 1", "put 1", "truncate 1", "forget b", "forget c"]);
   });
 
   test("the catalog lists reopened trades as unlogged and the leader logs each once", async () => {
