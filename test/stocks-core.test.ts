@@ -195,6 +195,7 @@ class Harness {
   }
 }
 
+const numberOf = (v: Body | RpcError | undefined) => (v as { number: number }).number;
 const order = (i: number) => ({ type: "place_order", requestId: `req-${i}`, name: ["meta", "nike", "amc"][i % 3]!, tradeType: i % 2 ? "buy" : "sell", quantity: 1 + (i % 4) });
 
 function elect(h: Harness, leader: string, epoch: number): void {
@@ -225,7 +226,7 @@ describe("order replica core (no network)", () => {
     elect(h, "order-3", 1);
     const keys = Array.from({ length: 20 }, (_, i) => h.ask("order-3", order(i)));
     h.run(1000);
-    const numbers = keys.map((k) => (h.answers.get(k) as { number: number }).number).sort((a, b) => a - b);
+    const numbers = keys.map((k) => numberOf(h.answers.get(k))).sort((a, b) => a - b);
     expect(numbers).toEqual([...Array(20).keys()]);
     const log = expectConsistent(h);
     expect(log.length).toBe(20);
@@ -233,7 +234,7 @@ describe("order replica core (no network)", () => {
     // A retry (same request id) is answered with the same number and logs nothing new.
     const again = h.ask("order-3", order(7));
     h.run(200);
-    expect((h.answers.get(again) as { number: number }).number).toBe((h.answers.get(keys[7]!) as { number: number }).number);
+    expect(numberOf(h.answers.get(again))).toBe(numberOf(h.answers.get(keys[7]!)));
     expect(h.durable.get("order-3")!.orders.length).toBe(20);
   });
 
