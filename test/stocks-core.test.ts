@@ -195,7 +195,7 @@ class Harness {
   }
 }
 
-const numberOf = (v: Body | RpcError | undefined) => (v as { number: number }).number;
+const numberOf = (v: Body | RpcError | undefined) => (v as unknown as { number: number }).number;
 const order = (i: number) => ({ type: "place_order", requestId: `req-${i}`, name: ["meta", "nike", "amc"][i % 3]!, tradeType: i % 2 ? "buy" : "sell", quantity: 1 + (i % 4) });
 
 function elect(h: Harness, leader: string, epoch: number): void {
