@@ -2,14 +2,21 @@ import { seqKey } from "../runtime/storage.ts";
 import { ErrorCode, RpcError, defineRole, type NodeContext } from "../runtime/types.ts";
 import {
   E,
+  LOG_BATCH,
   isName,
   isQuantity,
   isRequestId,
   isTradeType,
+  isTradeRecords,
   malformed,
   type CatalogConfig,
   type Invalidate,
+  type Logged,
   type Lookup,
+  type Reopen,
+  type TradeRecord,
+  type Unlogged,
+  type UnloggedOk,
   type Stock,
   type Trade,
   type TradeOk,
@@ -39,14 +46,25 @@ interface StoredStock extends Stock {
 const DEDUP_WINDOW = 100_000;
 const INVALIDATE_TIMEOUT_MS = 200;
 const INVALIDATE_ATTEMPTS = 3;
+/**
+ * Applied trades awaiting an order-log entry before the catalog refuses new ones: the order leader
+ * drains them within a heartbeat or two, so reaching this means no order service is logging.
+ */
+export const MAX_UNLOGGED = 10_000;
 
 const stockKey = (name: string) => `s/${name}`;
 const dedupKey = (id: string) => `d/${id}`;
+const unloggedKey = (id: string) => `u/${id}`;
 
 /**
  * The catalog: the single durable authority on quantities. A trade is one storage transaction
- * (stock update + request-id record), so a crash applies it fully or not at all, and a retried
- * request id gets the first answer instead of a second application.
+ * (stock update + request-id record + an "unlogged" record), so a crash applies it fully or not at
+ * all, and a retried request id gets the first answer instead of a second application.
+ *
+ * The unlogged records make a trade all or nothing across services: a trade applied here stays
+ * listed until an order leader says it is in the replicated order log (`logged`). Whoever crashes
+ * in between (front end, leader, this catalog), the next leader finds it with `unlogged` and logs
+ * it; a replica that drops a stale tail from its log lists those trades again (`reopen`).
  */
 export const catalog = defineRole<CatalogConfig>((node) => {
   const { frontends, initialQuantity } = node.config;
@@ -58,6 +76,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
     }
   });
   let dedupSeq = db.get<number>("meta/dedup_seq") ?? 0;
+  let unlogged = db.scan({ prefix: "u/" }).length;
   let trades = 0;
   let lookups = 0;
 
@@ -79,6 +98,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
     return db.transaction(() => {
       const seen = db.get<StoredStock>(dedupKey(t.requestId));
       if (seen) return { stock: seen, fresh: false };
+      if (unlogged >= MAX_UNLOGGED) throw new RpcError(ErrorCode.Overloaded, E.overloaded);
       const s = load(t.name);
       const quantity = t.tradeType === "buy" ? s.quantity - t.quantity : s.quantity + t.quantity;
       if (quantity < 0) throw new RpcError(ErrorCode.PreconditionFailed, E.notEnoughStock);
@@ -86,6 +106,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
       const next: StoredStock = { ...s, quantity, version: s.version + 1 };
       db.put(stockKey(t.name), next);
       db.put(dedupKey(t.requestId), next);
+      db.put(unloggedKey(t.requestId), { requestId: t.requestId, name: t.name, tradeType: t.tradeType, quantity: t.quantity } satisfies TradeRecord);
       db.put(seqKey("q/", dedupSeq), t.requestId);
       if (dedupSeq >= DEDUP_WINDOW) {
         const old = seqKey("q/", dedupSeq - DEDUP_WINDOW);
@@ -95,6 +116,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
       }
       db.put("meta/dedup_seq", dedupSeq + 1);
       dedupSeq++;
+      unlogged++;
       return { stock: next, fresh: true };
     });
   }
@@ -113,12 +135,52 @@ export const catalog = defineRole<CatalogConfig>((node) => {
     node.reply(msg, { type: "trade_ok", stock: { name: stock.name, price: stock.price, quantity: stock.quantity }, version: stock.version } satisfies TradeOk);
   });
 
+  node.on<Unlogged>("unlogged", (msg) => {
+    const trades = db.scan<TradeRecord>({ prefix: "u/", limit: LOG_BATCH }).map(([, t]) => t);
+    node.reply(msg, { type: "unlogged_ok", trades, total: unlogged } satisfies UnloggedOk);
+  });
+
+  node.on<Logged>("logged", (msg) => {
+    const ids = msg.body.requestIds;
+    if (!Array.isArray(ids) || ids.length > LOG_BATCH || !ids.every(isRequestId)) throw malformed(`logged needs at most ${LOG_BATCH} request ids`);
+    db.transaction(() => {
+      for (const id of ids) {
+        if (db.get(unloggedKey(id)) === undefined) continue;
+        db.delete(unloggedKey(id));
+        unlogged--;
+      }
+    });
+  });
+
+  node.on<Reopen>("reopen", (msg) => {
+    const t = msg.body.trades;
+    if (!isTradeRecords(t)) throw malformed(`reopen needs at most ${LOG_BATCH} trade records`);
+    // Every order in any replica's log came from a trade applied here, so listing it again is
+    // always right; if the current log holds it, the next leader sweep simply confirms it.
+    db.transaction(() => {
+      for (const r of t) {
+        if (db.get(unloggedKey(r.requestId)) !== undefined) continue;
+        db.put(unloggedKey(r.requestId), { requestId: r.requestId, name: r.name, tradeType: r.tradeType, quantity: r.quantity } satisfies TradeRecord);
+        unlogged++;
+      }
+    });
+    node.reply(msg, { type: "reopen_ok" });
+  });
+
   async function invalidate(name: string, version: number): Promise<void> {
     await Promise.all(frontends.map((f) => pushTo(node, f, { type: "invalidate", name, version })));
   }
 
+  // A crash between applying a trade and pushing its invalidation would leave a front end caching
+  // the old quantity: push once more for every stock with unlogged trades.
+  const touched = new Set(db.scan<TradeRecord>({ prefix: "u/" }).map(([, t]) => t.name));
+  for (const name of touched) {
+    const s = db.get<StoredStock>(stockKey(name));
+    if (s) void invalidate(name, s.version);
+  }
+
   return {
-    inspect: () => ({ trades, lookups, stocks: STOCKS.map((s) => db.get<StoredStock>(stockKey(s.name))) }),
+    inspect: () => ({ trades, lookups, unlogged, stocks: STOCKS.map((s) => db.get<StoredStock>(stockKey(s.name))) }),
   };
 });
 

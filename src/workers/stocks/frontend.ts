@@ -113,7 +113,8 @@ export const frontend = defineRole<FrontendConfig>((node) => {
   }
 
   function unavailable(text: string): HttpReply {
-    return fail(503, text === E.catalogUnavailable ? E.catalogUnavailable : "no order replica available", { "Retry-After": RETRY_AFTER_S });
+    const known: string[] = [E.catalogUnavailable, E.overloaded];
+    return fail(503, known.includes(text) ? text : "no order replica available", { "Retry-After": RETRY_AFTER_S });
   }
 
   // ---- the API ----

@@ -103,6 +103,47 @@ export interface TradeOk {
   version: number;
   [k: string]: unknown;
 }
+/** A trade as the catalog applied it: what an order service needs to log it (or to have it logged again). */
+export interface TradeRecord {
+  requestId: string;
+  name: string;
+  tradeType: TradeType;
+  quantity: number;
+}
+/** Leader → catalog: the trades you applied that no order log is known to hold yet (at most LOG_BATCH). */
+export interface Unlogged {
+  type: "unlogged";
+  [k: string]: unknown;
+}
+export interface UnloggedOk {
+  type: "unlogged_ok";
+  trades: TradeRecord[];
+  /** How many there are in all. */
+  total: number;
+  [k: string]: unknown;
+}
+/** Leader → catalog (one-way): these trades are in the order log, replicated; forget them. */
+export interface Logged {
+  type: "logged";
+  requestIds: string[];
+  [k: string]: unknown;
+}
+/** Replica → catalog: these trades were dropped from my log (a stale leader's tail); make sure they are logged again. */
+export interface Reopen {
+  type: "reopen";
+  trades: TradeRecord[];
+  [k: string]: unknown;
+}
+
+export function isTradeRecord(v: unknown): v is TradeRecord {
+  if (typeof v !== "object" || v === null) return false;
+  const t = v as Record<string, unknown>;
+  return isRequestId(t.requestId) && isName(t.name) && isTradeType(t.tradeType) && isQuantity(t.quantity);
+}
+export function isTradeRecords(v: unknown): v is TradeRecord[] {
+  return Array.isArray(v) && v.length <= LOG_BATCH && v.every(isTradeRecord);
+}
+
 /** Catalog → frontend, before the trade is acknowledged: drop `name` and never cache a version below `version`. */
 export interface Invalidate {
   type: "invalidate";
