@@ -230,6 +230,23 @@ describe("bookstore faults (the write-up's cases)", () => {
     });
   });
 
+  test("a catalog that missed more than the primary's log keeps takes a snapshot, then follows the log", async () => {
+    await sim(10, { logKeep: 5 }).run(async (c) => {
+      await c.sleep(300);
+      await c.crash("catalog-2");
+      for (let i = 0; i < 20; i++) expect((await call(c, "POST", `/update_q/${1 + (i % 7)}/1`)).status).toBe(200);
+      await c.restart("catalog-2");
+      const { quiet, views } = await awaitQuiet(c, C, O, 10_000);
+      expect(quiet).toBe(true);
+      expect(views[1]!.view!.digest).toBe(views[0]!.view!.digest);
+      expect((await call(c, "POST", "/update_q/1/1")).status).toBe(200);
+      expect((await inspect(c, "catalog-2")).books[0]!.quantity).toBe(103 + 1);
+      const tail = await c.request<{ entries: Array<{ seq: number }>; snapshot?: unknown }>("catalog-1", { type: "pull", after: 16 });
+      expect(tail.entries.map((e) => e.seq)).toEqual([17, 18, 19, 20, 21]);
+      expect((await c.request<{ snapshot?: { last: number } }>("catalog-1", { type: "pull", after: 3 })).snapshot?.last).toBe(21);
+    });
+  });
+
   test("the primary catalog killed: the other is promoted, nothing acknowledged is lost, and the old one rejoins", async () => {
     await sim(8).run(async (c) => {
       await c.sleep(300);

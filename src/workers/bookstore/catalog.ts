@@ -28,6 +28,7 @@ export type ReadQuery = { what: "lookup" | "quantity"; item: number } | { what: 
  */
 export const catalog = defineRole<CatalogConfig>((node) => {
   const { catalogs, frontend, bug } = node.config;
+  const logKeep = node.config.logKeep ?? LOG_KEEP;
   const db = node.storage;
 
   db.transaction(() => {
@@ -61,8 +62,8 @@ export const catalog = defineRole<CatalogConfig>((node) => {
           db.put(entryKey(e.seq), e);
           db.put(dedupKey(e.rid), e.seq);
           db.put(bookKey(e.result.item), { ...core.books.get(e.result.item)!, ...e.result });
-          if (e.seq > LOG_KEEP) {
-            const old = db.get<LogEntry>(entryKey(e.seq - LOG_KEEP));
+          if (e.seq > logKeep) {
+            const old = db.get<LogEntry>(entryKey(e.seq - logKeep));
             if (old) {
               db.delete(entryKey(old.seq));
               db.delete(dedupKey(old.rid));

@@ -159,6 +159,8 @@ export interface CatalogConfig {
   frontend: string;
   /** Test hook: a planted bug, to prove the checks catch it. */
   bug?: "no-invalidate" | "oversell";
+  /** Recovery-log entries kept (default LOG_KEEP); tests lower it to reach the snapshot path. */
+  logKeep?: number;
 }
 
 export interface OrderConfig {

@@ -15,8 +15,9 @@ export interface BookstoreOptions extends Record<string, unknown> {
   cache: boolean;
   intervalMs: number;
   writeP: number;
-  /** Test hook (not a CLI option): plant a bug in the catalogs. */
+  /** Test hooks (not CLI options): plant a bug in the catalogs; shorten their logs. */
   bug?: CatalogConfig["bug"];
+  logKeep?: number;
 }
 
 export const DEFAULTS: BookstoreOptions = { catalogs: 2, orders: 2, clients: 4, port: 8081, heartbeatMs: 100, cacheSize: 100, cache: true, intervalMs: 10, writeP: 0.3 };
@@ -32,7 +33,7 @@ export function bookstoreTopology(o: Partial<BookstoreOptions> = {}): NodeSpec[]
   const orders = orderIds(opt.orders);
   return [
     { id: "frontend", role: "frontend", config: { port: opt.port, catalogs, orders, heartbeatMs: opt.heartbeatMs, cache: opt.cache, cacheSize: opt.cacheSize } satisfies FrontendConfig },
-    ...catalogs.map((id) => ({ id, role: "catalog", config: { catalogs, frontend: "frontend", bug: opt.bug } satisfies CatalogConfig })),
+    ...catalogs.map((id) => ({ id, role: "catalog", config: { catalogs, frontend: "frontend", bug: opt.bug, logKeep: opt.logKeep } satisfies CatalogConfig })),
     ...orders.map((id) => ({ id, role: "order", config: { orders, frontend: "frontend" } satisfies OrderConfig })),
     ...clientIds(opt.clients).map((id) => ({ id, role: "client", config: { frontend: "frontend", intervalMs: opt.intervalMs, writeP: opt.writeP } satisfies ClientConfig })),
   ];
@@ -272,6 +273,7 @@ export function normalize(o: Partial<BookstoreOptions>): BookstoreOptions {
     intervalMs: num(o.intervalMs, DEFAULTS.intervalMs),
     writeP: num(o.writeP, DEFAULTS.writeP),
     bug: o.bug,
+    logKeep: o.logKeep,
   };
   if (!Number.isInteger(out.catalogs) || out.catalogs < 1 || out.catalogs > 2) throw new Error(`--catalogs must be 1 or 2, got ${o.catalogs}`);
   if (!Number.isInteger(out.orders) || out.orders < 1 || out.orders > 16) throw new Error(`--orders must be an integer in 1..16, got ${o.orders}`);
