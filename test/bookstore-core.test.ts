@@ -32,6 +32,20 @@ describe("catalog core", () => {
     expect(sends(o3, "replicate")[0]!.msg).toMatchObject({ entries: [{ seq: 2, rid: "b" }] });
   });
 
+  test("writes queued behind one in flight go out as one batch; answers, refusals included, wait for it to commit", () => {
+    const p = core("catalog-1");
+    p.submit({ kind: "write", token: 1, rid: "q", op: { k: "qty", item: 4, delta: -9 } }, 0);
+    for (let i = 2; i <= 4; i++) expect(p.submit(buy(i, `b${i}`), i).send).toEqual([]);
+    const o = p.onReplicateReply("catalog-2", 1, { ok: true, epoch: 1 }, 5);
+    expect(o.answers.map((a) => a.token)).toEqual([1]);
+    // Quantity 1 left: the first buy of the batch takes it, the next two are refused, none answered yet.
+    expect(sends(o, "replicate")[0]!.msg).toMatchObject({ entries: [{ seq: 2, rid: "b2", result: { quantity: 0 } }] });
+    expect(o.answers.length).toBe(1);
+    const done = p.onReplicateReply("catalog-2", 2, { ok: true, epoch: 1 }, 6);
+    expect(done.entries.map((e) => e.seq)).toEqual([2]);
+    expect(done.answers).toMatchObject([{ token: 2, entry: { seq: 2 } }, { token: 3, error: { code: "unavailable" } }, { token: 4, error: { code: "unavailable" } }]);
+  });
+
   test("a backup applies in order, rejects an older epoch, and a deposed primary completes nothing", () => {
     const p = core("catalog-1");
     const b = core("catalog-2");

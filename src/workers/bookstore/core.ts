@@ -1,4 +1,4 @@
-import { E, type Book, type CatalogOp, type LogEntry, type View, type WriteResult } from "./messages.ts";
+import { E, LOG_BATCH, type Book, type CatalogOp, type LogEntry, type View, type WriteResult } from "./messages.ts";
 
 /**
  * Catalog replication as a pure state machine (paxos' style): it takes a client write, a peer's
@@ -97,12 +97,10 @@ const resultOf = (b: Book): WriteResult => ({ item: b.item, quantity: b.quantity
 
 export type Mode = "primary" | "member" | "out" | "recovering";
 
-interface InFlight {
-  job: Job;
-  entry?: LogEntry;
-  waiting: Set<string>;
-  since: number;
-}
+/** What the primary is waiting on: a join, or a batch of writes sent to the members as one. */
+type InFlight =
+  | { kind: "join"; job: Extract<Job, { kind: "join" }>; waiting: Set<string>; since: number }
+  | { kind: "batch"; jobs: Job[]; entries: LogEntry[]; answers: Answer[]; waiting: Set<string>; since: number };
 
 /** Recently committed request ids kept in memory: the shell's durable dedupe lags one call behind. */
 const RECENT = 1024;
@@ -143,7 +141,7 @@ export class CatalogCore {
   }
 
   get queued(): number {
-    return this.queue.length + (this.inflight ? 1 : 0);
+    return this.queue.length + (this.inflight?.kind === "batch" ? this.inflight.jobs.length : this.inflight ? 1 : 0);
   }
 
   // ---- inputs ----
@@ -176,7 +174,7 @@ export class CatalogCore {
   onReplicateReply(from: string, seq: number, r: { ok: boolean; epoch: number } | null, now: number): Out {
     const out = emptyOut();
     const f = this.inflight;
-    if (!f?.entry || f.entry.seq !== seq || this.mode !== "primary") return out;
+    if (f?.kind !== "batch" || f.entries[f.entries.length - 1]!.seq !== seq || this.mode !== "primary") return out;
     if (r?.ok) f.waiting.delete(from);
     else if (r && r.epoch > this.epoch) {
       // A newer view exists: we were deposed. The front end will tell us which.
@@ -245,7 +243,7 @@ export class CatalogCore {
     const f = this.inflight;
     if (f && now - f.since >= this.cfg.replicateTimeoutMs) {
       f.since = now;
-      if (f.job.kind === "write") this.requestDrop(out);
+      if (f.kind === "batch") this.requestDrop(out);
       else this.requestAdmit(f.job.from, out);
     }
     if (this.mode === "out" && this.view && !this.pulling && now >= this.nextPullAt) {
@@ -267,37 +265,58 @@ export class CatalogCore {
 
   private pump(now: number, out: Out): void {
     while (!this.inflight && this.queue.length > 0 && this.mode === "primary") {
-      const job = this.queue.shift()!;
       const view = this.view!;
-      if (job.kind === "join") {
-        if (view.members.includes(job.from)) out.answers.push({ token: job.token, joined: view });
-        else if (job.last !== this.last) out.answers.push({ token: job.token, error: { code: "behind", text: "behind the primary", last: this.last } });
+      const head = this.queue[0]!;
+      if (head.kind === "join") {
+        this.queue.shift();
+        if (view.members.includes(head.from)) out.answers.push({ token: head.token, joined: view });
+        else if (head.last !== this.last) out.answers.push({ token: head.token, error: { code: "behind", text: "behind the primary", last: this.last } });
         else {
-          this.inflight = { job, waiting: new Set(), since: now };
-          this.requestAdmit(job.from, out);
+          this.inflight = { kind: "join", job: head, waiting: new Set(), since: now };
+          this.requestAdmit(head.from, out);
         }
         continue;
       }
-      const seen = this.recent.get(job.rid) ?? this.dedupe(job.rid);
-      if (seen) {
-        out.answers.push({ token: job.token, entry: seen, duplicate: true });
+      // Every write queued (up to a batch) goes out in one replicate: evaluated in order against a
+      // scratch copy of the books; all answers wait for the batch to commit, refusals included
+      // (a refusal may rest on an earlier write of the batch).
+      const jobs: Job[] = [];
+      const entries: LogEntry[] = [];
+      const answers: Answer[] = [];
+      const scratch = new Map<number, Book>();
+      const inBatch = new Map<string, LogEntry>();
+      while (this.queue.length > 0 && this.queue[0]!.kind === "write" && entries.length < LOG_BATCH) {
+        const job = this.queue.shift() as Extract<Job, { kind: "write" }>;
+        jobs.push(job);
+        const seen = inBatch.get(job.rid) ?? this.recent.get(job.rid) ?? this.dedupe(job.rid);
+        if (seen) {
+          answers.push({ token: job.token, entry: seen, duplicate: true });
+          continue;
+        }
+        const r = evaluate(scratch.get(job.op.item) ?? this.books.get(job.op.item), job.op, this.cfg.oversell);
+        if ("error" in r) {
+          const text = r.error === "unavailable" ? E.unavailable : r.error === "below_zero" ? E.belowZero : E.itemNotFound;
+          answers.push({ token: job.token, error: { code: r.error, text } });
+          continue;
+        }
+        const entry: LogEntry = { seq: this.last + 1 + entries.length, epoch: view.epoch, rid: job.rid, op: job.op, result: resultOf(r.book) };
+        scratch.set(r.book.item, r.book);
+        inBatch.set(job.rid, entry);
+        entries.push(entry);
+        answers.push({ token: job.token, entry, duplicate: false });
+      }
+      if (entries.length === 0) {
+        out.answers.push(...answers);
         continue;
       }
-      const r = evaluate(this.books.get(job.op.item), job.op, this.cfg.oversell);
-      if ("error" in r) {
-        const text = r.error === "unavailable" ? E.unavailable : r.error === "below_zero" ? E.belowZero : E.itemNotFound;
-        out.answers.push({ token: job.token, error: { code: r.error, text } });
-        continue;
-      }
-      const entry: LogEntry = { seq: this.last + 1, epoch: view.epoch, rid: job.rid, op: job.op, result: resultOf(r.book) };
       const others = view.members.filter((m) => m !== this.cfg.me);
-      this.inflight = { job, entry, waiting: new Set(others), since: now };
-      for (const m of others) out.send.push({ to: m, msg: { type: "replicate", view, entries: [entry] } });
+      this.inflight = { kind: "batch", jobs, entries, answers, waiting: new Set(others), since: now };
+      for (const m of others) out.send.push({ to: m, msg: { type: "replicate", view, entries } });
       this.settle(now, out);
     }
   }
 
-  /** Completes the write in flight if nobody is left to wait for; then takes the next. */
+  /** Completes what is in flight if nobody is left to wait for; then takes the next. */
   private settle(now: number, out: Out): void {
     const f = this.inflight;
     if (f && this.mode !== "primary") {
@@ -307,14 +326,14 @@ export class CatalogCore {
     if (!f) return this.pump(now, out);
     const members = new Set(this.view!.members);
     for (const w of [...f.waiting]) if (!members.has(w)) f.waiting.delete(w);
-    if (f.job.kind === "join") {
+    if (f.kind === "join") {
       if (!members.has(f.job.from)) return;
       out.answers.push({ token: f.job.token, joined: this.view! });
       out.events.push(`admitted ${f.job.from} at seq ${this.last}`);
     } else {
       if (f.waiting.size > 0) return;
-      this.apply(f.entry!, out);
-      out.answers.push({ token: f.job.token, entry: f.entry!, duplicate: false });
+      for (const e of f.entries) this.apply(e, out);
+      out.answers.push(...f.answers);
     }
     this.inflight = null;
     this.pump(now, out);
@@ -333,7 +352,8 @@ export class CatalogCore {
   }
 
   private fail(out: Out, code: "not_primary", text: string): void {
-    if (this.inflight) out.answers.push({ token: this.inflight.job.token, error: { code, text } });
+    const f = this.inflight;
+    for (const j of f?.kind === "batch" ? f.jobs : f ? [f.job] : []) out.answers.push({ token: j.token, error: { code, text } });
     for (const j of this.queue) out.answers.push({ token: j.token, error: { code, text } });
     this.inflight = null;
     this.queue = [];
