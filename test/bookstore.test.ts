@@ -303,9 +303,9 @@ describe("bookstore faults (the write-up's cases)", () => {
 
 const runOpts = { duration: 12, latency: 2, loss: 0, dup: 0, nemesisInterval: 1, logLevel: "silent" };
 
-async function runSeed(seed: number, nemesis: Array<"kill" | "partition" | "pause">, extra: Partial<BookstoreOptions> = {}) {
+async function runSeed(seed: number, nemesis: Array<"kill" | "partition" | "pause">, extra: Partial<BookstoreOptions> = {}, network: { loss?: number; dup?: number } = {}) {
   const opts = { ...runOpts, ...extra, seed, nemesis, clients: 3, port: 0 } as BookstoreOptions & typeof runOpts & { seed: number; nemesis: typeof nemesis };
-  const s = new Simulation({ seed, nodes: scenario.topology(opts as never), roles, logLevel: "silent", network: { latencyMs: 2, distribution: "exponential" } });
+  const s = new Simulation({ seed, nodes: scenario.topology(opts as never), roles, logLevel: "silent", network: { latencyMs: 2, distribution: "exponential", ...network } });
   const summary = await s.run((c) => runScenario(c, scenario, opts as never));
   return { summary, digest: s.stats().digest };
 }
@@ -317,6 +317,11 @@ describe("bookstore under the nemesis (simulator)", () => {
       expect({ seed, ok: summary.ok, details: summary.ok ? {} : summary.details }).toEqual({ seed, ok: true, details: {} });
       expect(summary.nemesis.length).toBeGreaterThan(4);
     }
+  }, 60_000);
+
+  test("a network that loses and duplicates messages buys nothing twice (regression: duplicated http messages)", async () => {
+    const { summary } = await runSeed(31, [], {}, { dup: 0.3, loss: 0.02 });
+    expect({ ok: summary.ok, details: summary.ok ? {} : summary.details }).toEqual({ ok: true, details: {} });
   }, 60_000);
 
   test("planted bug, oversell: the below-zero check fails, and the seed replays it", async () => {

@@ -16,6 +16,8 @@ const WRITE_GIVE_UP_MS = 3000;
 const BUY_TIMEOUT_MS = 2500;
 const BACKOFF_MS = 50;
 const RETRY_AFTER = { "Retry-After": "1" };
+/** `http` messages remembered to answer a duplicate delivery (a duplicate arrives within moments). */
+const MAX_REMEMBERED_HTTP = 10_000;
 
 interface Health {
   misses: number;
@@ -247,10 +249,20 @@ export const frontend = defineRole<FrontendConfig>((node) => {
   );
   node.log.info(port === 0 ? "serving HTTP on a free port (see the cluster's httpUrl)" : `serving HTTP on http://localhost:${port}`);
 
+  // A network that duplicates messages must not buy a book twice: a repeated (sender, msg_id) gets
+  // the first request's answer. (Real HTTP over TCP is never duplicated.)
+  const recentHttp = new Map<string, Promise<HttpReply>>();
   node.on("http", async (msg) => {
     const { method, path } = msg.body;
     if (typeof method !== "string" || typeof path !== "string" || path.length > 2048) return node.reply(msg, { type: "http_ok", ...fail(400, "malformed request") });
-    const r = await route(api, method, path, messageBody(msg.body.body));
+    const key = `${msg.src}/${msg.body.msg_id}`;
+    let p = recentHttp.get(key);
+    if (!p) {
+      p = route(api, method, path, messageBody(msg.body.body));
+      recentHttp.set(key, p);
+      if (recentHttp.size > MAX_REMEMBERED_HTTP) recentHttp.delete(recentHttp.keys().next().value!);
+    }
+    const r = await p;
     node.reply(msg, { type: "http_ok", status: r.status, body: r.body, headers: r.headers });
   });
 
