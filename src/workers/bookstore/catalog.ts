@@ -1,7 +1,7 @@
 import { seqKey } from "../runtime/storage.ts";
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import { CatalogCore, type Answer, type Out, type PeerSend, type Token } from "./core.ts";
-import { BOOKS, E, LOG_BATCH, isEntries, isIndex, isItem, isOp, isRequestId, isView, malformed, parseTopic, type Book, type CatalogConfig, type LogEntry, type View } from "./messages.ts";
+import { BOOKS, E, PULL_BATCH, isEntries, isIndex, isItem, isOp, isRequestId, isView, malformed, parseTopic, type Book, type CatalogConfig, type LogEntry, type View } from "./messages.ts";
 
 const REPLICATE_TIMEOUT_MS = 300;
 const PULL_TIMEOUT_MS = 1000;
@@ -106,7 +106,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
           (r) => {
             const snapLast = isIndex(r.snapshot?.last) ? r.snapshot!.last : undefined;
             const first = (snapLast !== undefined && snapLast > core.last ? snapLast : m.after) + 1;
-            if (!isIndex(r.last) || !isEntries(r.entries, first)) return core.pullFailed(node.now());
+            if (!isIndex(r.last) || !isEntries(r.entries, first, PULL_BATCH)) return core.pullFailed(node.now());
             process(core.onPullReply({ entries: r.entries, last: r.last, snapshot: snapLast !== undefined ? r.snapshot : undefined }, node.now()));
           },
           () => core.pullFailed(node.now()),
@@ -175,7 +175,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
       const books = db.scan<Book>({ prefix: "b/" }).map(([, b]) => b);
       return node.reply(msg, { type: "pull_ok", entries: [], last: core.last, snapshot: { books, last: core.last } });
     }
-    const entries = after >= core.last ? [] : db.scan<LogEntry>({ start: entryKey(after + 1), end: "e/\uffff", limit: LOG_BATCH }).map(([, e]) => e);
+    const entries = after >= core.last ? [] : db.scan<LogEntry>({ start: entryKey(after + 1), end: "e/\uffff", limit: PULL_BATCH }).map(([, e]) => e);
     node.reply(msg, { type: "pull_ok", entries, last: core.last });
   });
 

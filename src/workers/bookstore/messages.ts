@@ -65,8 +65,10 @@ export interface Order {
 }
 
 export const MAX_REQUEST_ID_LENGTH = 128;
-/** Catalog entries per pull / replicate batch. */
+/** Catalog entries per replicate batch (writes the primary sends at once). */
 export const LOG_BATCH = 256;
+/** Catalog entries per pull answer: an entry is under 512 bytes, so this stays under half the 1 MiB message limit. */
+export const PULL_BATCH = 1024;
 export const MAX_COST = 1e9;
 export const MAX_DELTA = 1e9;
 export const MAX_QUANTITY = 1e12;
@@ -131,9 +133,9 @@ export function isEntry(v: unknown): v is LogEntry {
   return isIndex(o.seq, 1) && isIndex(o.epoch, 1) && isRequestId(o.rid) && isOp(o.op) && isResult(o.result);
 }
 
-/** Entries of a pull/replicate: valid, consecutive from `first`. */
-export function isEntries(v: unknown, first: number): v is LogEntry[] {
-  if (!Array.isArray(v) || v.length > LOG_BATCH) return false;
+/** Entries of a pull/replicate: valid, consecutive from `first`, at most `max`. */
+export function isEntries(v: unknown, first: number, max = LOG_BATCH): v is LogEntry[] {
+  if (!Array.isArray(v) || v.length > max) return false;
   return v.every((e, i) => isEntry(e) && e.seq === first + i);
 }
 
