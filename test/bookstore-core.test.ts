@@ -92,12 +92,34 @@ describe("catalog core", () => {
     expect(evaluate(BOOKS[3], { k: "buy", item: 4 })).toHaveProperty("book");
   });
 
-  test("a restarted primary that had a backup does not lead again", () => {
-    const p = core("catalog-1", V1, 7, true);
-    expect(p.mode).toBe("recovering");
-    expect(p.submit(buy(1, "a"), 0).answers).toMatchObject([{ error: { code: "not_primary" } }]);
-    const alone = core("catalog-1", { epoch: 3, primary: "catalog-1", members: ["catalog-1"] }, 7, true);
-    expect(alone.mode).toBe("primary");
+  test("a restarted primary leads again only after the front end's view and every peer's log say it may", () => {
+    // Before the crash: catalog-1 sent seq 3 to catalog-2, which applied it; then it dropped catalog-2
+    // and crashed before committing seq 3. Its stored view is the solo one.
+    const solo: View = { epoch: 2, primary: "catalog-1", members: ["catalog-1"] };
+    const before = core("catalog-1", solo);
+    const log: LogEntry[] = [];
+    for (let i = 1; i <= 3; i++) log.push(...before.submit(buy(i, `w${i}`, 2), i).entries);
+    // Its storage holds seq 1..2 (two buys of item 2).
+    const restarted = new CatalogCore({ me: "catalog-1", catalogs: CATS, frontend: "frontend", replicateTimeoutMs: 300, pullEveryMs: 200, maxQueue: 10 }, { view: solo, last: 2, books: BOOKS.map((b) => (b.item === 2 ? { ...b, quantity: 99, version: 2 } : { ...b })) }, () => undefined);
+    expect(restarted.mode).toBe("recovering");
+    expect(restarted.submit(buy(9, "x"), 0).answers).toMatchObject([{ error: { code: "not_primary" } }]);
+    const t = restarted.tick(10);
+    expect(sends(t, "pull")).toEqual([{ to: "catalog-2", msg: { type: "pull", after: 2 } }]);
+    // catalog-2 holds seq 3: the restarted primary takes it rather than reuse the number.
+    const took = restarted.onPullReply("catalog-2", { entries: [log[2]!], last: 3 }, 11);
+    expect(took.entries.map((e) => e.seq)).toEqual([3]);
+    expect(restarted.mode).toBe("recovering");
+    restarted.tick(300);
+    restarted.onPullReply("catalog-2", { entries: [], last: 3 }, 301);
+    expect(restarted.mode).toBe("recovering"); // the front end has not confirmed its view yet
+    const led = restarted.onView(solo, 302);
+    expect(restarted.mode).toBe("primary");
+    expect(led.events.join()).toContain("leading");
+    expect(restarted.submit(buy(10, "y", 2), 303).answers).toMatchObject([{ entry: { seq: 4, result: { quantity: 97 } } }]);
+    // Replaced while recovering: it resyncs like anyone else.
+    const q = core("catalog-1", V1, 0, true);
+    q.onView({ epoch: 2, primary: "catalog-2", members: ["catalog-2"] }, 5);
+    expect(q.mode).toBe("out");
   });
 
   test("a joiner pulls only what it missed, asks to join, and is admitted between two writes", () => {
@@ -108,11 +130,11 @@ describe("catalog core", () => {
     expect(j.mode).toBe("out");
     const t = j.tick(100);
     expect(sends(t, "pull")).toEqual([{ to: "catalog-1", msg: { type: "pull", after: 0 } }]);
-    const pulled = j.onPullReply({ entries: log.slice(0, 3), last: 5 }, 101);
+    const pulled = j.onPullReply("catalog-1", { entries: log.slice(0, 3), last: 5 }, 101);
     expect(pulled.entries.map((e) => e.seq)).toEqual([1, 2, 3]);
     expect(sends(pulled, "join")).toEqual([]);
     j.tick(102);
-    const rest = j.onPullReply({ entries: log.slice(3), last: 5 }, 103);
+    const rest = j.onPullReply("catalog-1", { entries: log.slice(3), last: 5 }, 103);
     expect(sends(rest, "join")).toEqual([{ to: "catalog-1", msg: { type: "join", last: 5 } }]);
     // The primary takes the join; a write queued behind it waits until the view includes the joiner.
     const jo = p.submit({ kind: "join", token: 50, from: "catalog-2", last: 5 }, 104);

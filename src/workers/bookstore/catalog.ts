@@ -1,7 +1,7 @@
 import { seqKey } from "../runtime/storage.ts";
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import { CatalogCore, type Answer, type Out, type PeerSend, type Token } from "./core.ts";
-import { BOOKS, E, PULL_BATCH, isEntries, isIndex, isItem, isOp, isRequestId, isView, malformed, parseTopic, type Book, type CatalogConfig, type LogEntry, type View } from "./messages.ts";
+import { BOOKS, E, PULL_BATCH, isEntries, isIndex, isItem, isOp, isRequestId, isView, malformed, parseTopic, type Book, type CatalogConfig, type LogEntry, type ReadQuery, type View } from "./messages.ts";
 
 const REPLICATE_TIMEOUT_MS = 300;
 const PULL_TIMEOUT_MS = 1000;
@@ -17,8 +17,6 @@ export const LOG_KEEP = 100_000;
 const bookKey = (item: number) => seqKey("b/", item);
 const entryKey = (seq: number) => seqKey("e/", seq);
 const dedupKey = (rid: string) => `d/${rid}`;
-
-export type ReadQuery = { what: "lookup" | "quantity"; item: number } | { what: "search"; topic: string } | { what: "list" };
 
 /**
  * A catalog replica: the books in durable storage plus a recovery log of every write, replicated
@@ -106,10 +104,10 @@ export const catalog = defineRole<CatalogConfig>((node) => {
           (r) => {
             const snapLast = isIndex(r.snapshot?.last) ? r.snapshot!.last : undefined;
             const first = (snapLast !== undefined && snapLast > core.last ? snapLast : m.after) + 1;
-            if (!isIndex(r.last) || !isEntries(r.entries, first, PULL_BATCH)) return core.pullFailed(node.now());
-            process(core.onPullReply({ entries: r.entries, last: r.last, snapshot: snapLast !== undefined ? r.snapshot : undefined }, node.now()));
+            const ok = isIndex(r.last) && isEntries(r.entries, first, PULL_BATCH);
+            process(core.onPullReply(s.to, ok ? { entries: r.entries as LogEntry[], last: r.last as number, snapshot: snapLast !== undefined ? r.snapshot : undefined } : null, node.now()));
           },
-          () => core.pullFailed(node.now()),
+          () => process(core.onPullReply(s.to, null, node.now())),
         );
         return;
       case "join":
@@ -235,9 +233,6 @@ export const catalog = defineRole<CatalogConfig>((node) => {
   };
 
   return {
-    inspect: () => ({ mode: core.mode, epoch: core.epoch, view: core.view, last: core.last, queued: core.queued, served, digest: digest(), books: [...core.books.values()] }),
+    inspect: () => ({ mode: core.mode, epoch: core.epoch, view: core.view, last: core.last, queued: core.queued, served: { ...served }, digest: digest(), books: [...core.books.values()] }),
   };
 });
-
-/** A catalog's whole log (from its own storage, through `pull`): for checks and tests. */
-export type { LogEntry };

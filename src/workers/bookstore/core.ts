@@ -21,9 +21,12 @@ import { E, LOG_BATCH, type Book, type CatalogOp, type LogEntry, type View, type
  *    what it missed), then asks to join; the primary admits it between two writes, so nothing slips
  *    past, by asking the front end for a view that includes it.
  *  - If the primary dies the front end promotes the lowest-numbered live member (it holds every
- *    committed write, plus perhaps the one in flight, which it then owns). A restarted primary that
- *    had other members does not resume: it waits to be replaced and resyncs like anyone else, so a
- *    write it sequenced but never committed cannot fork the log.
+ *    committed write, plus perhaps the one in flight, which it then owns).
+ *  - A restarted primary sequences nothing until it has pulled every other catalog's log past its
+ *    own (a backup may hold the write it had in flight) and heard the front end's current view
+ *    naming it primary; if the front end promotes a member first, it resyncs like anyone else. So
+ *    a write sequenced but never committed is never given a second meaning: logs never fork, and
+ *    every catalog's log is a prefix of the primary's plus at most the batch in flight.
  */
 
 export interface CoreConfig {
@@ -111,8 +114,21 @@ export class CatalogCore {
   readonly books = new Map<number, Book>();
   private queue: Job[] = [];
   private inflight: InFlight | null = null;
-  /** A restarted primary that had backups: it may hold less than they do, so it must not lead again. */
+  /**
+   * A restarted primary: a backup may hold the write it had in flight (applied there, never
+   * committed here), so before it sequences anything it pulls every other catalog's log past its
+   * own. Meanwhile the front end may promote a member instead; either way no log forks.
+   */
   private recovering: boolean;
+  /** Peers a recovering primary has heard "nothing newer" from, and those it is waiting on. */
+  private readonly checked = new Set<string>();
+  private readonly awaiting = new Set<string>();
+  /**
+   * Whether the front end has told us its view since we started. A restarted primary leads only
+   * then: its stored view may be stale (a view naming another primary may exist), and the front end
+   * only ever sends its newest.
+   */
+  private heardFrontend = false;
   private readonly recent = new Map<string, LogEntry>();
   private nextPullAt = 0;
   private pulling = false;
@@ -127,7 +143,8 @@ export class CatalogCore {
     this.view = durable.view;
     this.last = durable.last;
     for (const b of durable.books) this.books.set(b.item, b);
-    this.recovering = this.view !== null && this.view.primary === cfg.me && this.view.members.length > 1;
+    this.recovering = this.view !== null && this.view.primary === cfg.me;
+    this.finishRecovery(emptyOut());
   }
 
   get mode(): Mode {
@@ -162,10 +179,12 @@ export class CatalogCore {
     return out;
   }
 
-  /** A view from the front end (heartbeat or view-change answer) or carried by a primary's message. */
+  /** A view from the front end (heartbeat or view-change answer): always its newest. */
   onView(v: View, now: number): Out {
     const out = emptyOut();
     this.adopt(v, out);
+    this.heardFrontend = true;
+    this.finishRecovery(out);
     this.settle(now, out);
     return out;
   }
@@ -202,26 +221,43 @@ export class CatalogCore {
     return { out, reply: { ok: true, epoch: this.epoch, last: this.last } };
   }
 
-  /** Joiner side: the primary's answer to `pull` (null: no answer). */
-  onPullReply(r: { entries: LogEntry[]; last: number; snapshot?: { books: Book[]; last: number } } | null, now: number): Out {
+  /** The answer to a `pull` (null: none): a joiner's from the primary, or a recovering primary's from a peer. */
+  onPullReply(from: string, r: { entries: LogEntry[]; last: number; snapshot?: { books: Book[]; last: number } } | null, now: number): Out {
     const out = emptyOut();
-    this.pulling = false;
-    if (this.mode !== "out" || r === null) return out;
+    const recovering = this.mode === "recovering";
+    if (recovering) this.awaiting.delete(from);
+    else this.pulling = false;
+    if (r === null || (!recovering && this.mode !== "out")) return out;
     if (r.snapshot && r.snapshot.last > this.last) {
-      // We missed more than the primary's log keeps: take its whole state instead.
+      // We missed more than the peer's log keeps: take its whole state instead.
       for (const b of r.snapshot.books) this.books.set(b.item, b);
       this.last = r.snapshot.last;
       out.snapshot = { books: r.snapshot.books, last: r.snapshot.last };
-      out.events.push(`behind the primary's log: took a snapshot at seq ${this.last}`);
+      out.events.push(`behind ${from}'s log: took a snapshot at seq ${this.last}`);
     }
     for (const e of r.entries) {
       if (e.seq <= this.last) continue;
       assert(e.seq === this.last + 1, `pulled entry ${e.seq} after ${this.last}`);
       this.apply(e, out);
+      if (recovering) out.events.push(`took seq ${e.seq} from ${from}: sequenced before the restart, never committed here`);
     }
-    if (this.last >= r.last) out.send.push({ to: this.view!.primary, msg: { type: "join", last: this.last } });
-    else this.nextPullAt = now; // more to fetch: ask again at once
+    if (this.last < r.last) {
+      this.nextPullAt = now; // more to fetch: ask again at once
+      return out;
+    }
+    if (recovering) {
+      this.checked.add(from);
+      this.finishRecovery(out);
+      return out;
+    }
+    out.send.push({ to: this.view!.primary, msg: { type: "join", last: this.last } });
     return out;
+  }
+
+  private finishRecovery(out: Out): void {
+    if (!this.recovering || !this.heardFrontend || !this.cfg.catalogs.every((c) => c === this.cfg.me || this.checked.has(c))) return;
+    this.recovering = false;
+    out.events.push(`restarted as primary: no other catalog holds a newer write (last ${this.last}); leading`);
   }
 
   /** Joiner side: the primary admitted us (with the view that includes us), or said we are behind. */
@@ -246,6 +282,14 @@ export class CatalogCore {
       if (f.kind === "batch") this.requestDrop(out);
       else this.requestAdmit(f.job.from, out);
     }
+    if (this.mode === "recovering" && now >= this.nextPullAt) {
+      this.nextPullAt = now + this.cfg.pullEveryMs;
+      for (const c of this.cfg.catalogs) {
+        if (c === this.cfg.me || this.checked.has(c) || this.awaiting.has(c)) continue;
+        this.awaiting.add(c);
+        out.send.push({ to: c, msg: { type: "pull", after: this.last } });
+      }
+    }
     if (this.mode === "out" && this.view && !this.pulling && now >= this.nextPullAt) {
       this.syncStart ??= { last: this.last, at: now };
       this.pulling = true;
@@ -253,12 +297,6 @@ export class CatalogCore {
       out.send.push({ to: this.view.primary, msg: { type: "pull", after: this.last } });
     }
     return out;
-  }
-
-  /** Lets the joiner pull again after its pull was answered with an error. */
-  pullFailed(now: number): void {
-    this.pulling = false;
-    this.nextPullAt = now + this.cfg.pullEveryMs;
   }
 
   // ---- the primary's pipeline ----
@@ -367,8 +405,8 @@ export class CatalogCore {
     const wasOut = this.mode === "out";
     this.view = v;
     out.view = v;
-    // A view issued after our restart that still names us primary is the front end's choice: lead.
-    if (v.primary === this.cfg.me && this.recovering) this.recovering = false;
+    // Replaced while recovering: resync like any other catalog instead.
+    if (v.primary !== this.cfg.me) this.recovering = false;
     if (this.mode === "out" && !wasOut) {
       this.syncStart = null;
       out.events.push(`left the view at epoch ${v.epoch}: resyncing from ${v.primary} before serving`);

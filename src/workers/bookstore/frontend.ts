@@ -1,9 +1,8 @@
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import { VersionedLru } from "../shared/cache.ts";
 import { fail, messageBody, ok, toResponse, MAX_BODY_BYTES, type HttpReply } from "../shared/http.ts";
-import type { ReadQuery } from "./catalog.ts";
 import { route, type BookstoreApi } from "./http.ts";
-import { E, isIndex, isItem, isView, malformed, type Book, type FrontendConfig, type Topic, type View, type WriteResult } from "./messages.ts";
+import { E, isIndex, isItem, isView, malformed, type Book, type FrontendConfig, type ReadQuery, type Topic, type View, type WriteResult } from "./messages.ts";
 
 /** Silent heartbeats before a replica counts as down. */
 const DOWN_AFTER_MISSES = 3;

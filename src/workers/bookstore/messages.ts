@@ -49,6 +49,9 @@ export interface LogEntry {
   result: WriteResult;
 }
 
+/** A read the front end sends a catalog member. */
+export type ReadQuery = { what: "lookup" | "quantity"; item: number } | { what: "search"; topic: string } | { what: "list" };
+
 /** Who sequences catalog writes (`primary`) and who must hold every write before it is acknowledged (`members`). */
 export interface View {
   epoch: number;

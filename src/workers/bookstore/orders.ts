@@ -26,7 +26,7 @@ type Outcome = { number: number; version: number } | { error: string; code: numb
  * numbers are server-striped (order-k hands out k, k+O, k+2O, …) so two servers never collide.
  */
 export const order = defineRole<OrderConfig>((node) => {
-  const { orders, frontend } = node.config;
+  const { orders } = node.config;
   const idx = orders.indexOf(node.id);
   if (idx < 0) throw new Error(`${node.id} is not in the order server list`);
   const db = node.storage;
@@ -34,16 +34,12 @@ export const order = defineRole<OrderConfig>((node) => {
   let localSeq = db.get<number>("meta/next") ?? 0;
   const inflight = new Map<string, Promise<Outcome>>();
   const served = { buys: 0, queries: 0 };
-  const catalogs = () => view?.members ?? [];
 
   const pendingCount = () => db.scan({ prefix: "p/" }).length;
   const recovered = pendingCount();
   node.log.info("order server up", { orders: localSeq, pending: recovered });
 
-  function known(rid: string): Outcome | undefined {
-    const d = db.get<Outcome>(doneKey(rid));
-    return d;
-  }
+  const known = (rid: string) => db.get<Outcome>(doneKey(rid));
 
   /** Drives one pending buy to its outcome; retries until the catalog answers definitely. */
   function resolve(rid: string, item: number): Promise<Outcome> {
@@ -134,6 +130,6 @@ export const order = defineRole<OrderConfig>((node) => {
   });
 
   return {
-    inspect: () => ({ orders: localSeq, pending: pendingCount(), served, catalogs: catalogs() }),
+    inspect: () => ({ orders: localSeq, pending: pendingCount(), served: { ...served }, view }),
   };
 });
