@@ -4,7 +4,7 @@ import { Simulation } from "../src/sim/simulator.ts";
 import { BOOKS } from "../src/workers/bookstore/messages.ts";
 import { roles } from "../src/workers/bookstore/roles.ts";
 import type { HistoryOp } from "../src/workers/bookstore/client.ts";
-import { awaitQuiet, bookstoreTopology, catalogIds, checkRun, orderIds, readCatalogLog, readOrders, scenario, type BookstoreOptions, type CatalogView } from "../src/workers/bookstore/scenario.ts";
+import { awaitQuiet, balanceCheck, bookstoreTopology, catalogIds, checkRun, orderIds, readCatalogLog, readOrders, scenario, type BookstoreOptions, type CatalogView } from "../src/workers/bookstore/scenario.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
 
 const C = catalogIds(2);
@@ -359,5 +359,10 @@ describe("bookstore checks on hand-made observations", () => {
     expect(lostBuy["final quantities account for every acknowledged write"]!.ok).toBe(false);
     const split = checkRun({ history: [], catalogs: [{ id: "catalog-1", view: cat() }, { id: "catalog-2", view: { ...cat(), mode: "member", digest: "other" } }], log: [], orders: [], pendingBuys: 0 });
     expect(split["the catalog replicas are identical at the end"]!.ok).toBe(false);
+    const below = checkRun({ history: [op("quantity", "ok", { item: 4, quantity: -1, version: 11 }, 0, 1)], catalogs: [{ id: "catalog-1", view: cat() }], log: [], orders: [], pendingBuys: 0 });
+    expect(below["no quantity ever below 0"]!.ok).toBe(false);
+    expect(balanceCheck("reads", { "catalog-1": 15, "catalog-2": 15 }).ok).toBe(true);
+    expect(balanceCheck("reads", { "catalog-1": 25, "catalog-2": 5 }).ok).toBe(false);
+    expect(balanceCheck("reads", { "catalog-1": 0, "catalog-2": 0 }).ok).toBe(false);
   });
 });
