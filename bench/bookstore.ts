@@ -7,12 +7,19 @@
  * 3. Resync time against writes missed: catalog-2 is killed, N writes land on catalog-1, catalog-2
  *    restarts; timed from the restart until it serves as a member again (N = 0 is the baseline:
  *    the restart itself, measured in the same run).
+ * 4. A tinybench table of the in-node pieces: the replication core per write, the router, the cache.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { percentile } from "../src/driver/stats.ts";
+import { Bench as TinyBench } from "tinybench";
 import { startCluster } from "../src/main/supervisor.ts";
+import { CatalogCore } from "../src/workers/bookstore/core.ts";
+import { route, type BookstoreApi } from "../src/workers/bookstore/http.ts";
+import { BOOKS, type LogEntry } from "../src/workers/bookstore/messages.ts";
+import { VersionedLru } from "../src/workers/shared/cache.ts";
+import { ok } from "../src/workers/shared/http.ts";
 import { bookstoreTopology, type CatalogView } from "../src/workers/bookstore/scenario.ts";
 import { printTable, progress, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
 import { groupedBarChart, lineChart, writeSvg } from "./lib/plot.ts";
@@ -90,12 +97,50 @@ async function until(c: Cluster, cond: () => Promise<boolean>, maxMs: number): P
   }
 }
 
+/** Per-operation costs of the pieces inside the nodes, with no network and no storage. */
+async function pieces(quick: boolean): Promise<Array<Record<string, unknown>>> {
+  const cats = ["catalog-1", "catalog-2"];
+  const cfg = { catalogs: cats, frontend: "frontend", replicateTimeoutMs: 300, pullEveryMs: 200, maxQueue: 1000 };
+  const books = () => BOOKS.map((b) => ({ ...b, quantity: 1e12 }));
+  const solo = new CatalogCore({ ...cfg, me: "catalog-1" }, { view: null, last: 0, books: books() }, () => undefined);
+  solo.onView({ epoch: 1, primary: "catalog-1", members: ["catalog-1"] }, 0);
+  const pair = new CatalogCore({ ...cfg, me: "catalog-1" }, { view: null, last: 0, books: books() }, () => undefined);
+  const backup = new CatalogCore({ ...cfg, me: "catalog-2" }, { view: null, last: 0, books: books() }, () => undefined);
+  const both = { epoch: 1, primary: "catalog-1", members: cats };
+  pair.onView(both, 0);
+  backup.onView(both, 0);
+  const api = Object.fromEntries(["list", "search", "lookup", "quantity", "buy", "updateCost", "updateQuantity", "order"].map((k) => [k, async () => ok(null)])) as unknown as BookstoreApi;
+  const cache = new VersionedLru<{ n: number }>(100);
+  cache.fill("book:1", { n: 1 }, 0, cache.ticket());
+  let i = 0;
+  const tb = new TinyBench({ time: quick ? 200 : 1000 });
+  tb.add("core: one buy, primary alone (sequence + commit)", () => void solo.submit({ kind: "write", token: i, rid: `s${i++}`, op: { k: "buy", item: 1 } }, 0))
+    .add("core: one buy, primary + backup (sequence, backup applies, commit)", () => {
+      const out = pair.submit({ kind: "write", token: i, rid: `p${i++}`, op: { k: "buy", item: 1 } }, 0);
+      const entries = (out.send[0]!.msg as { entries: LogEntry[] }).entries;
+      backup.onReplicate(both, entries);
+      pair.onReplicateReply("catalog-2", entries[entries.length - 1]!.seq, { ok: true, epoch: 1 }, 0);
+    })
+    .add("router: POST /update_cost/1 with a JSON body", async () => void (await route(api, "POST", "/update_cost/1", '{"cost": 12.5}')))
+    .add("cache: hit", () => void cache.get("book:1"))
+    .add("cache: invalidate + fill", () => {
+      cache.invalidate("book:2", ++i);
+      cache.fill("book:2", { n: i }, i, cache.ticket());
+    });
+  await tb.run();
+  return tb.tasks.map((t) => {
+    const r = t.result as { latency?: { p50?: number; p99?: number }; throughput?: { mean?: number } } | undefined;
+    return { task: t.name, "p50 µs": (r?.latency?.p50 ?? NaN) * 1000, "p99 µs": (r?.latency?.p99 ?? NaN) * 1000, "ops/s": Math.round(r?.throughput?.mean ?? NaN) };
+  });
+}
+
 export const bench: Bench = {
   name: "bookstore",
   description: "bookstore on threads: latency per request type with/without cache, read throughput with 1 vs 2 catalogs, resync time vs writes missed",
   async run(opts: BenchOptions) {
     const seconds = opts.quick ? 0.5 : 3;
-    const missedCounts = opts.quick ? [0, 10, 100, 1000] : [0, 10, 100, 1000, 10_000];
+    const missedCounts = opts.quick ? [0, 10, 100] : [0, 10, 100, 1000, 10_000];
+    const inNode = await pieces(opts.quick);
     const bar = progress("bookstore", 2 + 2 + missedCounts.length);
     const latency: LatencyRow[] = [];
     const throughput: ThroughputRow[] = [];
@@ -161,6 +206,9 @@ export const bench: Bench = {
     console.log();
     printTable(resync.map((x) => ({ "writes missed": x.missed, "restart → serving ms": r(x.resyncMs), "minus baseline ms": r(x.resyncMs - resync[0]!.resyncMs) })));
 
+    console.log();
+    printTable(inNode);
+
     const dir = opts.resultsDir;
     await writeSvg(join(dir, "bookstore-latency.svg"), groupedBarChart({ title: "Bookstore latency p50 per request type, 4 clients", rows: latency.map((x) => ({ request: x.kind, cache: x.cache ? "cache" : "no cache", ms: x.p50Ms })), x: "request", y: "ms", group: "cache", yTitle: "p50 latency (ms)" }));
     await writeSvg(join(dir, "bookstore-throughput.svg"), groupedBarChart({ title: "Uncached read throughput, 16 clients", rows: throughput.map((x) => ({ catalogs: `${x.catalogs} catalog${x.catalogs > 1 ? "s" : ""}`, rps: x.rps, series: "GET /list" })), x: "catalogs", y: "rps", group: "series", yTitle: "requests/s" }));
@@ -171,6 +219,7 @@ export const bench: Bench = {
       ...latency.map((x) => ({ figure: "latency", ...x })),
       ...throughput.map((x) => ({ figure: "read_throughput", ...x })),
       ...resync.map((x) => ({ figure: "resync", ...x })),
+      ...inNode.map((x) => ({ figure: "in_node", ...x })),
     ];
     if (opts.json) writeJson(opts.json, rows);
     return rows;
