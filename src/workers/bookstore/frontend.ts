@@ -98,21 +98,48 @@ export const frontend = defineRole<FrontendConfig>((node) => {
 
   // ---- reads ----
 
-  /** Round-robin over live members; each tried at most once, each for at most one timeout. */
-  async function read<R>(query: ReadQuery): Promise<R | HttpReply> {
-    const members = view.members.filter(alive);
-    if (members.length === 0) return fail(503, E.noCatalog, RETRY_AFTER);
+  /**
+   * The highest version of each book any read has returned. A backup applies a write as soon as it
+   * holds it, a moment before the primary commits it; a read that saw it there must not be followed
+   * by one that does not, so an older answer is not given out (another member, or the same one a
+   * moment later, has it). Bounded by the number of books.
+   */
+  const readFloor = new Map<number, number>();
+  const fresh = (books: Book[]) => books.every((b) => b.version >= (readFloor.get(b.item) ?? 0));
+  const raise = (books: Book[]) => {
+    for (const b of books) if (b.version > (readFloor.get(b.item) ?? 0)) readFloor.set(b.item, b.version);
+  };
+
+  /**
+   * Round-robin over live members; each tried for at most one timeout. An answer `fresh` refuses
+   * (older than a read already returned) sends the read on to the next member, and around again
+   * for at most one more read timeout.
+   */
+  async function read<R>(query: ReadQuery, books: (r: R) => Book[] = () => []): Promise<R | HttpReply> {
+    const deadline = node.now() + READ_TIMEOUT_MS;
     const start = rrCatalog++;
-    for (let i = 0; i < members.length; i++) {
-      const target = members[(start + i) % members.length]!;
+    const tried = new Set<string>();
+    for (let i = 0; ; i++) {
+      const members = view.members.filter(alive);
+      const untried = members.filter((m) => !tried.has(m));
+      // Every live member gets one try; only the rounds after that (waiting for a fresh answer) are bounded.
+      if (members.length === 0 || (untried.length === 0 && node.now() >= deadline)) break;
+      const pool = untried.length > 0 ? untried : members;
+      const target = pool[(start + i) % pool.length]!;
+      tried.add(target);
       try {
         const r = await node.request<R>(target, { type: "read", query, epoch: view.epoch }, { timeoutMs: READ_TIMEOUT_MS });
         count(`read:${target}`);
-        return r;
+        const bs = books(r);
+        if (fresh(bs)) {
+          raise(bs);
+          return r;
+        }
       } catch (e) {
         if (!(e instanceof RpcError)) throw e;
         if (e.code === ErrorCode.KeyDoesNotExist) return fail(404, e.text);
       }
+      if (untried.length <= 1) await node.sleep(BACKOFF_MS / 5);
     }
     return fail(503, E.noCatalog, RETRY_AFTER);
   }
@@ -121,9 +148,9 @@ export const frontend = defineRole<FrontendConfig>((node) => {
   async function book(item: number): Promise<Book | HttpReply> {
     const key = `book:${item}`;
     const hit = cache.get(key);
-    if (hit && "book" in hit) return hit.book;
+    if (hit && "book" in hit && fresh([hit.book])) return hit.book;
     const ticket = cache.ticket();
-    const r = await read<{ book: Book }>({ what: "lookup", item });
+    const r = await read<{ book: Book }>({ what: "lookup", item }, (x) => [x.book]);
     if (isReply(r)) return r;
     cache.fill(key, { book: r.book }, r.book.version, ticket);
     return r.book;
@@ -160,7 +187,7 @@ export const frontend = defineRole<FrontendConfig>((node) => {
   const api: BookstoreApi = {
     async list() {
       count("list");
-      const r = await read<{ books: Book[] }>({ what: "list" });
+      const r = await read<{ books: Book[] }>({ what: "list" }, (x) => x.books);
       if (isReply(r)) return r;
       return ok(r.books.map((b) => ({ item: b.item, title: b.title, topic: b.topic, cost: b.cost, quantity: b.quantity, version: b.version })));
     },

@@ -160,6 +160,33 @@ export function checkRun(x: CheckInput): Record<string, Check> {
   }
   checks["no read older than an acknowledged write that finished before it began"] = { ok: stale.length === 0, detail: stale.length ? `${stale.length} stale: ${stale.slice(0, 2).join("; ")}` : `${readsChecked} book reads checked` };
 
+  // 4b. Reads never go back in time: none older than a read that finished before it began (a read
+  // may see a write still in flight; every later read must then see it too).
+  const reads: Array<{ item: number; version: number; invokeMs: number; completeMs: number; who: string }> = [];
+  for (const op of x.history) {
+    if (op.type !== "ok" || (op.f !== "lookup" && op.f !== "quantity" && op.f !== "list")) continue;
+    const seen: Array<[number, number]> = op.f === "list" ? (op.value.books as Book[]).map((b) => [b.item, b.version]) : [[op.value.item as number, op.value.version as number]];
+    for (const [item, version] of seen) reads.push({ item, version, invokeMs: op.invokeMs, completeMs: op.completeMs, who: `${op.process} ${op.f}` });
+  }
+  const backwards: string[] = [];
+  const byItem = new Map<number, typeof reads>();
+  for (const r of reads) byItem.set(r.item, [...(byItem.get(r.item) ?? []), r]);
+  for (const [item, rs] of byItem) {
+    const done = [...rs].sort((a, b) => a.completeMs - b.completeMs);
+    const starts = [...rs].sort((a, b) => a.invokeMs - b.invokeMs);
+    let j = 0;
+    let max = -1;
+    let maxWho = "";
+    for (const r of starts) {
+      while (j < done.length && done[j]!.completeMs < r.invokeMs) {
+        if (done[j]!.version > max) (max = done[j]!.version), (maxWho = done[j]!.who);
+        j++;
+      }
+      if (r.version < max) backwards.push(`item ${item}: ${r.who} at ${r.invokeMs} saw version ${r.version} after ${maxWho} saw ${max}`);
+    }
+  }
+  checks["reads never go back in time"] = { ok: backwards.length === 0, detail: backwards.length ? `${backwards.length}: ${backwards.slice(0, 2).join("; ")}` : `${reads.length} book reads checked` };
+
   // 5. Final quantities account for every acknowledged write (and only for writes that may have happened).
   const final = x.catalogs.find((c) => c.view)?.view?.books ?? [];
   const off: string[] = [];
