@@ -8,6 +8,7 @@ const BENCHES: Record<string, () => Promise<{ bench: Bench }>> = {
   runtime: () => import("./runtime.ts"),
   consensus: () => import("./consensus.ts"),
   cache: () => import("./cache.ts"),
+  bookstore: () => import("./bookstore.ts"),
   "push-pull": () => import("./push-pull.ts"),
 };
 

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
 import { Simulation } from "../src/sim/simulator.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
-import { StockCache } from "../src/workers/stocks/cache.ts";
+import { VersionedLru as StockCache } from "../src/workers/shared/cache.ts";
 import { STOCKS } from "../src/workers/stocks/catalog.ts";
 import type { Order } from "../src/workers/stocks/messages.ts";
 import { roles } from "../src/workers/stocks/roles.ts";
@@ -248,7 +248,7 @@ describe("stocks cache", () => {
   });
 
   test("LRU: bounded, evicts the least recently used, refuses fills older than an invalidation", () => {
-    const cache = new StockCache(2);
+    const cache = new StockCache<{ name: string; price: number; quantity: number }>(2);
     const s = (name: string, quantity: number) => ({ name, price: 1, quantity });
     cache.fill("a", s("a", 1), 0, cache.ticket());
     cache.fill("b", s("b", 1), 0, cache.ticket());

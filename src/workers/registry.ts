@@ -13,6 +13,7 @@ export const SYSTEMS = {
   paxos: { roles: () => import("./paxos/roles.ts"), scenario: () => import("./paxos/scenario.ts") },
   olympics: { roles: () => import("./olympics/roles.ts"), scenario: () => import("./olympics/scenario.ts") },
   stocks: { roles: () => import("./stocks/roles.ts"), scenario: () => import("./stocks/scenario.ts") },
+  bookstore: { roles: () => import("./bookstore/roles.ts"), scenario: () => import("./bookstore/scenario.ts") },
 } satisfies Record<string, { roles: () => Promise<{ roles: Record<string, Role> }>; scenario: () => Promise<{ scenario: Scenario<any> }> }>;
 
 export type SystemName = keyof typeof SYSTEMS;

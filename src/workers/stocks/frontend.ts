@@ -1,5 +1,5 @@
 import { ErrorCode, RpcError, defineRole, type Body } from "../runtime/types.ts";
-import { StockCache } from "./cache.ts";
+import { VersionedLru } from "../shared/cache.ts";
 import { fail, messageBody, ok, route, stockData, toResponse, MAX_BODY_BYTES, type HttpReply, type StocksApi } from "./http.ts";
 import {
   E,
@@ -12,6 +12,7 @@ import {
   type Invalidate,
   type LookupOk,
   type PlaceOrderOk,
+  type Stock,
 } from "./messages.ts";
 
 const HEALTH_TIMEOUT_MS = 250;
@@ -37,7 +38,7 @@ const RTT_SAMPLES = 1024;
  */
 export const frontend = defineRole<FrontendConfig>((node) => {
   const { catalog, replicas, port } = node.config;
-  const cache = new StockCache(node.config.cache === false ? 0 : node.config.cacheSize);
+  const cache = new VersionedLru<Stock>(node.config.cache === false ? 0 : node.config.cacheSize);
   let leader: string | undefined;
   let electing: Promise<string | undefined> | null = null;
   let everLed = false;

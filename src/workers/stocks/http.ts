@@ -1,28 +1,11 @@
-import { DEFAULT_MAX_HTTP_BODY } from "../runtime/http.ts";
+import { MAX_BODY_BYTES, fail, ok, type HttpReply } from "../shared/http.ts";
 import { MAX_NAME_LENGTH, isQuantity, isTradeType, type Stock, type TradeType } from "./messages.ts";
-
-/** An HTTP answer as data, so one router serves both real HTTP and `http` messages. */
-export interface HttpReply {
-  status: number;
-  body: unknown;
-  headers?: Record<string, string>;
-}
 
 /** What the router needs from the frontend; each call answers with a full reply (data or error). */
 export interface StocksApi {
   lookup(name: string): Promise<HttpReply>;
   trade(order: { name: string; type: TradeType; quantity: number }): Promise<HttpReply>;
   orderQuery(number: number): Promise<HttpReply>;
-}
-
-export const MAX_BODY_BYTES = DEFAULT_MAX_HTTP_BODY;
-
-export function ok(data: unknown): HttpReply {
-  return { status: 200, body: { data } };
-}
-
-export function fail(status: number, message: string, headers?: Record<string, string>): HttpReply {
-  return { status, body: { error: { code: status, message } }, headers };
 }
 
 export function stockData(s: Stock): { name: string; price: number; quantity: number } {
@@ -87,11 +70,4 @@ function parseOrder(text: string): { name: string; type: TradeType; quantity: nu
   return { name: o.name, type: o.type, quantity: o.quantity };
 }
 
-export function toResponse(r: HttpReply): Response {
-  return Response.json(r.body, { status: r.status, headers: r.headers });
-}
-
-/** Cap a body read from a message: strings only, else treated as absent-and-invalid. */
-export function messageBody(v: unknown): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
+export { MAX_BODY_BYTES, fail, ok, messageBody, toResponse, type HttpReply } from "../shared/http.ts";

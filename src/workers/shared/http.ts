@@ -1,0 +1,48 @@
+import { DEFAULT_MAX_HTTP_BODY } from "../runtime/http.ts";
+
+/**
+ * HTTP helpers shared by the systems with a REST front end: a reply as data (so one router serves
+ * both real HTTP and `http` messages from client nodes, which may not open sockets), and the JSON
+ * error shape `{"error": {"code", "message"}}`.
+ */
+export interface HttpReply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export const MAX_BODY_BYTES = DEFAULT_MAX_HTTP_BODY;
+
+export function ok(data: unknown): HttpReply {
+  return { status: 200, body: { data } };
+}
+
+export function fail(status: number, message: string, headers?: Record<string, string>): HttpReply {
+  return { status, body: { error: { code: status, message } }, headers };
+}
+
+export function toResponse(r: HttpReply): Response {
+  return Response.json(r.body, { status: r.status, headers: r.headers });
+}
+
+/** Cap a body read from a message: strings only, else treated as absent-and-invalid. */
+export function messageBody(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+/** True when a body carried in a message is over the limit real HTTP bodies are held to. */
+export function bodyTooLarge(body: string | undefined): boolean {
+  return body !== undefined && body.length * 3 > MAX_BODY_BYTES && Buffer.byteLength(body) > MAX_BODY_BYTES;
+}
+
+/** Parses a JSON object body, or says what is wrong with it. */
+export function parseJsonObject(text: string): Record<string, unknown> | { error: HttpReply } {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { error: fail(400, "body is not JSON") };
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return { error: fail(400, "body must be a JSON object") };
+  return v as Record<string, unknown>;
+}
