@@ -24,7 +24,7 @@ export async function runScenario<O extends Record<string, unknown>>(
   stop: Promise<void> = new Promise(() => {}),
 ): Promise<Summary> {
   const targets = scenario.nemesisTargets?.(opts) ?? cluster.nodes.map((n) => n.id);
-  const nemesis = new Nemesis(cluster, opts.nemesis, targets, opts.nemesisInterval * 1000);
+  const nemesis = new Nemesis(cluster, opts.nemesis, targets, opts.nemesisInterval * 1000, opts.clockSkew ?? 0);
   let stopping = false;
   const stopped = (async () => {
     await Promise.race([Number.isFinite(opts.duration) ? cluster.sleep(opts.duration * 1000) : new Promise<void>(() => {}), stop]);

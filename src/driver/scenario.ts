@@ -12,9 +12,13 @@ export interface CommonOptions {
   nemesis: NemesisKind[];
   nemesisInterval: number;
   logLevel: string;
+  /** Largest initial clock offset of a node, ms (also the largest jump of the clock nemesis); 0: none. */
+  clockSkew?: number;
+  /** Largest clock drift of a node, ppm; 0: none. */
+  clockDrift?: number;
 }
 
-export type NemesisKind = "kill" | "partition" | "loss" | "pause";
+export type NemesisKind = "kill" | "partition" | "loss" | "pause" | "clock";
 
 /** A system-specific CLI option, in cac's syntax ("--pull <n>"). */
 export interface OptionSpec {

@@ -7,6 +7,7 @@ import type { CommonOptions, NemesisKind, Scenario } from "../driver/scenario.ts
 import { NEMESIS_KINDS } from "../driver/nemesis.ts";
 import type { NetworkPatch } from "../driver/cluster.ts";
 import type { LatencyDistribution } from "../workers/runtime/network.ts";
+import { MAX_DRIFT_PPM, withClocks } from "../workers/runtime/clock.ts";
 import type { LogLevel, NodeId, NodeSpec } from "../workers/runtime/types.ts";
 import type { Endpoint } from "./bridge.ts";
 
@@ -93,6 +94,8 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
   const nemesisInterval = flags.nemesisInterval === undefined ? 5 : num("nemesis-interval", flags.nemesisInterval, { min: 0.01 });
   const adminPort = flags.adminPort === undefined ? null : num("admin-port", flags.adminPort, { min: 0, max: 65535, integer: true });
   const threads = flags.threads === undefined ? null : num("threads", flags.threads, { min: 1, max: 4096, integer: true });
+  const clockSkew = flags.clockSkew === undefined ? 0 : num("clock-skew", flags.clockSkew, { min: 0, max: 3_600_000 });
+  const clockDrift = flags.clockDrift === undefined ? 0 : num("clock-drift", flags.clockDrift, { min: 0, max: MAX_DRIFT_PPM });
 
   const systemOpts: Record<string, unknown> = {};
   for (const o of scenario.options) {
@@ -139,6 +142,8 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     nemesis,
     nemesisInterval,
     logLevel,
+    clockSkew,
+    clockDrift,
     network: { latencyMs: latency, distribution, loss, dup, reorder: flags.reorder === true },
     dataDir: String(flags.dataDir ?? `data/${system}${multiHost ? `-${multiHost.host}` : ""}`),
     fresh: flags.fresh === true,
@@ -153,7 +158,7 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
   };
   let nodes: NodeSpec[];
   try {
-    nodes = scenario.topology(opts);
+    nodes = topologyWithClocks(scenario, opts);
   } catch (e) {
     // A system that rejects its options says why; that is a usage error, not a crash.
     throw new UsageError(e instanceof Error ? e.message : String(e));
@@ -173,6 +178,11 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     for (const n of nodes) multiHost.placement[n.id] ??= multiHost.driverHost;
   }
   return { opts, nodes };
+}
+
+/** The scenario's nodes, each with its clock offset and drift drawn from the seed (--clock-skew, --clock-drift). */
+export function topologyWithClocks(scenario: Scenario, opts: RunOptions): NodeSpec[] {
+  return withClocks(scenario.topology(opts), opts.seed, opts.clockSkew ?? 0, opts.clockDrift ?? 0);
 }
 
 /** The command that replays one simulated run: the same flags, this seed. */
