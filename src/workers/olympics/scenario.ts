@@ -6,6 +6,8 @@ import { ErrorCode, RpcError, type NodeSpec, type Random } from "../runtime/type
 import { EVENTS, MEDALS, TEAMS, sameScore, sameTally, type Event, type Score, type Tally, type Team } from "./domain.ts";
 import type { ScorekeeperStats } from "./scorekeeper.ts";
 import type { CacofonixConfig, CacofonixReport, CacofonixStopOk, ObelixConfig, TabletConfig, TabletState } from "./messages.ts";
+import { TIERED_OPTIONS } from "./tiered-options.ts";
+import { runTiered, tieredNemesisTargets, tieredTopology, type TieredOptions } from "./tiered-scenario.ts";
 
 export const OBELIX = "obelix";
 export const CACOFONIX = "cacofonix";
@@ -25,6 +27,7 @@ export interface OlympicsOptions extends Record<string, unknown> {
   refreshMs: number;
   port: number;
   password?: string;
+  tiered?: boolean;
 }
 
 export interface ObelixSnapshot {
@@ -166,14 +169,18 @@ export const scenario: Scenario<OlympicsOptions> = {
     { flags: "--refresh-ms <ms>", description: "Gap between a push tablet's registrations (heals lost pushes)", default: 3000 },
     { flags: "--port <port>", description: "obelix's HTTP port (0: a free one)", default: 0 },
     { flags: "--password <password>", description: "Cacofonix's password (default: $MENHIR_OLYMPICS_PASSWORD, else a dev password)" },
+    ...TIERED_OPTIONS,
   ],
-  topology: (o) => olympicsTopology(o),
+  // One system, two topologies: --tiered runs the multi-tier one (tiered-scenario.ts).
+  topology: (o) => (o.tiered ? tieredTopology(o as TieredOptions & typeof o) : olympicsTopology(o)),
   // cacofonix is the workload and the referee of its own writes: the nemesis leaves it alone.
   nemesisTargets: (o) => {
+    if (o.tiered) return tieredNemesisTargets(o as TieredOptions & typeof o);
     const ids = tabletIds({ pull: Number(o.pull), push: Number(o.push) });
     return [OBELIX, ...ids.pull, ...ids.push];
   },
   async run(cluster, o, control) {
+    if (o.tiered) return runTiered(cluster, o as TieredOptions & typeof o, control);
     const password = resolvePassword(o.password);
     const ids = tabletIds({ pull: Number(o.pull), push: Number(o.push) });
     const all = [...ids.pull, ...ids.push];
