@@ -10,6 +10,8 @@ import { followClock } from "./timesync.ts";
 
 /** Tries of one forward to the db (the same write id each time, so a retry never counts twice). */
 const DB_ATTEMPTS = 3;
+/** Per try: all tries fit in a client's default request timeout, so a lost message costs a retry here, not a failed request there. */
+const DB_TIMEOUT_MS = 300;
 /** A client counts as this front end's for this many heartbeats after its last request. */
 const CLIENT_HEARTBEATS = 10;
 /** Longest a request waits for its turn in the total order before it is refused (definitely: nothing was done). */
@@ -98,7 +100,7 @@ export const frontend = defineRole<TieredConfig>((node) => {
   async function toDb<R>(body: Body): Promise<R> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const r = await node.request<R>(db, body);
+        const r = await node.request<R>(db, body, { timeoutMs: DB_TIMEOUT_MS });
         state.forwarded++;
         return r;
       } catch (e) {

@@ -194,7 +194,13 @@ export async function runTiered(cluster: Cluster, o: TieredOptions & CommonOptio
 
   // The burst starts once a leader is elected and the front ends have joined.
   await cluster.sleep(Math.min(warmupMs, Math.max(500, (Number(o.duration) * 1000) / 4)));
-  const b = await burst(cluster, cfg.frontends, Number(o.increments), password, control.stopping);
+  // Cacofonix counts from the standings it reads at start: the burst waits until it has read them, or its counts would include part of the burst.
+  for (;;) {
+    const c = await cluster.inspect<CacofonixReport>(CACOFONIX);
+    if ((c && c.updates + c.failed > 0) || control.stopping()) break;
+    await cluster.sleep(100);
+  }
+  const b = control.stopping() ? { ...(await burst(cluster, cfg.frontends, 0, password, control.stopping)), sent: Number(o.increments) } : await burst(cluster, cfg.frontends, Number(o.increments), password, control.stopping);
   await control.untilStopped();
 
   let report: CacofonixReport | null = null;
