@@ -155,6 +155,10 @@ describe("tiered olympics: pure cores", () => {
       const clocks = [daemon, ...offsets.values()];
       expect(Math.max(...clocks) - Math.min(...clocks)).toBeLessThan(1e-6);
     }
+    // Clocks spread wider than the bound, an even number of them: the largest close group is averaged.
+    const spread = berkeleyRound("d", [10, 40, 80, 85, 90].map((o, i) => ({ node: `n${i}`, sentAt: 0, receivedAt: 2, clock: 1 + o })), 20, 20);
+    expect(spread.averaged.sort()).toEqual(["n2", "n3", "n4"]);
+    expect(spread.average).toBeCloseTo(85, 9);
     const slow = berkeleyRound("d", [{ node: "a", sentAt: 0, receivedAt: 100, clock: 50 }], 20, 20);
     expect(slow.slow).toEqual(["a"]);
     expect(slow.corrections.get("a")).toBeUndefined();

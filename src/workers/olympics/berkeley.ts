@@ -5,9 +5,9 @@ import type { NodeId } from "../runtime/types.ts";
  * clock and timed the round trip on its own clock; this turns the answers into corrections.
  *
  * Each node's offset from the daemon is estimated as `clock + rtt/2 − receivedAt` (Cristian's
- * estimate: the answer was read half a round trip ago). The daemon's own offset is 0. Offsets
- * further than `outlierMs` from their median are left out of the average (a clock that jumped, or a
- * reply delayed by a slow link), but those nodes are corrected too. Every node, the daemon
+ * estimate: the answer was read half a round trip ago). The daemon's own offset is 0. Only the
+ * largest group of offsets within `outlierMs` of one of them is averaged: a clock that jumped, or a
+ * reply delayed by a slow link, is left out, but corrected too. Every node, the daemon
  * included, is told to move by `average − its offset`, which brings every estimate to the average.
  * Answers whose round trip exceeds `maxRttMs` are not used at all: their estimate is too loose.
  */
@@ -56,10 +56,18 @@ export function berkeleyRound(daemon: NodeId, samples: readonly ClockSample[], o
     }
     offsets.set(s.node, s.clock + rtt / 2 - s.receivedAt);
   }
+  // The fault-tolerant average of Gusella and Zatti: average the largest group of clocks within outlierMs of one of them
+  // (on a tie, the group around the clock nearest the median), so a few wild clocks never pull the rest.
   const mid = median([...offsets.values()]);
-  const averaged = [...offsets].filter(([, o]) => Math.abs(o - mid) <= outlierMs).map(([n]) => n);
+  let centre = 0;
+  let best = -1;
+  for (const o of offsets.values()) {
+    const n = [...offsets.values()].filter((x) => Math.abs(x - o) <= outlierMs).length;
+    if (n > best || (n === best && Math.abs(o - mid) < Math.abs(centre - mid))) [best, centre] = [n, o];
+  }
+  const averaged = [...offsets].filter(([, o]) => Math.abs(o - centre) <= outlierMs).map(([n]) => n);
   const outliers = [...offsets.keys()].filter((n) => !averaged.includes(n));
-  assert(averaged.length > 0, "the median is within the outlier bound of itself");
+  assert(averaged.length === best && best > 0, "the centre clock is within the outlier bound of itself");
   const average = averaged.reduce((a, n) => a + offsets.get(n)!, 0) / averaged.length;
   const corrections = new Map<NodeId, number>();
   for (const [n, o] of offsets) corrections.set(n, average - o);

@@ -241,7 +241,8 @@ export const frontend = defineRole<TieredConfig>((node) => {
     inspect: (): FrontendState & { clock: typeof clock; order: OrderEntry[] } => ({
       totalOrder: cfg.totalOrder,
       delivered: delivery.delivered.length,
-      chain: delivery.chain,
+      // Copies: a snapshot must not change under the driver (in the simulator inspect is not serialised).
+      chain: [...delivery.chain],
       winners: delivery.winners(),
       clients: liveClients(),
       requests: state.requests,
@@ -250,7 +251,7 @@ export const frontend = defineRole<TieredConfig>((node) => {
       pushes: state.pushes,
       joined: state.joined,
       clock,
-      order: delivery.delivered,
+      order: [...delivery.delivered],
     }),
   };
 });

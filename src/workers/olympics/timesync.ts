@@ -5,6 +5,8 @@ import type { ClockAdjust, ClockPoll, ClockPollOk } from "./tiered-messages.ts";
 /** Corrections larger than this are refused: no sane round asks a clock to move by more than a day. */
 const MAX_CORRECTION_MS = 86_400_000;
 const MAX_ROUNDS_KEPT = 200;
+/** Polls per node per round. */
+const POLLS_PER_ROUND = 3;
 
 export interface FollowerState {
   adjustments: number;
@@ -67,13 +69,20 @@ export class TimeDaemon {
     const samples = (
       await Promise.all(
         others.map(async (n): Promise<ClockSample | null> => {
-          const sentAt = node.now();
-          try {
-            const r = await node.request<ClockPollOk>(n, { type: "clock_poll" } satisfies ClockPoll, { timeoutMs });
-            return typeof r.clock === "number" ? { node: n, sentAt, receivedAt: node.now(), clock: r.clock } : null;
-          } catch {
-            return null; // down or cut off: corrected next round
+          // Several polls, keeping the one with the shortest round trip: its estimate has the smallest error bound (rtt/2).
+          let best: ClockSample | null = null;
+          for (let i = 0; i < POLLS_PER_ROUND; i++) {
+            const sentAt = node.now();
+            try {
+              const r = await node.request<ClockPollOk>(n, { type: "clock_poll" } satisfies ClockPoll, { timeoutMs });
+              if (typeof r.clock !== "number") continue;
+              const s = { node: n, sentAt, receivedAt: node.now(), clock: r.clock };
+              if (!best || s.receivedAt - s.sentAt < best.receivedAt - best.sentAt) best = s;
+            } catch {
+              break; // down or cut off: corrected next round
+            }
           }
+          return best;
         }),
       )
     ).filter((s): s is ClockSample => s !== null);
