@@ -1,5 +1,5 @@
 import { seqKey } from "../runtime/storage.ts";
-import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
+import { ErrorCode, RpcError, defineRole, type Role } from "../runtime/types.ts";
 import { obelix } from "./obelix.ts";
 import { MAX_ORDER_LOG, Sequencer, type OrderEntry } from "./order.ts";
 import type { Order, OrderJoin, OrderJoinOk, OrderOk, Ordered, TieredConfig } from "./tiered-messages.ts";
@@ -20,7 +20,8 @@ const MAX_OP_CHARS = 200;
  */
 export const db = defineRole<TieredConfig>(async (node) => {
   const cfg = node.config;
-  const hooks = (await obelix(node as never)) ?? {};
+  // obelix registers its handlers on this node; the db adds its own beside them.
+  const hooks = (await (obelix as Role)(node)) ?? {};
   const clock = followClock(node, cfg.dispatchers);
   const restored = node.storage.scan<OrderEntry>({ prefix: ORDER }).map(([, e]) => e);
   const seq = new Sequencer(restored, cfg.heartbeatMs * MISSED_HEARTBEATS);

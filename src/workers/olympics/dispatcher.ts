@@ -1,10 +1,9 @@
-import { defineRole, type Message } from "../runtime/types.ts";
+import { ErrorCode, RpcError, defineRole, type Message } from "../runtime/types.ts";
 import { Election } from "./election.ts";
 import { LoadTable } from "./loadtable.ts";
 import { dispatcherHttp } from "./tiered-http.ts";
 import type { DispatcherAlive, DispatcherState, FrontendAlive, GetServer, GetServerOk, Redirect, RegisterClient, RegisterClientOk, TieredConfig } from "./tiered-messages.ts";
 import { TimeDaemon, followClock } from "./timesync.ts";
-import { ErrorCode, RpcError } from "../runtime/types.ts";
 
 /** A dispatcher is dead to the others after this many missed heartbeats; a front end likewise. */
 const MISSED_HEARTBEATS = 4;

@@ -75,12 +75,13 @@ export const frontend = defineRole<TieredConfig>((node) => {
     return new Promise((resolve, reject) => {
       const list = waiters.get(seq) ?? waiters.set(seq, []).get(seq)!;
       let done = false;
+      const timer = node.setTimeout(DELIVERY_WAIT_MS, () => {
+        if (!done) reject(new RpcError(ErrorCode.TemporarilyUnavailable, `position ${seq} of the total order did not reach ${node.id} in time`));
+      });
       list.push(() => {
         done = true;
+        node.clearTimer(timer);
         resolve();
-      });
-      node.setTimeout(DELIVERY_WAIT_MS, () => {
-        if (!done) reject(new RpcError(ErrorCode.TemporarilyUnavailable, `position ${seq} of the total order did not reach ${node.id} in time`));
       });
     });
   }
@@ -250,6 +251,7 @@ export const frontend = defineRole<TieredConfig>((node) => {
       dbRetries: state.dbRetries,
       pushes: state.pushes,
       joined: state.joined,
+      refused: state.refused,
       clock,
       order: [...delivery.delivered],
     }),

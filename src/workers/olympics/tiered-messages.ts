@@ -119,6 +119,8 @@ export interface FrontendState {
   dbRetries: number;
   pushes: number;
   joined: boolean;
+  /** Pushes or order entries from anyone but the db, or malformed: dropped. */
+  refused: number;
 }
 
 export interface DispatcherState {
