@@ -90,6 +90,9 @@ export function tieredNemesisTargets(o: Opts): NodeId[] {
   return [...cfg.dispatchers, ...cfg.frontends, DB];
 }
 
+/** How often the driver tries a write without the password. */
+const INTRUDER_EVERY_MS = 1000;
+
 type Counts = Record<Team, Record<Medal, number>>;
 const zero = (): Counts => Object.fromEntries(TEAMS.map((t) => [t, { gold: 0, silver: 0, bronze: 0 }])) as Counts;
 
@@ -192,6 +195,31 @@ export async function runTiered(cluster: Cluster, o: TieredOptions & CommonOptio
     }
   })();
 
+  // Writes without the password, through every front end, over messages and HTTP: the db must refuse each.
+  const intruder = { attempts: 0, refused: 0, accepted: 0, unanswered: 0 };
+  const intruding = (async () => {
+    for (let i = 0; !control.stopping(); i++) {
+      await cluster.sleep(INTRUDER_EVERY_MS);
+      const fe = cfg.frontends[i % cfg.frontends.length]!;
+      intruder.attempts += 2;
+      try {
+        await cluster.request(fe, { type: "increment_medal_tally", team: "Persia", medal: "bronze", password: `${password}-not`, write_id: `intruder-${cluster.seed}-${i}` }, 3000);
+        intruder.accepted++;
+      } catch (e) {
+        if (e instanceof RpcError && e.code === ErrorCode.Unauthorized) intruder.refused++;
+        else intruder.unanswered++;
+      }
+      try {
+        const res = await cluster.fetch(fe, new Request(`http://${fe}/incrementMedalTally/Persia/bronze`, { method: "POST" }));
+        if (res.status === 401 || res.status === 403) intruder.refused++;
+        else if (res.ok) intruder.accepted++;
+        else intruder.unanswered++;
+      } catch {
+        intruder.unanswered++;
+      }
+    }
+  })();
+
   // The burst starts once a leader is elected and the front ends have joined.
   await cluster.sleep(Math.min(warmupMs, Math.max(500, (Number(o.duration) * 1000) / 4)));
   // Cacofonix counts from the standings it reads at start: the burst waits until it has read them, or its counts would include part of the burst.
@@ -202,6 +230,7 @@ export async function runTiered(cluster: Cluster, o: TieredOptions & CommonOptio
   }
   const b = control.stopping() ? { ...(await burst(cluster, cfg.frontends, 0, password, control.stopping)), sent: Number(o.increments) } : await burst(cluster, cfg.frontends, Number(o.increments), password, control.stopping);
   await control.untilStopped();
+  await intruding;
 
   let report: CacofonixReport | null = null;
   try {
@@ -217,6 +246,7 @@ export async function runTiered(cluster: Cluster, o: TieredOptions & CommonOptio
   let leader: DispatcherState | null = null;
   let behind: string[] = [];
   let unbalanced = "";
+  let tabletStates: TabletState[] = [];
   for (;;) {
     board = await cluster.inspect(DB);
     views = new Map();
@@ -227,8 +257,10 @@ export async function runTiered(cluster: Cluster, o: TieredOptions & CommonOptio
     const ds = (await Promise.all(cfg.dispatchers.map((d) => cluster.inspect<DispatcherState>(d)))).filter((d): d is DispatcherState => !!d && d.isLeader);
     leader = ds[ds.length - 1] ?? null;
     behind = [];
+    tabletStates = [];
     for (const id of tablets) {
       const s = await cluster.inspect<TabletState>(id);
+      if (s) tabletStates.push(s);
       if (!s) behind.push(`${id}: not answering`);
       else if (board) behind.push(...divergence(s, board).map((d) => `${id}: ${d}`));
     }
@@ -262,6 +294,10 @@ export async function runTiered(cluster: Cluster, o: TieredOptions & CommonOptio
         : `${b.acked}/${b.sent} acknowledged; ${out.slice(0, 4).join("; ") || (board ? "cacofonix did not report" : "db down")}`,
   };
   checks["no acknowledged write lost"] = { ok: !!board && !!report && lost.length === 0, detail: lost.length === 0 ? "every acknowledged increment is in the db" : lost.slice(0, 4).join("; ") };
+  checks["no write without the password took effect"] = {
+    ok: intruder.accepted === 0 && out.length === 0,
+    detail: `${intruder.refused} of ${intruder.attempts} unauthorized writes through the front ends refused, ${intruder.unanswered} unanswered, ${intruder.accepted} accepted`,
+  };
   checks["load balance: front-end loads differ by at most one"] = { ok: !unbalanced, detail: unbalanced ? `leader's loads: ${unbalanced}` : `${leader!.leader}: ${JSON.stringify(leader!.loads)}` };
   checks[`clock difference below δ=${delta} ms after the first rounds`] = {
     ok: clocks.samples > 0 && clocks.longestAboveMs <= healMs,
@@ -290,6 +326,13 @@ export async function runTiered(cluster: Cluster, o: TieredOptions & CommonOptio
     };
   }
   checks["every tablet ended holding the db's values for its interests"] = { ok: behind.length === 0 || (!cfg.totalOrder && behind.every((x) => !x.includes("delivered"))), detail: behind.length === 0 ? `${tablets.length} tablets converged` : behind.slice(0, 4).join("; ") };
+  const pushTablets = tabletStates.filter((t) => t.mode === "push");
+  const pushed = pushTablets.reduce((a, t) => a + t.pushes, 0);
+  const unexpected = tabletStates.reduce((a, t) => a + t.unexpectedPushes, 0);
+  checks["pushes through the front ends reached only interested tablets"] = {
+    ok: unexpected === 0 && (pushTablets.length === 0 || !report || report.updates === 0 || pushed > 0),
+    detail: `${pushed} pushes reached ${pushTablets.length} push tablets; ${unexpected} about something a tablet never asked for`,
+  };
   checks["cacofonix wrote"] = { ok: !!report && report.updates > 0, detail: report ? `${report.updates} updates, ${report.failed} failed` : "cacofonix did not answer" };
 
   return {
@@ -303,6 +346,7 @@ export async function runTiered(cluster: Cluster, o: TieredOptions & CommonOptio
       clockSpreadWorstMs: clocks.worstMs,
       syncRounds: leader?.syncRounds ?? null,
       updates: report?.updates ?? null,
+      pushes: pushed,
     },
   };
 }
