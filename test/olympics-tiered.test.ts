@@ -416,6 +416,32 @@ describe("tiered olympics in the simulator", () => {
     expect(failing(good)).toEqual([]);
   });
 
+  test("the checks catch a front end that garbles what it delivers, and one whose clock ignores corrections", async () => {
+    const { frontend } = await import("../src/workers/olympics/frontend.ts");
+    // frontend-2 takes every 7th multicast entry for another request: its order diverges from frontend-1's.
+    const garbling: Role = (node: NodeContext) =>
+      (frontend as Role)({
+        ...node,
+        on: (type, handler) =>
+          node.on(type, (msg) => {
+            if (type === "ordered" && node.id === "frontend-2" && Array.isArray(msg.body.entries)) {
+              const entries = (msg.body.entries as OrderEntry[]).map((e) => (e.seq % 7 === 0 ? { ...e, op: "forged" } : e));
+              msg = { ...msg, body: { ...msg.body, entries } };
+            }
+            return handler(msg as never);
+          }),
+      } as NodeContext);
+    const o = options({ seed: 4, duration: 5, increments: 200 });
+    const garbled = await simScenario(o, { roles: { frontend: garbling } });
+    expect(garbled.checks["identical total order at every front end"]).toBe(false);
+    // frontend-1's clock never moves: with 50 ms of skew, the spread never closes.
+    const stubborn: Role = (node: NodeContext) => (frontend as Role)({ ...node, adjustClock: node.id === "frontend-1" ? () => {} : node.adjustClock } as NodeContext);
+    const skewed = options({ seed: 4, duration: 5, increments: 0, clockSkew: 50 });
+    const s = await simScenario(skewed, { roles: { frontend: stubborn } });
+    expect(s.checks["clock difference below δ=5 ms after the first rounds"]).toBe(false);
+    expect(failing(await simScenario(skewed))).toEqual([]);
+  });
+
   test("bad tiered options are refused with a clear error", () => {
     expect(() => scenario.topology(options({ frontends: 0 }))).toThrow(/--frontends/);
     expect(() => scenario.topology(options({ totalOrder: "maybe" }))).toThrow(/--total-order/);
