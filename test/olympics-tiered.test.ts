@@ -319,6 +319,15 @@ describe("tiered olympics in the simulator", () => {
       expect(tags.some((t) => t.raffle)).toBe(true);
       const raffle = (await (await c.fetch("frontend-1", new Request("http://f/raffle"))).json()) as { winners: OrderEntry[] };
       expect(raffle.winners.map((w: OrderEntry) => w.seq)).toEqual(Array.from({ length: raffle.winners.length }, (_, i) => (i + 1) * 100));
+      const tally = (await (await c.fetch("frontend-2", new Request("http://f/getMedalTally/gaul"))).json()) as Tally & { order: OrderTag };
+      expect(tally.team).toBe("Gaul");
+      expect(tally.order.seq).toBeGreaterThan(tags[tags.length - 1]!.seq);
+      const inc = await c.fetch("frontend-1", new Request("http://f/incrementMedalTally/Rome/gold", { method: "POST", headers: { authorization: `Bearer ${PW}`, "idempotency-key": "k1" } }));
+      expect(((await inc.json()) as Tally).gold).toBe(1);
+      const again = await c.fetch("frontend-2", new Request("http://f/incrementMedalTally/Rome/gold", { method: "POST", headers: { authorization: `Bearer ${PW}`, "idempotency-key": "k1" } }));
+      expect(((await again.json()) as Tally).gold).toBe(1);
+      expect((await c.fetch("frontend-2", new Request("http://f/incrementMedalTally/Rome/gold", { method: "POST" }))).status).toBe(401);
+      expect((await c.fetch("frontend-2", new Request("http://f/raffle", { method: "POST" }))).status).toBe(405);
       const clock = (await (await c.fetch("frontend-2", new Request("http://f/getClock"))).json()) as { clock: number };
       expect(Math.abs(clock.clock - c.now())).toBeLessThan(5);
     });

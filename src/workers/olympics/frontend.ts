@@ -228,9 +228,21 @@ export const frontend = defineRole<TieredConfig>((node) => {
   node.setInterval(Math.max(cfg.heartbeatMs * 10, 1000), registerAtDb);
   if (cfg.totalOrder) void join();
 
+  // Over HTTP a front end answers as obelix does (the tally or score itself), plus where the request landed in the order.
+  const value = (key: "tally" | "score") => async (p: Promise<Body>) => {
+    const r = await p;
+    return r.order ? { ...(r[key] as object), order: r.order } : r[key];
+  };
+  const httpApi = {
+    getMedalTally: (team: unknown) => value("tally")(api.getMedalTally(team)),
+    getScore: (event: unknown) => value("score")(api.getScore(event)),
+    incrementMedalTally: (team: unknown, medal: unknown, password: unknown, writeId?: unknown) => value("tally")(api.incrementMedalTally(team, medal, password, writeId)),
+    setScore: (event: unknown, scores: unknown, password: unknown, writeId?: unknown) => value("score")(api.setScore(event, scores, password, writeId)),
+  };
+
   if (typeof cfg.port === "number") {
     node.serveHttp(
-      frontendHttp(api, {
+      frontendHttp(httpApi, {
         clock: () => ({ node: node.id, clock: node.now(), adjustments: clock.adjustments, lastRound: clock.lastRound }),
         raffle: () => ({ delivered: delivery.delivered.length, winners: delivery.winners() }),
       }),
