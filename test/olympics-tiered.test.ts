@@ -451,6 +451,32 @@ describe("tiered olympics in the simulator", () => {
     expect(failing(await simScenario(skewed))).toEqual([]);
   });
 
+  test("a db restart keeps every acknowledged write; a db on memory storage loses them, and the check says so", async () => {
+    const o = options({ seed: 6, duration: 6, increments: 300 });
+    const run = async (storage: "os" | "memory") => {
+      const nodes = nodesOf(o).map((n) => (n.id === "db" ? { ...n, storage } : n));
+      return inSim(
+        o,
+        async (c) => {
+          const crash = (async () => {
+            await c.sleep(4000);
+            await c.crash("db");
+            await c.sleep(300);
+            await c.restart("db");
+          })();
+          const s = await runScenario(c, scenario, o);
+          await crash;
+          return s;
+        },
+        { nodes },
+      );
+    };
+    const durable = await run("os");
+    expect(failing(durable)).toEqual([]);
+    const volatile = await run("memory");
+    expect(volatile.checks["no acknowledged write lost"]).toBe(false);
+  });
+
   test("bad tiered options are refused with a clear error", () => {
     expect(() => scenario.topology(options({ frontends: 0 }))).toThrow(/--frontends/);
     expect(() => scenario.topology(options({ totalOrder: "maybe" }))).toThrow(/--total-order/);
