@@ -10,6 +10,7 @@ const BENCHES: Record<string, () => Promise<{ bench: Bench }>> = {
   cache: () => import("./cache.ts"),
   bookstore: () => import("./bookstore.ts"),
   "push-pull": () => import("./push-pull.ts"),
+  tiered: () => import("./tiered.ts"),
 };
 
 const cli = cac("bench");

@@ -41,6 +41,8 @@ describe("admin API", () => {
     const { nodes } = (await ok.json()) as { nodes: Array<Record<string, unknown>> };
     expect(nodes.map((n) => [n.id, n.role, n.status])).toEqual([["n1", "kv", "running"], ["n2", "kv", "running"]]);
     expect(nodes[0]!.stats).toHaveProperty("sent");
+    // Each node's clock error against true time (perfect clocks here).
+    expect((nodes[0]!.stats as { clockErrorMs: number }).clockErrorMs).toBe(0);
   });
 
   test("crash and restart a node", async () => {

@@ -112,6 +112,20 @@ describe("option parsing", () => {
     expect(opts.secretGenerated).toBe(true);
   });
 
+  test("clock flags: every node gets its seeded offset and drift within the bounds; bad values are usage errors", () => {
+    const { opts, nodes } = parse({ seed: 9, clockSkew: 30, clockDrift: 50, nemesis: "clock" });
+    expect(opts.clockSkew).toBe(30);
+    expect(opts.nemesis).toEqual(["clock"]);
+    for (const n of nodes) {
+      expect(Math.abs(n.clock!.offsetMs)).toBeLessThanOrEqual(30);
+      expect(Math.abs(n.clock!.driftPpm)).toBeLessThanOrEqual(50);
+    }
+    expect(parse({ seed: 9, clockSkew: 30, clockDrift: 50 }).nodes).toEqual(nodes);
+    expect(parse({ seed: 9 }).nodes.every((n) => n.clock!.offsetMs === 0 && n.clock!.driftPpm === 0)).toBe(true);
+    expect(() => parse({ clockSkew: -1 })).toThrow(/--clock-skew/);
+    expect(() => parse({ clockDrift: 5000 })).toThrow(/--clock-drift/);
+  });
+
   test("multi-host flags: placement, driver host, secret required", () => {
     const { opts } = parse({ host: "b", listen: "0.0.0.0:7100", peer: ["a=10.0.0.1:7100"], place: "server=b", secret: "s3cret-s3cret" });
     expect(opts.multiHost!.placement).toEqual({ server: "b", "client-1": "a", "client-2": "a", "client-3": "a" });

@@ -1,3 +1,4 @@
+import { CLOCK_JUMP } from "../workers/runtime/clock.ts";
 import type { NodeId } from "../workers/runtime/types.ts";
 import type { Cluster } from "./cluster.ts";
 import type { NemesisKind } from "./scenario.ts";
@@ -10,7 +11,9 @@ export interface NemesisEvent {
   detail: string;
 }
 
-export const NEMESIS_KINDS: readonly NemesisKind[] = ["kill", "partition", "loss", "pause"];
+export const NEMESIS_KINDS: readonly NemesisKind[] = ["kill", "partition", "loss", "pause", "clock"];
+/** Largest jump of the "clock" nemesis when no --clock-skew is set. */
+const DEFAULT_CLOCK_JUMP_MS = 100;
 /** Loss the "loss" nemesis adds while active. */
 const NEMESIS_LOSS = 0.2;
 
@@ -30,6 +33,8 @@ export class Nemesis {
     private readonly kinds: readonly NemesisKind[],
     private readonly targets: readonly NodeId[],
     private readonly intervalMs: number,
+    /** Largest jump of the "clock" nemesis (--clock-skew). */
+    private readonly clockSkewMs = 0,
   ) {
     this.t0 = cluster.now();
   }
@@ -78,6 +83,20 @@ export class Nemesis {
         await c.setNetwork({ partitions: [{ from: cut, to: rest }] });
         this.active = { kind, detail: `[${cut.join(",")}] | rest`, heal: () => c.setNetwork({ partitions: [] }) };
         break;
+      }
+      case "clock": {
+        // A clock jump is not undone: healing it is the clock-sync protocol's job, if the system has one.
+        if (running.length === 0) return;
+        const id = c.random.pick(running);
+        const max = this.clockSkewMs > 0 ? this.clockSkewMs : DEFAULT_CLOCK_JUMP_MS;
+        const deltaMs = c.random.range(-max, max);
+        try {
+          await c.request(id, { type: CLOCK_JUMP, deltaMs }, 1000);
+        } catch {
+          return; // the node died meanwhile: nothing was injected
+        }
+        this.record(kind, "inject", `${id} ${deltaMs >= 0 ? "+" : ""}${deltaMs.toFixed(1)} ms`);
+        return;
       }
       case "loss": {
         const before = c.network().defaults.loss;

@@ -81,7 +81,7 @@ export async function runScenario<O extends Record<string, unknown>>(
   stop: Promise<void> = new Promise(() => {}),
 ): Promise<Summary> {
   const targets = nemesisTargets(scenario, cluster.nodes);
-  const nemesis = new Nemesis(cluster, opts.nemesis, targets, opts.nemesisInterval * 1000);
+  const nemesis = new Nemesis(cluster, opts.nemesis, targets, opts.nemesisInterval * 1000, opts.clockSkew ?? 0);
   const clients = scenario.clients?.(opts) ?? [];
   let progress: Check | null = null;
   let stopping = false;

@@ -12,9 +12,13 @@ export interface CommonOptions {
   nemesis: NemesisKind[];
   nemesisInterval: number;
   logLevel: string;
+  /** Largest initial clock offset of a node, ms (also the largest jump of the clock nemesis); 0: none. */
+  clockSkew?: number;
+  /** Largest clock drift of a node, ppm; 0: none. */
+  clockDrift?: number;
 }
 
-export type NemesisKind = "kill" | "partition" | "loss" | "pause";
+export type NemesisKind = "kill" | "partition" | "loss" | "pause" | "clock";
 
 /** The most nodes one cluster may have, in any mode: it bounds every per-node table and the simulator's memory. */
 export const MAX_NODES = 10_000;

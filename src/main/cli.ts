@@ -11,7 +11,7 @@ import { DEFAULT_SYSTEM, SYSTEMS, loadRoles, loadScenario } from "../workers/reg
 import type { NodeSpec } from "../workers/runtime/types.ts";
 import { startAdmin } from "./admin.ts";
 import { TcpBridge } from "./bridge.ts";
-import { RunError, UsageError, forSeed, parseOptions, replayCommand, type Flags, type RunOptions } from "./options.ts";
+import { RunError, UsageError, forSeed, parseOptions, replayCommand, topologyWithClocks, type Flags, type RunOptions } from "./options.ts";
 import { ThreadCluster } from "./supervisor.ts";
 
 const COMMON: Array<[string, string, unknown?]> = [
@@ -23,8 +23,10 @@ const COMMON: Array<[string, string, unknown?]> = [
   ["--loss <p>", "Message loss probability"],
   ["--dup <p>", "Message duplication probability"],
   ["--reorder", "Let random latency reorder messages on a link"],
-  ["--nemesis <kinds>", "Faults to inject: kill,partition,loss,pause"],
+  ["--nemesis <kinds>", "Faults to inject: kill,partition,loss,pause,clock"],
   ["--nemesis-interval <s>", "Seconds between fault injections and heals (default 5)"],
+  ["--clock-skew <ms>", "Largest initial clock offset of a node, drawn from the seed (also the clock nemesis' largest jump)"],
+  ["--clock-drift <ppm>", "Largest clock drift of a node in ppm, drawn from the seed"],
   ["--data-dir <dir>", "Where nodes keep durable storage (default data/<system>)"],
   ["--fresh", "Wipe the data dir first"],
   ["--log-level <level>", "debug | info | warn | error | silent (default warn)"],
@@ -63,7 +65,7 @@ async function runSeeds(system: string, scenario: Scenario, opts: RunOptions): P
   for (let seed = a; seed <= b; seed++) {
     let s: Summary;
     try {
-      s = await runSim(system, scenario, opts, scenario.topology(forSeed(opts, seed)), seed, opts.logLevel === "silent");
+      s = await runSim(system, scenario, opts, topologyWithClocks(scenario, forSeed(opts, seed)), seed, opts.logLevel === "silent");
     } catch (e) {
       s = { system, mode: "sim", seed, ok: false, checks: { "simulation ran": false }, details: { "simulation ran": String(e) }, metrics: {}, nemesis: [] };
     }

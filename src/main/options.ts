@@ -8,6 +8,7 @@ import { MAX_NODES, type CommonOptions, type NemesisKind, type Scenario } from "
 import { NEMESIS_KINDS } from "../driver/nemesis.ts";
 import type { NetworkPatch } from "../driver/cluster.ts";
 import type { LatencyDistribution } from "../workers/runtime/network.ts";
+import { MAX_DRIFT_PPM, withClocks } from "../workers/runtime/clock.ts";
 import type { LogLevel, NodeId, NodeSpec } from "../workers/runtime/types.ts";
 import type { Endpoint } from "./bridge.ts";
 
@@ -121,6 +122,8 @@ export function parseOptions(
   const adminPort = flags.adminPort === undefined ? null : num("admin-port", flags.adminPort, { min: 0, max: 65535, integer: true });
   const connectTimeout = flags.connectTimeout === undefined ? 60 : num("connect-timeout", flags.connectTimeout, { min: 0.1, max: 86_400 });
   const threads = flags.threads === undefined ? null : num("threads", flags.threads, { min: 1, max: 4096, integer: true });
+  const clockSkew = flags.clockSkew === undefined ? 0 : num("clock-skew", flags.clockSkew, { min: 0, max: 3_600_000 });
+  const clockDrift = flags.clockDrift === undefined ? 0 : num("clock-drift", flags.clockDrift, { min: 0, max: MAX_DRIFT_PPM });
 
   const systemOpts: Record<string, unknown> = {};
   const generatedSecrets: RunOptions["generatedSecrets"] = [];
@@ -179,6 +182,8 @@ export function parseOptions(
     nemesis,
     nemesisInterval,
     logLevel,
+    clockSkew,
+    clockDrift,
     network: { latencyMs: latency, distribution, loss, dup, reorder: flags.reorder === true },
     dataDir: flags.dataDir === undefined ? `data/${system}${multiHost ? `-${multiHost.host}` : ""}` : str("data-dir", flags.dataDir),
     fresh: flags.fresh === true,
@@ -195,7 +200,7 @@ export function parseOptions(
   };
   let nodes: NodeSpec[];
   try {
-    nodes = scenario.topology(opts);
+    nodes = topologyWithClocks(scenario, opts);
   } catch (e) {
     // A system that rejects its options says why; that is a usage error, not a crash.
     throw new UsageError(e instanceof Error ? e.message : String(e));
@@ -243,6 +248,11 @@ export function forSeed(opts: RunOptions, seed: number): RunOptions {
   const out: RunOptions = { ...opts, seed };
   for (const { key } of opts.generatedSecrets) out[key] = simSecret(key, seed);
   return out;
+}
+
+/** The scenario's nodes, each with its clock offset and drift drawn from the seed (--clock-skew, --clock-drift). */
+export function topologyWithClocks(scenario: Scenario, opts: RunOptions): NodeSpec[] {
+  return withClocks(scenario.topology(opts), opts.seed, opts.clockSkew ?? 0, opts.clockDrift ?? 0);
 }
 
 /** The command that replays one simulated run: the same flags, this seed. */

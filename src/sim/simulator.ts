@@ -174,7 +174,7 @@ export class Simulation implements Cluster {
       },
     };
     const runtime = new NodeRuntime(
-      { id: n.spec.id, role: n.spec.role, config: n.spec.config ?? {}, nodeIds: this.nodeIds, incarnation: inc, seed: this.seed, logLevel: this.logLevel },
+      { id: n.spec.id, role: n.spec.role, config: n.spec.config ?? {}, nodeIds: this.nodeIds, incarnation: inc, seed: this.seed, logLevel: this.logLevel, clock: n.spec.clock },
       env,
     );
     n.runtime = runtime;

@@ -1,6 +1,14 @@
 import { ErrorCode, RpcError, type HttpHandler } from "../runtime/types.ts";
 import { EVENTS, MEDALS, TEAMS } from "./domain.ts";
-import type { Scorekeeper } from "./scorekeeper.ts";
+import type { Score, Tally } from "./domain.ts";
+
+/** What the HTTP API serves: obelix's Scorekeeper, or a tiered front end (whose answers come from the db, hence the promises). */
+export interface OlympicsApi {
+  getMedalTally(team: unknown): Tally | Promise<unknown>;
+  getScore(event: unknown): Score | Promise<unknown>;
+  incrementMedalTally(team: unknown, medal: unknown, password: unknown, writeId?: unknown): Tally | Promise<unknown>;
+  setScore(event: unknown, scores: unknown, password: unknown, writeId?: unknown): Score | Promise<unknown>;
+}
 
 /** Request bodies are a handful of scores: anything bigger is refused before it is read. */
 export const MAX_HTTP_BODY_BYTES = 16 * 1024;
@@ -16,11 +24,11 @@ function json(status: number, value: unknown, headers?: Record<string, string>):
   return Response.json(value, { status, headers });
 }
 
-function error(status: number, message: string, headers?: Record<string, string>): Response {
+export function error(status: number, message: string, headers?: Record<string, string>): Response {
   return json(status, { error: { code: status, message } }, headers);
 }
 
-function fromRpc(e: RpcError): Response {
+export function fromRpc(e: RpcError): Response {
   switch (e.code) {
     case ErrorCode.KeyDoesNotExist:
       return error(404, e.text);
@@ -50,7 +58,7 @@ function bearer(req: Request): string | null | Response {
  * obelix over HTTP, for curl and browsers. Names go in the path (URL-encoded, any case, "-" or "_"
  * for spaces); the password only in the Authorization header — a URL ends up in logs and histories.
  */
-export function olympicsHttp(keeper: Scorekeeper): HttpHandler {
+export function olympicsHttp(keeper: OlympicsApi): HttpHandler {
   return async (req) => {
     let url: URL;
     let segs: string[];
@@ -74,16 +82,16 @@ export function olympicsHttp(keeper: Scorekeeper): HttpHandler {
         case "":
           return need("GET") ?? json(200, { service: "obelix", routes: ROUTES, teams: TEAMS, events: EVENTS, medals: MEDALS });
         case "getmedaltally":
-          return need("GET") ?? arity(segs, 2, "/getMedalTally/:team") ?? json(200, keeper.getMedalTally(segs[1]));
+          return need("GET") ?? arity(segs, 2, "/getMedalTally/:team") ?? json(200, await keeper.getMedalTally(segs[1]));
         case "getscore":
-          return need("GET") ?? arity(segs, 2, "/getScore/:event") ?? json(200, keeper.getScore(segs[1]));
+          return need("GET") ?? arity(segs, 2, "/getScore/:event") ?? json(200, await keeper.getScore(segs[1]));
         case "incrementmedaltally": {
           const bad = need("POST") ?? arity(segs, 3, "/incrementMedalTally/:team/:medal");
           if (bad) return bad;
           const pw = bearer(req);
           if (pw instanceof Response) return pw;
           if (pw === null) return error(401, "missing password: send it as Authorization: Bearer <password>", { "WWW-Authenticate": "Bearer" });
-          return json(200, keeper.incrementMedalTally(segs[1], segs[2], pw, req.headers.get("idempotency-key") ?? undefined));
+          return json(200, await keeper.incrementMedalTally(segs[1], segs[2], pw, req.headers.get("idempotency-key") ?? undefined));
         }
         case "setscore": {
           const bad = need("POST") ?? arity(segs, 2, "/setScore/:event");
@@ -97,7 +105,7 @@ export function olympicsHttp(keeper: Scorekeeper): HttpHandler {
           } catch {
             return error(400, "the body must be JSON scores, e.g. {\"Gaul\": 3, \"Rome\": 1}");
           }
-          return json(200, keeper.setScore(segs[1], body, pw, req.headers.get("idempotency-key") ?? undefined));
+          return json(200, await keeper.setScore(segs[1], body, pw, req.headers.get("idempotency-key") ?? undefined));
         }
         default:
           return error(404, `no route ${JSON.stringify(url.pathname.slice(0, 100))}; routes: ${ROUTES.join("; ")}`);

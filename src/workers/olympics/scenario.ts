@@ -6,6 +6,8 @@ import { ErrorCode, RpcError, type NodeSpec, type Random } from "../runtime/type
 import { EVENTS, MEDALS, TEAMS, sameScore, sameTally, type Event, type Score, type Tally, type Team } from "./domain.ts";
 import type { ScorekeeperStats } from "./scorekeeper.ts";
 import type { CacofonixConfig, CacofonixReport, CacofonixStopOk, ObelixConfig, TabletConfig, TabletState } from "./messages.ts";
+import { TIERED_OPTIONS } from "./tiered-options.ts";
+import { runTiered, tieredTopology, type TieredOptions } from "./tiered-scenario.ts";
 
 export const OBELIX = "obelix";
 export const CACOFONIX = "cacofonix";
@@ -27,6 +29,7 @@ export interface OlympicsOptions extends Record<string, unknown> {
   refreshMs: number;
   port: number;
   password?: string;
+  tiered?: boolean;
 }
 
 export interface ObelixSnapshot {
@@ -170,8 +173,10 @@ export const scenario: Scenario<OlympicsOptions> = {
     { flags: "--refresh-ms <ms>", description: "Gap between a push tablet's registrations (heals lost pushes)", default: 3000, integer: true, min: 10, max: 3_600_000 },
     { flags: "--port <port>", description: "obelix's HTTP port (0: a free one)", default: 0, integer: true, max: 65535 },
     { flags: "--password <password>", description: `Cacofonix's password, 8 characters or more (default: $${PASSWORD_ENV}, else a random one, printed at start)`, secret: { env: PASSWORD_ENV } },
+    ...TIERED_OPTIONS,
   ],
-  topology: (o) => olympicsTopology(o),
+  // One system, two topologies: --tiered runs the multi-tier one (tiered-scenario.ts).
+  topology: (o) => (o.tiered ? tieredTopology(o as TieredOptions & typeof o) : olympicsTopology(o)),
   // Cacofonix writes at least every --rate ms, a pull tablet polls every --poll-ms; after a heal, one
   // request in flight may time out (1 s) first. Push tablets only renew a lease every --refresh-ms:
   // "every tablet ended holding obelix's final values" is their progress check.
@@ -180,6 +185,7 @@ export const scenario: Scenario<OlympicsOptions> = {
     ...tabletIds({ pull: Number(o.pull), push: Number(o.push) }).pull.map((id) => ({ id, withinMs: 2 * Number(o.pollMs) + Math.max(Number(o.pollMs), REQUEST_TIMEOUT_MS) + 1000 })),
   ],
   async run(cluster, o, control) {
+    if (o.tiered) return runTiered(cluster, o as TieredOptions & typeof o, control);
     const password = resolvePassword(o.password);
     const ids = tabletIds({ pull: Number(o.pull), push: Number(o.push) });
     const all = [...ids.pull, ...ids.push];

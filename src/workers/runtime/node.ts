@@ -1,3 +1,5 @@
+import { DRIVER_ID } from "../../driver/cluster.ts";
+import { CLOCK_JUMP, NodeClock, PERFECT_CLOCK, type ClockSpec } from "./clock.ts";
 import { Limits, exceedsSize } from "./limits.ts";
 import { makeLogger } from "./log.ts";
 import { seededRandom } from "./random.ts";
@@ -46,6 +48,8 @@ export interface NodeIdentity {
   incarnation: number;
   seed: number;
   logLevel: LogLevel;
+  /** Offset and drift of this node's clock (default: perfect). */
+  clock?: ClockSpec;
 }
 
 export interface NodeStats {
@@ -57,6 +61,8 @@ export interface NodeStats {
   refused: number;
   pendingRequests: number;
   timers: number;
+  /** The node's clock minus true time (ms) when the stats were taken. */
+  clockErrorMs: number;
 }
 
 interface Pending {
@@ -81,7 +87,7 @@ export class NodeRuntime {
   private readonly timers = new Map<TimerId, unknown>();
   private nextMsgId = 1;
   private nextTimerId = 1;
-  private clockOffset = 0;
+  private readonly clock: NodeClock;
   private paused = false;
   private starting = true;
   private readonly pausedQueue: Array<() => void> = [];
@@ -89,7 +95,7 @@ export class NodeRuntime {
   private hooks: RoleHooks = {};
   private readonly logger: Logger;
   private readonly knownIds: ReadonlySet<NodeId>;
-  readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0 };
+  readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0, clockErrorMs: 0 };
 
   constructor(
     readonly identity: NodeIdentity,
@@ -97,6 +103,7 @@ export class NodeRuntime {
   ) {
     this.logger = makeLogger(identity.logLevel, (level, text, fields) => env.emitLog(level, identity.id, text, fields));
     this.knownIds = new Set(identity.nodeIds);
+    this.clock = new NodeClock(identity.clock ?? PERFECT_CLOCK, env.now());
     const random = seededRandom(identity.seed, `${identity.id}#${identity.incarnation}`);
     this.ctx = this.makeContext(random);
   }
@@ -183,6 +190,7 @@ export class NodeRuntime {
       else p.resolve(body);
       return;
     }
+    if (body.type === CLOCK_JUMP && msg.src === DRIVER_ID) return this.jumpClock(msg);
     const handler = this.handlers.get(body.type);
     if (!handler) {
       if (typeof body.msg_id === "number") this.replyError(msg, ErrorCode.NotSupported, `${this.identity.id} (${this.identity.role}) has no handler for "${body.type}"`);
@@ -197,6 +205,23 @@ export class NodeRuntime {
       return;
     }
     if (result instanceof Promise) result.catch((e) => this.handlerFailed(msg, e));
+  }
+
+  /** The clock nemesis: the driver steps this node's clock, as a bad NTP server or an operator might. */
+  private jumpClock(msg: Message): void {
+    const delta = msg.body.deltaMs;
+    if (typeof delta !== "number" || !Number.isFinite(delta) || Math.abs(delta) > 86_400_000) {
+      this.replyError(msg, ErrorCode.MalformedRequest, "deltaMs must be a finite number of ms within a day");
+      return;
+    }
+    this.clock.adjust(delta);
+    this.log("info", `clock jumped by ${delta.toFixed(1)} ms`);
+    this.sendReply(msg, { type: `${CLOCK_JUMP}_ok`, clockErrorMs: this.clockErrorMs() });
+  }
+
+  /** This node's clock minus true time (the host's clock: real on threads, virtual in the simulator). */
+  clockErrorMs(): number {
+    return this.clock.error(this.env.now());
   }
 
   private handlerFailed(msg: Message, e: unknown): void {
@@ -323,10 +348,9 @@ export class NodeRuntime {
         self.timers.delete(tid);
       },
       sleep: (ms) => new Promise<void>((resolve) => self.addTimer(ms, resolve, false)),
-      now: () => self.env.now() + self.clockOffset,
+      now: () => self.clock.read(self.env.now()),
       adjustClock(delta) {
-        assert(Number.isFinite(delta), "clock adjustment must be finite");
-        self.clockOffset += delta;
+        self.clock.adjust(delta);
       },
       uid: () => self.env.uid(),
       serveHttp(handler, opts) {
@@ -336,7 +360,7 @@ export class NodeRuntime {
   }
 
   snapshotStats(): NodeStats {
-    return { ...this.stats, pendingRequests: this.pending.size, timers: this.timers.size };
+    return { ...this.stats, pendingRequests: this.pending.size, timers: this.timers.size, clockErrorMs: this.clockErrorMs() };
   }
 }
 

@@ -168,7 +168,10 @@ export interface NodeContext<C = Record<string, unknown>> {
   clearTimer(id: TimerId): void;
   sleep(ms: number): Promise<void>;
 
-  /** The node's clock in ms since the epoch; `adjustClock` offsets it (clock-sync algorithms). */
+  /**
+   * The node's own clock in ms since the epoch. It may be off and drift (`--clock-skew`,
+   * `--clock-drift`) and jump (the `clock` nemesis); `adjustClock` steps it (clock-sync algorithms).
+   */
   now(): number;
   adjustClock(deltaMs: number): void;
 
@@ -203,4 +206,6 @@ export interface NodeSpec {
   role: string;
   config?: Record<string, unknown>;
   storage?: StorageMode;
+  /** This node's clock error (offset and drift); absent: a perfect clock. See runtime/clock.ts. */
+  clock?: { offsetMs: number; driftPpm: number };
 }

@@ -114,7 +114,7 @@ class NodeHost {
       now: () => performance.now(),
     });
     this.runtime = new NodeRuntime(
-      { id: init.spec.id, role: init.spec.role, config: init.spec.config ?? {}, nodeIds: init.nodeIds, incarnation: init.incarnation, seed: init.seed, logLevel: init.logLevel },
+      { id: init.spec.id, role: init.spec.role, config: init.spec.config ?? {}, nodeIds: init.nodeIds, incarnation: init.incarnation, seed: init.seed, logLevel: init.logLevel, clock: init.spec.clock },
       env,
     );
     if (wire) this.listenForPeers(wire);
