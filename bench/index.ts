@@ -11,6 +11,7 @@ const BENCHES: Record<string, () => Promise<{ bench: Bench }>> = {
   bookstore: () => import("./bookstore.ts"),
   "push-pull": () => import("./push-pull.ts"),
   tiered: () => import("./tiered.ts"),
+  scale: () => import("./scale.ts"),
 };
 
 const cli = cac("bench");

@@ -45,3 +45,45 @@ export function printTable(rows: Array<Record<string, unknown>>): void {
   console.log(cols.map((c, i) => c.padStart(widths[i]!)).join("  "));
   for (const r of rows) console.log(cols.map((c, i) => fmt(r[c]).padStart(widths[i]!)).join("  "));
 }
+
+/** Rounds a benchmark interleaves: at least 3 even with --quick, so every figure has a median and a spread. */
+export function roundsFor(quick: boolean, full = 5): number {
+  return quick ? 3 : Math.max(3, full);
+}
+
+export interface Spread {
+  median: number;
+  lo: number;
+  hi: number;
+  /** True when the rounds disagree by more than the effect: the run cannot tell the effect from noise. */
+  noisy: boolean;
+}
+
+function med(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * A ratio measured per round (each round's thing over the same round's baseline), as a median with
+ * its spread. The effect is how far the ratio is from 1 (no difference); if the spread is wider
+ * than that, the run says so rather than report a difference it did not measure.
+ */
+export function ratioSpread(values: number[], baselines: number[]): Spread {
+  if (values.length !== baselines.length || values.length === 0) throw new Error("ratioSpread: one value per baseline, at least one round");
+  const r = values.map((v, i) => v / baselines[i]!);
+  const m = med(r);
+  const lo = Math.min(...r);
+  const hi = Math.max(...r);
+  return { median: m, lo, hi, noisy: hi - lo > Math.abs(m - 1) };
+}
+
+/** A figure over rounds: median and range. */
+export function valueSpread(values: number[]): { median: number; lo: number; hi: number } {
+  return { median: med(values), lo: Math.min(...values), hi: Math.max(...values) };
+}
+
+export function fmtSpread(s: Spread, digits = 2): string {
+  return `${s.median.toFixed(digits)} (${s.lo.toFixed(digits)}..${s.hi.toFixed(digits)})${s.noisy ? " NOISY" : ""}`;
+}
