@@ -9,6 +9,7 @@ const BENCHES: Record<string, () => Promise<{ bench: Bench }>> = {
   consensus: () => import("./consensus.ts"),
   cache: () => import("./cache.ts"),
   "push-pull": () => import("./push-pull.ts"),
+  checker: () => import("./checker.ts"),
 };
 
 const cli = cac("bench");
