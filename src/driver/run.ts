@@ -1,6 +1,11 @@
 import type { Cluster } from "./cluster.ts";
 import { Nemesis, type NemesisEvent } from "./nemesis.ts";
 import type { CommonOptions, RunResult, Scenario } from "./scenario.ts";
+import { checkLinearizable, type CheckResult } from "../history/linearizable.ts";
+import { describeOp, type History } from "../history/op.ts";
+
+/** How long the runner's linearizability check may search before it says `unknown`. */
+const HISTORY_BUDGET_MS = 10_000;
 
 export interface Summary {
   system: string;
@@ -13,6 +18,13 @@ export interface Summary {
   nemesis: NemesisEvent[];
 }
 
+/** The clients' history of a run and the checker's verdict on it (kept out of the JSON summary). */
+export interface HistoryOutcome {
+  ops: History;
+  truncated: boolean;
+  check?: CheckResult;
+}
+
 /**
  * Runs a scenario's workload on a cluster: starts the nemesis, waits for the duration (or `stop`),
  * heals every fault, then lets the scenario check. The same code runs on threads and in the simulator.
@@ -22,6 +34,7 @@ export async function runScenario<O extends Record<string, unknown>>(
   scenario: Scenario<O>,
   opts: O & CommonOptions,
   stop: Promise<void> = new Promise(() => {}),
+  onHistory?: (h: HistoryOutcome) => void,
 ): Promise<Summary> {
   const targets = scenario.nemesisTargets?.(opts) ?? cluster.nodes.map((n) => n.id);
   const nemesis = new Nemesis(cluster, opts.nemesis, targets, opts.nemesisInterval * 1000);
@@ -45,6 +58,9 @@ export async function runScenario<O extends Record<string, unknown>>(
     await nemesis.stop().catch(() => {});
     result = { checks: { "workload ran": { ok: false, detail: e instanceof Error ? e.stack ?? e.message : String(e) } } };
   }
+  const outcome = historyOutcome(cluster, scenario, opts);
+  if (outcome?.check) result.checks.linearizable = linearizableCheck(outcome);
+  onHistory?.(outcome ?? { ops: [], truncated: false });
   const checks: Record<string, boolean> = {};
   const details: Record<string, string> = {};
   for (const [name, c] of Object.entries(result.checks)) {
@@ -61,6 +77,24 @@ export async function runScenario<O extends Record<string, unknown>>(
     metrics: result.metrics ?? {},
     nemesis: nemesis.events,
   };
+}
+
+function historyOutcome<O extends Record<string, unknown>>(cluster: Cluster, scenario: Scenario<O>, opts: O & CommonOptions): HistoryOutcome | null {
+  if (!cluster.history) return null;
+  const ops = cluster.history.history();
+  const truncated = cluster.history.truncated;
+  if (!scenario.historyModel) return { ops, truncated };
+  return { ops, truncated, check: checkLinearizable(ops, scenario.historyModel(opts), { budgetMs: HISTORY_BUDGET_MS }) };
+}
+
+function linearizableCheck(h: HistoryOutcome): { ok: boolean; detail: string } {
+  const c = h.check!;
+  const size = `${c.ops} operations, ${c.partitions} keys, ${c.elapsedMs.toFixed(0)} ms`;
+  if (h.truncated) return { ok: false, detail: `unknown: the history was truncated (${size})` };
+  if (c.verdict === "linearizable") return { ok: c.ops > 0, detail: c.ops > 0 ? size : "no operations recorded" };
+  if (c.verdict === "unknown") return { ok: false, detail: `unknown: search budget ran out on ${c.unknown.join(", ")} (${size})` };
+  const f = c.failures[0]!;
+  return { ok: false, detail: `key ${f.key || "(all)"}: ${describeOp(f.stuck)} cannot be linearized after ${f.linearized.length} operations (state before: ${f.stateBefore}); ${c.failures.length} key(s) fail (${size})` };
 }
 
 export function formatSummary(s: Summary): string {

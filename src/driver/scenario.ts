@@ -1,5 +1,6 @@
 import type { NodeId, NodeSpec, Role } from "../workers/runtime/types.ts";
 import type { Cluster } from "./cluster.ts";
+import type { Model } from "../history/linearizable.ts";
 
 /** Options every system gets from the CLI. */
 export interface CommonOptions {
@@ -52,6 +53,8 @@ export interface Scenario<O extends Record<string, unknown> = Record<string, any
   /** Nodes the nemesis may kill, pause or cut off (default: all). */
   nemesisTargets?(opts: O & CommonOptions): NodeId[];
   run(cluster: Cluster, opts: O & CommonOptions, control: RunControl): Promise<RunResult>;
+  /** The model the clients' history must be linearizable against; the runner adds a `linearizable` check. */
+  historyModel?(opts: O & CommonOptions): Model<any>;
 }
 
 /** A system: its roles (loaded inside nodes) and its scenario (loaded by the driver). */

@@ -67,6 +67,9 @@ export class Simulation implements Cluster {
   private readonly simNodes = new Map<NodeId, SimNode>();
   private readonly roles: Record<string, Role>;
   private readonly nodeIds: NodeId[];
+  get history() {
+    return this.driverCalls.history;
+  }
   private readonly driverCalls = new DriverCalls({ setTimer: (ms, fn) => this.schedule(ms, fn), clearTimer: (ev) => ((ev as SimEvent).cancelled = true) });
   private digest = 0n;
   private events = 0;

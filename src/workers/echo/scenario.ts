@@ -1,5 +1,6 @@
 import { percentile } from "../../driver/stats.ts";
 import type { Scenario } from "../../driver/scenario.ts";
+import { echoModel } from "../../history/models.ts";
 import type { EchoClientConfig, EchoClientState } from "./messages.ts";
 
 interface EchoOptions extends Record<string, unknown> {
@@ -23,6 +24,7 @@ export const scenario: Scenario<EchoOptions> = {
     return [{ id: "server", role: "server" }, ...clients];
   },
   nemesisTargets: () => ["server"],
+  historyModel: () => echoModel,
   async run(cluster, o, control) {
     await control.untilStopped();
     // Requests in flight when faults healed get their replies (or time out) before we count.

@@ -1,3 +1,4 @@
+import { DRIVER_ID } from "../../driver/cluster.ts";
 import { Limits, exceedsSize } from "./limits.ts";
 import { makeLogger } from "./log.ts";
 import { seededRandom } from "./random.ts";
@@ -6,6 +7,7 @@ import {
   RpcError,
   type Body,
   type Handler,
+  type HistoryRecorder,
   type HttpHandler,
   type HttpOptions,
   type LogLevel,
@@ -331,6 +333,35 @@ export class NodeRuntime {
       uid: () => self.env.uid(),
       serveHttp(handler, opts) {
         self.env.serveHttp(id, handler, opts);
+      },
+      history: self.makeRecorder(),
+    };
+  }
+
+  /** Operations go to the driver as `history` messages (never subject to faults), invocation first. */
+  private makeRecorder(): HistoryRecorder {
+    const self = this;
+    let n = 0;
+    const event = (body: Record<string, unknown>) => {
+      if (self.stopped) return;
+      self.transmit(DRIVER_ID, { ...body, type: "history", incarnation: self.identity.incarnation, t: self.env.now() });
+    };
+    return {
+      invoke(f, value, fields) {
+        const opN = n++;
+        let done = false;
+        event({ ev: "invoke", n: opN, f, value: value ?? null, ...(fields ? { fields } : {}) });
+        const complete = (outcome: "ok" | "fail" | "info", extra: Record<string, unknown>) => {
+          assert(!done, `${self.identity.id}: operation ${opN} (${f}) completed twice`);
+          done = true;
+          event({ ev: "complete", n: opN, outcome, ...extra });
+        };
+        return {
+          ok: (v?: unknown) => complete("ok", v === undefined ? {} : { value: v }),
+          fail: (error: string) => complete("fail", { fields: { error } }),
+          info: (error: string) => complete("info", { fields: { error } }),
+          error: (e: RpcError) => complete(e.definite ? "fail" : "info", { fields: { error: e.text, code: e.code } }),
+        };
       },
     };
   }

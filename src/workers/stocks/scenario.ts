@@ -1,5 +1,6 @@
 import type { Cluster } from "../../driver/cluster.ts";
 import type { Scenario } from "../../driver/scenario.ts";
+import { stocksModel } from "../../history/models.ts";
 import { percentile } from "../../driver/stats.ts";
 import type { NodeSpec } from "../runtime/types.ts";
 import { STOCKS } from "./catalog.ts";
@@ -111,6 +112,7 @@ export const scenario: Scenario<StocksOptions> = {
   ],
   topology: (o) => stocksTopology(normalize(o)),
   nemesisTargets: (o) => replicaIds(normalize(o).replicas),
+  historyModel: (o) => stocksModel({ initialQuantity: normalize(o).initialQuantity }),
   async run(cluster, o, control) {
     const opt = normalize(o);
     const replicas = replicaIds(opt.replicas);
