@@ -28,7 +28,7 @@ const staleFrontend = defineRole((node: NodeContext<any>) => {
   const stockOf = (m: Message): string | undefined => /^\/stocks\/([^/?]+)$/.exec(String(m.body.path))?.[1];
   const ctx: NodeContext<any> = {
     ...node,
-    on(type: string, h: Handler) {
+    on(type: string, h: Handler<any>) {
       if (type === "http") inner = h;
       else node.on(type, h);
     },
@@ -46,13 +46,13 @@ const staleFrontend = defineRole((node: NodeContext<any>) => {
   node.on("http", (msg) => {
     const name = stockOf(msg);
     const hit = msg.body.method === "GET" && name ? cached.get(name) : undefined;
-    if (hit) return node.reply(msg, hit);
-    return inner!(msg);
+    if (hit) node.reply(msg, hit);
+    else return inner!(msg);
   });
   return hooks;
 });
 
-const opts = { seed: 0, duration: 3, latency: 0, loss: 0, dup: 0, nemesis: ["kill" as const], nemesisInterval: 1, logLevel: "silent", clients: 4, intervalMs: 5, port: 0, initialQuantity: 30, maxQuantity: 10, p: 0.5 };
+const opts = { seed: 0, duration: 3, latency: 0, loss: 0, dup: 0, nemesis: ["kill" as const], nemesisInterval: 1, logLevel: "silent", clients: 4, intervalMs: 5, port: 0, initialQuantity: 30, maxQuantity: 10, p: 0.5, replicas: 3, cacheSize: 100, cache: true };
 
 async function runStocks(seed: number, broken: boolean) {
   const roles = broken ? { ...stocksRoles, frontend: staleFrontend } : stocksRoles;
