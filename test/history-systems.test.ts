@@ -38,7 +38,9 @@ const staleFrontend = defineRole((node: NodeContext<any>) => {
       if (req.body.type === "http" && req.body.method === "GET" && name && body.status === 200) cached.set(name, body);
       if (req.body.type === "http" && req.body.method === "POST") {
         const traded = (JSON.parse(String(req.body.body)) as { name: string }).name;
-        node.setTimeout(30, () => cached.delete(traded));
+        node.setTimeout(30, () => {
+          cached.delete(traded);
+        });
       }
     },
   };
