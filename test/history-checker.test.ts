@@ -11,6 +11,7 @@ function op(process: string, f: string, value: unknown, span: [number, number?],
 type Row = [name: string, model: Model<any>, history: Op[], verdict: "linearizable" | "not linearizable"];
 
 const stocks = stocksModel({ initialQuantity: 10 });
+const tallies0 = talliesModel({ initial: 0 });
 
 const rows: Row[] = [
   // ---- register: linearizable ----
@@ -67,9 +68,12 @@ const rows: Row[] = [
   ["stocks: a 503 (definite) buy is ignored", stocks, [op("a", "buy", 3, [0, 1], "fail", { error: "no leader" }), op("b", "lookup", 10, [2, 3])], "linearizable"],
   ["stocks: a timed-out buy seen later", stocks, [op("a", "buy", 3, [0, 1], "info"), op("b", "lookup", 7, [2, 3])], "linearizable"],
   // ---- olympics tallies ----
-  ["tallies: increments and reads", talliesModel, [op("a", "increment", 1, [0, 1]), op("b", "read", 1, [2, 3]), op("a", "increment", 1, [4, 6]), op("b", "read", 1, [5, 7])], "linearizable"],
-  ["tallies: a read ahead of the increments", talliesModel, [op("a", "increment", 1, [0, 1]), op("b", "read", 2, [2, 3])], "not linearizable"],
-  ["tallies: a read going backwards", talliesModel, [op("a", "increment", 1, [0, 1]), op("a", "increment", 1, [2, 3]), op("b", "read", 2, [4, 5]), op("c", "read", 1, [6, 7])], "not linearizable"],
+  ["tallies: increments and reads", tallies0, [op("a", "increment", 1, [0, 1]), op("b", "read", 1, [2, 3]), op("a", "increment", 1, [4, 6]), op("b", "read", 1, [5, 7])], "linearizable"],
+  ["tallies: a read ahead of the increments", tallies0, [op("a", "increment", 1, [0, 1]), op("b", "read", 2, [2, 3])], "not linearizable"],
+  ["tallies: a read going backwards", tallies0, [op("a", "increment", 1, [0, 1]), op("a", "increment", 1, [2, 3]), op("b", "read", 2, [4, 5]), op("c", "read", 1, [6, 7])], "not linearizable"],
+  ["tallies, unknown start: the first read fixes it", talliesModel(), [op("a", "increment", 1, [0, 1]), op("b", "read", 7, [2, 3]), op("a", "increment", 1, [4, 5]), op("b", "read", 8, [6, 7])], "linearizable"],
+  ["tallies, unknown start: a later read disagrees", talliesModel(), [op("b", "read", 7, [0, 1]), op("a", "increment", 1, [2, 3]), op("b", "read", 7, [4, 5])], "not linearizable"],
+  ["tallies, unknown start: a read below the increments seen", talliesModel(), [op("a", "increment", 1, [0, 1]), op("a", "increment", 1, [2, 3]), op("b", "read", 1, [4, 5])], "not linearizable"],
   // ---- bookstore ----
   [
     "bookstore: buying the last copies, then unavailable",
@@ -145,7 +149,7 @@ describe("linearizability checker", () => {
     // 200 concurrent increments then reads of the total: without memoisation this is 200! orders.
     const h: Op[] = Array.from({ length: 200 }, (_, i) => op(`p${i}`, "increment", 1, [0, 100]));
     h.push(op("r", "read", 200, [101, 102]));
-    const r = checkLinearizable(h, talliesModel, { budgetMs: 5000 });
+    const r = checkLinearizable(h, tallies0, { budgetMs: 5000 });
     expect(r.verdict).toBe("linearizable");
   });
 });

@@ -70,24 +70,36 @@ export function stocksModel(opts: { initialQuantity: number }): Model<number> {
   };
 }
 
+/** A tally whose starting count may be unknown: `base` (null until a read fixes it) plus `added`. */
+export interface TallyState {
+  base: number | null;
+  added: number;
+}
+
 /**
- * Olympics tallies, per team and medal (key "team/medal"; state: the count). `read` (value: the
- * count seen), `increment` (value: by how much, default 1).
+ * Olympics tallies, per team and medal (key "team/medal"). `read` (value: the count seen),
+ * `increment` (value: by how much, default 1). Tallies outlive a run (they are durable), so unless
+ * `initial` is given the starting count is unknown: the first read that can fix it does.
  */
-export const talliesModel: Model<number> = {
-  name: "olympics tallies",
-  init: () => 0,
-  judges: (op) => op.f === "read" || op.f === "increment",
-  hash: (s) => String(s),
-  describe: (s) => `tally ${s}`,
-  step(n, op) {
-    if (op.f === "increment") {
-      const by = op.value === null || op.value === undefined ? 1 : op.value;
-      return isInt(by) ? n + by : REJECT;
-    }
-    return op.type === "info" || op.value === n ? n : REJECT;
-  },
-};
+export function talliesModel(opts: { initial?: number } = {}): Model<TallyState> {
+  return {
+    name: "olympics tallies",
+    init: () => ({ base: opts.initial ?? null, added: 0 }),
+    judges: (op) => op.f === "read" || op.f === "increment",
+    hash: (s) => `${s.base}+${s.added}`,
+    describe: (s) => (s.base === null ? `tally unknown + ${s.added}` : `tally ${s.base + s.added}`),
+    step(s, op) {
+      if (op.f === "increment") {
+        const by = op.value === null || op.value === undefined ? 1 : op.value;
+        return isInt(by) && by >= 0 ? { base: s.base, added: s.added + by } : REJECT;
+      }
+      if (op.type === "info") return s;
+      if (!isInt(op.value)) return REJECT;
+      if (s.base === null) return op.value - s.added >= 0 ? { base: op.value - s.added, added: s.added } : REJECT;
+      return op.value === s.base + s.added ? s : REJECT;
+    },
+  };
+}
 
 /** The bookstore's error text for a buy of an item with no copies left. */
 export const ITEM_UNAVAILABLE = "item is unavailable";

@@ -29,7 +29,14 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
   async function increment(team: Team, medal: Medal): Promise<void> {
     report.attempted[team][medal]++;
     const body: IncrementMedalTally = { type: "increment_medal_tally", team, medal, password, write_id: node.uid() };
-    await node.request(obelix, body);
+    const op = node.history.invoke("increment", 1, { key: `${team}/${medal}` });
+    try {
+      await node.request(obelix, body);
+      op.ok();
+    } catch (e) {
+      if (e instanceof RpcError) op.error(e);
+      throw e;
+    }
     report.acked[team][medal]++;
   }
 

@@ -1,6 +1,7 @@
 import type { Cluster } from "../../driver/cluster.ts";
 import type { CommonOptions, Scenario } from "../../driver/scenario.ts";
 import { percentile } from "../../driver/stats.ts";
+import { talliesModel } from "../../history/models.ts";
 import { seededRandom } from "../runtime/random.ts";
 import { ErrorCode, RpcError, type NodeSpec, type Random } from "../runtime/types.ts";
 import { EVENTS, MEDALS, TEAMS, sameScore, sameTally, type Event, type Score, type Tally, type Team } from "./domain.ts";
@@ -169,6 +170,7 @@ export const scenario: Scenario<OlympicsOptions> = {
   ],
   topology: (o) => olympicsTopology(o),
   // cacofonix is the workload and the referee of its own writes: the nemesis leaves it alone.
+  historyModel: () => talliesModel(),
   nemesisTargets: (o) => {
     const ids = tabletIds({ pull: Number(o.pull), push: Number(o.push) });
     return [OBELIX, ...ids.pull, ...ids.push];
