@@ -35,7 +35,7 @@ export class DriverCalls {
   /** A message addressed to the driver: a reply (late or unknown ones are ignored) or a history event. */
   settle(msg: Message): void {
     // The sender is the process: a node cannot record operations in another's name.
-    if (msg.body.type === "history" && msg.body.in_reply_to === undefined) return this.history.add({ ...msg.body, process: msg.src });
+    if (msg.body.type === "history" && msg.body.in_reply_to === undefined) return this.history.add(msg.body, msg.src);
     const id = msg.body.in_reply_to;
     if (typeof id !== "number") return;
     const p = this.pending.get(id);

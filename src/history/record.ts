@@ -33,14 +33,28 @@ export function isHistoryEvent(b: unknown): b is HistoryEvent {
   if (e.type !== "history" || (e.ev !== "invoke" && e.ev !== "complete")) return false;
   if (typeof e.process !== "string" || !Number.isSafeInteger(e.incarnation) || !Number.isSafeInteger(e.n)) return false;
   if (typeof e.t !== "number" || !Number.isFinite(e.t)) return false;
-  if (e.fields !== undefined && (typeof e.fields !== "object" || e.fields === null || Array.isArray(e.fields) || Object.keys(e.fields).length > FIELD_LIMIT)) return false;
+  if (e.fields !== undefined && !isFields(e.fields)) return false;
   if (e.ev === "invoke") return typeof e.f === "string" && e.f.length > 0 && e.f.length <= 64;
   return e.outcome === "ok" || e.outcome === "fail" || e.outcome === "info";
 }
 
+function isFields(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  let n = 0;
+  for (const _ in v) if (++n > FIELD_LIMIT) return false;
+  return true;
+}
+
+function addFields(op: Op, fields: Record<string, unknown> | undefined): void {
+  if (fields === undefined) return;
+  for (const k in fields) if (!RESERVED.has(k)) op[k] = fields[k];
+}
+
 /** The driver's history under construction: bounded; past the bound it is marked truncated (checkers then say `unknown`). */
 export class HistoryLog {
-  private readonly open = new Map<string, Op>();
+  /** Open operations by process incarnation ("client-1#0"), then by operation number. */
+  private readonly open = new Map<string, Map<number, Op>>();
+  private openCount = 0;
   private readonly done: Op[] = [];
   /** Events refused (malformed, unmatched completion, or over the limit). */
   refused = 0;
@@ -49,45 +63,53 @@ export class HistoryLog {
   constructor(private readonly maxOps = MAX_HISTORY_OPS) {}
 
   get size(): number {
-    return this.done.length + this.open.size;
+    return this.done.length + this.openCount;
   }
 
-  add(e: unknown): void {
-    if (!isHistoryEvent(e)) {
+  /** One recorder event; `process` (the sender), when given, overrides the event's own. */
+  add(body: unknown, process?: string): void {
+    if (process !== undefined && typeof body === "object" && body !== null) (body as Record<string, unknown>).process = process;
+    if (!isHistoryEvent(body)) {
       this.refused++;
       return;
     }
-    const id = `${e.process}#${e.incarnation}:${e.n}`;
+    const e = body;
+    const pid = `${e.process}#${e.incarnation}`;
+    let open = this.open.get(pid);
     if (e.ev === "invoke") {
       if (this.size >= this.maxOps) {
         this.truncated = true;
         this.refused++;
         return;
       }
-      if (this.open.has(id)) {
+      if (!open) this.open.set(pid, (open = new Map()));
+      if (open.has(e.n)) {
         this.refused++;
         return;
       }
       const op: Op = { process: e.process, type: "info", f: e.f!, value: e.value ?? null, invokeMs: e.t, completeMs: null };
-      for (const [k, v] of Object.entries(e.fields ?? {})) if (!RESERVED.has(k)) op[k] = v;
-      this.open.set(id, op);
+      addFields(op, e.fields);
+      open.set(e.n, op);
+      this.openCount++;
       return;
     }
-    const op = this.open.get(id);
+    const op = open?.get(e.n);
     if (!op || e.t < op.invokeMs) {
       this.refused++;
       return;
     }
-    this.open.delete(id);
+    open!.delete(e.n);
+    this.openCount--;
     op.type = e.outcome!;
     op.completeMs = e.t;
     if ("value" in e) op.value = e.value ?? null;
-    for (const [k, v] of Object.entries(e.fields ?? {})) if (!RESERVED.has(k)) op[k] = v;
+    addFields(op, e.fields);
     this.done.push(op);
   }
 
   /** Every operation so far, by invocation time; those still open are `info` with completeMs null. */
   history(): History {
-    return [...this.done, ...this.open.values()].map((op) => ({ ...op })).sort((a, b) => a.invokeMs - b.invokeMs || (a.process < b.process ? -1 : a.process > b.process ? 1 : 0));
+    const open = [...this.open.values()].flatMap((m) => [...m.values()]);
+    return [...this.done, ...open].map((op) => ({ ...op })).sort((a, b) => a.invokeMs - b.invokeMs || (a.process < b.process ? -1 : a.process > b.process ? 1 : 0));
   }
 }

@@ -341,26 +341,41 @@ export class NodeRuntime {
   /** Operations go to the driver as `history` messages (never subject to faults), invocation first. */
   private makeRecorder(): HistoryRecorder {
     const self = this;
+    const incarnation = this.identity.incarnation;
     let n = 0;
-    const event = (body: Record<string, unknown>) => {
+    // The body is flat but for `value` and `fields`: bound those (fast for the usual scalars and
+    // flat objects) instead of walking every event, which would double a busy client's cost.
+    const half = Limits.maxMessageBytes / 2;
+    const tooBig = (v: unknown) => (typeof v === "string" ? v.length * 3 > half : typeof v === "object" && v !== null && exceedsSize(v, half));
+    const send = (body: Body) => {
       if (self.stopped) return;
-      self.transmit(DRIVER_ID, { ...body, type: "history", incarnation: self.identity.incarnation, t: self.env.now() });
+      if (tooBig(body.value) || tooBig(body.fields)) {
+        self.stats.refused++;
+        throw new RpcError(ErrorCode.TooLarge, `history operation "${String(body.f ?? body.n)}" carries more than ${half} bytes`);
+      }
+      self.stats.sent++;
+      self.env.transmit({ src: self.identity.id, dest: DRIVER_ID, body });
     };
     return {
       invoke(f, value, fields) {
         const opN = n++;
         let done = false;
-        event({ ev: "invoke", n: opN, f, value: value ?? null, ...(fields ? { fields } : {}) });
-        const complete = (outcome: "ok" | "fail" | "info", extra: Record<string, unknown>) => {
+        const body: Body = { type: "history", ev: "invoke", incarnation, n: opN, t: self.env.now(), f, value: value ?? null };
+        if (fields) body.fields = fields;
+        send(body);
+        const complete = (outcome: "ok" | "fail" | "info", value: unknown, fields: Record<string, unknown> | undefined) => {
           assert(!done, `${self.identity.id}: operation ${opN} (${f}) completed twice`);
           done = true;
-          event({ ev: "complete", n: opN, outcome, ...extra });
+          const end: Body = { type: "history", ev: "complete", incarnation, n: opN, t: self.env.now(), outcome };
+          if (value !== undefined) end.value = value;
+          if (fields) end.fields = fields;
+          send(end);
         };
         return {
-          ok: (v?: unknown) => complete("ok", v === undefined ? {} : { value: v }),
-          fail: (error: string) => complete("fail", { fields: { error } }),
-          info: (error: string) => complete("info", { fields: { error } }),
-          error: (e: RpcError) => complete(e.definite ? "fail" : "info", { fields: { error: e.text, code: e.code } }),
+          ok: (v?: unknown) => complete("ok", v, undefined),
+          fail: (error: string) => complete("fail", undefined, { error }),
+          info: (error: string) => complete("info", undefined, { error }),
+          error: (e: RpcError) => complete(e.definite ? "fail" : "info", undefined, { error: e.text, code: e.code }),
         };
       },
     };
