@@ -67,6 +67,10 @@ const rows: Row[] = [
   ["stocks: a stale lookup after an acknowledged buy (cache not invalidated)", stocks, [op("a", "lookup", 10, [0, 1]), op("a", "buy", 3, [2, 3]), op("b", "lookup", 10, [4, 5])], "not linearizable"],
   ["stocks: a 503 (definite) buy is ignored", stocks, [op("a", "buy", 3, [0, 1], "fail", { error: "no leader" }), op("b", "lookup", 10, [2, 3])], "linearizable"],
   ["stocks: a timed-out buy seen later", stocks, [op("a", "buy", 3, [0, 1], "info"), op("b", "lookup", 7, [2, 3])], "linearizable"],
+  ["stocks, unknown start: a lookup then consistent trades", stocksModel(), [op("a", "lookup", 5, [0, 1]), op("a", "buy", 5, [2, 3]), op("b", "buy", 1, [4, 5], "fail", { error: NOT_ENOUGH_STOCK }), op("b", "sell", 2, [6, 7]), op("a", "lookup", 2, [8, 9])], "linearizable"],
+  ["stocks, unknown start: bounds from buys alone", stocksModel(), [op("a", "buy", 5, [0, 1]), op("b", "buy", 3, [2, 3], "fail", { error: NOT_ENOUGH_STOCK }), op("a", "lookup", 1, [4, 5])], "linearizable"],
+  ["stocks, unknown start: a refusal contradicts an earlier success", stocksModel(), [op("a", "buy", 5, [0, 1]), op("a", "sell", 5, [2, 3]), op("b", "buy", 5, [4, 5], "fail", { error: NOT_ENOUGH_STOCK })], "not linearizable"],
+  ["stocks, unknown start: a stale lookup", stocksModel(), [op("a", "lookup", 10, [0, 1]), op("a", "buy", 3, [2, 3]), op("b", "lookup", 10, [4, 5])], "not linearizable"],
   // ---- olympics tallies ----
   ["tallies: increments and reads", tallies0, [op("a", "increment", 1, [0, 1]), op("b", "read", 1, [2, 3]), op("a", "increment", 1, [4, 6]), op("b", "read", 1, [5, 7])], "linearizable"],
   ["tallies: a read ahead of the increments", tallies0, [op("a", "increment", 1, [0, 1]), op("b", "read", 2, [2, 3])], "not linearizable"],

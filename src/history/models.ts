@@ -47,25 +47,44 @@ export const echoModel: Model<null> = {
 export const NOT_ENOUGH_STOCK = "not enough stock";
 
 /**
- * The stock bazaar, per stock (key: its name; state: its quantity). `lookup` (value: the quantity
- * seen), `buy` / `sell` (value: the quantity traded). A buy succeeds iff the stock holds enough;
- * a `fail` with error "not enough stock" observed that it did not.
+ * A stock whose starting quantity may be unknown (the catalog is durable across runs): it lies in
+ * [lo, hi], and `delta` is what the operations linearized so far added. A lookup fixes it; a buy
+ * that succeeds or is refused bounds it.
  */
-export function stocksModel(opts: { initialQuantity: number }): Model<number> {
+export interface StockState {
+  lo: number;
+  hi: number;
+  delta: number;
+}
+
+/**
+ * The stock bazaar, per stock (key: its name). `lookup` (value: the quantity seen), `buy` / `sell`
+ * (value: the quantity traded). A buy succeeds iff the stock holds enough; a `fail` with error
+ * "not enough stock" observed that it did not. With `initialQuantity` the start is known; without,
+ * it is only known to be ≥ 0 until operations pin it down.
+ */
+export function stocksModel(opts: { initialQuantity?: number } = {}): Model<StockState> {
+  const known = opts.initialQuantity;
   return {
     name: "stocks",
-    init: () => opts.initialQuantity,
+    init: () => (known === undefined ? { lo: 0, hi: Infinity, delta: 0 } : { lo: known, hi: known, delta: 0 }),
     judges: (op) => op.f === "lookup" || op.f === "buy" || op.f === "sell",
     observes: (op) => op.f === "buy" && op.error === NOT_ENOUGH_STOCK,
-    hash: (s) => String(s),
-    describe: (s) => `quantity ${s}`,
-    step(q, op) {
-      if (op.f === "lookup") return op.type === "info" || op.value === q ? q : REJECT;
+    hash: (s) => `${s.lo}:${s.hi}:${s.delta}`,
+    describe: (s) => (s.lo === s.hi ? `quantity ${s.lo + s.delta}` : `quantity unknown, in ${s.lo + s.delta}..${s.hi + s.delta}`),
+    step(s, op) {
+      const within = (lo: number, hi: number) => (lo <= hi ? { lo, hi, delta: s.delta } : REJECT);
+      if (op.f === "lookup") {
+        if (op.type === "info") return s;
+        if (!isInt(op.value)) return REJECT;
+        return within(Math.max(s.lo, op.value - s.delta), Math.min(s.hi, op.value - s.delta));
+      }
       if (!isInt(op.value) || op.value <= 0) return REJECT;
-      if (op.f === "sell") return q + op.value;
-      // buy
-      if (op.type === "fail") return q < op.value ? q : REJECT;
-      return q >= op.value ? q - op.value : REJECT;
+      if (op.f === "sell") return { lo: s.lo, hi: s.hi, delta: s.delta + op.value };
+      // buy: it needs base + delta >= quantity; refused, base + delta < quantity.
+      if (op.type === "fail") return within(s.lo, Math.min(s.hi, op.value - s.delta - 1));
+      const r = within(Math.max(s.lo, op.value - s.delta), s.hi);
+      return r === REJECT ? r : { lo: r.lo, hi: r.hi, delta: s.delta - op.value };
     },
   };
 }

@@ -112,7 +112,8 @@ export const scenario: Scenario<StocksOptions> = {
   ],
   topology: (o) => stocksTopology(normalize(o)),
   nemesisTargets: (o) => replicaIds(normalize(o).replicas),
-  historyModel: (o) => stocksModel({ initialQuantity: normalize(o).initialQuantity }),
+  // The catalog outlives a run (without --fresh): the model learns each starting quantity from the history.
+  historyModel: () => stocksModel(),
   async run(cluster, o, control) {
     const opt = normalize(o);
     const replicas = replicaIds(opt.replicas);
