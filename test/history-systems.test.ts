@@ -18,6 +18,8 @@ import { Simulation } from "../src/sim/simulator.ts";
 import { roles as echoRoles } from "../src/workers/echo/roles.ts";
 import { scenario as echoScenario } from "../src/workers/echo/scenario.ts";
 import { defineRole, type Body, type Handler, type Message, type NodeContext } from "../src/workers/runtime/types.ts";
+import { roles as paxosRoles } from "../src/workers/paxos/roles.ts";
+import { scenario as paxosScenario } from "../src/workers/paxos/scenario.ts";
 import { roles as stocksRoles } from "../src/workers/stocks/roles.ts";
 import { scenario as stocksScenario } from "../src/workers/stocks/scenario.ts";
 
@@ -117,4 +119,40 @@ describe("echo histories", () => {
     expect(ops.some((op) => op.type === "info" && op.code === 0)).toBe(true);
     for (const op of ops) expect(op.completeMs === null || op.completeMs >= op.invokeMs).toBe(true);
   });
+});
+
+/** The planted bug: a replica that acknowledges a chat message on arrival, before it is chosen (or even if it is not the leader). */
+const eagerReplica = defineRole((node: NodeContext<any>) => {
+  const acked = new WeakSet<Message>();
+  const ctx: NodeContext<any> = {
+    ...node,
+    on(type: string, h: Handler<any>) {
+      if (type !== "chat") return node.on(type, h);
+      node.on(type, (msg) => {
+        node.reply(msg, { type: "chat_ok" });
+        acked.add(msg);
+        return h(msg);
+      });
+    },
+    reply(req: Message, body: Body) {
+      if (!acked.has(req)) node.reply(req, body);
+    },
+  };
+  return paxosRoles.replica(ctx);
+});
+
+describe("paxos histories", () => {
+  test("a replica that acknowledges before the message is chosen breaks the total order the history shows; the correct one keeps it", async () => {
+    const run = async (broken: boolean) => {
+      const o = { seed: 3, duration: 3, latency: 0, loss: 0, dup: 0, nemesis: ["kill" as const], nemesisInterval: 0.5, logLevel: "silent", f: 1, clients: 2, intervalMs: 5 };
+      const roles = broken ? { ...paxosRoles, replica: eagerReplica } : paxosRoles;
+      const sim = new Simulation({ seed: 3, nodes: paxosScenario.topology(o as never), roles, network: { latencyMs: 1 }, logLevel: "silent" });
+      return sim.run((c) => runScenario(c, paxosScenario, o as never));
+    };
+    const good = await run(false);
+    expect(good.checks["total order"]).toBe(true);
+    const bad = await run(true);
+    expect(bad.checks["total order"]).toBe(false);
+    expect(bad.details["total order"]).toMatch(/missing: .* was acknowledged at .* but is not in the log/);
+  }, 60_000);
 });
