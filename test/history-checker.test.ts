@@ -139,6 +139,17 @@ describe("linearizability checker", () => {
     expect(r.failures[0]!.stateBefore).toBe("49");
   });
 
+  test("large partitions (hashed visited sets) reach the same verdicts", () => {
+    const h: Op[] = [];
+    for (let i = 0; i < 1500; i++) h.push(op("a", "write", i, [i * 10, i * 10 + 6]), op(`r${i % 3}`, "read", i % 2 ? i : i - 1 < 0 ? null : i - 1, [i * 10 + 1, i * 10 + 2]));
+    expect(h.length).toBeGreaterThan(32 * 64);
+    expect(checkLinearizable(h, registerModel).verdict).toBe("linearizable");
+    h.push(op("z", "read", 3, [20_000, 20_001]));
+    const r = checkLinearizable(h, registerModel);
+    expect(r.verdict).toBe("not linearizable");
+    expect(r.failures[0]!.stateBefore).toBe("1499");
+  });
+
   test("a search over its budget ends in unknown, not a hang", () => {
     // 60 concurrent writes and a read of a value never written: every subset of the writes is a state.
     const h: Op[] = Array.from({ length: 60 }, (_, i) => op(`p${i}`, "write", i, [0, 100]));

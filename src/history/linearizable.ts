@@ -85,6 +85,8 @@ export interface CheckOptions {
 }
 
 const CLOCK_EVERY = 1024;
+/** Partitions of up to 32 × this many operations keep exact copies of visited sets (see checkPartition). */
+const EXACT_WORDS = 64;
 
 /** Checks a history against a model. Never throws for a bad history shape that `isOp` accepts. */
 export function checkLinearizable<S>(history: History, model: Model<S>, options: CheckOptions = {}): CheckResult {
@@ -162,9 +164,14 @@ function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: nu
   for (const op of ops) if (op.type !== "info") definite++;
   const words = (n + 31) >>> 5;
   const bits = new Uint32Array(words);
-  // Zobrist-style hash of the linearized set, kept incrementally; buckets hold exact copies to compare.
+  // The linearized set is identified by a 96-bit Zobrist hash kept incrementally. Up to EXACT_WORDS
+  // words the cache also keeps an exact copy of the set to compare; above, copying it at every step
+  // would dominate the search, and a false match (probability about entries² / 2^97, below 1e-15
+  // for any search that fits the budget) is accepted instead.
+  const exact = words <= EXACT_WORDS;
   const z1 = new Uint32Array(n);
   const z2 = new Uint32Array(n);
+  const z3 = new Uint32Array(n);
   let seed = (0x9e3779b9 ^ n) >>> 0;
   const rnd = () => {
     seed ^= seed << 13;
@@ -175,10 +182,12 @@ function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: nu
   for (let i = 0; i < n; i++) {
     z1[i] = rnd();
     z2[i] = rnd();
+    z3[i] = rnd();
   }
   let h1 = 0;
   let h2 = 0;
-  const cache = new Map<string, Uint32Array[]>();
+  let h3 = 0;
+  const cache = new Map<string, Uint32Array[] | true>();
   const sameBits = (a: Uint32Array) => {
     for (let w = 0; w < words; w++) if (a[w] !== bits[w]) return false;
     return true;
@@ -202,15 +211,18 @@ function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: nu
         const w = i >>> 5;
         const b = 1 << (i & 31);
         bits[w] = bits[w]! | b;
-        const k = `${(h1 ^ z1[i]!) >>> 0}:${(h2 ^ z2[i]!) >>> 0}:${hash(after)}`;
+        const k = `${(h1 ^ z1[i]!) >>> 0}:${(h2 ^ z2[i]!) >>> 0}:${(h3 ^ z3[i]!) >>> 0}:${hash(after)}`;
         const bucket = cache.get(k);
-        if (!bucket || !bucket.some(sameBits)) {
-          if (bucket) bucket.push(bits.slice());
+        const seen = bucket !== undefined && (bucket === true || bucket.some(sameBits));
+        if (!seen) {
+          if (!exact) cache.set(k, true);
+          else if (Array.isArray(bucket)) bucket.push(bits.slice());
           else cache.set(k, [bits.slice()]);
           stack.push({ e: entry, state });
           state = after;
           h1 = (h1 ^ z1[i]!) >>> 0;
           h2 = (h2 ^ z2[i]!) >>> 0;
+          h3 = (h3 ^ z3[i]!) >>> 0;
           if (ops[i]!.type !== "info") linearizedDefinite++;
           lift(entry);
           entry = next[head]!;
@@ -238,6 +250,7 @@ function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: nu
     bits[i >>> 5] = bits[i >>> 5]! & ~(1 << (i & 31));
     h1 = (h1 ^ z1[i]!) >>> 0;
     h2 = (h2 ^ z2[i]!) >>> 0;
+    h3 = (h3 ^ z3[i]!) >>> 0;
     if (ops[i]!.type !== "info") linearizedDefinite--;
     unlift(top.e);
     entry = next[top.e]!;
