@@ -23,7 +23,9 @@ export interface ReportOptions {
 export function renderHistoryReport(history: History, result: CheckResult, opts: ReportOptions = {}): string {
   const title = opts.title ?? `History check: ${result.model}`;
   const partition = opts.partition ?? opKey;
-  const sections = result.failures.map((f, i) => failureSection(history.filter((op) => partition(op) === f.key), f, i));
+  // Times shown relative to the first invocation: absolute epoch milliseconds are unreadable.
+  const origin = history.reduce((m, op) => Math.min(m, op.invokeMs), Infinity);
+  const sections = result.failures.map((f, i) => failureSection(history.filter((op) => partition(op) === f.key), f, i, Number.isFinite(origin) ? origin : 0));
   const summary =
     `<p class="verdict ${result.verdict === "linearizable" ? "good" : "bad"}">${esc(result.verdict)}</p>` +
     `<p>${result.ops} operations in ${result.partitions} partition(s), checked in ${result.elapsedMs.toFixed(1)} ms.` +
@@ -50,14 +52,16 @@ ${sections.join("\n") || "<p>Nothing to show: every partition is linearizable.</
 `;
 }
 
-function failureSection(ops: History, f: Failure, index: number): string {
+function failureSection(ops: History, f: Failure, index: number, origin: number): string {
+  const ms = (t: number | null) => (t === null ? "∞" : (t - origin).toFixed(1));
   const inWindow = new Set(f.window);
   const lo = Math.min(...f.window.map((o) => o.invokeMs), f.stuck.invokeMs);
   const hi = Math.max(...f.window.map((o) => o.completeMs ?? o.invokeMs), f.stuck.completeMs ?? f.stuck.invokeMs);
-  const span = Math.max(hi - lo, 1);
-  // Context: operations overlapping [lo - span, hi + span/2], the window's own first.
-  const from = lo - span;
-  const to = hi + span / 2;
+  // Context: back to the last operations linearized before the window (they made the state shown),
+  // and every operation overlapping that stretch; the window's own first.
+  const tail = f.linearized.slice(-10);
+  const from = Math.min(lo, ...tail.map((o) => o.invokeMs));
+  const to = hi + Math.max((hi - from) * 0.05, 1);
   const near = ops.filter((o) => !inWindow.has(o) && o.invokeMs <= to && (o.completeMs ?? Infinity) >= from);
   const shown = [...f.window, ...near].slice(0, MAX_BARS);
   const end = Math.max(to, ...shown.map((o) => o.completeMs ?? o.invokeMs));
@@ -77,22 +81,21 @@ function failureSection(ops: History, f: Failure, index: number): string {
     const fill = o === f.stuck ? "#b00020" : inWindow.has(o) ? "#fb6a4a" : o.type === "ok" ? "#9ecae1" : o.type === "fail" ? "#d9d9d9" : "#fdd49e";
     const label = `${o.f} ${short(o.value)}`;
     bars.push(
-      `<g><title>${esc(describeOp(o))} [${o.invokeMs}–${o.completeMs ?? "∞"} ms]</title><rect x="${x0}" y="${lane * LANE_H + 4}" width="${Math.max(x1 - x0, 2)}" height="${LANE_H - 8}" rx="3" fill="${fill}" stroke="${o === f.stuck ? "#000" : "none"}"/>` +
+      `<g><title>${esc(describeOp(o))} [${ms(o.invokeMs)}–${ms(o.completeMs)} ms]</title><rect x="${x0}" y="${lane * LANE_H + 4}" width="${Math.max(x1 - x0, 2)}" height="${LANE_H - 8}" rx="3" fill="${fill}" stroke="${o === f.stuck ? "#000" : "none"}"/>` +
         `<text x="${x0 + 3}" y="${lane * LANE_H + 17}">${esc(label)}</text></g>`,
     );
   }
-  bars.push(`<text x="${LEFT}" y="${h - 8}">${esc(`${start.toFixed(1)} ms`)}</text><text x="${WIDTH - 100}" y="${h - 8}">${esc(`${end.toFixed(1)} ms`)}</text>`);
-  const tail = f.linearized.slice(-10);
+  bars.push(`<text x="${LEFT}" y="${h - 8}">${esc(`${ms(start)} ms`)}</text><text x="${WIDTH - 100}" y="${h - 8}">${esc(`${ms(end)} ms`)}</text>`);
   const rows = [
-    ...tail.map((o) => `<tr><td>linearized</td><td>${esc(describeOp(o))}</td><td>${o.invokeMs}</td><td>${o.completeMs ?? "∞"}</td></tr>`),
-    ...f.window.map((o) => `<tr class="${o === f.stuck ? "stuck" : "window"}"><td>${o === f.stuck ? "stuck" : "window"}</td><td>${esc(describeOp(o))}</td><td>${o.invokeMs}</td><td>${o.completeMs ?? "∞"}</td></tr>`),
+    ...tail.map((o) => `<tr><td>linearized</td><td>${esc(describeOp(o))}</td><td>${ms(o.invokeMs)}</td><td>${ms(o.completeMs)}</td></tr>`),
+    ...f.window.map((o) => `<tr class="${o === f.stuck ? "stuck" : "window"}"><td>${o === f.stuck ? "stuck" : "window"}</td><td>${esc(describeOp(o))}</td><td>${ms(o.invokeMs)}</td><td>${ms(o.completeMs)}</td></tr>`),
   ];
   return `<section id="failure-${index}">
 <h2>Key ${esc(f.key || "(all)")}: not linearizable</h2>
 <p>The longest linearizable prefix holds ${f.linearized.length} operation(s). After it, no order of the ${f.window.length} operation(s) in the window lets <b>${esc(describeOp(f.stuck))}</b> take effect before it returned.</p>
 <p class="state">model state before the window: ${esc(f.stateBefore)}</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${h}" viewBox="0 0 ${WIDTH} ${h}">${bars.join("")}</svg>
-<table><tr><th></th><th>operation</th><th>invoke ms</th><th>complete ms</th></tr>${rows.join("")}</table>
+<table><tr><th></th><th>operation</th><th>invoked (ms from start)</th><th>completed</th></tr>${rows.join("")}</table>
 </section>`;
 }
 
