@@ -107,9 +107,9 @@ export class HistoryLog {
     this.done.push(op);
   }
 
-  /** Every operation so far, by invocation time; those still open are `info` with completeMs null. */
+  /** Every operation so far, by invocation time; those still open are `info` with completeMs null (copies: they may complete later). */
   history(): History {
-    const open = [...this.open.values()].flatMap((m) => [...m.values()]);
-    return [...this.done, ...open].map((op) => ({ ...op })).sort((a, b) => a.invokeMs - b.invokeMs || (a.process < b.process ? -1 : a.process > b.process ? 1 : 0));
+    const open = [...this.open.values()].flatMap((m) => [...m.values()].map((op) => ({ ...op })));
+    return [...this.done, ...open].sort((a, b) => a.invokeMs - b.invokeMs || (a.process < b.process ? -1 : a.process > b.process ? 1 : 0));
   }
 }

@@ -8,6 +8,7 @@ import {
   type Body,
   type Handler,
   type HistoryRecorder,
+  type RecordedOp,
   type HttpHandler,
   type HttpOptions,
   type LogLevel,
@@ -341,7 +342,6 @@ export class NodeRuntime {
   /** Operations go to the driver as `history` messages (never subject to faults), invocation first. */
   private makeRecorder(): HistoryRecorder {
     const self = this;
-    const incarnation = this.identity.incarnation;
     let n = 0;
     // The body is flat but for `value` and `fields`: bound those (fast for the usual scalars and
     // flat objects) instead of walking every event, which would double a busy client's cost.
@@ -356,33 +356,49 @@ export class NodeRuntime {
       self.stats.sent++;
       self.env.transmit({ src: self.identity.id, dest: DRIVER_ID, body });
     };
+    const recorder = { id: this.identity.id, incarnation: this.identity.incarnation, now: () => self.env.now(), send };
     return {
       invoke(f, value, fields) {
-        const opN = n++;
-        let done = false;
-        const body: Body = { type: "history", ev: "invoke", incarnation, n: opN, t: self.env.now(), f, value: value ?? null };
+        const body: Body = { type: "history", ev: "invoke", incarnation: recorder.incarnation, n: n++, t: recorder.now(), f, value: value ?? null };
         if (fields) body.fields = fields;
         send(body);
-        const complete = (outcome: "ok" | "fail" | "info", value: unknown, fields: Record<string, unknown> | undefined) => {
-          assert(!done, `${self.identity.id}: operation ${opN} (${f}) completed twice`);
-          done = true;
-          const end: Body = { type: "history", ev: "complete", incarnation, n: opN, t: self.env.now(), outcome };
-          if (value !== undefined) end.value = value;
-          if (fields) end.fields = fields;
-          send(end);
-        };
-        return {
-          ok: (v?: unknown) => complete("ok", v, undefined),
-          fail: (error: string) => complete("fail", undefined, { error }),
-          info: (error: string) => complete("info", undefined, { error }),
-          error: (e: RpcError) => complete(e.definite ? "fail" : "info", undefined, { error: e.text, code: e.code }),
-        };
+        return new OpenOp(recorder, body.n as number, f);
       },
     };
   }
 
   snapshotStats(): NodeStats {
     return { ...this.stats, pendingRequests: this.pending.size, timers: this.timers.size };
+  }
+}
+
+/** One recorded operation still open: one object per operation (a busy client opens thousands a second). */
+class OpenOp implements RecordedOp {
+  private done = false;
+  constructor(
+    private readonly rec: { id: NodeId; incarnation: number; now(): number; send(body: Body): void },
+    private readonly n: number,
+    private readonly f: string,
+  ) {}
+  private complete(outcome: "ok" | "fail" | "info", value: unknown, fields: Record<string, unknown> | undefined): void {
+    assert(!this.done, `${this.rec.id}: operation ${this.n} (${this.f}) completed twice`);
+    this.done = true;
+    const end: Body = { type: "history", ev: "complete", incarnation: this.rec.incarnation, n: this.n, t: this.rec.now(), outcome };
+    if (value !== undefined) end.value = value;
+    if (fields) end.fields = fields;
+    this.rec.send(end);
+  }
+  ok(value?: unknown): void {
+    this.complete("ok", value, undefined);
+  }
+  fail(error: string): void {
+    this.complete("fail", undefined, { error });
+  }
+  info(error: string): void {
+    this.complete("info", undefined, { error });
+  }
+  error(e: RpcError): void {
+    this.complete(e.definite ? "fail" : "info", undefined, { error: e.text, code: e.code });
   }
 }
 
