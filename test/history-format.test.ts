@@ -9,6 +9,10 @@ import type { Op } from "../src/history/op.ts";
 import { HistoryLog } from "../src/history/record.ts";
 import { renderHistoryReport } from "../src/history/report.ts";
 import { checkTotalOrder } from "../src/history/total-order.ts";
+import { DriverCalls } from "../src/driver/calls.ts";
+import { NodeRuntime, type Env } from "../src/workers/runtime/node.ts";
+import { SqliteStorage } from "../src/workers/runtime/storage.ts";
+import { ErrorCode, RpcError, type Message } from "../src/workers/runtime/types.ts";
 
 const w = (process: string, value: unknown, invokeMs: number, completeMs: number | null, type: Op["type"] = "ok", f = "write"): Op => ({ process, type, f, value, invokeMs, completeMs, key: "x" });
 
@@ -103,5 +107,79 @@ describe("history report", () => {
     const h = [w("a", 1, 0, 1)];
     const html = renderHistoryReport(h, checkLinearizable(h, registerModel));
     expect(html).toContain("every partition is linearizable");
+  });
+});
+
+describe("node.history (the runtime's recorder)", () => {
+  function node(id: string, incarnation = 0) {
+    let now = 5000;
+    const sent: Message[] = [];
+    const env: Env = {
+      now: () => now,
+      setTimer: () => 0,
+      clearTimer: () => {},
+      transmit: (m) => sent.push(m),
+      storage: new SqliteStorage(null, "memory"),
+      emitLog: () => {},
+      uid: () => "u",
+      serveHttp: () => {},
+    };
+    const rt = new NodeRuntime({ id, role: "client", config: {}, nodeIds: [id], incarnation, seed: 1, logLevel: "silent" }, env);
+    return { rt, sent, tick: (ms: number) => (now += ms) };
+  }
+
+  test("stamps on the host's clock, not the node's adjustable one, and the driver assembles the operations", () => {
+    const { rt, sent, tick } = node("client-1");
+    const ctx = rt.ctx;
+    ctx.adjustClock(1_000_000); // clock-sync code may skew the node's clock: the history must not follow
+    const w = ctx.history.invoke("write", 3, { key: "x" });
+    tick(7);
+    const r = ctx.history.invoke("read", null, { key: "x" });
+    tick(2);
+    w.ok();
+    r.error(new RpcError(ErrorCode.Timeout, "no reply"));
+    const c = ctx.history.invoke("cas", [3, 4], { key: "x" });
+    tick(1);
+    c.error(new RpcError(ErrorCode.PreconditionFailed, "precondition failed"));
+    ctx.history.invoke("write", 5, { key: "x" }); // open at the end
+    expect(sent.every((m) => m.dest === "driver" && m.body.type === "history")).toBe(true);
+    const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of sent) calls.settle(m);
+    // Another node cannot record in client-1's name: the sender is the process.
+    calls.settle({ src: "client-2", dest: "driver", body: { ...sent[0]!.body, process: "client-1" } });
+    expect(calls.history.history()).toEqual([
+      { process: "client-1", type: "ok", f: "write", value: 3, invokeMs: 5000, completeMs: 5009, key: "x" },
+      { process: "client-2", type: "info", f: "write", value: 3, invokeMs: 5000, completeMs: null, key: "x" },
+      { process: "client-1", type: "info", f: "read", value: null, invokeMs: 5007, completeMs: 5009, key: "x", error: "no reply", code: 0 },
+      { process: "client-1", type: "fail", f: "cas", value: [3, 4], invokeMs: 5009, completeMs: 5010, key: "x", error: "precondition failed", code: 22 },
+      { process: "client-1", type: "info", f: "write", value: 5, invokeMs: 5010, completeMs: null, key: "x" },
+    ]);
+  });
+
+  test("an operation completes once; a crashed node records nothing more; a restart's operations stay apart", () => {
+    const a = node("c");
+    const op = a.rt.ctx.history.invoke("read", null);
+    op.ok(1);
+    expect(() => op.ok(2)).toThrow(/completed twice/);
+    a.tick(1);
+    const open = a.rt.ctx.history.invoke("write", 9);
+    a.rt.halt();
+    open.ok();
+    expect(a.sent.length).toBe(3);
+    const b = node("c", 1);
+    b.tick(2);
+    b.rt.ctx.history.invoke("write", 10).ok();
+    const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of [...a.sent, ...b.sent]) calls.settle(m);
+    expect(calls.history.history().map((o) => [o.f, o.value, o.type])).toEqual([
+      ["read", 1, "ok"],
+      ["write", 9, "info"],
+      ["write", 10, "ok"],
+    ]);
+  });
+
+  test("an operation too large for a message is refused with a clear error", () => {
+    const { rt } = node("c");
+    expect(() => rt.ctx.history.invoke("write", "x".repeat(2_000_000))).toThrow(/history operation "write" carries more than/);
   });
 });
