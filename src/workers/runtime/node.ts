@@ -1,5 +1,6 @@
 import { DRIVER_ID } from "../../driver/cluster.ts";
 import { Limits, exceedsSize } from "./limits.ts";
+import { historyRecorder } from "./recorder.ts";
 import { makeLogger } from "./log.ts";
 import { seededRandom } from "./random.ts";
 import {
@@ -7,8 +8,6 @@ import {
   RpcError,
   type Body,
   type Handler,
-  type HistoryRecorder,
-  type RecordedOp,
   type HttpHandler,
   type HttpOptions,
   type LogLevel,
@@ -335,70 +334,19 @@ export class NodeRuntime {
       serveHttp(handler, opts) {
         self.env.serveHttp(id, handler, opts);
       },
-      history: self.makeRecorder(),
+      history: historyRecorder({ id, incarnation: self.identity.incarnation, now: () => self.env.now(), send: (body) => self.sendHistory(body) }),
     };
   }
 
-  /** Operations go to the driver as `history` messages (never subject to faults), invocation first. */
-  private makeRecorder(): HistoryRecorder {
-    const self = this;
-    let n = 0;
-    // The body is flat but for `value` and `fields`: bound those (fast for the usual scalars and
-    // flat objects) instead of walking every event, which would double a busy client's cost.
-    const half = Limits.maxMessageBytes / 2;
-    const tooBig = (v: unknown) => (typeof v === "string" ? v.length * 3 > half : typeof v === "object" && v !== null && exceedsSize(v, half));
-    const send = (body: Body) => {
-      if (self.stopped) return;
-      if (tooBig(body.value) || tooBig(body.fields)) {
-        self.stats.refused++;
-        throw new RpcError(ErrorCode.TooLarge, `history operation "${String(body.f ?? body.n)}" carries more than ${half} bytes`);
-      }
-      self.stats.sent++;
-      self.env.transmit({ src: self.identity.id, dest: DRIVER_ID, body });
-    };
-    const recorder = { id: this.identity.id, incarnation: this.identity.incarnation, now: () => self.env.now(), send };
-    return {
-      invoke(f, value, fields) {
-        const body: Body = { type: "history", ev: "invoke", incarnation: recorder.incarnation, n: n++, t: recorder.now(), f, value: value ?? null };
-        if (fields) body.fields = fields;
-        send(body);
-        return new OpenOp(recorder, body.n as number, f);
-      },
-    };
+  /** A history event for the driver: never subject to network faults, bounded by the recorder. */
+  private sendHistory(body: Body): void {
+    if (this.stopped) return;
+    this.stats.sent++;
+    this.env.transmit({ src: this.identity.id, dest: DRIVER_ID, body });
   }
 
   snapshotStats(): NodeStats {
     return { ...this.stats, pendingRequests: this.pending.size, timers: this.timers.size };
-  }
-}
-
-/** One recorded operation still open: one object per operation (a busy client opens thousands a second). */
-class OpenOp implements RecordedOp {
-  private done = false;
-  constructor(
-    private readonly rec: { id: NodeId; incarnation: number; now(): number; send(body: Body): void },
-    private readonly n: number,
-    private readonly f: string,
-  ) {}
-  private complete(outcome: "ok" | "fail" | "info", value: unknown, fields: Record<string, unknown> | undefined): void {
-    assert(!this.done, `${this.rec.id}: operation ${this.n} (${this.f}) completed twice`);
-    this.done = true;
-    const end: Body = { type: "history", ev: "complete", incarnation: this.rec.incarnation, n: this.n, t: this.rec.now(), outcome };
-    if (value !== undefined) end.value = value;
-    if (fields) end.fields = fields;
-    this.rec.send(end);
-  }
-  ok(value?: unknown): void {
-    this.complete("ok", value, undefined);
-  }
-  fail(error: string): void {
-    this.complete("fail", undefined, { error });
-  }
-  info(error: string): void {
-    this.complete("info", undefined, { error });
-  }
-  error(e: RpcError): void {
-    this.complete(e.definite ? "fail" : "info", undefined, { error: e.text, code: e.code });
   }
 }
 
