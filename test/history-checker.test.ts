@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { checkLinearizable, type Model } from "../src/history/linearizable.ts";
 import { bookstoreModel, echoModel, registerModel, stocksModel, talliesModel, NOT_ENOUGH_STOCK, ITEM_UNAVAILABLE } from "../src/history/models.ts";
 import type { Op, OpType } from "../src/history/op.ts";
+import { REJECT } from "../src/history/linearizable.ts";
+import { seededRandom } from "../src/workers/runtime/random.ts";
 
 /** op("c1", "write", 1, [0, 10]) — key "x" unless given; type ok unless given; completeMs null when the range has one end. */
 function op(process: string, f: string, value: unknown, span: [number, number?], type: OpType = "ok", extra: Record<string, unknown> = {}): Op {
@@ -166,5 +168,56 @@ describe("linearizability checker", () => {
     h.push(op("r", "read", 200, [101, 102]));
     const r = checkLinearizable(h, tallies0, { budgetMs: 5000 });
     expect(r.verdict).toBe("linearizable");
+  });
+});
+
+/** Linearizability by brute force: some order of the definite operations plus any subset of the info ones, respecting real time, that the model accepts. */
+function bruteForce(history: Op[], model: Model<any>): boolean {
+  const ops = history.filter((o) => o.type !== "fail" || model.observes?.(o));
+  const end = (o: Op) => (o.type === "info" || o.completeMs === null ? Infinity : o.completeMs);
+  const definite = ops.filter((o) => o.type !== "info").length;
+  const used = new Set<Op>();
+  const search = (state: unknown, placed: number): boolean => {
+    if (placed === definite) return true;
+    for (const o of ops) {
+      if (used.has(o)) continue;
+      // o may go next only if no unplaced operation returned before o was invoked (touching counts as concurrent).
+      if (ops.some((p) => p !== o && !used.has(p) && p.type !== "info" && end(p) < o.invokeMs)) continue;
+      const next = model.step(state, o);
+      if (next === REJECT) continue;
+      used.add(o);
+      if (search(next, placed + (o.type === "info" ? 0 : 1))) return true;
+      used.delete(o);
+    }
+    return false;
+  };
+  return search(model.init("x"), 0);
+}
+
+describe("the checker agrees with brute force on random small histories", () => {
+  test("register and tallies, 400 histories of up to 7 operations with indefinite ones", () => {
+    const rng = seededRandom(42, "brute");
+    let nonLinearizable = 0;
+    for (let round = 0; round < 400; round++) {
+      const model = round % 2 ? registerModel : tallies0;
+      const n = 1 + rng.int(7);
+      const h: Op[] = [];
+      for (let i = 0; i < n; i++) {
+        const inv = rng.int(20);
+        const type: OpType = rng.chance(0.2) ? "info" : "ok";
+        const len = rng.int(8);
+        const write = rng.chance(0.5);
+        const f = model === registerModel ? (write ? "write" : "read") : write ? "increment" : "read";
+        const value = model === registerModel ? (write ? 1 + rng.int(3) : rng.chance(0.2) ? null : 1 + rng.int(3)) : write ? 1 : rng.int(4);
+        h.push(op(`p${i}`, f, value, type === "info" && rng.chance(0.5) ? [inv] : [inv, inv + len], type));
+      }
+      const want = bruteForce(h, model);
+      const got = checkLinearizable(h, model).verdict;
+      if (!want) nonLinearizable++;
+      expect([round, got]).toEqual([round, want ? "linearizable" : "not linearizable"]);
+    }
+    // The generator makes both kinds.
+    expect(nonLinearizable).toBeGreaterThan(50);
+    expect(nonLinearizable).toBeLessThan(350);
   });
 });
