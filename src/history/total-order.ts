@@ -32,103 +32,107 @@ const MAX_PROBLEMS = 20;
 export function checkTotalOrder(history: History, log: readonly LogEntry[], opts: { f?: string } = {}): TotalOrderResult {
   const f = opts.f ?? "send";
   const sends = history.filter((op) => op.f === f);
-  const byId = new Map<string, Op>();
-  for (const op of sends) byId.set(String(op.value), op);
+  const ids = sends.map((op) => String(op.value));
+  const byId = new Map<string, number>();
+  ids.forEach((id, i) => byId.set(id, i));
   const counts = { missing: 0, duplicated: 0, neverSent: 0, failedButLogged: 0, wrongClient: 0, outOfOrder: 0, clientOrder: 0 };
   const problems: string[] = [];
   const problem = (text: string) => {
     if (problems.length < MAX_PROBLEMS) problems.push(text);
   };
 
-  const pos = new Map<string, number>();
-  log.forEach((e, i) => {
-    const op = byId.get(e.id);
-    if (pos.has(e.id)) {
+  // slot[i]: where send i sits in the log, -1 if it does not.
+  const slot = new Int32Array(sends.length).fill(-1);
+  const firstSlot = new Map<string, number>();
+  for (let s = 0; s < log.length; s++) {
+    const e = log[s]!;
+    const i = byId.get(e.id);
+    if (firstSlot.has(e.id)) {
       counts.duplicated++;
-      problem(`message ${e.id} is in the log twice (slots ${pos.get(e.id)} and ${i})`);
-      return;
+      problem(`message ${e.id} is in the log twice (slots ${firstSlot.get(e.id)} and ${s})`);
+      continue;
     }
-    pos.set(e.id, i);
-    if (!op) {
+    firstSlot.set(e.id, s);
+    if (i === undefined) {
       counts.neverSent++;
-      problem(`slot ${i} holds message ${e.id}, which no client sent`);
-    } else if (op.type === "fail") {
+      problem(`slot ${s} holds message ${e.id}, which no client sent`);
+      continue;
+    }
+    slot[i] = s;
+    const op = sends[i]!;
+    if (op.type === "fail") {
       counts.failedButLogged++;
-      problem(`slot ${i} holds message ${e.id}, which ${op.process} was told definitely failed (${String(op.error ?? "")})`);
+      problem(`slot ${s} holds message ${e.id}, which ${op.process} was told definitely failed (${String(op.error ?? "")})`);
     } else if (e.process !== undefined && e.process !== op.process) {
       counts.wrongClient++;
-      problem(`slot ${i}: message ${e.id} was sent by ${op.process}, the log says ${e.process}`);
+      problem(`slot ${s}: message ${e.id} was sent by ${op.process}, the log says ${e.process}`);
     }
-  });
+  }
 
   let acked = 0;
   let logged = 0;
-  for (const op of sends) {
+  for (let i = 0; i < sends.length; i++) {
+    const op = sends[i]!;
     if (op.type !== "ok") continue;
     acked++;
-    if (pos.has(String(op.value))) logged++;
+    if (slot[i]! >= 0) logged++;
     else {
       counts.missing++;
-      problem(`${op.process}'s message ${String(op.value)} was acknowledged at ${op.completeMs} ms but is not in the log`);
+      problem(`${op.process}'s message ${ids[i]} was acknowledged at ${op.completeMs} ms but is not in the log`);
     }
   }
 
-  // Real-time order: sort acknowledged messages by completion; for each logged message, every
-  // message acknowledged before it was sent must sit at a lower slot.
-  const acks = sends.filter((op) => op.type === "ok" && pos.has(String(op.value))).sort((a, b) => a.completeMs! - b.completeMs!);
-  const prefixMax: Array<{ slot: number; op: Op }> = [];
-  for (const op of acks) {
-    const slot = pos.get(String(op.value))!;
-    const prevMax = prefixMax[prefixMax.length - 1];
-    prefixMax.push(prevMax && prevMax.slot > slot ? prevMax : { slot, op });
-  }
-  // Per client, the latest-slot message among those it had acknowledged before each send.
-  const perClient = new Map<string, Op[]>();
-  for (const op of acks) {
-    let l = perClient.get(op.process);
-    if (!l) perClient.set(op.process, (l = []));
-    l.push(op);
-  }
-  const clientMax = new Map<string, Array<{ slot: number; op: Op }>>();
-  for (const [p, l] of perClient) {
-    const m: Array<{ slot: number; op: Op }> = [];
-    for (const op of l) {
-      const slot = pos.get(String(op.value))!;
-      const prevMax = m[m.length - 1];
-      m.push(prevMax && prevMax.slot > slot ? prevMax : { slot, op });
-    }
-    clientMax.set(p, m);
-  }
-  for (const op of sends) {
-    const slot = pos.get(String(op.value));
-    if (slot === undefined || op.type === "fail") continue;
-    const own = perClient.get(op.process) ?? [];
-    const ownMax = clientMax.get(op.process) ?? [];
-    const j = lastBefore(own, op.invokeMs);
-    if (j >= 0 && ownMax[j]!.slot > slot) {
+  // Real-time order: acknowledged, logged sends by completion time with a running maximum of their
+  // slots; every logged send must sit above every send acknowledged before it was invoked. The same
+  // per client names the stronger fault (a client's own order) first.
+  const all = new Timeline(sends, slot, () => true);
+  const perClient = new Map<string, Timeline>();
+  for (const p of new Set(sends.map((op) => op.process))) perClient.set(p, new Timeline(sends, slot, (op) => op.process === p));
+  for (let i = 0; i < sends.length; i++) {
+    const op = sends[i]!;
+    if (slot[i]! < 0 || op.type === "fail") continue;
+    const own = perClient.get(op.process)!.before(op.invokeMs);
+    if (own >= 0 && own > slot[i]!) {
       counts.clientOrder++;
-      problem(`${op.process} sent ${String(op.value)} (slot ${slot}) after its ${String(ownMax[j]!.op.value)} was acknowledged, yet that one sits later, at slot ${ownMax[j]!.slot}`);
+      problem(`${op.process} sent ${ids[i]} (slot ${slot[i]}) after one of its messages now at slot ${own} was acknowledged`);
       continue;
     }
-    const k = lastBefore(acks, op.invokeMs);
-    if (k >= 0 && prefixMax[k]!.slot > slot) {
+    const any = all.before(op.invokeMs);
+    if (any >= 0 && any > slot[i]!) {
       counts.outOfOrder++;
-      const a = prefixMax[k]!.op;
-      problem(`${op.process}'s ${String(op.value)} (slot ${slot}) was sent after ${a.process}'s ${String(a.value)} was acknowledged, yet that one sits later, at slot ${prefixMax[k]!.slot}`);
+      problem(`${op.process}'s ${ids[i]} (slot ${slot[i]}) was sent after the message now at slot ${any} (${log[any]?.id}) was acknowledged`);
     }
   }
   const bad = Object.values(counts).reduce((a, b) => a + b, 0);
   return { ok: bad === 0, acked, logged, problems, counts };
 }
 
-/** Index of the last op in `sorted` (by completeMs) that completed strictly before `t`, or -1. */
-function lastBefore(sorted: Op[], t: number): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sorted[mid]!.completeMs! < t) lo = mid + 1;
-    else hi = mid;
+/** Acknowledged, logged sends sorted by completion, with the highest slot among those up to each. */
+class Timeline {
+  private readonly times: Float64Array;
+  private readonly maxSlot: Int32Array;
+  constructor(sends: Op[], slot: Int32Array, keep: (op: Op) => boolean) {
+    const idx: number[] = [];
+    for (let i = 0; i < sends.length; i++) if (sends[i]!.type === "ok" && slot[i]! >= 0 && keep(sends[i]!)) idx.push(i);
+    idx.sort((a, b) => sends[a]!.completeMs! - sends[b]!.completeMs!);
+    this.times = new Float64Array(idx.length);
+    this.maxSlot = new Int32Array(idx.length);
+    let max = -1;
+    idx.forEach((i, k) => {
+      this.times[k] = sends[i]!.completeMs!;
+      max = Math.max(max, slot[i]!);
+      this.maxSlot[k] = max;
+    });
   }
-  return lo - 1;
+  /** The highest slot among sends acknowledged strictly before `t`, or -1. */
+  before(t: number): number {
+    let lo = 0;
+    let hi = this.times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.times[mid]! < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === 0 ? -1 : this.maxSlot[lo - 1]!;
+  }
 }
