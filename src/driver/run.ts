@@ -3,6 +3,7 @@ import { Nemesis, type NemesisEvent } from "./nemesis.ts";
 import type { CommonOptions, RunResult, Scenario } from "./scenario.ts";
 import { checkLinearizable, type CheckResult } from "../history/linearizable.ts";
 import { describeOp, type History } from "../history/op.ts";
+import type { TotalOrderResult } from "../history/total-order.ts";
 
 /** How long the runner's linearizability check may search before it says `unknown`. */
 const HISTORY_BUDGET_MS = 10_000;
@@ -23,6 +24,8 @@ export interface HistoryOutcome {
   ops: History;
   truncated: boolean;
   check?: CheckResult;
+  /** The scenario's own total-order verdict (paxos), when it has one. */
+  totalOrder?: TotalOrderResult;
 }
 
 /**
@@ -60,7 +63,7 @@ export async function runScenario<O extends Record<string, unknown>>(
   }
   const outcome = historyOutcome(cluster, scenario, opts);
   if (outcome?.check) result.checks.linearizable = linearizableCheck(outcome);
-  onHistory?.(outcome ?? { ops: [], truncated: false });
+  onHistory?.({ ...(outcome ?? { ops: [], truncated: false }), totalOrder: result.totalOrder });
   const checks: Record<string, boolean> = {};
   const details: Record<string, string> = {};
   for (const [name, c] of Object.entries(result.checks)) {

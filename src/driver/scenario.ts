@@ -1,6 +1,7 @@
 import type { NodeId, NodeSpec, Role } from "../workers/runtime/types.ts";
 import type { Cluster } from "./cluster.ts";
 import type { Model } from "../history/linearizable.ts";
+import type { TotalOrderResult } from "../history/total-order.ts";
 
 /** Options every system gets from the CLI. */
 export interface CommonOptions {
@@ -33,6 +34,8 @@ export interface RunResult {
   checks: Record<string, Check>;
   /** Figures worth printing (latencies, counts); JSON-able. */
   metrics?: Record<string, unknown>;
+  /** A total-order verdict on the clients' history (replicated logs), for --history-report. */
+  totalOrder?: TotalOrderResult;
 }
 
 export interface RunControl {

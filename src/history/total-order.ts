@@ -23,6 +23,8 @@ export interface TotalOrderResult {
   logged: number;
   /** Up to MAX_PROBLEMS descriptions, first found first. */
   problems: string[];
+  /** The sends those problems are about (for a report). */
+  witnesses: Op[];
   /** How many problems of each kind. */
   counts: { missing: number; duplicated: number; neverSent: number; failedButLogged: number; wrongClient: number; outOfOrder: number; clientOrder: number };
 }
@@ -37,8 +39,11 @@ export function checkTotalOrder(history: History, log: readonly LogEntry[], opts
   ids.forEach((id, i) => byId.set(id, i));
   const counts = { missing: 0, duplicated: 0, neverSent: 0, failedButLogged: 0, wrongClient: 0, outOfOrder: 0, clientOrder: 0 };
   const problems: string[] = [];
-  const problem = (text: string) => {
-    if (problems.length < MAX_PROBLEMS) problems.push(text);
+  const witnesses = new Set<Op>();
+  const problem = (text: string, ...ops: Array<Op | undefined>) => {
+    if (problems.length >= MAX_PROBLEMS) return;
+    problems.push(text);
+    for (const op of ops) if (op) witnesses.add(op);
   };
 
   // slot[i]: where send i sits in the log, -1 if it does not.
@@ -49,7 +54,7 @@ export function checkTotalOrder(history: History, log: readonly LogEntry[], opts
     const i = byId.get(e.id);
     if (firstSlot.has(e.id)) {
       counts.duplicated++;
-      problem(`message ${e.id} is in the log twice (slots ${firstSlot.get(e.id)} and ${s})`);
+      problem(`message ${e.id} is in the log twice (slots ${firstSlot.get(e.id)} and ${s})`, i === undefined ? undefined : sends[i]);
       continue;
     }
     firstSlot.set(e.id, s);
@@ -62,10 +67,10 @@ export function checkTotalOrder(history: History, log: readonly LogEntry[], opts
     const op = sends[i]!;
     if (op.type === "fail") {
       counts.failedButLogged++;
-      problem(`slot ${s} holds message ${e.id}, which ${op.process} was told definitely failed (${String(op.error ?? "")})`);
+      problem(`slot ${s} holds message ${e.id}, which ${op.process} was told definitely failed (${String(op.error ?? "")})`, op);
     } else if (e.process !== undefined && e.process !== op.process) {
       counts.wrongClient++;
-      problem(`slot ${s}: message ${e.id} was sent by ${op.process}, the log says ${e.process}`);
+      problem(`slot ${s}: message ${e.id} was sent by ${op.process}, the log says ${e.process}`, op);
     }
   }
 
@@ -78,7 +83,7 @@ export function checkTotalOrder(history: History, log: readonly LogEntry[], opts
     if (slot[i]! >= 0) logged++;
     else {
       counts.missing++;
-      problem(`${op.process}'s message ${ids[i]} was acknowledged at ${op.completeMs} ms but is not in the log`);
+      problem(`${op.process}'s message ${ids[i]} was acknowledged at ${op.completeMs} ms but is not in the log`, op);
     }
   }
 
@@ -94,17 +99,17 @@ export function checkTotalOrder(history: History, log: readonly LogEntry[], opts
     const own = perClient.get(op.process)!.before(op.invokeMs);
     if (own >= 0 && own > slot[i]!) {
       counts.clientOrder++;
-      problem(`${op.process} sent ${ids[i]} (slot ${slot[i]}) after one of its messages now at slot ${own} was acknowledged`);
+      problem(`${op.process} sent ${ids[i]} (slot ${slot[i]}) after one of its messages now at slot ${own} was acknowledged`, op, sends[byId.get(log[own]!.id)!]);
       continue;
     }
     const any = all.before(op.invokeMs);
     if (any >= 0 && any > slot[i]!) {
       counts.outOfOrder++;
-      problem(`${op.process}'s ${ids[i]} (slot ${slot[i]}) was sent after the message now at slot ${any} (${log[any]?.id}) was acknowledged`);
+      problem(`${op.process}'s ${ids[i]} (slot ${slot[i]}) was sent after the message now at slot ${any} (${log[any]?.id}) was acknowledged`, op, sends[byId.get(log[any]!.id)!]);
     }
   }
   const bad = Object.values(counts).reduce((a, b) => a + b, 0);
-  return { ok: bad === 0, acked, logged, problems, counts };
+  return { ok: bad === 0, acked, logged, problems, witnesses: [...witnesses], counts };
 }
 
 /** Acknowledged, logged sends sorted by completion, with the highest slot among those up to each. */

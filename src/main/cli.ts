@@ -6,7 +6,7 @@ import cac from "cac";
 import cliProgress from "cli-progress";
 import { formatSummary, runScenario, type HistoryOutcome, type Summary } from "../driver/run.ts";
 import { writeHistoryFile } from "../history/jsonl.ts";
-import { renderHistoryReport } from "../history/report.ts";
+import { renderHistoryReport, renderTotalOrderReport } from "../history/report.ts";
 import type { Scenario } from "../driver/scenario.ts";
 import { Simulation } from "../sim/simulator.ts";
 import { DEFAULT_SYSTEM, SYSTEMS, loadRoles, loadScenario } from "../workers/registry.ts";
@@ -51,9 +51,12 @@ async function writeHistory(opts: RunOptions, scenario: Scenario, h: HistoryOutc
     await writeHistoryFile(opts.history, h.ops);
     console.log(`  history: ${h.ops.length} operations written to ${opts.history}`);
   }
-  if (opts.historyReport) {
+  if (opts.historyReport && h.totalOrder) {
+    await Bun.write(opts.historyReport, renderTotalOrderReport(h.ops, h.totalOrder, { title: `${scenario.name}, seed ${opts.seed}: total order` }));
+    console.log(`  history report: total order ${h.totalOrder.ok ? "holds" : "violated"}, written to ${opts.historyReport}`);
+  } else if (opts.historyReport) {
     if (!h.check) {
-      console.log(`  history report: ${scenario.name} has no linearizability model; not written`);
+      console.log(`  history report: ${scenario.name} has no history check; not written`);
       return;
     }
     await Bun.write(opts.historyReport, renderHistoryReport(h.ops, h.check, { title: `${scenario.name}, seed ${opts.seed}: ${h.check.verdict}`, partition: scenario.historyModel?.(opts).partition }));

@@ -1,7 +1,7 @@
 import type { Cluster } from "../../driver/cluster.ts";
 import type { Check, CommonOptions, RunControl, RunResult, Scenario } from "../../driver/scenario.ts";
 import { percentile } from "../../driver/stats.ts";
-import { checkTotalOrder } from "../../history/total-order.ts";
+import { checkTotalOrder, type TotalOrderResult } from "../../history/total-order.ts";
 import type { NodeSpec, StorageMode } from "../runtime/types.ts";
 import { replay } from "./chat.ts";
 import {
@@ -246,9 +246,10 @@ export async function runPaxos(cluster: Cluster, o: Opts, control: RunControl, e
     },
     "progress made": { ok: acked > 0 && maxCommit > 0, detail: `${acked} of ${sent} messages acknowledged, ${maxCommit} slots` },
   };
+  let to: TotalOrderResult | undefined;
   if (cluster.history) {
     // Judged from what clients saw: the executed log against every client's sends.
-    const to = checkTotalOrder(cluster.history.history(), executed.map((op) => ({ id: op.id, process: op.c })));
+    to = checkTotalOrder(cluster.history.history(), executed.map((op) => ({ id: op.id, process: op.c })));
     const counts = Object.entries(to.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
     checks["total order"] = {
       ok: to.ok && !cluster.history.truncated && to.acked > 0,
@@ -273,6 +274,7 @@ export async function runPaxos(cluster: Cluster, o: Opts, control: RunControl, e
     : (cluster.nodes.find((n) => n.role === "replica")?.storage ?? "os");
   return {
     checks,
+    totalOrder: to,
     metrics: {
       storage,
       replicas: replicas.length,
