@@ -12,6 +12,7 @@ const BENCHES: Record<string, () => Promise<{ bench: Bench }>> = {
   "push-pull": () => import("./push-pull.ts"),
   tiered: () => import("./tiered.ts"),
   scale: () => import("./scale.ts"),
+  checker: () => import("./checker.ts"),
 };
 
 const cli = cac("bench");

@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseJsonLines } from "../src/history/jsonl.ts";
 import { UsageError, parseOptions, replayCommand } from "../src/main/options.ts";
 import { scenario as echo } from "../src/workers/echo/scenario.ts";
 
@@ -101,6 +102,21 @@ describe("bun run cluster", () => {
 
 describe("option parsing", () => {
   const parse = (flags: Record<string, unknown>) => parseOptions("echo", echo, flags, {});
+
+  test("--history writes the clients' operations as JSON Lines, --history-report an HTML page; not with --seeds", async () => {
+    const h = join(dir, "h.jsonl");
+    const page = join(dir, "h.html");
+    const r = await cli("echo", "--sim", "--seed", "4", "--duration", "2", "--json", "--history", h, "--history-report", page);
+    expect(r.code).toBe(0);
+    expect(lastJson(r.out).checks.linearizable).toBe(true);
+    const ops = parseJsonLines(await Bun.file(h).text());
+    expect(ops.length).toBe(lastJson(r.out).metrics.sent);
+    expect(ops.every((op) => op.f === "echo" && op.process.startsWith("client-"))).toBe(true);
+    expect(await Bun.file(page).text()).toContain("linearizable");
+    const bad = await cli("echo", "--seeds", "1..2", "--history", h);
+    expect(bad.code).toBe(2);
+    expect(bad.err + bad.out).toContain("--history and --history-report record one run");
+  });
 
   test("defaults and network flags", () => {
     const { opts, nodes } = parse({ seed: 9, latency: 5, loss: 0.1, dup: 0.2, latencyDist: "uniform", reorder: true });

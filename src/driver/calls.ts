@@ -1,5 +1,6 @@
 import { DRIVER_ID } from "./cluster.ts";
 import { ErrorCode, RpcError, type Body, type Message, type NodeId } from "../workers/runtime/types.ts";
+import { HistoryLog } from "../history/record.ts";
 
 /** Timers of whichever clock the driver runs on: real on threads, virtual in the simulator. */
 export interface DriverTimers {
@@ -14,6 +15,8 @@ export interface DriverTimers {
 export class DriverCalls {
   private readonly pending = new Map<number, { resolve(b: Body): void; reject(e: Error): void; timer: unknown }>();
   private nextId = 1;
+  /** Client operations the nodes' recorders sent (`history` messages), for the checkers. */
+  readonly history = new HistoryLog();
 
   constructor(private readonly timers: DriverTimers) {}
 
@@ -29,8 +32,10 @@ export class DriverCalls {
     });
   }
 
-  /** A reply addressed to the driver; late or unknown replies are ignored. */
+  /** A message addressed to the driver: a reply (late or unknown ones are ignored) or a history event. */
   settle(msg: Message): void {
+    // The sender is the process: a node cannot record operations in another's name.
+    if (msg.body.type === "history" && msg.body.in_reply_to === undefined) return this.history.add(msg.body, msg.src);
     const id = msg.body.in_reply_to;
     if (typeof id !== "number") return;
     const p = this.pending.get(id);

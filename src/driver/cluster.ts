@@ -1,6 +1,7 @@
 import type { LinkSettings, NetworkSettings, Partition } from "../workers/runtime/network.ts";
 import type { NodeStats } from "../workers/runtime/node.ts";
 import type { Body, Logger, NodeId, NodeSpec, Random } from "../workers/runtime/types.ts";
+import type { HistoryLog } from "../history/record.ts";
 
 export type NodeStatus = "running" | "crashed" | "paused";
 
@@ -49,6 +50,8 @@ export interface Cluster {
   fetch(id: NodeId, req: Request): Promise<Response>;
   /** The base URL of a node's HTTP server on threads; undefined in the simulator or if it serves none. */
   httpUrl(id: NodeId): string | undefined;
+  /** The client operations recorded so far (nodes' `node.history`), stamped on the driver's clock. */
+  readonly history?: HistoryLog;
 }
 
 export const DRIVER_ID = "driver";

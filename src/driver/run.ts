@@ -2,6 +2,12 @@ import type { Cluster } from "./cluster.ts";
 import { Nemesis, type NemesisEvent } from "./nemesis.ts";
 import type { Check, ClientSpec, CommonOptions, RunResult, Scenario } from "./scenario.ts";
 import type { NodeId, NodeSpec } from "../workers/runtime/types.ts";
+import { checkLinearizable, type CheckResult } from "../history/linearizable.ts";
+import { describeOp, type History } from "../history/op.ts";
+import type { TotalOrderResult } from "../history/total-order.ts";
+
+/** How long the runner's linearizability check may search before it says `unknown`. */
+const HISTORY_BUDGET_MS = 10_000;
 
 export interface Summary {
   system: string;
@@ -69,6 +75,15 @@ export function describeNemesisExcludes(scenario: Scenario<any>): string {
     .join("; ");
 }
 
+/** The clients' history of a run and the checker's verdict on it (kept out of the JSON summary). */
+export interface HistoryOutcome {
+  ops: History;
+  truncated: boolean;
+  check?: CheckResult;
+  /** The scenario's own total-order verdict (paxos), when it has one. */
+  totalOrder?: TotalOrderResult;
+}
+
 /**
  * Runs a scenario's workload on a cluster: starts the nemesis, waits for the duration (or `stop`),
  * heals every fault, watches the clients make progress for a final window, then lets the scenario
@@ -79,6 +94,7 @@ export async function runScenario<O extends Record<string, unknown>>(
   scenario: Scenario<O>,
   opts: O & CommonOptions,
   stop: Promise<void> = new Promise(() => {}),
+  onHistory?: (h: HistoryOutcome) => void,
 ): Promise<Summary> {
   const targets = nemesisTargets(scenario, cluster.nodes);
   const nemesis = new Nemesis(cluster, opts.nemesis, targets, opts.nemesisInterval * 1000, opts.clockSkew ?? 0);
@@ -113,6 +129,9 @@ export async function runScenario<O extends Record<string, unknown>>(
     detail: down.length === 0 ? `${cluster.nodes.length}/${cluster.nodes.length} running` : `not running: ${down.map(([id, st]) => `${id} (${st})`).join(", ")}`,
   };
   if (progress) result.checks["every client made progress after the faults healed"] = progress;
+  const outcome = historyOutcome(cluster, scenario, opts);
+  if (outcome?.check) result.checks.linearizable = linearizableCheck(outcome);
+  onHistory?.({ ...(outcome ?? { ops: [], truncated: false }), totalOrder: result.totalOrder });
   const checks: Record<string, boolean> = {};
   const details: Record<string, string> = {};
   for (const [name, c] of Object.entries(result.checks)) {
@@ -129,6 +148,25 @@ export async function runScenario<O extends Record<string, unknown>>(
     metrics: result.metrics ?? {},
     nemesis: nemesis.events,
   };
+}
+
+function historyOutcome<O extends Record<string, unknown>>(cluster: Cluster, scenario: Scenario<O>, opts: O & CommonOptions): HistoryOutcome | null {
+  if (!cluster.history) return null;
+  const ops = cluster.history.history();
+  const truncated = cluster.history.truncated;
+  if (!scenario.historyModel) return { ops, truncated };
+  return { ops, truncated, check: checkLinearizable(ops, scenario.historyModel(opts), { budgetMs: HISTORY_BUDGET_MS }) };
+}
+
+function linearizableCheck(h: HistoryOutcome): { ok: boolean; detail: string } {
+  const c = h.check!;
+  const size = `${c.ops} operations, ${c.partitions} keys, ${c.elapsedMs.toFixed(0)} ms`;
+  if (h.truncated) return { ok: false, detail: `unknown: the history was truncated (${size})` };
+  // An empty history is vacuously linearizable (a run with no clients); the detail says so.
+  if (c.verdict === "linearizable") return { ok: true, detail: c.ops > 0 ? size : "no operations recorded" };
+  if (c.verdict === "unknown") return { ok: false, detail: `unknown: search budget ran out on ${c.unknown.join(", ")} (${size})` };
+  const f = c.failures[0]!;
+  return { ok: false, detail: `key ${f.key || "(all)"}: ${describeOp(f.stuck)} cannot be linearized after ${f.linearized.length} operations (state before: ${f.stateBefore}); ${c.failures.length} key(s) fail (${size})` };
 }
 
 export function formatSummary(s: Summary): string {

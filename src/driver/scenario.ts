@@ -1,5 +1,7 @@
 import type { NodeId, NodeSpec, Role } from "../workers/runtime/types.ts";
 import type { Cluster } from "./cluster.ts";
+import type { Model } from "../history/linearizable.ts";
+import type { TotalOrderResult } from "../history/total-order.ts";
 
 /** Options every system gets from the CLI. */
 export interface CommonOptions {
@@ -48,6 +50,8 @@ export interface RunResult {
   checks: Record<string, Check>;
   /** Figures worth printing (latencies, counts); JSON-able. */
   metrics?: Record<string, unknown>;
+  /** A total-order verdict on the clients' history (replicated logs), for --history-report. */
+  totalOrder?: TotalOrderResult;
 }
 
 export interface RunControl {
@@ -87,6 +91,8 @@ export interface Scenario<O extends Record<string, unknown> = Record<string, any
   /** Its clients: each must complete an operation in the run's final window, after every fault healed. */
   clients?(opts: O & CommonOptions): ClientSpec[];
   run(cluster: Cluster, opts: O & CommonOptions, control: RunControl): Promise<RunResult>;
+  /** The model the clients' history must be linearizable against; the runner adds a `linearizable` check. */
+  historyModel?(opts: O & CommonOptions): Model<any>;
 }
 
 /** A system: its roles (loaded inside nodes) and its scenario (loaded by the driver). */

@@ -4,7 +4,9 @@
  */
 import cac from "cac";
 import cliProgress from "cli-progress";
-import { describeNemesisExcludes, formatSummary, runScenario, type Summary } from "../driver/run.ts";
+import { describeNemesisExcludes, formatSummary, runScenario, type HistoryOutcome, type Summary } from "../driver/run.ts";
+import { writeHistoryFile } from "../history/jsonl.ts";
+import { renderHistoryReport, renderTotalOrderReport } from "../history/report.ts";
 import type { Scenario } from "../driver/scenario.ts";
 import { Simulation } from "../sim/simulator.ts";
 import { DEFAULT_SYSTEM, SYSTEMS, loadRoles, loadScenario } from "../workers/registry.ts";
@@ -32,6 +34,8 @@ const COMMON: Array<[string, string, unknown?]> = [
   ["--log-level <level>", "debug | info | warn | error | silent (default warn)"],
   ["--sim", "Run in the deterministic simulator (virtual time; --duration in simulated seconds)"],
   ["--seeds <A..B>", "Simulate every seed from A to B and report the failing ones"],
+  ["--history <file>", "Write every client operation as JSON Lines (format in the README)"],
+  ["--history-report <file>", "Write the history check as a self-contained HTML page (the failing window, if any)"],
   ["--threads <n>", "Pack this host's nodes into n worker threads (default: one per node; a crash in a shared thread drops only that node)"],
   ["--admin-port <port>", "Serve the admin API on 127.0.0.1:<port> (0: a free port)"],
   ["--secret <secret>", "Shared secret for bridges and the admin API (or MENHIR_SECRET)"],
@@ -43,6 +47,26 @@ const COMMON: Array<[string, string, unknown?]> = [
   ["--connect-timeout <s>", "Multi-host: the run fails if a peer host is not connected within this many seconds (default 60)"],
 ];
 
+/** --history / --history-report: the files a run's history goes to, if asked for. */
+async function writeHistory(opts: RunOptions, scenario: Scenario, h: HistoryOutcome | undefined): Promise<void> {
+  if (!h) return;
+  if (opts.history) {
+    await writeHistoryFile(opts.history, h.ops);
+    console.log(`  history: ${h.ops.length} operations written to ${opts.history}`);
+  }
+  if (opts.historyReport && h.totalOrder) {
+    await Bun.write(opts.historyReport, renderTotalOrderReport(h.ops, h.totalOrder, { title: `${scenario.name}, seed ${opts.seed}: total order` }));
+    console.log(`  history report: total order ${h.totalOrder.ok ? "holds" : "violated"}, written to ${opts.historyReport}`);
+  } else if (opts.historyReport) {
+    if (!h.check) {
+      console.log(`  history report: ${scenario.name} has no history check; not written`);
+      return;
+    }
+    await Bun.write(opts.historyReport, renderHistoryReport(h.ops, h.check, { title: `${scenario.name}, seed ${opts.seed}: ${h.check.verdict}`, partition: scenario.historyModel?.(opts).partition }));
+    console.log(`  history report: ${h.check.verdict}, written to ${opts.historyReport}`);
+  }
+}
+
 function printSummary(s: Summary, json: boolean): void {
   console.log(formatSummary(s));
   if (json) console.log(JSON.stringify(s));
@@ -52,7 +76,9 @@ async function runSim(system: string, scenario: Scenario, opts: RunOptions, node
   const roles = await loadRoles(system);
   const sim = new Simulation({ seed, nodes, roles, network: opts.network, logLevel: opts.logLevel, logSink: quiet ? () => {} : undefined });
   const t0 = performance.now();
-  const summary = await sim.run((c) => runScenario(c, scenario, forSeed(opts, seed)));
+  let history: HistoryOutcome | undefined;
+  const summary = await sim.run((c) => runScenario(c, scenario, forSeed(opts, seed), undefined, (h) => (history = h)));
+  await writeHistory(forSeed(opts, seed), scenario, history);
   const st = sim.stats();
   return { ...summary, simSeconds: st.simSeconds, wallSeconds: +((performance.now() - t0) / 1000).toFixed(3), delivered: st.delivered, dropped: st.dropped, digest: st.digest };
 }
@@ -74,11 +100,13 @@ async function runSeeds(system: string, scenario: Scenario, opts: RunOptions): P
   }
   bar.stop();
   console.log(`${b - a + 1} seeds, ${failing.length} failing`);
+  const nonLinearizable = failing.filter((f) => f.failed.split("; ").includes("linearizable")).map((f) => f.seed);
+  if (nonLinearizable.length > 0) console.log(`non-linearizable histories: seeds ${nonLinearizable.join(", ")}`);
   if (failing.length > 0) {
     console.log("seed  failed checks  replay");
     for (const f of failing) console.log(`${f.seed}  ${f.failed}  ${f.replay}`);
   }
-  if (opts.json) console.log(JSON.stringify({ system, seeds: [a, b], ok: failing.length === 0, failing }));
+  if (opts.json) console.log(JSON.stringify({ system, seeds: [a, b], ok: failing.length === 0, failing, nonLinearizable }));
   return failing.length === 0 ? 0 : 1;
 }
 
@@ -196,8 +224,10 @@ async function runStarted(
   if (mh && bridge) await awaitPeers(bridge, Object.keys(mh.peers), opts.connectTimeout, stopping);
   if (!mh || mh.driverHost === mh.host) {
     if (!Number.isFinite(opts.duration)) console.log("menhir: running until Ctrl-C");
-    const summary = await runScenario(cluster, scenario, opts, stop);
+    let history: HistoryOutcome | undefined;
+    const summary = await runScenario(cluster, scenario, opts, stop, (h) => (history = h));
     printSummary(summary, opts.json);
+    await writeHistory(opts, scenario, history);
     code = summary.ok || !Number.isFinite(opts.duration) ? 0 : 1;
     await bridge?.shutdownPeers();
   } else {

@@ -46,6 +46,10 @@ export interface RunOptions extends CommonOptions {
   /** Worker threads to pack this host's nodes into; null: one per node. */
   threads: number | null;
   multiHost: MultiHost | null;
+  /** Write the clients' history here (JSON Lines). */
+  history: string | null;
+  /** Write the history check as an HTML page here. */
+  historyReport: string | null;
 }
 
 /**
@@ -197,7 +201,10 @@ export function parseOptions(
     connectTimeout,
     threads,
     multiHost,
+    history: flags.history === undefined ? null : str("history", flags.history),
+    historyReport: flags.historyReport === undefined ? null : str("history-report", flags.historyReport),
   };
+  if (seeds && (opts.history || opts.historyReport)) throw new UsageError("--history and --history-report record one run: use --sim --seed N (the --seeds table names the seeds to look at)");
   let nodes: NodeSpec[];
   try {
     nodes = topologyWithClocks(scenario, opts);

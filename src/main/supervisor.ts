@@ -70,6 +70,9 @@ export class ThreadCluster implements Cluster {
   private readonly placement: Record<NodeId, string>;
   private readonly nodeIds: NodeId[];
   private net: NetworkSettings = defaultNetwork();
+  get history() {
+    return this.driverCalls.history;
+  }
   private readonly driverCalls = new DriverCalls({ setTimer: (ms, fn) => setTimeout(fn, ms), clearTimer: (t) => clearTimeout(t as ReturnType<typeof setTimeout>) });
   private bridge: Bridge | null = null;
   private readonly driverHost: string;

@@ -19,13 +19,16 @@ export const echoClient = defineRole<EchoClientConfig>((node) => {
       const payload = `${node.id}:${state.sent}:${node.random.int(1e9)}`;
       const t0 = node.now();
       state.sent++;
+      const op = node.history.invoke("echo", null, { sent: payload });
       try {
         const reply = await node.request<EchoOk>(server, { type: "echo", echo: payload }, { timeoutMs });
+        op.ok(reply.echo);
         if (reply.echo === payload) state.ok++;
         else node.storage.put("mismatched", ++state.mismatched);
         if (state.latenciesMs.length < MAX_SAMPLES) state.latenciesMs.push(node.now() - t0);
       } catch (e) {
         if (!(e instanceof RpcError)) throw e;
+        op.error(e);
         state.failed++;
       }
       await node.sleep(intervalMs);

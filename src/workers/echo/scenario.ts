@@ -1,5 +1,6 @@
 import { percentile } from "../../driver/stats.ts";
 import { MAX_NODES, type Scenario } from "../../driver/scenario.ts";
+import { echoModel } from "../../history/models.ts";
 import type { EchoClientConfig, EchoClientState } from "./messages.ts";
 
 const CLIENT_TIMEOUT_MS = 500;
@@ -26,6 +27,7 @@ export const scenario: Scenario<EchoOptions> = {
   },
   // A healthy client completes a request every interval; after a heal, one in flight may time out first.
   clients: (o) => Array.from({ length: o.clients }, (_, i) => ({ id: `client-${i + 1}`, withinMs: 2 * (CLIENT_TIMEOUT_MS + Number(o.intervalMs)) + 1000 })),
+  historyModel: () => echoModel,
   async run(cluster, o, control) {
     await control.untilStopped();
     // Requests in flight when faults healed get their replies (or time out) before we count.

@@ -58,7 +58,14 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
     report.attempted[team][medal]++;
     save();
     const body: IncrementMedalTally = { type: "increment_medal_tally", team, medal, password, write_id: node.uid() };
-    await node.request(obelix, body);
+    const op = node.history.invoke("increment", 1, { key: `${team}/${medal}` });
+    try {
+      await node.request(obelix, body);
+      op.ok();
+    } catch (e) {
+      if (e instanceof RpcError) op.error(e);
+      throw e;
+    }
     report.acked[team][medal]++;
     save();
   }

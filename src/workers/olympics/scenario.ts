@@ -1,6 +1,7 @@
 import type { Cluster } from "../../driver/cluster.ts";
 import { MAX_NODES, type CommonOptions, type Scenario } from "../../driver/scenario.ts";
 import { percentile } from "../../driver/stats.ts";
+import { talliesModel } from "../../history/models.ts";
 import { seededRandom } from "../runtime/random.ts";
 import { ErrorCode, RpcError, type NodeSpec, type Random } from "../runtime/types.ts";
 import { EVENTS, MEDALS, TEAMS, sameScore, sameTally, type Event, type Score, type Tally, type Team } from "./domain.ts";
@@ -184,6 +185,7 @@ export const scenario: Scenario<OlympicsOptions> = {
     { id: CACOFONIX, withinMs: Number(o.rate) + REQUEST_TIMEOUT_MS + 1000 },
     ...tabletIds({ pull: Number(o.pull), push: Number(o.push) }).pull.map((id) => ({ id, withinMs: 2 * Number(o.pollMs) + Math.max(Number(o.pollMs), REQUEST_TIMEOUT_MS) + 1000 })),
   ],
+  historyModel: () => talliesModel(),
   async run(cluster, o, control) {
     if (o.tiered) return runTiered(cluster, o as TieredOptions & typeof o, control);
     const password = resolvePassword(o.password);

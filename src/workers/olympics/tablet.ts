@@ -1,6 +1,6 @@
 import { DRIVER_ID } from "../../driver/cluster.ts";
 import { ErrorCode, RpcError, defineRole, type Message } from "../runtime/types.ts";
-import { asScore, asTally, itemKey, findEvent, findTeam, formatScore, formatTally, partitionNames, type Event, type Score, type Tally, type Team } from "./domain.ts";
+import { MEDALS, asScore, asTally, itemKey, findEvent, findTeam, formatScore, formatTally, partitionNames, type Event, type Score, type Tally, type Team } from "./domain.ts";
 import type { MedalTallyOk, Register, RegisterOk, ScoreOk, ScoreUpdate, TabletConfig, TabletState, TallyUpdate } from "./messages.ts";
 
 /** Latency samples kept per tablet; later ones are dropped (counts stay exact). */
@@ -157,9 +157,18 @@ export const tablet = defineRole<TabletConfig>((node) => {
     state.polls++;
     const asks: Promise<void>[] = [
       ...state.teams.map(async (team: Team) => {
-        const r = await timed<MedalTallyOk>({ type: "get_medal_tally", team });
+        // One read per medal for the history: the tally is read at one instant, each count a projection of it.
+        const reads = MEDALS.map((m) => node.history.invoke("read", null, { key: `${team}/${m}` }));
+        let r: MedalTallyOk;
+        try {
+          r = await timed<MedalTallyOk>({ type: "get_medal_tally", team });
+        } catch (e) {
+          if (e instanceof RpcError) for (const op of reads) op.error(e);
+          throw e;
+        }
         const t = asTally(r.tally);
         if (t && t.team === team) applyTally(t);
+        MEDALS.forEach((m, i) => (t && t.team === team ? reads[i]!.ok(t[m]) : reads[i]!.fail("malformed reply")));
       }),
       ...state.events.map(async (event: Event) => {
         const r = await timed<ScoreOk>({ type: "get_score", event });

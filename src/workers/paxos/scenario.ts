@@ -1,6 +1,7 @@
 import type { Cluster } from "../../driver/cluster.ts";
 import { MAX_NODES, type Check, type CommonOptions, type RunControl, type RunResult, type Scenario } from "../../driver/scenario.ts";
 import { percentile } from "../../driver/stats.ts";
+import { checkTotalOrder, type TotalOrderResult } from "../../history/total-order.ts";
 import type { NodeSpec, StorageMode } from "../runtime/types.ts";
 import { replay } from "./chat.ts";
 import {
@@ -242,6 +243,16 @@ export async function runPaxos(cluster: Cluster, o: Opts, control: RunControl, e
     },
     "progress made": { ok: acked > 0 && maxCommit > 0, detail: `${acked} of ${sent} messages acknowledged, ${maxCommit} slots` },
   };
+  let to: TotalOrderResult | undefined;
+  if (cluster.history) {
+    // Judged from what clients saw: the executed log against every client's sends.
+    to = checkTotalOrder(cluster.history.history(), executed.map((op) => ({ id: op.id, process: op.c })));
+    const counts = Object.entries(to.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
+    checks["total order"] = {
+      ok: to.ok && !cluster.history.truncated && to.acked > 0,
+      detail: `${to.acked} acknowledged sends, ${to.logged} in the log${cluster.history.truncated ? "; history truncated" : ""}${counts.length ? `; ${counts.join(", ")}: ${to.problems.slice(0, 3).join("; ")}` : ""}`,
+    };
+  }
   if (skip.length > 0) {
     const bad = skip.filter((s) => !(s <= log.length && log[s - 1]![1] === null));
     checks["every skipped slot holds a no-op"] = { ok: bad.length === 0, detail: `slots ${skip.join(",")}: ${bad.length === 0 ? "all no-ops" : `not no-ops: ${bad.join(",")}`}` };
@@ -260,6 +271,7 @@ export async function runPaxos(cluster: Cluster, o: Opts, control: RunControl, e
     : (cluster.nodes.find((n) => n.role === "replica")?.storage ?? "os");
   return {
     checks,
+    totalOrder: to,
     metrics: {
       storage,
       replicas: replicas.length,

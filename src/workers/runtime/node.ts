@@ -1,6 +1,7 @@
 import { DRIVER_ID } from "../../driver/cluster.ts";
 import { CLOCK_JUMP, NodeClock, PERFECT_CLOCK, type ClockSpec } from "./clock.ts";
 import { Limits, exceedsSize } from "./limits.ts";
+import { historyRecorder } from "./recorder.ts";
 import { makeLogger } from "./log.ts";
 import { seededRandom } from "./random.ts";
 import {
@@ -356,7 +357,15 @@ export class NodeRuntime {
       serveHttp(handler, opts) {
         self.env.serveHttp(id, handler, opts);
       },
+      history: historyRecorder({ id, incarnation: self.identity.incarnation, now: () => self.env.now(), send: (body) => self.sendHistory(body) }),
     };
+  }
+
+  /** A history event for the driver: never subject to network faults, bounded by the recorder. */
+  private sendHistory(body: Body): void {
+    if (this.stopped) return;
+    this.stats.sent++;
+    this.env.transmit({ src: this.identity.id, dest: DRIVER_ID, body });
   }
 
   snapshotStats(): NodeStats {

@@ -143,6 +143,28 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/**
+ * A client's record of the operations it performs, for the run's history (src/history): the runtime
+ * stamps each invocation and completion with its host's true clock (virtual time in the simulator),
+ * not with `now()`, which a node may adjust, and hands them to the driver at once.
+ */
+export interface HistoryRecorder {
+  /** An operation starts. `value` is its argument (null for reads); `fields` the system's (`key`, ...). */
+  invoke(f: string, value: unknown, fields?: Record<string, unknown>): RecordedOp;
+}
+
+/** One open operation; exactly one of its methods is called, once. */
+export interface RecordedOp {
+  /** It happened; `value` is what it returned, when it returns data (a read). */
+  ok(value?: unknown): void;
+  /** It definitely did not happen (a definite error), with the error text. */
+  fail(error: string): void;
+  /** Unknown whether it happened (timeout, crash). */
+  info(error: string): void;
+  /** fail for a definite RpcError, info for an indefinite one. */
+  error(e: RpcError): void;
+}
+
 /** The one object through which node code touches the world. */
 export interface NodeContext<C = Record<string, unknown>> {
   readonly id: NodeId;
@@ -182,6 +204,8 @@ export interface NodeContext<C = Record<string, unknown>> {
   uid(): string;
   /** Serve HTTP on this node. The socket belongs to the runtime, not to the node. */
   serveHttp(handler: HttpHandler, opts: HttpOptions): void;
+  /** Client operations for the run's history. */
+  readonly history: HistoryRecorder;
 }
 
 /** What a role's start may return. */

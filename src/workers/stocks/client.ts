@@ -1,4 +1,4 @@
-import { RpcError, defineRole, type Random } from "../runtime/types.ts";
+import { RpcError, defineRole, type Random, type RecordedOp } from "../runtime/types.ts";
 import type { ClientConfig, HttpMsgOk, TradeType } from "./messages.ts";
 
 /** Latency samples kept per request type (a reservoir, so long runs stay representative). */
@@ -97,15 +97,33 @@ export const client = defineRole<ClientConfig>((node) => {
 
   async function step(): Promise<void> {
     const name = node.random.pick(stocks);
-    await http("lookup", "GET", `/stocks/${name}`);
+    const look = node.history.invoke("lookup", null, { key: name });
+    recordLookup(look, await http("lookup", "GET", `/stocks/${name}`));
     if (!node.random.chance(p)) return;
     const order = { name, type: (node.random.chance(0.5) ? "buy" : "sell") as TradeType, quantity: 1 + node.random.int(maxQuantity) };
+    const op = node.history.invoke(order.type, order.quantity, { key: name });
     const r = await http("trade", "POST", "/orders", order);
+    recordTrade(op, r);
     const n = (r?.body as { data?: { transaction_number?: unknown } } | undefined)?.data?.transaction_number;
     if (r?.status === 200 && typeof n === "number") {
       state.ordersPlaced++;
       if (orders.size < MAX_ORDERS) orders.set(n, order);
     }
+  }
+
+  // For the history: a 200 happened; a 409 definitely did not (and saw too little stock); a 503 or
+  // no answer may have happened (the frontend gave up waiting, not the order service).
+  function recordLookup(op: RecordedOp, r: HttpMsgOk | null): void {
+    const q = (r?.body as { data?: { quantity?: unknown } } | undefined)?.data?.quantity;
+    if (!r) op.info("no answer");
+    else if (r.status === 200 && typeof q === "number") op.ok(q);
+    else op.fail(errorText(r));
+  }
+  function recordTrade(op: RecordedOp, r: HttpMsgOk | null): void {
+    if (!r) op.info("no answer");
+    else if (r.status === 200) op.ok();
+    else if (r.status >= 500) op.info(errorText(r));
+    else op.fail(errorText(r));
   }
 
   const loop = (async () => {
@@ -149,3 +167,8 @@ export const client = defineRole<ClientConfig>((node) => {
     },
   };
 });
+
+function errorText(r: HttpMsgOk): string {
+  const m = (r.body as { error?: { message?: unknown } } | undefined)?.error?.message;
+  return typeof m === "string" ? m : `status ${r.status}`;
+}

@@ -1,5 +1,6 @@
 import type { Cluster } from "../../driver/cluster.ts";
 import type { Scenario } from "../../driver/scenario.ts";
+import { stocksModel } from "../../history/models.ts";
 import { percentile } from "../../driver/stats.ts";
 import type { NodeSpec } from "../runtime/types.ts";
 import { STOCKS } from "./catalog.ts";
@@ -129,6 +130,8 @@ export const scenario: Scenario<StocksOptions> = {
   topology: (o) => stocksTopology(normalize(o)),
   // After a heal, a trade in flight may wait out its timeout (10 s, client.ts) before the next request.
   clients: (o) => Array.from({ length: normalize(o).clients }, (_, i) => ({ id: `client-${i + 1}`, withinMs: 10_000 + normalize(o).intervalMs + 2000 })),
+  // The catalog outlives a run (without --fresh): the model learns each starting quantity from the history.
+  historyModel: () => stocksModel(),
   async run(cluster, o, control) {
     const opt = normalize(o);
     const replicas = replicaIds(opt.replicas);

@@ -1,0 +1,259 @@
+/**
+ * A linearizability checker: Wing & Gong's search with Lowe's memoisation, as Porcupine does it.
+ *
+ * Each partition (one key, when the model is partitioned) becomes a list of call and return entries
+ * in time order. The search walks the list: at a call it tries to linearize that operation now (the
+ * model must accept it in the current state), lifts it and its return out of the list, and starts
+ * again from the front; at a return it cannot pass (that operation must have taken effect before it
+ * returned), it backtracks. A (set of linearized operations, model state) pair seen before is never
+ * explored twice. Indefinite (`info`) operations return at +∞: they may be linearized anywhere after
+ * their invocation, or not at all — the search succeeds as soon as every definite operation is in.
+ *
+ * Pure: a history and a model in, a verdict out. The only outside input is the clock the budget is
+ * measured on, which the caller may pass in.
+ */
+import { opKey, type History, type Op } from "./op.ts";
+
+/** A model of the system under test: a pure state machine over operations. */
+export interface Model<S = unknown> {
+  name: string;
+  /** The state of a key before any operation. */
+  init(key: string): S;
+  /** The state after `op`, or REJECT if `op` could not have happened (with its observed result) in `state`. */
+  step(state: S, op: Op): S | typeof REJECT;
+  /** Operations this model judges (default: all). Others are ignored. */
+  judges?(op: Op): boolean;
+  /**
+   * A `fail` that still observed the state (a buy refused for "not enough stock"). Other fails
+   * definitely did not happen and are dropped before the search. Default: none observes.
+   */
+  observes?(op: Op): boolean;
+  /** The partition an operation belongs to (default: its `key` field). Partitions are checked independently. */
+  partition?(op: Op): string;
+  /** A string equal for equal states (default: JSON). */
+  hash?(state: S): string;
+  /** The state for people (default: JSON). */
+  describe?(state: S): string;
+}
+
+export const REJECT: unique symbol = Symbol("reject");
+
+export type Verdict = "linearizable" | "not linearizable" | "unknown";
+
+/** Where a partition's search got stuck: the witness a report shows. */
+export interface Failure {
+  key: string;
+  /** The operation that could not be linearized before it returned. */
+  stuck: Op;
+  /** The longest linearizable prefix found, in linearization order. */
+  linearized: Op[];
+  /** The model state after that prefix: the state just before the failing window. */
+  stateBefore: string;
+  /** The operations not in the prefix that were invoked before `stuck` returned: the smallest window the search could not order. */
+  window: Op[];
+}
+
+export interface PartitionResult {
+  key: string;
+  verdict: Verdict;
+  ops: number;
+  failure?: Failure;
+}
+
+export interface CheckResult {
+  verdict: Verdict;
+  model: string;
+  /** Operations judged (after dropping fails that observed nothing and ops the model does not judge). */
+  ops: number;
+  partitions: number;
+  /** Partitions that are not linearizable, with their witnesses. */
+  failures: Failure[];
+  /** Keys whose search ran out of budget. */
+  unknown: string[];
+  elapsedMs: number;
+  /** Search steps taken (calls tried), for benchmarks. */
+  steps: number;
+}
+
+export interface CheckOptions {
+  /** Give up (verdict `unknown`) after this many ms. Default 10 s. */
+  budgetMs?: number;
+  /** The clock the budget is measured on (default performance.now). */
+  clock?: () => number;
+  /** Stop at the first non-linearizable partition (default false: check all). */
+  firstFailure?: boolean;
+}
+
+const CLOCK_EVERY = 1024;
+/** Partitions of up to 32 × this many operations keep exact copies of visited sets (see checkPartition). */
+const EXACT_WORDS = 64;
+
+/** Checks a history against a model. Never throws for a bad history shape that `isOp` accepts. */
+export function checkLinearizable<S>(history: History, model: Model<S>, options: CheckOptions = {}): CheckResult {
+  const clock = options.clock ?? (() => performance.now());
+  const t0 = clock();
+  const deadline = t0 + (options.budgetMs ?? 10_000);
+  const judges = model.judges ?? (() => true);
+  const observes = model.observes ?? (() => false);
+  const partitionOf = model.partition ?? opKey;
+  const parts = new Map<string, Op[]>();
+  let ops = 0;
+  for (const op of history) {
+    if (!judges(op)) continue;
+    if (op.type === "fail" && !observes(op)) continue;
+    const k = partitionOf(op);
+    let list = parts.get(k);
+    if (!list) parts.set(k, (list = []));
+    list.push(op);
+    ops++;
+  }
+  const result: CheckResult = { verdict: "linearizable", model: model.name, ops, partitions: parts.size, failures: [], unknown: [], elapsedMs: 0, steps: 0 };
+  for (const [key, list] of [...parts].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    const r = checkPartition(key, list, model, deadline, clock);
+    result.steps += r.steps;
+    if (r.verdict === "not linearizable") {
+      result.failures.push(r.failure!);
+      if (options.firstFailure) break;
+    } else if (r.verdict === "unknown") result.unknown.push(key);
+  }
+  result.verdict = result.failures.length > 0 ? "not linearizable" : result.unknown.length > 0 ? "unknown" : "linearizable";
+  result.elapsedMs = clock() - t0;
+  return result;
+}
+
+interface PartitionSearch extends PartitionResult {
+  steps: number;
+}
+
+/** One key's search. Entries: 2i is op i's call, 2i+1 its return; `head` is a sentinel before the first. */
+function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: number, clock: () => number): PartitionSearch {
+  const n = ops.length;
+  const hash = model.hash ?? ((s: S) => JSON.stringify(s) ?? "undefined");
+  const describe = model.describe ?? ((s: S) => JSON.stringify(s) ?? "undefined");
+  const retTime = (i: number) => (ops[i]!.type === "info" || ops[i]!.completeMs === null ? Infinity : ops[i]!.completeMs!);
+  const order: number[] = [];
+  for (let i = 0; i < n; i++) order.push(2 * i, 2 * i + 1);
+  const time = (e: number) => (e & 1 ? retTime(e >> 1) : ops[e >> 1]!.invokeMs);
+  // Calls before returns at the same instant: touching operations count as concurrent (never a false alarm).
+  order.sort((a, b) => time(a) - time(b) || (a & 1) - (b & 1) || a - b);
+  const head = 2 * n;
+  const next = new Int32Array(2 * n + 1).fill(-1);
+  const prev = new Int32Array(2 * n + 1).fill(-1);
+  let last = head;
+  for (const e of order) {
+    next[last] = e;
+    prev[e] = last;
+    last = e;
+  }
+  const lift = (e: number) => {
+    const m = e + 1;
+    next[prev[e]!] = next[e]!;
+    if (next[e]! >= 0) prev[next[e]!] = prev[e]!;
+    next[prev[m]!] = next[m]!;
+    if (next[m]! >= 0) prev[next[m]!] = prev[m]!;
+  };
+  const unlift = (e: number) => {
+    const m = e + 1;
+    if (next[m]! >= 0) prev[next[m]!] = m;
+    next[prev[m]!] = m;
+    if (next[e]! >= 0) prev[next[e]!] = e;
+    next[prev[e]!] = e;
+  };
+
+  let definite = 0;
+  for (const op of ops) if (op.type !== "info") definite++;
+  const words = (n + 31) >>> 5;
+  const bits = new Uint32Array(words);
+  // The linearized set is identified by a 96-bit Zobrist hash kept incrementally. Up to EXACT_WORDS
+  // words the cache also keeps an exact copy of the set to compare; above, copying it at every step
+  // would dominate the search, and a false match (probability about entries² / 2^97, below 1e-15
+  // for any search that fits the budget) is accepted instead.
+  const exact = words <= EXACT_WORDS;
+  const z1 = new Uint32Array(n);
+  const z2 = new Uint32Array(n);
+  const z3 = new Uint32Array(n);
+  let seed = (0x9e3779b9 ^ n) >>> 0;
+  const rnd = () => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return seed >>> 0;
+  };
+  for (let i = 0; i < n; i++) {
+    z1[i] = rnd();
+    z2[i] = rnd();
+    z3[i] = rnd();
+  }
+  let h1 = 0;
+  let h2 = 0;
+  let h3 = 0;
+  const cache = new Map<string, Uint32Array[] | true>();
+  const sameBits = (a: Uint32Array) => {
+    for (let w = 0; w < words; w++) if (a[w] !== bits[w]) return false;
+    return true;
+  };
+
+  let state = model.init(key);
+  const stack: Array<{ e: number; state: S }> = [];
+  let linearizedDefinite = 0;
+  let steps = 0;
+  let best = -1;
+  let failure: Failure | undefined;
+  let entry = next[head]!;
+
+  while (linearizedDefinite < definite) {
+    if (entry < 0) throw new Error("assertion failed: the entry list ended before every definite operation was linearized");
+    if ((++steps & (CLOCK_EVERY - 1)) === 0 && clock() > deadline) return { key, verdict: "unknown", ops: n, steps };
+    if ((entry & 1) === 0) {
+      const i = entry >> 1;
+      const after = model.step(state, ops[i]!);
+      if (after !== REJECT) {
+        const w = i >>> 5;
+        const b = 1 << (i & 31);
+        bits[w] = bits[w]! | b;
+        const k = `${(h1 ^ z1[i]!) >>> 0}:${(h2 ^ z2[i]!) >>> 0}:${(h3 ^ z3[i]!) >>> 0}:${hash(after)}`;
+        const bucket = cache.get(k);
+        const seen = bucket !== undefined && (bucket === true || bucket.some(sameBits));
+        if (!seen) {
+          if (!exact) cache.set(k, true);
+          else if (Array.isArray(bucket)) bucket.push(bits.slice());
+          else cache.set(k, [bits.slice()]);
+          stack.push({ e: entry, state });
+          state = after;
+          h1 = (h1 ^ z1[i]!) >>> 0;
+          h2 = (h2 ^ z2[i]!) >>> 0;
+          h3 = (h3 ^ z3[i]!) >>> 0;
+          if (ops[i]!.type !== "info") linearizedDefinite++;
+          lift(entry);
+          entry = next[head]!;
+          continue;
+        }
+        bits[w] = bits[w]! & ~b;
+      }
+      entry = next[entry]!;
+      continue;
+    }
+    // A return whose operation is not yet linearized: this path is a dead end.
+    if (stack.length > best) {
+      best = stack.length;
+      const stuck = ops[entry >> 1]!;
+      const inPrefix = new Set(stack.map((s) => s.e >> 1));
+      const window: Op[] = [];
+      for (let i = 0; i < n; i++) if (!inPrefix.has(i) && ops[i]!.invokeMs <= (stuck.completeMs ?? Infinity)) window.push(ops[i]!);
+      window.sort((a, b) => a.invokeMs - b.invokeMs);
+      failure = { key, stuck, linearized: stack.map((s) => ops[s.e >> 1]!), stateBefore: describe(state), window };
+    }
+    const top = stack.pop();
+    if (!top) return { key, verdict: "not linearizable", ops: n, failure, steps };
+    const i = top.e >> 1;
+    state = top.state;
+    bits[i >>> 5] = bits[i >>> 5]! & ~(1 << (i & 31));
+    h1 = (h1 ^ z1[i]!) >>> 0;
+    h2 = (h2 ^ z2[i]!) >>> 0;
+    h3 = (h3 ^ z3[i]!) >>> 0;
+    if (ops[i]!.type !== "info") linearizedDefinite--;
+    unlift(top.e);
+    entry = next[top.e]!;
+  }
+  return { key, verdict: "linearizable", ops: n, steps };
+}

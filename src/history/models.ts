@@ -1,0 +1,194 @@
+/**
+ * Models for the linearizability checker, one per system: pure `{init, step}` objects, partitioned
+ * by key. A model states what each operation may observe in a state; for an `info` operation the
+ * result is unknown, so a model accepts it whenever it could have taken effect.
+ */
+import { REJECT, type Model } from "./linearizable.ts";
+import type { Op } from "./op.ts";
+
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v);
+
+/**
+ * A key-value register per key: `write` (value: what was written), `read` (value: what was read;
+ * null for a key never written), `cas` (value: [from, to]; a `fail` with error "precondition
+ * failed" observed that the value was not `from`).
+ */
+export const registerModel: Model<unknown> = {
+  name: "register",
+  init: () => null,
+  judges: (op) => op.f === "read" || op.f === "write" || op.f === "cas",
+  observes: (op) => op.f === "cas" && op.error === "precondition failed",
+  step(state, op) {
+    switch (op.f) {
+      case "write":
+        return op.value;
+      case "read":
+        return op.type === "info" || equal(op.value, state) ? state : REJECT;
+      case "cas": {
+        const [from, to] = Array.isArray(op.value) ? op.value : [undefined, undefined];
+        if (op.type === "fail") return equal(from, state) ? REJECT : state;
+        return equal(from, state) ? to : REJECT;
+      }
+    }
+    return REJECT;
+  },
+};
+
+/** Echo: a stateless service whose every reply must carry the payload sent (`sent`); one partition per client. */
+export const echoModel: Model<null> = {
+  name: "echo",
+  init: () => null,
+  judges: (op) => op.f === "echo",
+  partition: (op) => op.process,
+  step: (_s, op) => (op.type === "info" || op.value === op.sent ? null : REJECT),
+};
+
+/** The stock bazaar's error text for a buy larger than the stock (the catalog's protocol text). */
+export const NOT_ENOUGH_STOCK = "not enough stock";
+
+/**
+ * A stock whose starting quantity may be unknown (the catalog is durable across runs): it lies in
+ * [lo, hi], and `delta` is what the operations linearized so far added. A lookup fixes it; a buy
+ * that succeeds or is refused bounds it.
+ */
+export interface StockState {
+  lo: number;
+  hi: number;
+  delta: number;
+}
+
+/**
+ * The stock bazaar, per stock (key: its name). `lookup` (value: the quantity seen), `buy` / `sell`
+ * (value: the quantity traded). A buy succeeds iff the stock holds enough; a `fail` with error
+ * "not enough stock" observed that it did not. With `initialQuantity` the start is known; without,
+ * it is only known to be ≥ 0 until operations pin it down.
+ */
+export function stocksModel(opts: { initialQuantity?: number } = {}): Model<StockState> {
+  const known = opts.initialQuantity;
+  return {
+    name: "stocks",
+    init: () => (known === undefined ? { lo: 0, hi: Infinity, delta: 0 } : { lo: known, hi: known, delta: 0 }),
+    judges: (op) => op.f === "lookup" || op.f === "buy" || op.f === "sell",
+    observes: (op) => op.f === "buy" && op.error === NOT_ENOUGH_STOCK,
+    hash: (s) => `${s.lo}:${s.hi}:${s.delta}`,
+    describe: (s) => (s.lo === s.hi ? `quantity ${s.lo + s.delta}` : `quantity unknown, in ${s.lo + s.delta}..${s.hi + s.delta}`),
+    step(s, op) {
+      const within = (lo: number, hi: number) => (lo <= hi ? { lo, hi, delta: s.delta } : REJECT);
+      if (op.f === "lookup") {
+        if (op.type === "info") return s;
+        if (!isInt(op.value)) return REJECT;
+        return within(Math.max(s.lo, op.value - s.delta), Math.min(s.hi, op.value - s.delta));
+      }
+      if (!isInt(op.value) || op.value <= 0) return REJECT;
+      if (op.f === "sell") return { lo: s.lo, hi: s.hi, delta: s.delta + op.value };
+      // buy: it needs base + delta >= quantity; refused, base + delta < quantity.
+      if (op.type === "fail") return within(s.lo, Math.min(s.hi, op.value - s.delta - 1));
+      const r = within(Math.max(s.lo, op.value - s.delta), s.hi);
+      return r === REJECT ? r : { lo: r.lo, hi: r.hi, delta: s.delta - op.value };
+    },
+  };
+}
+
+/** A tally whose starting count may be unknown: `base` (null until a read fixes it) plus `added`. */
+export interface TallyState {
+  base: number | null;
+  added: number;
+}
+
+/**
+ * Olympics tallies, per team and medal (key "team/medal"). `read` (value: the count seen),
+ * `increment` (value: by how much, default 1). Tallies outlive a run (they are durable), so unless
+ * `initial` is given the starting count is unknown: the first read that can fix it does.
+ */
+export function talliesModel(opts: { initial?: number } = {}): Model<TallyState> {
+  return {
+    name: "olympics tallies",
+    init: () => ({ base: opts.initial ?? null, added: 0 }),
+    judges: (op) => op.f === "read" || op.f === "increment",
+    hash: (s) => `${s.base}+${s.added}`,
+    describe: (s) => (s.base === null ? `tally unknown + ${s.added}` : `tally ${s.base + s.added}`),
+    step(s, op) {
+      if (op.f === "increment") {
+        const by = op.value === null || op.value === undefined ? 1 : op.value;
+        return isInt(by) && by >= 0 ? { base: s.base, added: s.added + by } : REJECT;
+      }
+      if (op.type === "info") return s;
+      if (!isInt(op.value)) return REJECT;
+      if (s.base === null) return op.value - s.added >= 0 ? { base: op.value - s.added, added: s.added } : REJECT;
+      return op.value === s.base + s.added ? s : REJECT;
+    },
+  };
+}
+
+/** The bookstore's error text for a buy of an item with no copies left. */
+export const ITEM_UNAVAILABLE = "item is unavailable";
+
+export interface BookState {
+  quantity: number;
+  cost: number;
+}
+
+/** The seven books the bookstore starts with (item → cost and quantity), from its write-up. */
+const BOOKS: Record<string, BookState> = {
+  "1": { cost: 50, quantity: 100 },
+  "2": { cost: 51, quantity: 101 },
+  "3": { cost: 12, quantity: 100 },
+  "4": { cost: 2, quantity: 10 },
+  "5": { cost: 30, quantity: 100 },
+  "6": { cost: 10, quantity: 100 },
+  "7": { cost: 20, quantity: 100 },
+};
+export const bookstoreInitial = (key: string): BookState => BOOKS[key] ?? { quantity: 0, cost: 0 };
+
+/**
+ * The bookstore, per item (key: the item number; state: quantity and cost).
+ * - `lookup` (value: {quantity?, cost?} — whichever fields the reply carried) and `get_quantity`
+ *   (value: the quantity) read;
+ * - `buy` takes one copy; it fails with "item is unavailable" exactly when the quantity is 0;
+ * - `update_quantity` (value: the delta) succeeds iff the quantity stays ≥ 0;
+ * - `update_cost` (value: the new cost) sets the cost.
+ * `initial` gives each item's starting state (a function of its key); `belowZeroError` is the error
+ * text of an update_quantity refused because it would take the quantity below 0.
+ */
+export function bookstoreModel(initial: (key: string) => BookState = bookstoreInitial, opts: { belowZeroError?: string } = {}): Model<BookState> {
+  const belowZero = opts.belowZeroError ?? "quantity would go below 0";
+  return {
+    name: "bookstore",
+    init: (key) => initial(key),
+    judges: (op) => ["lookup", "get_quantity", "buy", "update_quantity", "update_cost"].includes(op.f),
+    observes: (op) => (op.f === "buy" && op.error === ITEM_UNAVAILABLE) || (op.f === "update_quantity" && op.error === belowZero),
+    hash: (s) => `${s.quantity}/${s.cost}`,
+    describe: (s) => `quantity ${s.quantity}, cost ${s.cost}`,
+    step(s, op) {
+      switch (op.f) {
+        case "lookup": {
+          if (op.type === "info") return s;
+          const v = (op.value ?? {}) as Partial<BookState>;
+          if (v.quantity !== undefined && v.quantity !== s.quantity) return REJECT;
+          if (v.cost !== undefined && v.cost !== s.cost) return REJECT;
+          return s;
+        }
+        case "get_quantity":
+          return op.type === "info" || op.value === s.quantity ? s : REJECT;
+        case "buy":
+          if (op.type === "fail") return s.quantity === 0 ? s : REJECT;
+          return s.quantity > 0 ? { quantity: s.quantity - 1, cost: s.cost } : REJECT;
+        case "update_quantity": {
+          if (!isInt(op.value)) return REJECT;
+          const q = s.quantity + op.value;
+          if (op.type === "fail") return q < 0 ? s : REJECT;
+          return q >= 0 ? { quantity: q, cost: s.cost } : REJECT;
+        }
+        case "update_cost":
+          return typeof op.value === "number" && Number.isFinite(op.value) ? { quantity: s.quantity, cost: op.value } : REJECT;
+      }
+      return REJECT;
+    },
+  };
+}
+
+function equal(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  return JSON.stringify(a) === JSON.stringify(b);
+}

@@ -1,0 +1,115 @@
+/**
+ * Assembling a history on the driver. A client node's recorder (`node.history`, provided by the
+ * runtime) sends the driver one `history` message when an operation is invoked and one when it
+ * completes, each stamped by the runtime with its host's clock — virtual time in the simulator, the
+ * real clock on threads — never with the node's adjustable clock. Sending the invocation at once
+ * means an operation open when its client crashed still appears (as `info`: it may have happened).
+ */
+import { MAX_HISTORY_OPS, type History, type Op, type OpType } from "./op.ts";
+
+/** The body of a recorder's message to the driver. */
+export interface HistoryEvent {
+  type: "history";
+  ev: "invoke" | "complete";
+  process: string;
+  incarnation: number;
+  /** The operation's number within this process incarnation. */
+  n: number;
+  t: number;
+  f?: string;
+  value?: unknown;
+  /** invoke: the system's fields; complete: fields to add (an error text, say). */
+  fields?: Record<string, unknown>;
+  outcome?: OpType;
+  [k: string]: unknown;
+}
+
+const FIELD_LIMIT = 16;
+const RESERVED = new Set(["process", "type", "f", "value", "invokeMs", "completeMs"]);
+
+export function isHistoryEvent(b: unknown): b is HistoryEvent {
+  if (typeof b !== "object" || b === null) return false;
+  const e = b as Record<string, unknown>;
+  if (e.type !== "history" || (e.ev !== "invoke" && e.ev !== "complete")) return false;
+  if (typeof e.process !== "string" || !Number.isSafeInteger(e.incarnation) || !Number.isSafeInteger(e.n)) return false;
+  if (typeof e.t !== "number" || !Number.isFinite(e.t)) return false;
+  if (e.fields !== undefined && !isFields(e.fields)) return false;
+  if (e.ev === "invoke") return typeof e.f === "string" && e.f.length > 0 && e.f.length <= 64;
+  return e.outcome === "ok" || e.outcome === "fail" || e.outcome === "info";
+}
+
+function isFields(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  let n = 0;
+  for (const _ in v) if (++n > FIELD_LIMIT) return false;
+  return true;
+}
+
+function addFields(op: Op, fields: Record<string, unknown> | undefined): void {
+  if (fields === undefined) return;
+  for (const k in fields) if (!RESERVED.has(k)) op[k] = fields[k];
+}
+
+/** The driver's history under construction: bounded; past the bound it is marked truncated (checkers then say `unknown`). */
+export class HistoryLog {
+  /** Open operations by process incarnation ("client-1#0"), then by operation number. */
+  private readonly open = new Map<string, Map<number, Op>>();
+  private openCount = 0;
+  private readonly done: Op[] = [];
+  /** Events refused (malformed, unmatched completion, or over the limit). */
+  refused = 0;
+  truncated = false;
+
+  constructor(private readonly maxOps = MAX_HISTORY_OPS) {}
+
+  get size(): number {
+    return this.done.length + this.openCount;
+  }
+
+  /** One recorder event; `process` (the sender), when given, overrides the event's own. */
+  add(body: unknown, process?: string): void {
+    if (process !== undefined && typeof body === "object" && body !== null) (body as Record<string, unknown>).process = process;
+    if (!isHistoryEvent(body)) {
+      this.refused++;
+      return;
+    }
+    const e = body;
+    const pid = `${e.process}#${e.incarnation}`;
+    let open = this.open.get(pid);
+    if (e.ev === "invoke") {
+      if (this.size >= this.maxOps) {
+        this.truncated = true;
+        this.refused++;
+        return;
+      }
+      if (!open) this.open.set(pid, (open = new Map()));
+      if (open.has(e.n)) {
+        this.refused++;
+        return;
+      }
+      const op: Op = { process: e.process, type: "info", f: e.f!, value: e.value ?? null, invokeMs: e.t, completeMs: null };
+      addFields(op, e.fields);
+      open.set(e.n, op);
+      this.openCount++;
+      return;
+    }
+    const op = open?.get(e.n);
+    if (!op || e.t < op.invokeMs) {
+      this.refused++;
+      return;
+    }
+    open!.delete(e.n);
+    this.openCount--;
+    op.type = e.outcome!;
+    op.completeMs = e.t;
+    if ("value" in e) op.value = e.value ?? null;
+    addFields(op, e.fields);
+    this.done.push(op);
+  }
+
+  /** Every operation so far, by invocation time; those still open are `info` with completeMs null (copies: they may complete later). */
+  history(): History {
+    const open = [...this.open.values()].flatMap((m) => [...m.values()].map((op) => ({ ...op })));
+    return [...this.done, ...open].sort((a, b) => a.invokeMs - b.invokeMs || (a.process < b.process ? -1 : a.process > b.process ? 1 : 0));
+  }
+}

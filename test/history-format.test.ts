@@ -1,0 +1,185 @@
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { opToLine, parseJsonLines, readHistoryFile, toJsonLines, writeHistoryFile } from "../src/history/jsonl.ts";
+import { checkLinearizable } from "../src/history/linearizable.ts";
+import { registerModel } from "../src/history/models.ts";
+import type { Op } from "../src/history/op.ts";
+import { HistoryLog } from "../src/history/record.ts";
+import { renderHistoryReport } from "../src/history/report.ts";
+import { checkTotalOrder } from "../src/history/total-order.ts";
+import { DriverCalls } from "../src/driver/calls.ts";
+import { NodeRuntime, type Env } from "../src/workers/runtime/node.ts";
+import { SqliteStorage } from "../src/workers/runtime/storage.ts";
+import { ErrorCode, RpcError, type Message } from "../src/workers/runtime/types.ts";
+
+const w = (process: string, value: unknown, invokeMs: number, completeMs: number | null, type: Op["type"] = "ok", f = "write"): Op => ({ process, type, f, value, invokeMs, completeMs, key: "x" });
+
+describe("history JSON Lines", () => {
+  test("fixed fields first, in order, then the system's fields sorted; round-trips", async () => {
+    const h: Op[] = [{ key: "nvidia", error: "not enough stock", process: "client-1", type: "fail", f: "buy", value: 3, invokeMs: 1.5, completeMs: 4 }, w("client-2", null, 2, null, "info")];
+    expect(opToLine(h[0]!)).toBe('{"process":"client-1","type":"fail","f":"buy","value":3,"invokeMs":1.5,"completeMs":4,"error":"not enough stock","key":"nvidia"}');
+    const text = toJsonLines(h);
+    expect(text.split("\n").length).toBe(3);
+    expect(parseJsonLines(text)).toEqual(h);
+    const file = join(mkdtempSync(join(tmpdir(), "menhir-history-")), "h.jsonl");
+    await writeHistoryFile(file, h);
+    expect(await readHistoryFile(file)).toEqual(h);
+  });
+
+  test.each([
+    ["not JSON", "{", /line 1: not JSON/],
+    ["bad type", '{"process":"a","type":"maybe","f":"r","value":1,"invokeMs":0,"completeMs":1}', /line 1: .*type must be ok, fail or info/],
+    ["completion before invocation", '{"process":"a","type":"ok","f":"r","value":1,"invokeMs":5,"completeMs":1}', /completeMs is before invokeMs/],
+    ["ok without completion", '\n{"process":"a","type":"ok","f":"r","value":1,"invokeMs":5,"completeMs":null}', /line 2: .*only an info/],
+    ["missing value", '{"process":"a","type":"ok","f":"r","invokeMs":5,"completeMs":6}', /value is missing/],
+  ])("a bad line is a clear error: %s", (_n, text, re) => {
+    expect(() => parseJsonLines(text)).toThrow(re);
+  });
+});
+
+describe("HistoryLog (the driver's side of the recorder)", () => {
+  test("pairs invocations with completions; open ones end as info with no completion", () => {
+    const log = new HistoryLog();
+    log.add({ type: "history", ev: "invoke", process: "c1", incarnation: 0, n: 0, t: 10, f: "write", value: 1, fields: { key: "x" } });
+    log.add({ type: "history", ev: "invoke", process: "c2", incarnation: 0, n: 0, t: 11, f: "read", value: null, fields: { key: "x" } });
+    log.add({ type: "history", ev: "complete", process: "c2", incarnation: 0, n: 0, t: 12, outcome: "ok", value: 1 });
+    log.add({ type: "history", ev: "complete", process: "c2", incarnation: 0, n: 9, t: 12, outcome: "ok" }); // never invoked
+    log.add({ type: "history", ev: "invoke", process: "c3", incarnation: 0, n: 0, t: 1, f: "write", fields: { process: "spoof" } });
+    log.add({ type: "history", ev: "invoke" }); // malformed
+    expect(log.refused).toBe(2);
+    expect(log.history()).toEqual([
+      { process: "c3", type: "info", f: "write", value: null, invokeMs: 1, completeMs: null },
+      { process: "c1", type: "info", f: "write", value: 1, invokeMs: 10, completeMs: null, key: "x" },
+      { process: "c2", type: "ok", f: "read", value: 1, invokeMs: 11, completeMs: 12, key: "x" },
+    ]);
+  });
+
+  test("over its limit it refuses invocations and says it is truncated", () => {
+    const log = new HistoryLog(2);
+    for (let n = 0; n < 3; n++) log.add({ type: "history", ev: "invoke", process: "c", incarnation: 0, n, t: n, f: "read" });
+    expect(log.size).toBe(2);
+    expect(log.truncated).toBe(true);
+  });
+});
+
+describe("total order (paxos)", () => {
+  const s = (process: string, id: string, invokeMs: number, completeMs: number | null, type: Op["type"] = "ok"): Op => ({ process, type, f: "send", value: id, invokeMs, completeMs });
+  test("a correct log passes", () => {
+    const h = [s("a", "a1", 0, 1), s("a", "a2", 2, 3), s("b", "b1", 0, 5), s("b", "b2", 6, 7, "info"), s("b", "b3", 8, 9, "fail")];
+    const r = checkTotalOrder(h, [{ id: "b1" }, { id: "a1" }, { id: "a2" }]);
+    expect(r).toMatchObject({ ok: true, acked: 3, logged: 3 });
+  });
+  test.each([
+    ["an acknowledged message missing", [{ id: "a1" }], "missing"],
+    ["a message twice", [{ id: "a1" }, { id: "a2" }, { id: "b1" }, { id: "a1" }], "duplicated"],
+    ["a message never sent", [{ id: "a1" }, { id: "a2" }, { id: "b1" }, { id: "zz" }], "neverSent"],
+    ["a definitely failed message", [{ id: "a1" }, { id: "a2" }, { id: "b1" }, { id: "b3" }], "failedButLogged"],
+    ["a client's messages out of order", [{ id: "a2" }, { id: "a1" }, { id: "b1" }], "clientOrder"],
+    ["a message before one acknowledged before it was sent", [{ id: "a2" }, { id: "b1" }, { id: "a1" }], "outOfOrder"],
+    ["a message credited to the wrong client", [{ id: "a1" }, { id: "a2", process: "b" }, { id: "b1" }], "wrongClient"],
+  ])("%s is caught", (_n, log, kind) => {
+    // b1 is sent at 4, after a1 was acknowledged at 1.
+    const h = [s("a", "a1", 0, 1), s("a", "a2", 2, 3), s("b", "b1", 4, 5), s("b", "b3", 8, 9, "fail")];
+    const r = checkTotalOrder(h, log);
+    expect(r.ok).toBe(false);
+    expect(r.counts[kind as keyof typeof r.counts]).toBeGreaterThan(0);
+    expect(r.problems.length).toBeGreaterThan(0);
+  });
+});
+
+describe("history report", () => {
+  test("a non-linearizable history gives a self-contained page with the failing operations and the state before them", () => {
+    const h = [w("client-1", 1, 0, 10), w("client-1", 2, 20, 30), { ...w("client-2", 1, 40, 50), f: "read" }, { ...w("client-3", 2, 41, 49), f: "read" }];
+    const r = checkLinearizable(h, registerModel);
+    expect(r.verdict).toBe("not linearizable");
+    const html = renderHistoryReport(h, r, { title: "register <test>" });
+    expect(html.startsWith("<!doctype html>")).toBe(true);
+    expect(html).toContain("register &lt;test&gt;");
+    expect(html).not.toMatch(/<script|<link|src=/);
+    for (const p of ["client-1", "client-2", "client-3"]) expect(html).toContain(`>${p}</text>`);
+    expect(html).toContain("model state before the window: 2");
+    expect(html).toContain('class="stuck"><td>stuck</td><td>client-2 read x 1 → ok');
+    expect(html).toContain("not linearizable");
+  });
+  test("a linearizable history says so", () => {
+    const h = [w("a", 1, 0, 1)];
+    const html = renderHistoryReport(h, checkLinearizable(h, registerModel));
+    expect(html).toContain("every partition is linearizable");
+  });
+});
+
+describe("node.history (the runtime's recorder)", () => {
+  function node(id: string, incarnation = 0) {
+    let now = 5000;
+    const sent: Message[] = [];
+    const env: Env = {
+      now: () => now,
+      setTimer: () => 0,
+      clearTimer: () => {},
+      transmit: (m) => sent.push(m),
+      storage: new SqliteStorage(null, "memory"),
+      emitLog: () => {},
+      uid: () => "u",
+      serveHttp: () => {},
+    };
+    const rt = new NodeRuntime({ id, role: "client", config: {}, nodeIds: [id], incarnation, seed: 1, logLevel: "silent" }, env);
+    return { rt, sent, tick: (ms: number) => (now += ms) };
+  }
+
+  test("stamps on the host's clock, not the node's adjustable one, and the driver assembles the operations", () => {
+    const { rt, sent, tick } = node("client-1");
+    const ctx = rt.ctx;
+    ctx.adjustClock(1_000_000); // clock-sync code may skew the node's clock: the history must not follow
+    const w = ctx.history.invoke("write", 3, { key: "x" });
+    tick(7);
+    const r = ctx.history.invoke("read", null, { key: "x" });
+    tick(2);
+    w.ok();
+    r.error(new RpcError(ErrorCode.Timeout, "no reply"));
+    const c = ctx.history.invoke("cas", [3, 4], { key: "x" });
+    tick(1);
+    c.error(new RpcError(ErrorCode.PreconditionFailed, "precondition failed"));
+    ctx.history.invoke("write", 5, { key: "x" }); // open at the end
+    expect(sent.every((m) => m.dest === "driver" && m.body.type === "history")).toBe(true);
+    const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of sent) calls.settle(m);
+    // Another node cannot record in client-1's name: the sender is the process.
+    calls.settle({ src: "client-2", dest: "driver", body: { ...sent[0]!.body, process: "client-1" } });
+    expect(calls.history.history()).toEqual([
+      { process: "client-1", type: "ok", f: "write", value: 3, invokeMs: 5000, completeMs: 5009, key: "x" },
+      { process: "client-2", type: "info", f: "write", value: 3, invokeMs: 5000, completeMs: null, key: "x" },
+      { process: "client-1", type: "info", f: "read", value: null, invokeMs: 5007, completeMs: 5009, key: "x", error: "no reply", code: 0 },
+      { process: "client-1", type: "fail", f: "cas", value: [3, 4], invokeMs: 5009, completeMs: 5010, key: "x", error: "precondition failed", code: 22 },
+      { process: "client-1", type: "info", f: "write", value: 5, invokeMs: 5010, completeMs: null, key: "x" },
+    ]);
+  });
+
+  test("an operation completes once; a crashed node records nothing more; a restart's operations stay apart", () => {
+    const a = node("c");
+    const op = a.rt.ctx.history.invoke("read", null);
+    op.ok(1);
+    expect(() => op.ok(2)).toThrow(/completed twice/);
+    a.tick(1);
+    const open = a.rt.ctx.history.invoke("write", 9);
+    a.rt.halt();
+    open.ok();
+    expect(a.sent.length).toBe(3);
+    const b = node("c", 1);
+    b.tick(2);
+    b.rt.ctx.history.invoke("write", 10).ok();
+    const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of [...a.sent, ...b.sent]) calls.settle(m);
+    expect(calls.history.history().map((o) => [o.f, o.value, o.type])).toEqual([
+      ["read", 1, "ok"],
+      ["write", 9, "info"],
+      ["write", 10, "ok"],
+    ]);
+  });
+
+  test("an operation too large for a message is refused with a clear error", () => {
+    const { rt } = node("c");
+    expect(() => rt.ctx.history.invoke("write", "x".repeat(2_000_000))).toThrow(/history operation "write" carries more than/);
+  });
+});
