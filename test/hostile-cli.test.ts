@@ -42,7 +42,7 @@ function expectUsage(r: { code: number | null; out: string; err: string }, patte
 describe("hostile CLI: systems and counts", () => {
   test("an unknown system is a usage error that lists the systems, not a stocks run", async () => {
     const r = await cli(["nosuchsystem", "--duration", "1", "--port", "0", "--data-dir", join(dir, "nosuch")]);
-    expectUsage(r, /unknown system "nosuchsystem" \(systems: echo, paxos, olympics, stocks\)/);
+    expectUsage(r, /unknown system "nosuchsystem" \(systems: echo, paxos, olympics, stocks, bookstore\)/);
   });
 
   test("counts are integers within a stated limit, refused at once", async () => {

@@ -34,6 +34,21 @@ export interface Model<S = unknown> {
   hash?(state: S): string;
   /** The state for people (default: JSON). */
   describe?(state: S): string;
+  /**
+   * A cheap necessary condition, tried before the search: a reason this partition cannot be
+   * linearizable, or null when it finds none. Must be sound (never refute a linearizable history):
+   * it only saves the search's worst case, a failing partition of many concurrent commuting ops.
+   */
+  refute?(ops: readonly Op[], key: string): Refutation | null;
+}
+
+export interface Refutation {
+  /** The operation whose result cannot be explained. */
+  stuck: Op;
+  /** The operations that show it. */
+  window: Op[];
+  /** Why, for people. */
+  why: string;
 }
 
 export const REJECT: unique symbol = Symbol("reject");
@@ -109,6 +124,12 @@ export function checkLinearizable<S>(history: History, model: Model<S>, options:
   }
   const result: CheckResult = { verdict: "linearizable", model: model.name, ops, partitions: parts.size, failures: [], unknown: [], elapsedMs: 0, steps: 0 };
   for (const [key, list] of [...parts].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))) {
+    const ref = model.refute?.(list, key);
+    if (ref) {
+      result.failures.push({ key, stuck: ref.stuck, linearized: [], stateBefore: ref.why, window: ref.window });
+      if (options.firstFailure) break;
+      continue;
+    }
     const r = checkPartition(key, list, model, deadline, clock);
     result.steps += r.steps;
     if (r.verdict === "not linearizable") {

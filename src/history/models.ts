@@ -107,6 +107,7 @@ export function talliesModel(opts: { initial?: number } = {}): Model<TallyState>
     judges: (op) => op.f === "read" || op.f === "increment",
     hash: (s) => `${s.base}+${s.added}`,
     describe: (s) => (s.base === null ? `tally unknown + ${s.added}` : `tally ${s.base + s.added}`),
+    refute: (ops) => refuteCounter(ops, opts.initial ?? null),
     step(s, op) {
       if (op.f === "increment") {
         const by = op.value === null || op.value === undefined ? 1 : op.value;
@@ -118,6 +119,44 @@ export function talliesModel(opts: { initial?: number } = {}): Model<TallyState>
       return op.value === s.base + s.added ? s : REJECT;
     },
   };
+}
+
+/** Above this many read pairs × increments the counter refutation is skipped (the search still runs). */
+const COUNTER_REFUTE_WORK = 50_000_000;
+
+/**
+ * Jepsen's counter bounds, pairwise: for reads a and b with a done before b began, b − a is at least
+ * the increments surely between them (invoked after a returned, returned before b began) and at
+ * most those that may be (invoked before b returned, not returned before a began). With a known
+ * start, every read is also bounded from the start. Sound, and quick where the search is not: a
+ * lost or doubled increment among hundreds of concurrent ones.
+ */
+export function refuteCounter(ops: readonly Op[], initial: number | null): { stuck: Op; window: Op[]; why: string } | null {
+  const incs = ops.filter((o) => o.f === "increment" && (o.type === "ok" || o.type === "info"));
+  const reads = ops.filter((o) => o.f === "read" && o.type === "ok" && isInt(o.value) && o.completeMs !== null);
+  const by = (o: Op) => (isInt(o.value) ? (o.value as number) : 1);
+  const ret = (o: Op) => (o.type === "ok" && o.completeMs !== null ? o.completeMs : Infinity);
+  if (reads.length * (reads.length + 1) * Math.max(1, incs.length) > COUNTER_REFUTE_WORK) return null;
+  const starts: Array<{ at: number; value: number; op: Op | null }> = initial === null ? [] : [{ at: -Infinity, value: initial, op: null }];
+  for (const a of reads) starts.push({ at: a.completeMs!, value: a.value as number, op: a });
+  for (const a of starts) {
+    const aInvoke = a.op ? a.op.invokeMs : -Infinity;
+    for (const b of reads) {
+      if (!(a.at < b.invokeMs)) continue;
+      let least = 0;
+      let most = 0;
+      for (const i of incs) {
+        if (i.invokeMs > a.at && ret(i) < b.invokeMs) least += by(i);
+        if (i.invokeMs <= b.completeMs! && ret(i) >= aInvoke) most += by(i);
+      }
+      const d = (b.value as number) - a.value;
+      if (d < least || d > most) {
+        const from = a.op ? `a read of ${a.value} that returned before it began` : `the start (${a.value})`;
+        return { stuck: b, window: a.op ? [a.op, b] : [b], why: `read ${b.value} after ${from}: between them at least ${least} and at most ${most} added` };
+      }
+    }
+  }
+  return null;
 }
 
 /** The bookstore's error text for a buy of an item with no copies left. */

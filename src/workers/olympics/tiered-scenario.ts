@@ -111,10 +111,16 @@ async function burst(cluster: Cluster, frontends: NodeId[], n: number, password:
   await Promise.all(
     jobs.map(async ({ i, team, medal }) => {
       const t0 = cluster.now();
+      // The driver is a client here too: its increments go into the history beside the nodes' own,
+      // or a tablet's read that counts them could not be explained. A job that gives up stays open (info).
+      const record = (ev: "invoke" | "complete", fields: Record<string, unknown>) =>
+        cluster.history?.add({ type: "history", ev, process: `burst-${i}`, incarnation: 0, n: 0, t: cluster.now(), ...fields });
+      record("invoke", { f: "increment", value: 1, fields: { key: `${team}/${medal}` } });
       for (let attempt = 0; ; attempt++) {
         const fe = frontends[(i + attempt) % frontends.length]!;
         try {
           const reply = await cluster.request<IncrementMedalTallyOk & { order?: OrderTag }>(fe, { type: "increment_medal_tally", team, medal, password, write_id: `burst-${cluster.seed}-${i}` }, 2000);
+          record("complete", { outcome: "ok" });
           b.acked++;
           b.counts[team][medal]++;
           b.latencyMs.push(cluster.now() - t0);
@@ -125,7 +131,10 @@ async function burst(cluster: Cluster, frontends: NodeId[], n: number, password:
           }
           return;
         } catch (e) {
-          if (e instanceof RpcError && e.definite && e.code !== ErrorCode.TemporarilyUnavailable && e.code !== ErrorCode.NodeNotFound) throw e;
+          if (e instanceof RpcError && e.definite && e.code !== ErrorCode.TemporarilyUnavailable && e.code !== ErrorCode.NodeNotFound) {
+            record("complete", { outcome: "fail", fields: { error: e.text } });
+            throw e;
+          }
           if (stopBy() && attempt > 50) return;
           b.retries++;
           await cluster.sleep(Math.min(50 * 2 ** Math.min(attempt, 5), 1000));

@@ -245,8 +245,9 @@ export async function runPaxos(cluster: Cluster, o: Opts, control: RunControl, e
   };
   let to: TotalOrderResult | undefined;
   if (cluster.history) {
-    // Judged from what clients saw: the executed log against every client's sends.
-    to = checkTotalOrder(cluster.history.history(), executed.map((op) => ({ id: op.id, process: op.c })));
+    // Judged from what clients saw: the executed log against every client's sends. The log names a
+    // client's session (`<node>#<boot>`, a new one per restart); the history names the node.
+    to = checkTotalOrder(cluster.history.history(), executed.map((op) => ({ id: op.id, process: op.c.replace(/#\d+$/, "") })));
     const counts = Object.entries(to.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
     checks["total order"] = {
       ok: to.ok && !cluster.history.truncated && to.acked > 0,
