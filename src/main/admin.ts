@@ -11,6 +11,8 @@ export interface AdminOptions {
   secret: string;
   cluster: Cluster;
   extraStats?: () => Record<string, unknown>;
+  /** More on the same server (the dashboard): public Bun.serve routes, and authorized requests these routes do not know. */
+  extra?: { routes?: Record<string, Bun.HTMLBundle>; fetch?(req: Request, path: string): Promise<Response | null> };
 }
 
 const MAX_BODY = 64 * 1024;
@@ -33,10 +35,15 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
     hostname: "127.0.0.1",
     port: opts.port,
     maxRequestBodySize: MAX_BODY,
+    // Production bundling of the dashboard page: built once, no dev-server socket.
+    development: false,
+    ...(opts.extra?.routes ? { routes: opts.extra.routes } : {}),
     async fetch(req) {
       if (!authorized(req, opts.secret)) return jsonError(401, "missing or wrong bearer token");
       const path = new URL(req.url).pathname;
       try {
+        const extra = await opts.extra?.fetch?.(req, path);
+        if (extra) return extra;
         if (path === "/nodes") {
           if (req.method !== "GET") return jsonError(405, "use GET");
           return Response.json({ nodes: await cluster.info() });

@@ -10,6 +10,7 @@ import { Simulation } from "../sim/simulator.ts";
 import { DEFAULT_SYSTEM, SYSTEMS, loadRoles, loadScenario } from "../workers/registry.ts";
 import type { NodeSpec } from "../workers/runtime/types.ts";
 import { startAdmin } from "./admin.ts";
+import { LiveRun, dashboardLine } from "./dashboard/index.ts";
 import { TcpBridge } from "./bridge.ts";
 import { UsageError, parseOptions, replayCommand, type Flags, type RunOptions } from "./options.ts";
 import { ThreadCluster } from "./supervisor.ts";
@@ -98,10 +99,15 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
   let bridge: TcpBridge | null = null;
   let stopRequested!: () => void;
   const stop = new Promise<void>((r) => (stopRequested = r));
-  let signals = 0;
+  let firstSignalAt = 0;
   const onSignal = (sig: string) => {
-    signals++;
-    if (signals > 1) process.exit(130);
+    // Under `bun run`, one Ctrl-C arrives twice at once: the terminal signals the whole process
+    // group and bun forwards its own copy. Only a second press, later, forces.
+    if (firstSignalAt > 0) {
+      if (Date.now() - firstSignalAt < 1000) return;
+      process.exit(130);
+    }
+    firstSignalAt = Date.now();
     console.error(`\n${sig}: stopping the cluster cleanly (again to force)`);
     stopRequested();
   };
@@ -115,6 +121,12 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     bridge.start();
     console.log(`menhir: host ${mh.host} listening on ${mh.listen.hostname}:${bridge.port}; driver host ${mh.driverHost}`);
   }
+  const liveRun = new LiveRun(cluster, system);
+  let admin: ReturnType<typeof startAdmin> | null = null;
+  if (opts.adminPort !== null) {
+    admin = startAdmin({ port: opts.adminPort, secret: opts.secret, cluster: liveRun.adminCluster, extraStats: () => (bridge ? { bridge: bridge.counters } : {}), extra: liveRun.routes });
+    console.log(dashboardLine(admin.url, opts.secret, opts.secretGenerated));
+  }
   await cluster.start();
   const local = nodes.filter((n) => cluster.isLocal(n.id));
   console.log(`menhir: ${system} cluster up: ${local.length} of ${nodes.length} nodes on worker threads here (seed ${opts.seed}, data dir ${opts.dataDir})`);
@@ -122,9 +134,7 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     const url = cluster.httpUrl(n.id);
     if (url) console.log(`menhir: ${n.id} serves HTTP at ${url}`);
   }
-  let admin: ReturnType<typeof startAdmin> | null = null;
-  if (opts.adminPort !== null) {
-    admin = startAdmin({ port: opts.adminPort, secret: opts.secret, cluster, extraStats: () => (bridge ? { bridge: bridge.counters } : {}) });
+  if (admin) {
     console.log(`menhir: admin API at ${admin.url}${opts.secretGenerated ? ` (bearer token: ${opts.secret})` : " (bearer token: the --secret)"}`);
   }
 
@@ -142,14 +152,18 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
       }
     }
     if (!Number.isFinite(opts.duration)) console.log("menhir: running until Ctrl-C");
-    const summary = await runScenario(cluster, scenario, opts, stop);
+    liveRun.start(process.stderr);
+    const summary = await runScenario(liveRun.runCluster, scenario, opts, stop);
+    liveRun.finish(summary);
     printSummary(summary, opts.json);
     code = summary.ok || !Number.isFinite(opts.duration) ? 0 : 1;
     await bridge?.shutdownPeers();
   } else {
     console.log(`menhir: serving nodes for driver host ${mh.driverHost} until it finishes or Ctrl-C`);
+    liveRun.start(process.stderr);
     await stop;
   }
+  liveRun.stop();
   admin?.stop(true);
   await cluster.stop();
   bridge?.close();

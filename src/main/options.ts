@@ -91,7 +91,8 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
   const loss = flags.loss === undefined ? 0 : num("loss", flags.loss, { min: 0, max: 1 });
   const dup = flags.dup === undefined ? 0 : num("dup", flags.dup, { min: 0, max: 1 });
   const nemesisInterval = flags.nemesisInterval === undefined ? 5 : num("nemesis-interval", flags.nemesisInterval, { min: 0.01 });
-  const adminPort = flags.adminPort === undefined ? null : num("admin-port", flags.adminPort, { min: 0, max: 65535, integer: true });
+  // The admin API (and its dashboard) is on by default, on 127.0.0.1 and a free port: never a clash.
+  const adminPort = flags.adminPort === undefined ? 0 : num("admin-port", flags.adminPort, { min: 0, max: 65535, integer: true });
   const threads = flags.threads === undefined ? null : num("threads", flags.threads, { min: 1, max: 4096, integer: true });
 
   const systemOpts: Record<string, unknown> = {};
