@@ -27,6 +27,7 @@ export interface RunningCli {
   token: string;
   dashboard: string;
   output(): string;
+  errors(): string;
   api<T = any>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }>;
   stop(): Promise<number>;
 }
@@ -36,12 +37,22 @@ export async function startCli(args: string[]): Promise<RunningCli> {
   const dir = mkdtempSync(join(tmpdir(), "menhir-dash-"));
   const proc = Bun.spawn([process.execPath, CLI, ...args, "--data-dir", dir, "--fresh", "--admin-port", "0"], { stdout: "pipe", stderr: "pipe", env: { ...process.env, MENHIR_SECRET: "" } });
   let out = "";
-  const reader = (proc.stdout as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+  const reader = (proc.stdout as ReadableStream<Uint8Array>).getReader();
+  const dec = new TextDecoder();
   void (async () => {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      out += value;
+      out += dec.decode(value, { stream: true });
+    }
+  })();
+  let err = "";
+  const errReader = (proc.stderr as ReadableStream<Uint8Array>).getReader();
+  void (async () => {
+    for (;;) {
+      const { value, done } = await errReader.read();
+      if (done) break;
+      err += dec.decode(value);
     }
   })();
   const t0 = Date.now();
@@ -58,6 +69,7 @@ export async function startCli(args: string[]): Promise<RunningCli> {
     token,
     dashboard: `${base}#token=${encodeURIComponent(token)}`,
     output: () => out,
+    errors: () => err,
     async api(method, path, body) {
       const res = await fetch(new URL(path, base), { method, headers: { authorization: `Bearer ${token}` }, body: body === undefined ? undefined : JSON.stringify(body) });
       return { status: res.status, json: (await res.json()) as any };

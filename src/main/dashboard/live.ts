@@ -62,6 +62,9 @@ export const HISTORY_POINTS = 600;
 /** Latency window for p50/p99: the last second's replies. */
 const LATENCY_WINDOW_MS = 1000;
 const MAX_WINDOW_SAMPLES = 20_000;
+/** Rates are smoothed (exponentially, about a second at 5 samples a second) so bursty traffic reads steadily. */
+const SMOOTHING = 0.35;
+const smooth = (old: number | undefined, raw: number) => (old === undefined ? raw : old + SMOOTHING * (raw - old));
 
 interface Prev {
   incarnation: number;
@@ -86,6 +89,8 @@ export class LiveView {
   private stopped = false;
   private tick = 0;
   private readonly clientRoles: Set<string> | null;
+  /** Smoothed rates by node id, "src->dest" (and "src->dest!" for drops), and the totals. */
+  private readonly rates = new Map<string, number>();
 
   constructor(
     private readonly cluster: Cluster,
@@ -161,8 +166,7 @@ export class LiveView {
       const delta = (cur: number, old: number | undefined) => (fresh || old === undefined || cur < old ? cur : cur - old);
       let rate = 0;
       if (s && dt > 0) {
-        const sent = delta(s.sent, p?.sent);
-        rate = sent / dt;
+        rate = this.smoothed(n.id, delta(s.sent, p?.sent) / dt);
         msgs += rate;
         if (this.clientRoles === null || this.clientRoles.has(n.role)) {
           const replies = delta(s.repliesOk, p?.repliesOk);
@@ -172,10 +176,10 @@ export class LiveView {
         }
         for (const [dest, [ls, ld]] of Object.entries(s.links ?? {})) {
           const old = p?.links[dest];
-          const r = delta(ls, old?.[0]) / dt;
-          const d = delta(ld, old?.[1]) / dt;
+          const r = this.smoothed(`${n.id}->${dest}`, delta(ls, old?.[0]) / dt);
+          const d = this.smoothed(`${n.id}->${dest}!`, delta(ld, old?.[1]) / dt);
           drops += d;
-          if (r > 0 || d > 0) links.push({ src: n.id, dest, rate: r, drops: d });
+          if (r > 0.05 || d > 0.05) links.push({ src: n.id, dest, rate: r, drops: d });
         }
       }
       if (s) this.prev.set(n.id, { incarnation: n.incarnation, sent: s.sent, repliesOk: s.repliesOk, links: s.links ?? {} });
@@ -188,6 +192,7 @@ export class LiveView {
     if (this.latencies.length > MAX_WINDOW_SAMPLES) this.latencies = this.latencies.slice(-MAX_WINDOW_SAMPLES);
     const lat = this.latencies.map(([, l]) => l);
     const round = (x: number) => Math.round(x * 10) / 10;
+    ops = this.smoothed("ops", ops);
     const point: Point = { t: now, msgs: round(msgs), drops: round(drops), ops: round(ops), p50: lat.length ? round(percentile(lat, 50)) : null, p99: lat.length ? round(percentile(lat, 99)) : null };
     if (dt > 0) {
       this.history.push(point);
@@ -199,6 +204,12 @@ export class LiveView {
   }
 
   private lastInfos: NodeInfo[] = [];
+
+  private smoothed(key: string, raw: number): number {
+    const v = smooth(this.rates.get(key), raw);
+    this.rates.set(key, v);
+    return v;
+  }
 
   private async samplePanel(): Promise<void> {
     this.panelBusy = true;

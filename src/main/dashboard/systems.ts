@@ -133,6 +133,20 @@ const MAX_CHAT_CHARS = 280;
 const chatSession = `dashboard-${Date.now().toString(36)}`;
 let chatSeq = 0;
 
+/** Slots searched back from the commit point for a message just committed (a busy log moves fast). */
+const FIND_SLOTS = 8 * 1024;
+
+/** The committed slot holding op `id`, read back from `replica`'s log; null if not found in the last FIND_SLOTS. */
+async function findSlot(cluster: Cluster, replica: NodeId, id: string): Promise<number | null> {
+  const head = await cluster.request<{ commit: number }>(replica, { type: "log_read", from: 1, limit: 1 }, 2000);
+  for (let to = head.commit; to >= 1 && head.commit - to < FIND_SLOTS; to -= 1024) {
+    const from = Math.max(1, to - 1023);
+    const r = await cluster.request<{ entries: Array<[number, ChatOp[] | null]> }>(replica, { type: "log_read", from, limit: to - from + 1 }, 2000);
+    for (const [slot, v] of r.entries) if (v?.some((o) => o.id === id)) return slot;
+  }
+  return null;
+}
+
 function paxosLeader(reps: Map<NodeId, ReplicaSnap>): string | null {
   for (const [id, r] of reps) if (r.role === "leader") return id;
   for (const r of reps.values()) if (r.leader) return r.leader;
@@ -183,7 +197,11 @@ const paxos: SystemView = {
       let target: string = replicas.find((id) => cluster.status(id) === "running") ?? replicas[0]!;
       for (let attempt = 0; attempt < 10; attempt++) {
         const r = await cluster.request<{ type: string; leader?: string | null }>(target, { type: "chat", op }, 3000).catch((e: Error) => ({ type: "error", text: e.message, leader: null }));
-        if (r.type === "chat_ok") return { committed: true, id: op.id, via: target };
+        if (r.type === "chat_ok") {
+          // Acknowledged means executed at the leader: its log has it in a committed slot.
+          const slot = await findSlot(cluster, target, op.id).catch(() => null);
+          return { committed: true, id: op.id, via: target, slot, text };
+        }
         // Redirected or no answer: same op (same id and seq, so it is applied once) to the leader named, or the next replica.
         const next = r.leader && replicas.includes(r.leader) && r.leader !== target ? r.leader : replicas[(replicas.indexOf(target) + 1) % replicas.length]!;
         target = next;

@@ -54,7 +54,7 @@ export class Charts {
           legend: { show: true, live: false },
           cursor: { drag: { x: false, y: false } },
           scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.15)] } },
-          axes: [{ stroke: "#6b7386", grid: { stroke: "#eef0f5" }, space: 70, values: (_u, vals) => vals.map((v) => new Date(v * 1000).toLocaleTimeString([], { hour12: false })) }, { stroke: "#6b7386", grid: { stroke: "#eef0f5" }, size: 52 }],
+          axes: [{ stroke: "#6b7386", grid: { stroke: "#eef0f5" }, space: 70, incrs: [1, 2, 5, 10, 15, 30, 60, 120, 300, 600], values: (_u, vals) => vals.map((v) => new Date(v * 1000).toLocaleTimeString([], { hour12: false })) }, { stroke: "#6b7386", grid: { stroke: "#eef0f5" }, size: 52 }],
           series: [{}, ...s.series.map((x) => ({ label: x.label, stroke: x.stroke, fill: x.fill, width: 2, spanGaps: false, points: { show: false } }))],
         },
         [this.t, ...s.series.map((_, i) => this.data[first + i]!)] as uPlot.AlignedData,

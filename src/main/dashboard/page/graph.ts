@@ -81,6 +81,7 @@ export class Graph {
       const [a, b] = k.split("|") as [string, string];
       if (isCut(frame.network, a, b)) pairs.set(k, { a, b, rate: 0, drops: 0 });
     }
+    const statusOf = new Map(frame.nodes.map((n) => [n.id, n.status]));
     const maxRate = Math.max(1, ...[...pairs.values()].map((p) => p.rate));
     let links = "";
     let labels = "";
@@ -89,7 +90,9 @@ export class Graph {
       const pb = this.pos.get(p.b);
       if (!pa || !pb) continue;
       const cut = isCut(frame.network, p.a, p.b);
-      const cls = cut ? "link cut" : p.drops > 0 ? "link dropping" : "link";
+      // Messages to a crashed node still leave their senders; they just go nowhere.
+      const dead = statusOf.get(p.a) === "crashed" || statusOf.get(p.b) === "crashed";
+      const cls = cut ? "link cut" : dead ? "link dead" : p.drops > 0 ? "link dropping" : "link";
       const width = cut ? 2.5 : 1 + 5 * Math.sqrt(p.rate / maxRate);
       links += `<line class="${cls}" x1="${pa.x}" y1="${pa.y}" x2="${pb.x}" y2="${pb.y}" stroke-width="${width.toFixed(1)}"/>`;
       if (many) continue;

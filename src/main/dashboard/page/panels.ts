@@ -56,7 +56,7 @@ const olympics: Renderer = {
     const scores: Score[] = p.scores ?? [];
     const caco = p.cacofonix;
     let h = `<div class="stats-row">${stat("cacofonix writes", caco ? String(caco.updates) : "down")}${stat("failed writes", caco ? String(caco.failed) : "–")}${stat("tablets", String(p.tabletsTotal ?? 0))}</div>`;
-    h += `<h3>Medal tally</h3><table id="medals"><tr><th>team</th><th class="num">🥇 gold</th><th class="num">🥈 silver</th><th class="num">🥉 bronze</th><th class="num">total</th><th class="num">version</th></tr>`;
+    h += `<h3>Medal tally</h3><table id="medals"><tr><th>team</th><th class="num"><i class="medal gold"></i>gold</th><th class="num"><i class="medal silver"></i>silver</th><th class="num"><i class="medal bronze"></i>bronze</th><th class="num">total</th><th class="num">version</th></tr>`;
     for (const t of tallies) {
       const flash = changed(`t:${t.team}`, t.version) ? ' class="flash"' : "";
       h += `<tr${flash} data-team="${esc(t.team)}"><td>${esc(t.team)}</td><td class="num">${t.gold}</td><td class="num">${t.silver}</td><td class="num">${t.bronze}</td><td class="num"><b>${t.gold + t.silver + t.bronze}</b></td><td class="num muted">v${t.version}</td></tr>`;
@@ -73,7 +73,7 @@ const olympics: Renderer = {
     if (tablets.length > 0) {
       h += `<h3>Tablets${p.tabletsTotal > tablets.length ? ` (first ${tablets.length} of ${p.tabletsTotal})` : ""}</h3><table><tr><th>tablet</th><th>mode</th><th class="num">items</th><th class="num">updates seen</th><th class="num">versions behind</th></tr>`;
       for (const t of tablets) {
-        h += `<tr><td>${esc(t.id)}</td><td>${t.mode === "push" ? "⇣ push" : "⟳ pull"}</td><td class="num">${t.items}</td><td class="num">${t.changes}</td><td class="num" style="color:${t.behind > 0 ? "#c0561b" : "inherit"}">${t.behind}</td></tr>`;
+        h += `<tr><td>${esc(t.id)}</td><td><span class="mode ${t.mode === "push" ? "push" : "pull"}">${esc(t.mode)}</span></td><td class="num">${t.items}</td><td class="num">${t.changes}</td><td class="num" style="color:${t.behind > 0 ? "#c0561b" : "inherit"}">${t.behind}</td></tr>`;
       }
       h += `</table>`;
     }
@@ -102,7 +102,7 @@ const stocks: Renderer = {
       h += `<tr${flash}><td>${esc(s.name)}</td><td class="num">${Number(s.price).toFixed(2)}</td><td class="num"><b>${s.quantity}</b></td><td class="num muted">v${s.version}</td></tr>`;
     }
     h += `</table><h3>Order log (newest first, from ${esc(p.leader ?? "no leader")})</h3><table><tr><th class="num">#</th><th>stock</th><th>type</th><th class="num">qty</th><th class="num">epoch</th></tr>`;
-    for (const o of p.orders ?? []) h += `<tr><td class="num">${o.number}</td><td>${esc(o.name)}</td><td>${o.type === "buy" ? "🟢 buy" : "🔴 sell"}</td><td class="num">${o.quantity}</td><td class="num muted">${o.epoch}</td></tr>`;
+    for (const o of p.orders ?? []) h += `<tr><td class="num">${o.number}</td><td>${esc(o.name)}</td><td><span class="${o.type === "buy" ? "buy" : "sell"}">${esc(o.type)}</span></td><td class="num">${o.quantity}</td><td class="num muted">${o.epoch}</td></tr>`;
     if ((p.orders ?? []).length === 0) h += `<tr><td colspan="5" class="muted">no orders yet</td></tr>`;
     h += `</table>`;
     body(root).innerHTML = h;
@@ -123,6 +123,9 @@ const paxos: Renderer = {
     const status = document.createElement("div");
     status.className = "chat-status muted";
     status.id = "chat-status";
+    const sent = document.createElement("div");
+    sent.className = "slots";
+    sent.id = "chat-committed";
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const input = form.querySelector<HTMLInputElement>("#chat-input")!;
@@ -132,13 +135,19 @@ const paxos: Renderer = {
       mine.add(text);
       status.textContent = `sending “${text}”…`;
       try {
-        const r = (await ctx.act("chat", { text })) as { via: string };
-        status.textContent = `“${text}” committed (via ${r.via})`;
+        const r = (await ctx.act("chat", { text })) as { via: string; slot: number | null };
+        status.textContent = `“${text}” committed${r.slot ? ` in slot ${r.slot}` : ""} (via ${r.via})`;
+        const row = document.createElement("div");
+        row.className = "slot mine";
+        row.dataset.slot = String(r.slot ?? "");
+        row.innerHTML = `<span class="n">${r.slot ?? "?"}</span><span class="text"><span class="who">you</span>${esc(text)}</span>`;
+        sent.prepend(row);
+        while (sent.children.length > 5) sent.lastElementChild!.remove();
       } catch (e) {
         status.textContent = `not sent: ${e instanceof Error ? e.message : String(e)}`;
       }
     });
-    root.append(form, status);
+    root.append(form, status, sent);
   },
   render(root, p) {
     let h = `<div class="stats-row">${stat("leader", esc(p.leader ?? "electing…"))}${stat("view (ballot)", String(p.ballot ?? "–"))}${stat("committed slots", String(p.commit))}${stat("next slot", String(p.nextSlot ?? "–"))}</div>`;
