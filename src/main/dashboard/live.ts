@@ -62,9 +62,8 @@ export const HISTORY_POINTS = 600;
 /** Latency window for p50/p99: the last second's replies. */
 const LATENCY_WINDOW_MS = 1000;
 const MAX_WINDOW_SAMPLES = 20_000;
-/** Rates are smoothed (exponentially, about a second at 5 samples a second) so bursty traffic reads steadily. */
-const SMOOTHING = 0.35;
-const smooth = (old: number | undefined, raw: number) => (old === undefined ? raw : old + SMOOTHING * (raw - old));
+/** Rates are smoothed exponentially with this time constant (s), so bursty traffic reads steadily at any sampling rate. */
+const SMOOTHING_S = 0.6;
 
 interface Prev {
   incarnation: number;
@@ -153,6 +152,7 @@ export class LiveView {
     const now = Date.now();
     const dt = this.prevAt > 0 ? Math.max(0.05, (now - this.prevAt) / 1000) : 0;
     this.prevAt = now;
+    this.alpha = dt > 0 ? 1 - Math.exp(-dt / SMOOTHING_S) : 1;
     const nodes: NodeView[] = [];
     const links: LinkView[] = [];
     let msgs = 0;
@@ -205,8 +205,11 @@ export class LiveView {
 
   private lastInfos: NodeInfo[] = [];
 
+  private alpha = 1;
+
   private smoothed(key: string, raw: number): number {
-    const v = smooth(this.rates.get(key), raw);
+    const old = this.rates.get(key);
+    const v = old === undefined ? raw : old + this.alpha * (raw - old);
     this.rates.set(key, v);
     return v;
   }
