@@ -32,7 +32,7 @@ browserDescribe("dashboard in a browser", () => {
     await browser?.close();
   });
 
-  test("refuses without the token; with it shows every node; a crash from the page crashes the node", async () => {
+  test("refuses without the token; with it shows every node; crash, restart, partition, heal and loss from the page reach the cluster", async () => {
     const c = await startCli(["echo", "--clients", "3"]);
     try {
       // The stream and the API refuse a missing or wrong token.
@@ -75,6 +75,27 @@ browserDescribe("dashboard in a browser", () => {
         return s?.status === "running" && s.incarnation === 1;
       });
       await page.waitForSelector('#graph g.node[data-id="server"].running', { timeout: 10_000 });
+
+      // Partition two groups picked on the graph, then heal; the admin API confirms each.
+      await page.click("#part-a");
+      await page.click('#graph g.node[data-id="client-1"]');
+      await page.click("#part-b");
+      await page.click('#graph g.node[data-id="server"]');
+      await page.click("#part-go");
+      await until("the partition to reach the cluster", async () => {
+        const { json } = await c.api<{ partitions: Array<{ from: string[]; to: string[] }> }>("GET", "/network");
+        return json.partitions.length === 1 && json.partitions[0]!.from.join() === "client-1" && json.partitions[0]!.to.join() === "server";
+      });
+      await page.waitForFunction(() => document.querySelectorAll("#graph line.link.cut").length === 1, { timeout: 10_000 });
+      // Loss set from the form applies to every link.
+      await page.$eval("#net-loss", (e) => ((e as unknown as { value: string }).value = "0.2"));
+      await page.click("#net-form button");
+      await until("loss 0.2 on the cluster", async () => (await c.api<{ defaults: { loss: number } }>("GET", "/network")).json.defaults.loss === 0.2);
+      await page.waitForFunction(() => document.querySelectorAll("#graph line.link.dropping").length > 0, { timeout: 10_000 });
+      await shot(page, "echo-partitioned");
+      await page.click("#heal");
+      await until("the partition healed", async () => (await c.api<{ partitions: unknown[] }>("GET", "/network")).json.partitions.length === 0);
+      await page.waitForFunction(() => document.querySelectorAll("#graph line.link.cut").length === 0, { timeout: 10_000 });
     } finally {
       expect(await c.stop()).toBe(0);
     }

@@ -33,10 +33,16 @@ async function api(method: string, path: string, body?: unknown): Promise<unknow
 }
 
 function toast(text: string, err = false): void {
+  let box = document.getElementById("toasts");
+  if (!box) {
+    box = document.createElement("div");
+    box.id = "toasts";
+    document.body.appendChild(box);
+  }
   const t = document.createElement("div");
   t.className = `toast${err ? " err" : ""}`;
   t.textContent = text;
-  document.body.appendChild(t);
+  box.appendChild(t);
   setTimeout(() => t.remove(), err ? 5000 : 2500);
 }
 

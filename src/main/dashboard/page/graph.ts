@@ -100,8 +100,8 @@ export class Graph {
       const my = (pa.y + pb.y) / 2;
       if (cut) labels += `<text class="rate cut" x="${mx}" y="${my + 4}">✂ cut</text>`;
       else if (p.rate >= 0.5) {
-        labels += `<text class="rate" x="${mx}" y="${my - 2}">${fmtRate(p.rate)}/s</text>`;
-        if (p.drops > 0) labels += `<text class="rate drop" x="${mx}" y="${my + 11}">${fmtRate(p.drops)} dropped/s</text>`;
+        labels += `<text class="rate" x="${mx}" y="${my - 5}">${fmtRate(p.rate)}/s</text>`;
+        if (p.drops > 0) labels += `<text class="rate drop" x="${mx}" y="${my + 12}">${fmtRate(p.drops)} dropped/s</text>`;
       }
     }
     let nodes = "";
