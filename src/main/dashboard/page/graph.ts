@@ -49,11 +49,13 @@ export class Graph {
     const nodes = [...frame.nodes].sort((a, b) => (a.role === b.role ? 0 : a.role < b.role ? -1 : 1));
     const cx = w / 2;
     const cy = h / 2;
-    const r = Math.min(w * 0.4, h * 0.34);
+    // An ellipse filling the box, leaving room for the labels above and below.
+    const rx = w / 2 - 90;
+    const ry = h / 2 - 50;
     this.pos.clear();
     nodes.forEach((n, i) => {
       const a = -Math.PI / 2 + (2 * Math.PI * i) / nodes.length;
-      this.pos.set(n.id, { x: cx + r * Math.cos(a) * 1.08, y: cy + r * Math.sin(a) });
+      this.pos.set(n.id, { x: cx + rx * Math.cos(a), y: cy + ry * Math.sin(a) });
     });
   }
 
