@@ -145,6 +145,11 @@ browserDescribe("dashboard in a browser", () => {
       const bad = await c.api("POST", "/systems/paxos/chat", { text: "" });
       expect(bad.status).toBe(400);
       expect((await fetch(new URL("/systems/paxos/chat", c.base), { method: "POST", body: JSON.stringify({ text: "x" }) })).status).toBe(401);
+      // Ctrl-C: the checks reach the watching page's timeline before the server closes.
+      expect(await c.stop()).toBe(0);
+      await page.waitForFunction(() => [...document.querySelectorAll("#timeline .tag")].some((t) => t.textContent === "check ok"), { timeout: 5_000 });
+      expect(await page.$$eval("#timeline .tag", (ts) => ts.filter((t) => t.textContent === "check FAILED").length)).toBe(0);
+      await shot(page, "paxos-stopped");
     } finally {
       expect(await c.stop()).toBe(0);
     }

@@ -163,7 +163,7 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     liveRun.start(process.stderr);
     await stop;
   }
-  liveRun.stop();
+  await liveRun.stop();
   admin?.stop(true);
   await cluster.stop();
   bridge?.close();

@@ -10,6 +10,9 @@ import { dashboardRoutes, type DashboardRoutes } from "./server.ts";
 import { StatusLine } from "./status-line.ts";
 import { Timeline, recorded } from "./timeline.ts";
 
+/** How long a watching page gets to receive the final events before the server closes. */
+const FLUSH_MS = 300;
+
 export class LiveRun {
   readonly timeline = new Timeline();
   readonly live: LiveView;
@@ -39,9 +42,11 @@ export class LiveRun {
     if (summary) for (const [name, ok] of Object.entries(summary.checks)) this.timeline.add("check", "checks", `${name}${summary.details[name] ? ` — ${summary.details[name]}` : ""}`, ok);
   }
 
-  stop(): void {
+  /** Stop sampling; a watching page first gets a moment to receive the last events (the checks). */
+  async stop(): Promise<void> {
     this.status?.stop();
     this.live.stop();
+    if (this.routes.streams() > 0) await Bun.sleep(FLUSH_MS);
   }
 }
 

@@ -20,6 +20,8 @@ export interface DashboardRoutes {
   routes: Record<string, typeof page>;
   /** Authorized requests the admin API did not route itself; null when the path is not ours. */
   fetch(req: Request, path: string): Promise<Response | null>;
+  /** Pages watching now. */
+  streams(): number;
 }
 
 export function dashboardRoutes(live: LiveView, timeline: Timeline, cluster: Cluster): DashboardRoutes {
@@ -70,6 +72,7 @@ export function dashboardRoutes(live: LiveView, timeline: Timeline, cluster: Clu
 
   return {
     routes: { "/": page },
+    streams: () => streams,
     async fetch(req, path) {
       if (path === "/events") {
         if (req.method !== "GET") return jsonError(405, "use GET");

@@ -28,11 +28,20 @@ export class Graph {
   private layoutKey = "";
   /** Pairs that have carried traffic: when cut by a partition they are drawn as cut. */
   private readonly seenPairs = new Set<string>();
+  /** Node elements stay put between frames (so clicks and hover tooltips are not lost), updated in place. */
+  private readonly nodeEls = new Map<string, { el: SVGGElement; html: string }>();
+  private readonly linkLayer: SVGGElement;
+  private readonly labelLayer: SVGGElement;
+  private readonly nodeLayer: SVGGElement;
 
   constructor(
     private readonly svg: SVGSVGElement,
     private readonly onNodeClick: (id: string, x: number, y: number) => void,
   ) {
+    this.linkLayer = document.createElementNS(SVG, "g") as SVGGElement;
+    this.labelLayer = document.createElementNS(SVG, "g") as SVGGElement;
+    this.nodeLayer = document.createElementNS(SVG, "g") as SVGGElement;
+    svg.append(this.linkLayer, this.labelLayer, this.nodeLayer);
     svg.addEventListener("click", (ev) => {
       const g = (ev.target as Element).closest("g.node");
       if (!g) return;
@@ -106,7 +115,7 @@ export class Graph {
         if (p.drops > 0) labels += `<text class="rate drop" x="${mx}" y="${my + 12}">${fmtRate(p.drops)} dropped/s</text>`;
       }
     }
-    let nodes = "";
+    const present = new Set<string>();
     for (const n of frame.nodes) {
       const p = this.pos.get(n.id);
       if (!p) continue;
@@ -116,13 +125,33 @@ export class Graph {
       const below = p.y > this.svg.clientHeight / 2 || false;
       const ty = below ? radius + 16 : -radius - 20;
       const sub = `${n.role} · #${n.incarnation}${n.host && n.host !== "local" ? ` · ${n.host}` : ""}`;
-      nodes +=
-        `<g class="${cls}" data-id="${esc(n.id)}" data-status="${status}" transform="translate(${p.x.toFixed(1)},${p.y.toFixed(1)})">` +
-        `<title>${esc(n.id)} (${esc(n.role)}), ${status}, incarnation ${n.incarnation}${n.host ? `, host ${esc(n.host)}` : ""}; ${fmtRate(n.rate)} msgs/s</title>` +
+      const html =
+        `<title>${esc(n.id)} (${esc(n.role)}), ${status}, incarnation ${n.incarnation}${n.host ? `, host ${esc(n.host)}` : ""}</title>` +
         `<circle class="sel" r="${radius + 6}"/><circle class="ring" r="${radius + 4}"/><circle class="body" r="${radius}"/>` +
-        (many ? "" : `<text class="glyph" y="4">${glyph}</text><text class="name" y="${ty}">${esc(n.id)}</text><text class="sub" y="${ty + 13}">${esc(sub)}</text>`) +
-        `</g>`;
+        (many ? "" : `<text class="glyph" y="4">${glyph}</text><text class="name" y="${ty}">${esc(n.id)}</text><text class="sub" y="${ty + 13}">${esc(sub)}</text>`);
+      let e = this.nodeEls.get(n.id);
+      if (!e) {
+        const el = document.createElementNS(SVG, "g") as SVGGElement;
+        el.setAttribute("data-id", n.id);
+        this.nodeLayer.appendChild(el);
+        e = { el, html: "" };
+        this.nodeEls.set(n.id, e);
+      }
+      present.add(n.id);
+      e.el.setAttribute("class", cls);
+      e.el.setAttribute("data-status", status);
+      e.el.setAttribute("transform", `translate(${p.x.toFixed(1)},${p.y.toFixed(1)})`);
+      if (e.html !== html) {
+        e.el.innerHTML = html;
+        e.html = html;
+      }
     }
-    this.svg.innerHTML = `<g>${links}</g><g>${labels}</g><g>${nodes}</g>`;
+    for (const [id, e] of this.nodeEls) {
+      if (present.has(id)) continue;
+      e.el.remove();
+      this.nodeEls.delete(id);
+    }
+    this.linkLayer.innerHTML = links;
+    this.labelLayer.innerHTML = labels;
   }
 }
