@@ -32,7 +32,7 @@ const COMMON: Array<[string, string, unknown?]> = [
   ["--sim", "Run in the deterministic simulator (virtual time; --duration in simulated seconds)"],
   ["--seeds <A..B>", "Simulate every seed from A to B and report the failing ones"],
   ["--threads <n>", "Pack this host's nodes into n worker threads (default: one per node; a crash in a shared thread drops only that node)"],
-  ["--admin-port <port>", "Serve the admin API on 127.0.0.1:<port> (0: a free port)"],
+  ["--admin-port <port>", "Serve the admin API and the live dashboard on 127.0.0.1:<port> (default 0: a free port, printed at start)"],
   ["--secret <secret>", "Shared secret for bridges and the admin API (or MENHIR_SECRET)"],
   ["--host <name>", "Multi-host: this process's host name"],
   ["--listen <addr>", "Multi-host: where this host listens, host:port"],
