@@ -50,6 +50,20 @@ browserDescribe("dashboard in a browser", () => {
       const ids = await page.$$eval("#graph g.node", (ns) => ns.map((n) => n.getAttribute("data-id")).sort());
       expect(ids).toEqual(["client-1", "client-2", "client-3", "server"]);
       expect(await page.$eval("#refused", (e) => (e as unknown as { hidden: boolean }).hidden)).toBe(true);
+      // At least 5 updates a second: count the header's redraws over 3 s (one frame of slack at the edges).
+      const redraws = await page.evaluate(
+        () =>
+          new Promise<number>((resolve) => {
+            let n = 0;
+            const mo = new (globalThis as any).MutationObserver((records: unknown[]) => (n += records.length));
+            mo.observe(document.querySelector("#kpis"), { childList: true });
+            setTimeout(() => {
+              mo.disconnect();
+              resolve(n);
+            }, 3000);
+          }),
+      );
+      expect(redraws).toBeGreaterThanOrEqual(14);
       // Traffic is drawn: requests per second and latency reach the header.
       await page.waitForFunction(() => Number(document.querySelector("#kpis .kpi b")?.textContent) > 0, { timeout: 20_000 });
 

@@ -3,7 +3,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { Point } from "../live.ts";
 
-const MAX_POINTS = 600;
+const MAX_POINTS = 800;
 
 interface Chart {
   plot: uPlot;
