@@ -129,6 +129,7 @@ interface ReplicaSnap { role: string; ballot: number; leader: string | null; com
 type ChatOp = { id: string; c: string; s: number; t: string };
 const SLOTS_SHOWN = 24;
 const MAX_CHAT_CHARS = 280;
+const CHAT_ATTEMPTS = 6;
 /** One session per driver process: sequence numbers must never repeat within a session. */
 const chatSession = `dashboard-${Date.now().toString(36)}`;
 let chatSeq = 0;
@@ -195,8 +196,9 @@ const paxos: SystemView = {
       const op = { id: `${chatSession}:${seq}`, c: chatSession, s: seq, lw: seq, t: text };
       const replicas = cluster.nodes.filter((n) => n.role === "replica").map((n) => n.id);
       let target: string = replicas.find((id) => cluster.status(id) === "running") ?? replicas[0]!;
-      for (let attempt = 0; attempt < 10; attempt++) {
-        const r = await cluster.request<{ type: string; leader?: string | null }>(target, { type: "chat", op }, 3000).catch((e: Error) => ({ type: "error", text: e.message, leader: null }));
+      // Short attempts: the whole action stays well inside the HTTP server's 10 s idle timeout.
+      for (let attempt = 0; attempt < CHAT_ATTEMPTS; attempt++) {
+        const r = await cluster.request<{ type: string; leader?: string | null }>(target, { type: "chat", op }, 1000).catch((e: Error) => ({ type: "error", text: e.message, leader: null }));
         if (r.type === "chat_ok") {
           // Acknowledged means executed at the leader: its log has it in a committed slot.
           const slot = await findSlot(cluster, target, op.id).catch(() => null);
@@ -207,7 +209,7 @@ const paxos: SystemView = {
         target = next;
         if (!r.leader) await cluster.sleep(100);
       }
-      throw new Error("no replica accepted the message after 10 attempts (is a majority up?)");
+      throw new Error(`no replica accepted the message after ${CHAT_ATTEMPTS} attempts (is a majority up?)`);
     },
   },
 };
