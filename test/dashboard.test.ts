@@ -32,7 +32,7 @@ browserDescribe("dashboard in a browser", () => {
     await browser?.close();
   });
 
-  test("refuses without the token; with it shows every node; crash, restart, partition, heal and loss from the page reach the cluster", async () => {
+  test("refuses without the token; with it shows every node; crash, restart, pause, resume, partition, heal and loss from the page reach the cluster", async () => {
     const c = await startCli(["echo", "--clients", "3"]);
     try {
       // The stream and the API refuse a missing or wrong token.
@@ -89,6 +89,15 @@ browserDescribe("dashboard in a browser", () => {
         return s?.status === "running" && s.incarnation === 1;
       });
       await page.waitForSelector('#graph g.node[data-id="server"].running', { timeout: 10_000 });
+
+      // Pause and resume from the page.
+      for (const [action, status] of [["pause", "paused"], ["resume", "running"]] as const) {
+        await page.click('#graph g.node[data-id="client-2"]');
+        await page.waitForSelector(`#node-menu:not([hidden]) button[data-action="${action}"]:not([disabled])`);
+        await page.click(`#node-menu button[data-action="${action}"]`);
+        await until(`admin API to report client-2 ${status}`, async () => (await c.api<{ nodes: Array<{ id: string; status: string }> }>("GET", "/nodes")).json.nodes.find((n) => n.id === "client-2")?.status === status);
+        await page.waitForSelector(`#graph g.node[data-id="client-2"].${status}`, { timeout: 10_000 });
+      }
 
       // Partition two groups picked on the graph, then heal; the admin API confirms each.
       await page.click("#part-a");
