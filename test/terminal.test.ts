@@ -60,3 +60,17 @@ describe("the terminal", () => {
     expect(out.text).not.toContain("status: ");
   }, 60_000);
 });
+
+describe("--admin-host", () => {
+  test("127.0.0.1 unless told otherwise; only addresses are accepted", async () => {
+    const { parseOptions, UsageError } = await import("../src/main/options.ts");
+    const { loadScenario } = await import("../src/workers/registry.ts");
+    const echo = await loadScenario("echo");
+    const parse = (flags: Record<string, unknown>) => parseOptions("echo", echo, flags, {}).opts;
+    expect(parse({}).adminHost).toBe("127.0.0.1");
+    expect(parse({}).adminPort).toBe(0);
+    expect(parse({ adminHost: "0.0.0.0" }).adminHost).toBe("0.0.0.0");
+    expect(parse({ adminHost: "::1" }).adminHost).toBe("::1");
+    for (const bad of ["example.com", "1.2.3", "", "127.0.0.1; rm"]) expect(() => parse({ adminHost: bad })).toThrow(UsageError);
+  });
+});

@@ -8,6 +8,8 @@ import { jsonError } from "../workers/runtime/http.ts";
 
 export interface AdminOptions {
   port: number;
+  /** Default 127.0.0.1: only this machine. */
+  hostname?: string;
   secret: string;
   cluster: Cluster;
   extraStats?: () => Record<string, unknown>;
@@ -32,7 +34,7 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
   const { cluster } = opts;
   const started = Date.now();
   return Bun.serve({
-    hostname: "127.0.0.1",
+    hostname: opts.hostname ?? "127.0.0.1",
     port: opts.port,
     maxRequestBodySize: MAX_BODY,
     // Production bundling of the dashboard page: built once, no dev-server socket.

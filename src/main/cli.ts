@@ -33,6 +33,7 @@ const COMMON: Array<[string, string, unknown?]> = [
   ["--seeds <A..B>", "Simulate every seed from A to B and report the failing ones"],
   ["--threads <n>", "Pack this host's nodes into n worker threads (default: one per node; a crash in a shared thread drops only that node)"],
   ["--admin-port <port>", "Serve the admin API and the live dashboard on 127.0.0.1:<port> (default 0: a free port, printed at start)"],
+  ["--admin-host <addr>", "Address the admin API and dashboard listen on (default 127.0.0.1; 0.0.0.0 opens them to the network, still behind the token)"],
   ["--secret <secret>", "Shared secret for bridges and the admin API (or MENHIR_SECRET)"],
   ["--host <name>", "Multi-host: this process's host name"],
   ["--listen <addr>", "Multi-host: where this host listens, host:port"],
@@ -124,7 +125,7 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
   const liveRun = new LiveRun(cluster, system);
   let admin: ReturnType<typeof startAdmin> | null = null;
   if (opts.adminPort !== null) {
-    admin = startAdmin({ port: opts.adminPort, secret: opts.secret, cluster: liveRun.adminCluster, extraStats: () => (bridge ? { bridge: bridge.counters } : {}), extra: liveRun.routes });
+    admin = startAdmin({ port: opts.adminPort, hostname: opts.adminHost, secret: opts.secret, cluster: liveRun.adminCluster, extraStats: () => (bridge ? { bridge: bridge.counters } : {}), extra: liveRun.routes });
     console.log(dashboardLine(admin.url, opts.secret, opts.secretGenerated));
   }
   await cluster.start();

@@ -3,6 +3,7 @@
  * accepts; nothing starts on bad input.
  */
 import { randomBytes } from "node:crypto";
+import { isIP } from "node:net";
 import type { CommonOptions, NemesisKind, Scenario } from "../driver/scenario.ts";
 import { NEMESIS_KINDS } from "../driver/nemesis.ts";
 import type { NetworkPatch } from "../driver/cluster.ts";
@@ -32,6 +33,8 @@ export interface RunOptions extends CommonOptions {
   secret: string;
   secretGenerated: boolean;
   adminPort: number | null;
+  /** Where the admin API and dashboard listen: 127.0.0.1 unless told otherwise. */
+  adminHost: string;
   /** Worker threads to pack this host's nodes into; null: one per node. */
   threads: number | null;
   multiHost: MultiHost | null;
@@ -93,6 +96,8 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
   const nemesisInterval = flags.nemesisInterval === undefined ? 5 : num("nemesis-interval", flags.nemesisInterval, { min: 0.01 });
   // The admin API (and its dashboard) is on by default, on 127.0.0.1 and a free port: never a clash.
   const adminPort = flags.adminPort === undefined ? 0 : num("admin-port", flags.adminPort, { min: 0, max: 65535, integer: true });
+  const adminHost = flags.adminHost === undefined ? "127.0.0.1" : String(flags.adminHost);
+  if (isIP(adminHost) === 0 && adminHost !== "localhost") throw new UsageError(`--admin-host must be an IP address (127.0.0.1, 0.0.0.0, ::1 …) or localhost, got "${adminHost}"`);
   const threads = flags.threads === undefined ? null : num("threads", flags.threads, { min: 1, max: 4096, integer: true });
 
   const systemOpts: Record<string, unknown> = {};
@@ -149,6 +154,7 @@ export function parseOptions(system: string, scenario: Scenario, flags: Flags, e
     secret,
     secretGenerated,
     adminPort,
+    adminHost,
     threads,
     multiHost,
   };
