@@ -47,7 +47,11 @@ const echo: SystemView = {
   clientRoles: ["client"],
   async digest(cluster, nodes) {
     const server = await cluster.inspect<{ served: number }>("server").catch(() => null);
-    return { panel: { served: server?.served ?? null, clients: nodes.filter((n) => n.role === "client").length } };
+    // Per client from the runtime's own counters (no inspect: a client's snapshot carries thousands of samples).
+    const clients = nodes
+      .filter((n) => n.role === "client")
+      .map((n) => ({ id: n.id, status: n.status, answered: n.stats?.repliesOk ?? 0, pending: n.stats?.pendingRequests ?? 0, lastMs: n.stats?.recentLatencyMs.at(-1) ?? null }));
+    return { panel: { served: server?.served ?? null, clients } };
   },
 };
 

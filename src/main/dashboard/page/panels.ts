@@ -180,8 +180,11 @@ const echo: Renderer = {
   title: "Echo",
   render(root, p, ctx) {
     body(root).innerHTML =
-      `<div class="stats-row">${stat("requests / s", fmtRate(ctx.ops))}${stat("latency p50", `${fmtMs(ctx.p50)} ms`)}${stat("latency p99", `${fmtMs(ctx.p99)} ms`)}${stat("served in total", String(p.served ?? "server down"))}${stat("clients", String(p.clients))}</div>` +
-      `<p class="muted small">Every client sends echo requests to the server and checks each reply carries its own payload.</p>`;
+      `<div class="stats-row">${stat("requests / s", fmtRate(ctx.ops))}${stat("latency p50", `${fmtMs(ctx.p50)} ms`)}${stat("latency p99", `${fmtMs(ctx.p99)} ms`)}${stat("served (this incarnation)", String(p.served ?? "server down"))}</div>` +
+      `<p class="muted small">Every client sends echo requests to the server and checks each reply carries its own payload.</p>` +
+      `<h3>Clients</h3><table><tr><th>client</th><th>status</th><th class="num">answered</th><th class="num">waiting</th><th class="num">last latency</th></tr>` +
+      (p.clients ?? []).map((c: { id: string; status: string; answered: number; pending: number; lastMs: number | null }) => `<tr><td>${esc(c.id)}</td><td>${esc(c.status)}</td><td class="num">${c.answered}</td><td class="num">${c.pending}</td><td class="num">${fmtMs(c.lastMs)} ms</td></tr>`).join("") +
+      `</table>`;
   },
 };
 
