@@ -93,6 +93,10 @@ export class LiveView {
   private readonly clientRoles: Set<string> | null;
   /** Smoothed rates by node id, "src->dest" (and "src->dest!" for drops), and the totals. */
   private readonly rates = new Map<string, number>();
+  /** This sample's smoothing weight (depends on the time since the last sample). */
+  private alpha = 1;
+  /** The last sample's nodes, for the panel digests. */
+  private lastInfos: NodeInfo[] = [];
 
   constructor(
     private readonly cluster: Cluster,
@@ -114,7 +118,7 @@ export class LiveView {
       const began = Date.now();
       try {
         await this.sample();
-        // Panels (and so leader changes) every 400 ms while a page watches, every 3 s otherwise.
+        // Panels (and so leader changes) every 300 ms while a page watches, every 3 s otherwise.
         if (this.tick++ % (this.panelListeners.size > 0 ? 2 : 3) === 0 && !this.panelBusy) void this.samplePanel();
       } catch {
         // A sample can fail while the cluster stops or a host is away; the next one tries again.
@@ -207,10 +211,6 @@ export class LiveView {
     for (const l of this.frameListeners) l(this.frame);
     this.lastInfos = infos;
   }
-
-  private lastInfos: NodeInfo[] = [];
-
-  private alpha = 1;
 
   private smoothed(key: string, raw: number): number {
     const old = this.rates.get(key);
