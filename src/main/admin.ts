@@ -8,9 +8,13 @@ import { headOf, jsonError, requestUrl } from "../workers/runtime/http.ts";
 
 export interface AdminOptions {
   port: number;
+  /** Default 127.0.0.1: only this machine. */
+  hostname?: string;
   secret: string;
   cluster: Cluster;
   extraStats?: () => Record<string, unknown>;
+  /** More on the same server (the dashboard): public Bun.serve routes, and authorized requests these routes do not know. */
+  extra?: { routes?: Record<string, Bun.HTMLBundle>; fetch?(req: Request, path: string): Promise<Response | null> };
 }
 
 const MAX_BODY = 64 * 1024;
@@ -93,13 +97,22 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
     }
   };
   return Bun.serve({
-    hostname: "127.0.0.1",
+    hostname: opts.hostname ?? "127.0.0.1",
     port: opts.port,
     maxRequestBodySize: MAX_BODY,
+    // Production bundling of the dashboard page: built once, no dev-server socket.
+    development: false,
+    ...(opts.extra?.routes ? { routes: opts.extra.routes } : {}),
     async fetch(req) {
       if (!authorized(req, opts.secret)) return jsonError(401, "missing or wrong bearer token");
       const url = requestUrl(req);
       if (url instanceof Response) return url;
+      try {
+        const extra = await opts.extra?.fetch?.(req, url.pathname);
+        if (extra) return extra;
+      } catch (e) {
+        return jsonError(500, e instanceof Error ? e.message : String(e));
+      }
       // HEAD answers as GET would, without the body.
       if (req.method === "HEAD") return headOf(await route(new Request(url.href, { method: "GET", headers: req.headers }), url.pathname));
       return route(req, url.pathname);

@@ -12,6 +12,7 @@ import { Simulation } from "../sim/simulator.ts";
 import { DEFAULT_SYSTEM, SYSTEMS, loadRoles, loadScenario } from "../workers/registry.ts";
 import type { NodeSpec } from "../workers/runtime/types.ts";
 import { startAdmin } from "./admin.ts";
+import { LiveRun, dashboardLine } from "./dashboard/index.ts";
 import { TcpBridge } from "./bridge.ts";
 import { RunError, UsageError, forSeed, parseOptions, replayCommand, topologyWithClocks, type Flags, type RunOptions } from "./options.ts";
 import { ThreadCluster } from "./supervisor.ts";
@@ -37,7 +38,8 @@ const COMMON: Array<[string, string, unknown?]> = [
   ["--history <file>", "Write every client operation as JSON Lines (format in the README)"],
   ["--history-report <file>", "Write the history check as a self-contained HTML page (the failing window, if any)"],
   ["--threads <n>", "Pack this host's nodes into n worker threads (default: one per node; a crash in a shared thread drops only that node)"],
-  ["--admin-port <port>", "Serve the admin API on 127.0.0.1:<port> (0: a free port)"],
+  ["--admin-port <port>", "Serve the admin API and the live dashboard on 127.0.0.1:<port> (default 0: a free port, printed at start)"],
+  ["--admin-host <addr>", "Address the admin API and dashboard listen on (default 127.0.0.1; 0.0.0.0 opens them to the network, still behind the token)"],
   ["--secret <secret>", "Shared secret for bridges and the admin API (or MENHIR_SECRET)"],
   ["--host <name>", "Multi-host: this process's host name"],
   ["--listen <addr>", "Multi-host: where this host listens, host:port"],
@@ -130,10 +132,15 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
   let stopRequested!: () => void;
   let stopping = false;
   const stop = new Promise<void>((r) => (stopRequested = r)).then(() => void (stopping = true));
-  let signals = 0;
+  let firstSignalAt = 0;
   const onSignal = (sig: string) => {
-    signals++;
-    if (signals > 1) process.exit(130);
+    // Under `bun run`, one Ctrl-C arrives twice at once: the terminal signals the whole process
+    // group and bun forwards its own copy. Only a second press, later, forces.
+    if (firstSignalAt > 0) {
+      if (Date.now() - firstSignalAt < 1000) return;
+      process.exit(130);
+    }
+    firstSignalAt = Date.now();
     console.error(`\n${sig}: stopping the cluster cleanly (again to force)`);
     stopRequested();
   };
@@ -141,13 +148,15 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
   process.on("SIGTERM", () => onSignal("SIGTERM"));
 
   // Ports first: one that is taken ends the run before any thread starts.
+  const liveRun = new LiveRun(cluster, system);
   let admin: ReturnType<typeof startAdmin> | null = null;
   if (opts.adminPort !== null) {
     try {
-      admin = startAdmin({ port: opts.adminPort, secret: opts.secret, cluster, extraStats: () => (bridge ? { bridge: bridge.counters } : {}) });
+      admin = startAdmin({ port: opts.adminPort, hostname: opts.adminHost, secret: opts.secret, cluster: liveRun.adminCluster, extraStats: () => (bridge ? { bridge: bridge.counters } : {}), extra: liveRun.routes });
     } catch (e) {
-      throw new RunError(`--admin-port ${opts.adminPort}: cannot serve the admin API on 127.0.0.1:${opts.adminPort} (${errorText(e)})`);
+      throw new RunError(`--admin-port ${opts.adminPort}: cannot serve the admin API on ${opts.adminHost}:${opts.adminPort} (${errorText(e)})`);
     }
+    console.log(dashboardLine(admin.url, opts.secret, opts.secretGenerated));
   }
   try {
     if (mh) {
@@ -166,8 +175,9 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     } catch (e) {
       throw new RunError(errorText(e));
     }
-    return await runStarted(system, scenario, opts, nodes, cluster, bridge, admin, stop, () => stopping);
+    return await runStarted(system, scenario, opts, nodes, cluster, bridge, admin, liveRun, stop, () => stopping);
   } finally {
+    await liveRun.stop();
     admin?.stop(true);
     await cluster.stop();
     bridge?.close();
@@ -207,6 +217,7 @@ async function runStarted(
   cluster: ThreadCluster,
   bridge: TcpBridge | null,
   admin: ReturnType<typeof startAdmin> | null,
+  liveRun: LiveRun,
   stop: Promise<void>,
   stopping: () => boolean,
 ): Promise<number> {
@@ -225,13 +236,16 @@ async function runStarted(
   if (!mh || mh.driverHost === mh.host) {
     if (!Number.isFinite(opts.duration)) console.log("menhir: running until Ctrl-C");
     let history: HistoryOutcome | undefined;
-    const summary = await runScenario(cluster, scenario, opts, stop, (h) => (history = h));
+    liveRun.start(process.stderr);
+    const summary = await runScenario(liveRun.runCluster, scenario, opts, stop, (h) => (history = h));
+    liveRun.finish(summary);
     printSummary(summary, opts.json);
     await writeHistory(opts, scenario, history);
     code = summary.ok || !Number.isFinite(opts.duration) ? 0 : 1;
     await bridge?.shutdownPeers();
   } else {
     console.log(`menhir: serving nodes for driver host ${mh.driverHost} until it finishes or Ctrl-C`);
+    liveRun.start(process.stderr);
     await stop;
   }
   return code;

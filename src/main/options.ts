@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { totalmem } from "node:os";
 import { MAX_NODES, type CommonOptions, type NemesisKind, type Scenario } from "../driver/scenario.ts";
+import { isIP } from "node:net";
 import { NEMESIS_KINDS } from "../driver/nemesis.ts";
 import type { NetworkPatch } from "../driver/cluster.ts";
 import type { LatencyDistribution } from "../workers/runtime/network.ts";
@@ -43,6 +44,8 @@ export interface RunOptions extends CommonOptions {
   adminPort: number | null;
   /** Multi-host: seconds to wait for every peer host before the run fails. */
   connectTimeout: number;
+  /** Where the admin API and dashboard listen: 127.0.0.1 unless told otherwise. */
+  adminHost: string;
   /** Worker threads to pack this host's nodes into; null: one per node. */
   threads: number | null;
   multiHost: MultiHost | null;
@@ -123,7 +126,10 @@ export function parseOptions(
   const loss = flags.loss === undefined ? 0 : num("loss", flags.loss, { min: 0, max: 1 });
   const dup = flags.dup === undefined ? 0 : num("dup", flags.dup, { min: 0, max: 1 });
   const nemesisInterval = flags.nemesisInterval === undefined ? 5 : num("nemesis-interval", flags.nemesisInterval, { min: 0.01 });
-  const adminPort = flags.adminPort === undefined ? null : num("admin-port", flags.adminPort, { min: 0, max: 65535, integer: true });
+  // The admin API (and its dashboard) is on by default, on 127.0.0.1 and a free port: never a clash.
+  const adminPort = flags.adminPort === undefined ? 0 : num("admin-port", flags.adminPort, { min: 0, max: 65535, integer: true });
+  const adminHost = flags.adminHost === undefined ? "127.0.0.1" : String(flags.adminHost);
+  if (isIP(adminHost) === 0 && adminHost !== "localhost") throw new UsageError(`--admin-host must be an IP address (127.0.0.1, 0.0.0.0, ::1 …) or localhost, got "${adminHost}"`);
   const connectTimeout = flags.connectTimeout === undefined ? 60 : num("connect-timeout", flags.connectTimeout, { min: 0.1, max: 86_400 });
   const threads = flags.threads === undefined ? null : num("threads", flags.threads, { min: 1, max: 4096, integer: true });
   const clockSkew = flags.clockSkew === undefined ? 0 : num("clock-skew", flags.clockSkew, { min: 0, max: 3_600_000 });
@@ -199,6 +205,7 @@ export function parseOptions(
     generatedSecrets,
     adminPort,
     connectTimeout,
+    adminHost,
     threads,
     multiHost,
     history: flags.history === undefined ? null : str("history", flags.history),

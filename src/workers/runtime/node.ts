@@ -64,13 +64,23 @@ export interface NodeStats {
   timers: number;
   /** The node's clock minus true time (ms) when the stats were taken. */
   clockErrorMs: number;
+  /** Requests of this node answered without error (so watchers can compute a rate). */
+  repliesOk: number;
+  /** Latencies (ms) of the last RECENT_LATENCIES of those, oldest first. */
+  recentLatencyMs: number[];
+  /** Per destination: [messages sent, messages the simulated network dropped]; filled by the worker host. */
+  links?: Record<NodeId, [number, number]>;
 }
+
+/** How many recent request latencies a node keeps for live views: a fixed ring, never growing. */
+export const RECENT_LATENCIES = 64;
 
 interface Pending {
   resolve(b: Body): void;
   reject(e: RpcError): void;
   timer: unknown;
   dest: NodeId;
+  sentAt: number;
 }
 
 function assert(cond: unknown, text: string): asserts cond {
@@ -96,7 +106,8 @@ export class NodeRuntime {
   private hooks: RoleHooks = {};
   private readonly logger: Logger;
   private readonly knownIds: ReadonlySet<NodeId>;
-  readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0, clockErrorMs: 0 };
+  readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0, clockErrorMs: 0, repliesOk: 0, recentLatencyMs: [] };
+  private readonly latencyRing = new Float64Array(RECENT_LATENCIES);
 
   constructor(
     readonly identity: NodeIdentity,
@@ -188,7 +199,10 @@ export class NodeRuntime {
       this.pending.delete(body.in_reply_to);
       this.env.clearTimer(p.timer);
       if (body.type === "error") p.reject(new RpcError(Number(body.code ?? ErrorCode.Crash), String(body.text ?? "")));
-      else p.resolve(body);
+      else {
+        this.latencyRing[this.stats.repliesOk++ % RECENT_LATENCIES] = this.env.now() - p.sentAt;
+        p.resolve(body);
+      }
       return;
     }
     if (body.type === CLOCK_JUMP && msg.src === DRIVER_ID) return this.jumpClock(msg);
@@ -324,7 +338,7 @@ export class NodeRuntime {
           const timer = self.env.setTimer(timeoutMs, () => {
             if (self.pending.delete(msgId)) reject(new RpcError(ErrorCode.Timeout, `no reply from ${dest} to "${body.type}" within ${timeoutMs} ms`));
           });
-          self.pending.set(msgId, { resolve: resolve as (b: Body) => void, reject, timer, dest });
+          self.pending.set(msgId, { resolve: resolve as (b: Body) => void, reject, timer, dest, sentAt: self.env.now() });
           try {
             self.transmit(dest, { ...body, msg_id: msgId });
           } catch (e) {
@@ -369,7 +383,10 @@ export class NodeRuntime {
   }
 
   snapshotStats(): NodeStats {
-    return { ...this.stats, pendingRequests: this.pending.size, timers: this.timers.size, clockErrorMs: this.clockErrorMs() };
+    const n = this.stats.repliesOk;
+    const recent: number[] = [];
+    for (let i = Math.max(0, n - RECENT_LATENCIES); i < n; i++) recent.push(this.latencyRing[i % RECENT_LATENCIES]!);
+    return { ...this.stats, pendingRequests: this.pending.size, timers: this.timers.size, recentLatencyMs: recent, clockErrorMs: this.clockErrorMs() };
   }
 }
 

@@ -67,6 +67,8 @@ class NodeHost {
   private dataListener: TCPSocketListener<WireConn> | null = null;
   private readonly placement: Record<NodeId, string>;
   private dropped = 0;
+  /** Per destination: [sent, dropped by the simulated network]; bounded by the number of nodes. */
+  private readonly linkCounts = new Map<NodeId, [number, number]>();
   private halted = false;
 
   constructor(
@@ -175,12 +177,18 @@ class NodeHost {
       this.shared.driverPort.postMessage(msg);
       return;
     }
+    let counts = this.linkCounts.get(msg.dest);
+    if (!counts) this.linkCounts.set(msg.dest, (counts = [0, 0]));
+    counts[0]++;
     if (this.perfect) {
       this.links.post(msg);
       return;
     }
     const delays = this.planner.plan(this.net, msg.src, msg.dest, performance.now());
-    if (delays.length === 0) this.dropped++;
+    if (delays.length === 0) {
+      this.dropped++;
+      counts[1]++;
+    }
     for (const d of delays) {
       if (d <= 0) {
         this.links.post(msg);
@@ -188,6 +196,7 @@ class NodeHost {
       }
       if (this.inFlight >= Limits.maxInFlight) {
         this.dropped++;
+        counts[1]++;
         continue;
       }
       this.inFlight++;
@@ -221,7 +230,7 @@ class NodeHost {
 
   stats(): NodeStats {
     const s = this.runtime.snapshotStats();
-    return { ...s, refused: s.refused + this.dropped + this.links.dropped };
+    return { ...s, refused: s.refused + this.dropped + this.links.dropped, links: Object.fromEntries(this.linkCounts) };
   }
 
   inspect(): unknown {
