@@ -200,10 +200,16 @@ const paxos: SystemView = {
       const op = { id: `${chatSession}:${seq}`, c: chatSession, s: seq, lw: seq, t: text };
       const replicas = cluster.nodes.filter((n) => n.role === "replica").map((n) => n.id);
       let target: string = replicas.find((id) => cluster.status(id) === "running") ?? replicas[0]!;
+      // The page is a client too: its message goes into the history (as a paxos client's would), or
+      // the total-order check would find a message in the log that no client sent.
+      const record = (ev: "invoke" | "complete", fields: Record<string, unknown>) =>
+        cluster.history?.add({ type: "history", ev, process: chatSession, incarnation: 0, n: seq, t: cluster.now(), ...fields });
+      record("invoke", { f: "send", value: op.id, fields: { seq } });
       // Short attempts: the whole action stays well inside the HTTP server's 10 s idle timeout.
       for (let attempt = 0; attempt < CHAT_ATTEMPTS; attempt++) {
         const r = await cluster.request<{ type: string; leader?: string | null }>(target, { type: "chat", op }, 1000).catch((e: Error) => ({ type: "error", text: e.message, leader: null }));
         if (r.type === "chat_ok") {
+          record("complete", { outcome: "ok" });
           // Acknowledged means executed at the leader: its log has it in a committed slot.
           const slot = await findSlot(cluster, target, op.id).catch(() => null);
           return { committed: true, id: op.id, via: target, slot, text };
