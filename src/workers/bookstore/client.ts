@@ -2,8 +2,16 @@ import { seqKey } from "../runtime/storage.ts";
 import { RpcError, defineRole } from "../runtime/types.ts";
 import { BOOKS, E, TOPICS, isIndex, malformed, type ClientConfig } from "./messages.ts";
 
-/** Above the front end's own give-up times, so a slow request ends in an answer, not in silence. */
+/** Above the front end's own give-up times, so a slow write ends in an answer, not in silence. */
 export const REQUEST_TIMEOUT_MS = 4000;
+/**
+ * Reads are idempotent: one lost message costs a short wait and another try, not a whole write
+ * timeout (above the front end's read give-up: one try per live catalog, 500 ms each).
+ */
+const READ_TIMEOUT_MS = 1500;
+const READ_ATTEMPTS = 3;
+/** The longest one operation waits for its answer. */
+export const MAX_OP_MS = Math.max(REQUEST_TIMEOUT_MS, READ_ATTEMPTS * READ_TIMEOUT_MS);
 /** Operations a client records; past this it issues only reads, unrecorded (and says so). */
 export const MAX_HISTORY = 100_000;
 /** Records per `history` answer: one (a list, seven books) is under 1.5 KiB, so a page stays far below the 1 MiB message limit. */
@@ -101,6 +109,18 @@ export const client = defineRole<ClientConfig>((node) => {
   let infos = 0;
   if (open.length > 0) node.log.info(`${open.length} write(s) in flight at the last crash recorded as indefinite`);
 
+  /** One request to the front end; a read is tried again when it gets no answer at all. */
+  async function ask(write: boolean, method: string, path: string, body: unknown): Promise<HttpOk> {
+    const msg = { type: "http", session, method, path, body: body === undefined ? undefined : JSON.stringify(body) };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await node.request<HttpOk>(frontend, msg, { timeoutMs: write ? REQUEST_TIMEOUT_MS : READ_TIMEOUT_MS });
+      } catch (e) {
+        if (write || attempt >= READ_ATTEMPTS || !(e instanceof RpcError) || e.definite) throw e;
+      }
+    }
+  }
+
   async function op(f: OpF, method: string, path: string, args: Record<string, unknown>, body?: unknown): Promise<void> {
     const write = isWriteF(f);
     const recording = next < MAX_HISTORY;
@@ -117,7 +137,7 @@ export const client = defineRole<ClientConfig>((node) => {
     let value: Record<string, unknown> = { ...args };
     let progressed = false;
     try {
-      const r = await node.request<HttpOk>(frontend, { type: "http", session, method, path, body: body === undefined ? undefined : JSON.stringify(body) }, { timeoutMs: REQUEST_TIMEOUT_MS });
+      const r = await ask(write, method, path, body);
       state.statuses[r.status] = (state.statuses[r.status] ?? 0) + 1;
       progressed = r.status < 500;
       if (r.status === 200) {

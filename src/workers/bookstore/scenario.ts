@@ -2,7 +2,7 @@ import type { Cluster } from "../../driver/cluster.ts";
 import type { Check, Scenario } from "../../driver/scenario.ts";
 import { percentile } from "../../driver/stats.ts";
 import type { NodeSpec } from "../runtime/types.ts";
-import { CRASHED_BEFORE_ANSWER, OP_FS, REQUEST_TIMEOUT_MS, isWriteF, type HistoryOp } from "./client.ts";
+import { CRASHED_BEFORE_ANSWER, MAX_OP_MS, OP_FS, isWriteF, type HistoryOp } from "./client.ts";
 import { BOOKS, isEntry, type Book, type CatalogConfig, type ClientConfig, type FrontendConfig, type LogEntry, type Order, type OrderConfig, type View } from "./messages.ts";
 
 export interface BookstoreOptions extends Record<string, unknown> {
@@ -307,7 +307,7 @@ async function orNull<T>(p: Promise<T>): Promise<T | null> {
  * healed may wait out its timeout, the next may too (a front end that restarted at the heal is still
  * learning who is alive), then one interval and a margin.
  */
-export const clientWithinMs = (intervalMs: number) => 2 * (REQUEST_TIMEOUT_MS + intervalMs) + 2000;
+export const clientWithinMs = (intervalMs: number) => 2 * (MAX_OP_MS + intervalMs) + 2000;
 
 export const scenario: Scenario<BookstoreOptions> = {
   name: "bookstore",
