@@ -64,6 +64,8 @@ const NOTHING_SENT: ReadonlySet<string> = new Set([E.noCatalog, E.noOrderServer]
 
 /** The error of a write a client's crash left without an answer. */
 export const CRASHED_BEFORE_ANSWER = "client crashed before an answer";
+/** The error of a write still waiting for its answer when the history was read. */
+export const NO_ANSWER_YET = "no answer yet";
 
 const doneKey = (n: number) => seqKey("h/", n);
 const openKey = (n: number) => seqKey("i/", n);
@@ -222,7 +224,7 @@ export const client = defineRole<ClientConfig>((node) => {
     const more = page.length === HISTORY_PAGE;
     if (!more) {
       const now = node.now();
-      for (const [, inv] of db.scan<Omit<HistoryOp, "type" | "completeMs">>({ prefix: "i/", limit: HISTORY_PAGE })) ops.push({ ...inv, type: "info", value: { ...inv.value, error: "no answer yet" }, completeMs: now });
+      for (const [, inv] of db.scan<Omit<HistoryOp, "type" | "completeMs">>({ prefix: "i/", limit: HISTORY_PAGE })) ops.push({ ...inv, type: "info", value: { ...inv.value, error: NO_ANSWER_YET }, completeMs: now });
     }
     node.reply(msg, { type: "history_ok", ops, next: more ? Number(page[page.length - 1]![0].slice(2)) + 1 : null, truncated: state.truncated });
   });
