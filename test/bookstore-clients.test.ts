@@ -116,6 +116,10 @@ describe("a client's history outlives its crash", () => {
         // The restarted prober's first request has the same message id as its first life's.
         const second = (await c.request<{ item: number }>("prober", { type: "probe", path: "/lookup/2" })).item;
         expect({ sessions, second }).toEqual({ sessions, second: sessions ? 2 : 1 });
+        for (const session of [42, "x".repeat(200)]) {
+          const r = await c.request<{ status: number; body: { error: { message: string } } }>("frontend", { type: "http", session, method: "POST", path: "/buy/1" });
+          expect([r.status, r.body.error.message]).toEqual([400, "malformed session"]);
+        }
       });
     }
   });

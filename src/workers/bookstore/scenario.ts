@@ -93,8 +93,9 @@ export async function readHistory(cluster: Cluster, id: string): Promise<{ ops: 
 export async function awaitQuiet(cluster: Cluster, catalogs: string[], orders: string[], maxMs = 20_000): Promise<{ quiet: boolean; views: Array<{ id: string; view: CatalogView | null }> }> {
   const deadline = cluster.now() + maxMs;
   for (;;) {
-    const views = await Promise.all(catalogs.map(async (id) => ({ id, view: cluster.status(id) === "running" ? await cluster.inspect<CatalogView>(id) : null })));
-    const pending = await Promise.all(orders.map(async (id) => (cluster.status(id) === "running" ? ((await cluster.inspect<{ pending: number }>(id))?.pending ?? 1) : 1)));
+    // A node that does not answer counts as down: the checks then say which, instead of throwing.
+    const views = await Promise.all(catalogs.map(async (id) => ({ id, view: cluster.status(id) === "running" ? await cluster.inspect<CatalogView>(id).catch(() => null) : null })));
+    const pending = await Promise.all(orders.map(async (id) => (cluster.status(id) === "running" ? ((await cluster.inspect<{ pending: number }>(id).catch(() => null))?.pending ?? 1) : 1)));
     const quiet =
       views.every((v) => v.view && (v.view.mode === "primary" || v.view.mode === "member") && v.view.digest === views[0]!.view?.digest && v.view.view?.members.length === catalogs.length) &&
       pending.every((p) => p === 0);
