@@ -321,7 +321,7 @@ export const scenario: Scenario<BookstoreOptions> = {
     { flags: "--heartbeat-ms <ms>", description: "Front end heartbeat period", default: DEFAULTS.heartbeatMs, integer: true, min: 10, max: 10_000 },
     { flags: "--cache-size <n>", description: "Front end cache entries (LRU)", default: DEFAULTS.cacheSize, integer: true, max: 1_000_000 },
     { flags: "--no-cache", description: "Disable the front end cache" },
-    { flags: "--interval-ms <ms>", description: "A client's pause between operations", default: DEFAULTS.intervalMs, max: 60_000 },
+    { flags: "--interval-ms <ms>", description: "A client's pause between operations (0: back to back; not with --sim at zero latency, where virtual time would stand still)", default: DEFAULTS.intervalMs, max: 60_000 },
     { flags: "--write-p <p>", description: "Probability a client operation is a write", default: DEFAULTS.writeP, max: 1 },
   ],
   topology: (o) => bookstoreTopology(o),
