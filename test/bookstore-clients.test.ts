@@ -154,6 +154,17 @@ describe("no check throws on partial data", () => {
     expect(checks["final quantities account for every acknowledged write"]!.ok).toBe(true);
   });
 
+  test("a long history (200 000 writes on one book, and reads) is judged without throwing, stale reads still caught", () => {
+    const n = 200_000;
+    const history: HistoryOp[] = [];
+    for (let i = 1; i <= n; i++) history.push({ process: "client-1#1", type: "ok", f: "update_cost", value: { item: 1, cost: 1 + (i % 50), version: i }, invokeMs: 2 * i, completeMs: 2 * i + 1 });
+    history.push({ ...good, value: { item: 1, quantity: 100, version: n }, invokeMs: 2 * n + 2, completeMs: 2 * n + 3 });
+    history.push({ ...good, value: { item: 1, quantity: 100, version: n - 1 }, invokeMs: 2 * n + 2, completeMs: 2 * n + 3 });
+    const checks = checkRun({ history, catalogs: [{ id: "catalog-1", view: cat() }], log: [], orders: [], pendingBuys: 0 });
+    expect(checks["no read older than an acknowledged write that finished before it began"]).toEqual({ ok: false, detail: `1 stale: client-1#1 lookup item 1 at ${2 * n + 2}: version ${n - 1} < ${n}` });
+    expect(checks["every history record is well-formed"]!.ok).toBe(true);
+  });
+
   test("no catalog seen, or one without its books: a failed check that says so", () => {
     const none = checkRun({ history: [good], catalogs: [], log: [], orders: [], pendingBuys: 0 });
     expect(none["the catalog replicas are identical at the end"]).toEqual({ ok: false, detail: "no catalog seen" });

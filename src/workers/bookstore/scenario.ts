@@ -150,6 +150,13 @@ export function historyProblem(v: unknown): string | null {
   }
 }
 
+/** Appends in place: long histories group hundreds of thousands of records by book. */
+function pushTo<K, V>(m: Map<K, V[]>, k: K, v: V): void {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+}
+
 const isOrder = (v: unknown): v is Order => isObj(v) && isInt(v.number) && isInt(v.item) && typeof v.requestId === "string";
 
 /** Every check of the run, as pure functions of what was observed. None throws, whatever it is given. */
@@ -189,7 +196,7 @@ export function checkRun(x: CheckInput): Record<string, Check> {
   const log = x.log.filter(isEntry);
   if (log.length !== x.log.length) problems.push(`${x.log.length - log.length} malformed log entries`);
   const ordersByNumber = new Map<number, Order[]>();
-  for (const o of orders) ordersByNumber.set(o.number, [...(ordersByNumber.get(o.number) ?? []), o]);
+  for (const o of orders) pushTo(ordersByNumber, o.number, o);
   const buyEntries = new Map<string, number>();
   for (const e of log) if (e.op.k === "buy") buyEntries.set(e.rid, (buyEntries.get(e.rid) ?? 0) + 1);
   const okBuys = history.filter((o) => o.f === "buy" && o.type === "ok");
@@ -218,8 +225,27 @@ export function checkRun(x: CheckInput): Record<string, Check> {
   // 4. No read older than an acknowledged write that finished before the read began (per book version).
   const acked = new Map<number, Array<{ completeMs: number; version: number }>>();
   for (const op of history) {
-    if (op.type === "ok" && isWriteF(op.f)) acked.set(op.value.item as number, [...(acked.get(op.value.item as number) ?? []), { completeMs: op.completeMs, version: op.value.version as number }]);
+    if (op.type === "ok" && isWriteF(op.f)) pushTo(acked, op.value.item as number, { completeMs: op.completeMs, version: op.value.version as number });
   }
+  // Per book, writes by completion time with the highest version so far: a read's floor is one binary search.
+  const floors = new Map<number, { completeMs: number[]; maxVersion: number[] }>();
+  for (const [item, ws] of acked) {
+    ws.sort((a, b) => a.completeMs - b.completeMs);
+    let max = 0;
+    floors.set(item, { completeMs: ws.map((w) => w.completeMs), maxVersion: ws.map((w) => (max = Math.max(max, w.version))) });
+  }
+  const floorAt = (item: number, beforeMs: number): number => {
+    const f = floors.get(item);
+    if (!f) return 0;
+    let lo = 0;
+    let hi = f.completeMs.length; // first write completing at or after beforeMs
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (f.completeMs[mid]! < beforeMs) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo === 0 ? 0 : f.maxVersion[lo - 1]!;
+  };
   const isRead = (op: HistoryOp) => op.type === "ok" && (op.f === "lookup" || op.f === "quantity" || op.f === "list");
   const stale: string[] = [];
   let readsChecked = 0;
@@ -227,7 +253,7 @@ export function checkRun(x: CheckInput): Record<string, Check> {
     if (!isRead(op)) continue;
     for (const [item, version] of bookReads(op)) {
       readsChecked++;
-      const floor = Math.max(0, ...(acked.get(item) ?? []).filter((w) => w.completeMs < op.invokeMs).map((w) => w.version));
+      const floor = floorAt(item, op.invokeMs);
       if (version < floor) stale.push(`${op.process} ${op.f} item ${item} at ${op.invokeMs}: version ${version} < ${floor}`);
     }
   }
@@ -239,7 +265,7 @@ export function checkRun(x: CheckInput): Record<string, Check> {
   for (const op of history) if (isRead(op)) for (const [item, version] of bookReads(op)) reads.push({ item, version, invokeMs: op.invokeMs, completeMs: op.completeMs, who: `${op.process} ${op.f}` });
   const backwards: string[] = [];
   const byItem = new Map<number, typeof reads>();
-  for (const r of reads) byItem.set(r.item, [...(byItem.get(r.item) ?? []), r]);
+  for (const r of reads) pushTo(byItem, r.item, r);
   for (const [item, rs] of byItem) {
     const done = [...rs].sort((a, b) => a.completeMs - b.completeMs);
     const starts = [...rs].sort((a, b) => a.invokeMs - b.invokeMs);
