@@ -60,6 +60,26 @@ describe("bookstore clients under the nemesis", () => {
   }, 60_000);
 });
 
+describe("load balance with sold-out books", () => {
+  test("a buy the order server refuses (sold out) counts as served: the balance check holds (regression: failed after a long run sold out items 1-3)", async () => {
+    const soldOut: Scenario<any> = {
+      ...scenario,
+      async run(c, o, control) {
+        await c.sleep(300);
+        for (const b of BOOKS.slice(0, 3)) {
+          const r = await c.fetch("frontend", new Request(`http://bookstore.test/update_quantity/${b.item}`, { method: "POST", body: JSON.stringify({ delta: -b.quantity }) }));
+          expect(r.status).toBe(200);
+        }
+        return scenario.run(c, o, control);
+      },
+    };
+    const s = await run(7, [], { clients: 0, duration: 1 } as never, () => soldOut);
+    expect(s.details["with both order servers up, each served at least a third of the buys"]).toBe("buys: order-1 6, order-2 6 of 12");
+    expect(s.checks["with both order servers up, each served at least a third of the buys"]).toBe(true);
+    expect(s.checks["every acknowledged buy has exactly one order and one decrement"]).toBe(true);
+  });
+});
+
 describe("a client's history outlives its crash", () => {
   test("a write in flight at the crash is recorded as info; the next boot is a new process and keeps every earlier record", async () => {
     const sim = new Simulation({ seed: 4, nodes: bookstoreTopology({ clients: 1, port: 0, writeP: 1 }), roles, logLevel: "silent", network: { latencyMs: 1 } });

@@ -231,6 +231,8 @@ export const frontend = defineRole<FrontendConfig>((node) => {
         return ok({ order: r.number, item, version: r.version });
       } catch (e) {
         if (!(e instanceof RpcError)) throw e;
+        // A definite "no" is served too: a sold-out book must not make a balanced pair look lopsided.
+        if (e.code === ErrorCode.PreconditionFailed || e.code === ErrorCode.KeyDoesNotExist) count(`buy:${target}`);
         if (e.code === ErrorCode.PreconditionFailed) return fail(409, E.unavailable);
         if (e.code === ErrorCode.KeyDoesNotExist) return fail(404, E.itemNotFound);
         if (e.code === ErrorCode.Overloaded) return fail(503, e.text, RETRY_AFTER);
