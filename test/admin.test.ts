@@ -55,6 +55,20 @@ describe("admin API", () => {
     expect(((await cluster.inspect<{ incarnation: number }>("n2")) ?? { incarnation: -1 }).incarnation).toBe(1);
   });
 
+  test("concurrent control calls on one node are serialised, each answering with the state it left", async () => {
+    const answer = async (r: Promise<Response>) => (await r).json();
+    const prompt = <T>(p: Promise<T>) => Promise.race([p, Bun.sleep(8000).then(() => Promise.reject(new Error("no answer within 8 s")))]);
+    const twice = await prompt(Promise.all([answer(call("POST", "/nodes/n2/restart")), answer(call("POST", "/nodes/n2/restart"))]));
+    expect(twice).toEqual([{ id: "n2", status: "running" }, { id: "n2", status: "running" }]);
+    const restarting = prompt(answer(call("POST", "/nodes/n2/restart")));
+    await Bun.sleep(40);
+    const crashed = await prompt(answer(call("POST", "/nodes/n2/crash")));
+    expect([await restarting, crashed]).toEqual([{ id: "n2", status: "running" }, { id: "n2", status: "crashed" }]);
+    expect(await prompt(answer(call("POST", "/nodes/n2/restart")))).toEqual({ id: "n2", status: "running" });
+    expect(cluster.status("n2")).toBe("running");
+    expect(((await cluster.request<{ durable: unknown }>("n2", { type: "get", key: "k" })) as { durable: unknown }).durable).toBe(1);
+  });
+
   test("pause and resume", async () => {
     expect((await (await call("POST", "/nodes/n1/pause")).json()) as unknown).toEqual({ id: "n1", status: "paused" });
     expect((await (await call("POST", "/nodes/n1/resume")).json()) as unknown).toEqual({ id: "n1", status: "running" });

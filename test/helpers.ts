@@ -40,7 +40,10 @@ export const kvNode: Role = defineRole((node) => {
   node.on("ping", (m) => node.reply(m, { type: "pong", at: node.now() }));
   // A node configured to greet a peer talks at once on start: links made during a (re)start must hold.
   if (typeof node.config.greet === "string") node.send(node.config.greet, { type: "count" });
-  return { inspect: () => ({ count: memory.get("count") ?? 0, incarnation: node.incarnation }) };
+  const hooks = { inspect: () => ({ count: memory.get("count") ?? 0, incarnation: node.incarnation }) };
+  // A node configured with a slow restart takes that long to start again after a crash.
+  const slow = Number(node.config.slowRestartMs ?? 0);
+  return slow > 0 && node.incarnation > 0 ? node.sleep(slow).then(() => hooks) : hooks;
 });
 
 export function kvNodes(n: number): NodeSpec[] {

@@ -86,6 +86,36 @@ for (const threads of [undefined, 1] as const) {
       }, undefined, [{ id: "n1", role: "kv" }, { id: "n2", role: "kv", config: { greet: "n1" } }]);
     });
 
+    test("control operations on one node are serialised: concurrent restarts, a crash right after a restart", async () => {
+      await withCluster(2, async (c) => {
+        // Each call answers within a bound (a dropped comlink call would hang it) with the state it left.
+        const prompt = <T>(p: Promise<T>) => Promise.race([p, Bun.sleep(8000).then(() => Promise.reject(new Error("no answer within 8 s")))]);
+        const both = await prompt(Promise.all([c.restart("n2"), c.restart("n2")]));
+        expect(both).toEqual(["running", "running"]);
+        expect(c.status("n2")).toBe("running");
+        for (const delay of [30, 40, 50]) {
+          const restarting = prompt(c.restart("n2"));
+          await Bun.sleep(delay);
+          const crashed = await prompt(c.crash("n2"));
+          expect([await restarting, crashed]).toEqual(["running", "crashed"]);
+          expect(await prompt(c.restart("n2"))).toBe("running");
+        }
+        expect(c.status("n2")).toBe("running");
+        const r = await c.request<{ reply: { type: string } }>("n1", { type: "relay", to: "n2", inner: { type: "ping" } }, 5000);
+        expect(r.reply.type).toBe("pong");
+        expect((await c.inspect<{ incarnation: number }>("n2"))!.incarnation).toBe(8);
+      });
+    });
+
+    test("a control call pending on a worker that ends is answered, not dropped", async () => {
+      const c = await startCluster({ system: FIXTURE, nodes: [{ id: "n1", role: "kv" }, { id: "n2", role: "kv", config: { slowRestartMs: 60_000 } }], seed: 1, dataDir: tmp(), logLevel: "silent", threads });
+      const restarting = c.restart("n2");
+      await Bun.sleep(100);
+      await c.stop();
+      const answer = await Promise.race([restarting.then((s) => s, (e: Error) => e.message), Bun.sleep(5000).then(() => "no answer")]);
+      expect(answer).toBe("crashed");
+    });
+
     test("pause holds messages, resume delivers them", async () => {
       await withCluster(1, async (c) => {
         await c.pause("n1");

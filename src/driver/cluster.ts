@@ -32,10 +32,14 @@ export interface Cluster {
   readonly log: Logger;
   now(): number;
   sleep(ms: number): Promise<void>;
-  crash(id: NodeId): Promise<void>;
-  restart(id: NodeId): Promise<void>;
-  pause(id: NodeId): Promise<void>;
-  resume(id: NodeId): Promise<void>;
+  /**
+   * Control operations. On one node they run one at a time in the order called; each answers with
+   * the state it left the node in (a later call may change it again).
+   */
+  crash(id: NodeId): Promise<NodeStatus>;
+  restart(id: NodeId): Promise<NodeStatus>;
+  pause(id: NodeId): Promise<NodeStatus>;
+  resume(id: NodeId): Promise<NodeStatus>;
   status(id: NodeId): NodeStatus;
   info(): Promise<NodeInfo[]>;
   network(): NetworkSettings;

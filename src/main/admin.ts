@@ -79,8 +79,8 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
           if (!cluster.nodes.some((n) => n.id === id)) return jsonError(404, `no node "${id}"`);
           if (!(NODE_ACTIONS as readonly string[]).includes(action)) return jsonError(404, `unknown action "${action}" (use ${NODE_ACTIONS.join(", ")})`);
           if (req.method !== "POST") return jsonError(405, "use POST");
-          await cluster[action as (typeof NODE_ACTIONS)[number]](id);
-          return Response.json({ id, status: cluster.status(id) });
+          const status = await cluster[action as (typeof NODE_ACTIONS)[number]](id);
+          return Response.json({ id, status });
         }
         return jsonError(404, `no route ${path} (routes: GET /nodes, GET /stats, GET|PUT /network, POST /nodes/:id/{${NODE_ACTIONS.join(",")}})`);
       } catch (e) {

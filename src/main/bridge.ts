@@ -182,7 +182,7 @@ export class TcpBridge {
         reject(new Error(`host ${host} is not connected`));
       }
     }).then((v) => {
-      if (node && (op === "crash" || op === "restart" || op === "pause" || op === "resume")) this.remoteStatuses.set(node, op === "crash" ? "crashed" : op === "pause" ? "paused" : "running");
+      if (node && (op === "crash" || op === "restart" || op === "pause" || op === "resume") && (v === "running" || v === "paused" || v === "crashed")) this.remoteStatuses.set(node, v);
       return v;
     });
   }
@@ -201,16 +201,16 @@ export class TcpBridge {
       let value: unknown = null;
       switch (op as ControlOp) {
         case "crash":
-          await this.cluster.crash(local());
+          value = await this.cluster.crash(local());
           break;
         case "restart":
-          await this.cluster.restart(local());
+          value = await this.cluster.restart(local());
           break;
         case "pause":
-          await this.cluster.pause(local());
+          value = await this.cluster.pause(local());
           break;
         case "resume":
-          await this.cluster.resume(local());
+          value = await this.cluster.resume(local());
           break;
         case "inspect":
           value = await this.cluster.inspect(local());

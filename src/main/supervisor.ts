@@ -48,6 +48,10 @@ interface Group {
   api: Comlink.Remote<WorkerApi> | null;
   driverPort: MessagePort | null;
   members: NodeId[];
+  /** Rejected when the worker ends, failing every call still pending on it (comlink would drop them). */
+  gone: { promise: Promise<never>; reject(e: Error): void } | null;
+  /** A worker being spawned (two members restarting at once share it). */
+  spawning: Promise<void> | null;
 }
 
 interface LocalNode {
@@ -57,7 +61,13 @@ interface LocalNode {
   group: Group;
   httpUrl?: string;
   dataPort?: number;
+  /** Control operations on this node run one at a time, in the order they were called. */
+  queue: Promise<unknown>;
+  queued: number;
 }
+
+/** A call to a worker that ended before it answered. */
+export class WorkerGone extends Error {}
 
 export class ThreadCluster implements Cluster {
   readonly mode = "threads" as const;
@@ -106,22 +116,30 @@ export class ThreadCluster implements Cluster {
     mkdirSync(this.opts.dataDir, { recursive: true });
     const specs = this.opts.nodes.filter((s) => this.isLocal(s.id));
     const threads = this.opts.threads === undefined ? specs.length : Math.max(1, Math.min(this.opts.threads, specs.length));
-    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, members: [] }));
+    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, members: [], gone: null, spawning: null }));
     specs.forEach((spec, i) => {
       const group = groups[i % threads]!;
       group.members.push(spec.id);
-      this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, group });
+      this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, group, queue: Promise.resolve(), queued: 0 });
     });
-    await Promise.all(groups.map((g) => this.spawnWorker(g)));
-    await Promise.all([...this.local.values()].map((n) => this.startNode(n)));
+    await Promise.all(groups.map((g) => this.ensureWorker(g)));
+    await Promise.all([...this.local.values()].map((n) => this.serial(n, () => this.startNode(n))));
   }
 
   private groups(): Group[] {
     return [...new Set([...this.local.values()].map((n) => n.group))];
   }
 
+  /** The group's worker, spawned if it has none. */
+  private ensureWorker(g: Group): Promise<void> {
+    if (g.api) return Promise.resolve();
+    g.spawning ??= this.spawnWorker(g).finally(() => (g.spawning = null));
+    return g.spawning;
+  }
+
   /** Start a worker thread for a group (its nodes are started one by one after). */
   private async spawnWorker(g: Group): Promise<void> {
+    if (this.stopped) throw new Error("the cluster is stopping");
     const worker = new Worker(WORKER_URL);
     const api = Comlink.wrap<WorkerApi>(worker as unknown as Comlink.Endpoint);
     const sup = new MessageChannel();
@@ -139,28 +157,72 @@ export class ThreadCluster implements Cluster {
     };
     Comlink.expose(supervisorPort, sup.port1);
     drv.port1.onmessage = (e) => this.fromNodeToDriver(e.data);
+    let reject!: (e: Error) => void;
+    const promise = new Promise<never>((_, r) => (reject = r));
+    promise.catch(() => {});
     g.worker = worker;
     g.api = api;
     g.driverPort = drv.port1;
+    g.gone = { promise, reject };
     worker.addEventListener("error", (e) => {
-      this.log.error(`worker of ${g.members.join(", ")} died: ${(e as ErrorEvent).message}`);
       if (g.worker !== worker) return;
-      this.endWorker(g);
-      for (const id of g.members) void this.crash(id);
+      this.workerLost(g, `died: ${(e as ErrorEvent).message}`);
     });
-    await api.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2]));
+    await this.callWorker(g, "connect", (w) => w.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2])));
+  }
+
+  /**
+   * A call on a group's worker that always settles: with the answer, with WorkerGone if the worker
+   * ends first, or with a timeout error.
+   */
+  private callWorker<T>(g: Group, what: string, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>, timeoutMs: number = Limits.controlTimeoutMs): Promise<T> {
+    const { api, gone } = g;
+    if (!api || !gone) return Promise.reject(new WorkerGone(`${what}: the worker of ${g.members.join(", ")} is not running`));
+    return withTimeout(Promise.race([call(api), gone.promise]), timeoutMs, `${what}: the worker of ${g.members.join(", ")}`);
   }
 
   private endWorker(g: Group): void {
+    const gone = g.gone;
     g.worker?.terminate();
     g.api?.[Comlink.releaseProxy]();
     g.driverPort?.close();
     g.worker = null;
     g.api = null;
     g.driverPort = null;
+    g.gone = null;
+    gone?.reject(new WorkerGone(`the worker of ${g.members.join(", ")} ended before it answered`));
   }
 
-  private async startNode(n: LocalNode): Promise<void> {
+  /** A worker died or stopped answering: every node in it is crashed (a fact, not a queued operation). */
+  private workerLost(g: Group, why: string): void {
+    this.log.error(`worker of ${g.members.join(", ")} ${why}`);
+    this.endWorker(g);
+    for (const id of g.members) {
+      const n = this.local.get(id)!;
+      if (n.status === "crashed") continue;
+      this.markCrashed(n);
+      void this.broadcastDropLink(id).catch((e) => this.log.error(String(e instanceof Error ? e.message : e)));
+    }
+  }
+
+  private markCrashed(n: LocalNode): void {
+    n.status = "crashed";
+    n.httpUrl = undefined;
+    n.dataPort = undefined;
+  }
+
+  /** Run a control operation on a node after those already queued for it; answers the state it left. */
+  private serial(n: LocalNode, op: () => Promise<NodeStatus>): Promise<NodeStatus> {
+    if (this.stopped) return Promise.reject(new Error(`the cluster is stopping: no control operations on ${n.spec.id}`));
+    if (n.queued >= Limits.maxQueuedControlOps) return Promise.reject(new Error(`node ${n.spec.id} already has ${n.queued} control operations queued`));
+    n.queued++;
+    const run = n.queue.then(op).finally(() => n.queued--);
+    n.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async startNode(n: LocalNode): Promise<NodeStatus> {
+    if (this.stopped) return n.status;
     n.incarnation++;
     n.httpUrl = undefined;
     n.dataPort = undefined;
@@ -177,11 +239,12 @@ export class ThreadCluster implements Cluster {
       wire: this.opts.wire ? { ...this.opts.wire, host: this.host, placement: this.placement } : undefined,
     };
     try {
-      await n.group.api!.startNode(init);
+      await this.callWorker(n.group, `start ${n.spec.id}`, (api) => api.startNode(init));
     } catch (e) {
       this.log.error(`node ${n.spec.id} failed to start: ${e instanceof Error ? e.message : String(e)}`);
-      await this.crash(n.spec.id);
+      await this.doCrash(n);
     }
+    return n.status;
   }
 
   /**
@@ -200,7 +263,14 @@ export class ThreadCluster implements Cluster {
     const peer = this.local.get(dest);
     if (!peer || peer.status === "crashed" || !peer.group.api) return null;
     const ch = new MessageChannel();
-    await peer.group.api.acceptLink(dest, src, Comlink.transfer(ch.port2, [ch.port2]));
+    const accepted = await this.callWorker(peer.group, `link ${src} to ${dest}`, (api) => api.acceptLink(dest, src, Comlink.transfer(ch.port2, [ch.port2]))).then(
+      () => true,
+      () => false,
+    );
+    if (!accepted) {
+      ch.port1.close();
+      return null;
+    }
     return Comlink.transfer({ port: ch.port1 }, [ch.port1]);
   }
 
@@ -236,8 +306,20 @@ export class ThreadCluster implements Cluster {
     throw new Error(`no node "${id}" (nodes: ${this.nodeIds.join(", ")})`);
   }
 
-  private broadcastDropLink(id: NodeId): void {
-    for (const g of this.groups()) if (g.api) void g.api.dropLink(id).catch(() => {});
+  /**
+   * Every live worker forgets its links to `id`. A worker that ends meanwhile lost its links anyway;
+   * any other failure is an error naming the workers that did not confirm.
+   */
+  private async broadcastDropLink(id: NodeId): Promise<void> {
+    await this.everyWorker(`forget links to ${id}`, (api) => api.dropLink(id));
+  }
+
+  /** Run a call on every live worker and wait for all; throws naming each worker that failed. */
+  private async everyWorker(what: string, call: (api: Comlink.Remote<WorkerApi>) => Promise<unknown>): Promise<void> {
+    const groups = this.groups().filter((g) => g.api);
+    const results = await Promise.allSettled(groups.map((g) => this.callWorker(g, what, call)));
+    const failed = results.flatMap((r, i) => (r.status === "rejected" && !(r.reason instanceof WorkerGone) ? [`worker of ${groups[i]!.members.join(", ")}: ${String(r.reason instanceof Error ? r.reason.message : r.reason)}`] : []));
+    if (failed.length > 0) throw new Error(`${what} failed on ${failed.join("; ")}`);
   }
 
   now(): number {
@@ -248,43 +330,72 @@ export class ThreadCluster implements Cluster {
     return new Promise((r) => setTimeout(r, ms));
   }
 
-  async crash(id: NodeId): Promise<void> {
-    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "crash", id));
+  /** A control operation on a node of another host: that host runs it and answers the state it left. */
+  private async remoteControl(id: NodeId, op: "crash" | "restart" | "pause" | "resume"): Promise<NodeStatus> {
+    const v = await this.bridge!.control(this.placement[id]!, op, id);
+    return v === "running" || v === "paused" || v === "crashed" ? v : this.status(id);
+  }
+
+  crash(id: NodeId): Promise<NodeStatus> {
+    if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "crash");
     const n = this.node(id);
-    if (n.status === "crashed") return;
-    n.status = "crashed";
-    n.httpUrl = undefined;
-    n.dataPort = undefined;
+    return this.serial(n, () => this.doCrash(n));
+  }
+
+  private async doCrash(n: LocalNode): Promise<NodeStatus> {
+    if (n.status === "crashed") return n.status;
+    const id = n.spec.id;
+    this.markCrashed(n);
     const g = n.group;
     // Alone in its thread, a node dies with the thread; in a shared one, only its runtime goes.
     if (g.members.length === 1) this.endWorker(g);
-    else await g.api?.crashNode(id).catch(() => {});
-    this.broadcastDropLink(id);
+    else {
+      try {
+        await this.callWorker(g, `crash ${id}`, (api) => api.crashNode(id));
+      } catch (e) {
+        if (!(e instanceof WorkerGone)) this.workerLost(g, `did not crash ${id} (${e instanceof Error ? e.message : String(e)}): ended it`);
+      }
+    }
+    await this.broadcastDropLink(id);
+    return n.status;
   }
 
-  async restart(id: NodeId): Promise<void> {
-    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "restart", id));
+  restart(id: NodeId): Promise<NodeStatus> {
+    if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "restart");
     const n = this.node(id);
-    // crash() already told every peer to forget its link; links made once the new worker is up are good.
-    if (n.status !== "crashed") await this.crash(id);
-    if (!n.group.api) await this.spawnWorker(n.group);
-    await this.startNode(n);
+    return this.serial(n, async () => {
+      // The crash tells every peer to forget its link; links made once the new node is up are good.
+      if (n.status !== "crashed") await this.doCrash(n);
+      try {
+        await this.ensureWorker(n.group);
+      } catch (e) {
+        this.log.error(`node ${id} failed to start: ${e instanceof Error ? e.message : String(e)}`);
+        return n.status;
+      }
+      return this.startNode(n);
+    });
   }
 
-  async pause(id: NodeId): Promise<void> {
-    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "pause", id));
+  pause(id: NodeId): Promise<NodeStatus> {
+    if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "pause");
     const n = this.node(id);
-    if (n.status !== "running") return;
-    await n.group.api!.pause(id);
-    n.status = "paused";
+    return this.serial(n, async () => {
+      if (n.status !== "running") return n.status;
+      await this.callWorker(n.group, `pause ${id}`, (api) => api.pause(id));
+      n.status = "paused";
+      return n.status;
+    });
   }
 
-  async resume(id: NodeId): Promise<void> {
-    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "resume", id));
+  resume(id: NodeId): Promise<NodeStatus> {
+    if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "resume");
     const n = this.node(id);
-    if (n.status !== "paused") return;
-    await n.group.api!.resume(id);
-    n.status = "running";
+    return this.serial(n, async () => {
+      if (n.status !== "paused") return n.status;
+      await this.callWorker(n.group, `resume ${id}`, (api) => api.resume(id));
+      n.status = "running";
+      return n.status;
+    });
   }
 
   status(id: NodeId): NodeStatus {
@@ -303,7 +414,7 @@ export class ThreadCluster implements Cluster {
         host: this.host,
         status: n.status,
         incarnation: n.incarnation,
-        stats: n.group.api && n.status !== "crashed" ? await withTimeout(n.group.api.stats(n.spec.id), 2000).catch(() => null) : null,
+        stats: n.status !== "crashed" ? await this.callWorker(n.group, `stats of ${n.spec.id}`, (api) => api.stats(n.spec.id), Limits.statsTimeoutMs).catch(() => null) : null,
       })),
     );
   }
@@ -334,7 +445,7 @@ export class ThreadCluster implements Cluster {
     if (!this.isLocal(id) && this.bridge) return (await this.bridge.control(this.placement[id]!, "inspect", id)) as T | null;
     const n = this.node(id);
     if (!n.group.api || n.status === "crashed") return null;
-    return (await withTimeout(n.group.api.inspect(id), 5000)) as T | null;
+    return (await this.callWorker(n.group, `inspect ${id}`, (api) => api.inspect(id), Limits.inspectTimeoutMs)) as T | null;
   }
 
   request<R = Body>(dest: NodeId, body: Body, timeoutMs: number = Limits.defaultRequestTimeoutMs): Promise<R> {
@@ -375,9 +486,9 @@ export class ThreadCluster implements Cluster {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+function withTimeout<T>(p: Promise<T>, ms: number, what = "the call"): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    const t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
     p.then(
       (v) => (clearTimeout(t), resolve(v)),
       (e) => (clearTimeout(t), reject(e)),

@@ -228,9 +228,9 @@ export class Simulation implements Cluster {
     return new Promise((r) => this.schedule(ms, r));
   }
 
-  async crash(id: NodeId): Promise<void> {
+  async crash(id: NodeId): Promise<NodeStatus> {
     const n = this.node(id);
-    if (n.status === "crashed") return;
+    if (n.status === "crashed") return n.status;
     n.runtime?.halt();
     n.runtime = null;
     n.status = "crashed";
@@ -239,26 +239,30 @@ export class Simulation implements Cluster {
       n.storage.close();
       n.storage = new SqliteStorage(null, "memory");
     }
+    return n.status;
   }
 
-  async restart(id: NodeId): Promise<void> {
+  async restart(id: NodeId): Promise<NodeStatus> {
     const n = this.node(id);
     if (n.status !== "crashed") await this.crash(id);
     this.boot(n);
+    return n.status;
   }
 
-  async pause(id: NodeId): Promise<void> {
+  async pause(id: NodeId): Promise<NodeStatus> {
     const n = this.node(id);
-    if (n.status !== "running") return;
+    if (n.status !== "running") return n.status;
     n.runtime!.pause();
     n.status = "paused";
+    return n.status;
   }
 
-  async resume(id: NodeId): Promise<void> {
+  async resume(id: NodeId): Promise<NodeStatus> {
     const n = this.node(id);
-    if (n.status !== "paused") return;
+    if (n.status !== "paused") return n.status;
     n.status = "running";
     n.runtime!.resume();
+    return n.status;
   }
 
   status(id: NodeId): NodeStatus {

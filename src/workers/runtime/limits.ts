@@ -18,6 +18,13 @@ export const Limits = {
   /** Bytes a TCP bridge buffers for one peer host before it drops. */
   maxBridgeBufferBytes: 64 << 20,
   defaultRequestTimeoutMs: 1000,
+  /** Control operations waiting their turn on one node (the supervisor runs them one at a time). */
+  maxQueuedControlOps: 64,
+  /** A control call to a worker (start a node, crash, pause, link, network) that takes longer failed. */
+  controlTimeoutMs: 10_000,
+  /** Stats and inspect snapshots a worker must answer within. */
+  statsTimeoutMs: 2000,
+  inspectTimeoutMs: 5000,
 } as const;
 
 /** A cheap, bounded size estimate: walks the value and stops as soon as it passes `limit`. */
