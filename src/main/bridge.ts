@@ -224,7 +224,7 @@ export class TcpBridge {
         case "network": {
           const net = frame.extra as NetworkSettings;
           parseNetworkPatch({ ...net?.defaults, links: net?.links ?? {}, partitions: net?.partitions ?? [] }, this.cluster.nodes.map((n) => n.id));
-          this.cluster.applyNetwork(net);
+          await this.cluster.applyNetwork(net);
           break;
         }
         case "shutdown":
@@ -247,8 +247,12 @@ export class TcpBridge {
     return (all as NodeInfo[][]).flat();
   }
 
-  broadcastNetwork(net: NetworkSettings): void {
-    for (const h of this.peers.keys()) void this.control(h, "network", undefined, net).catch((e) => this.opts.log.warn(`bridge: ${String(e)}`));
+  /** Every peer host adopts the settings; throws naming each host that did not confirm. */
+  async broadcastNetwork(net: NetworkSettings): Promise<void> {
+    const hosts = [...this.peers.keys()];
+    const results = await Promise.allSettled(hosts.map((h) => this.control(h, "network", undefined, net)));
+    const failed = results.flatMap((r, i) => (r.status === "rejected" ? [`host ${hosts[i]}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`] : []));
+    if (failed.length > 0) throw new Error(failed.join("; "));
   }
 
   /** Ask every peer host to stop (the driver host does this at the end of a --duration run). */

@@ -52,6 +52,8 @@ interface Group {
   gone: { promise: Promise<never>; reject(e: Error): void } | null;
   /** A worker being spawned (two members restarting at once share it). */
   spawning: Promise<void> | null;
+  /** Resolves once the current worker thread has exited (its files and sockets are released). */
+  exited: Promise<void>;
 }
 
 interface LocalNode {
@@ -116,7 +118,7 @@ export class ThreadCluster implements Cluster {
     mkdirSync(this.opts.dataDir, { recursive: true });
     const specs = this.opts.nodes.filter((s) => this.isLocal(s.id));
     const threads = this.opts.threads === undefined ? specs.length : Math.max(1, Math.min(this.opts.threads, specs.length));
-    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, members: [], gone: null, spawning: null }));
+    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, members: [], gone: null, spawning: null, exited: Promise.resolve() }));
     specs.forEach((spec, i) => {
       const group = groups[i % threads]!;
       group.members.push(spec.id);
@@ -145,7 +147,7 @@ export class ThreadCluster implements Cluster {
     const sup = new MessageChannel();
     const drv = new MessageChannel();
     const supervisorPort: SupervisorPort = {
-      requestLink: (src, dest) => this.requestLink(src, dest),
+      requestLink: (src, incarnation, dest) => this.requestLink(src, incarnation, dest),
       httpReady: (id, url) => {
         const node = this.local.get(id);
         if (node) node.httpUrl = url;
@@ -164,6 +166,7 @@ export class ThreadCluster implements Cluster {
     g.api = api;
     g.driverPort = drv.port1;
     g.gone = { promise, reject };
+    g.exited = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve()));
     worker.addEventListener("error", (e) => {
       if (g.worker !== worker) return;
       this.workerLost(g, `died: ${(e as ErrorEvent).message}`);
@@ -201,7 +204,7 @@ export class ThreadCluster implements Cluster {
       const n = this.local.get(id)!;
       if (n.status === "crashed") continue;
       this.markCrashed(n);
-      void this.broadcastDropLink(id).catch((e) => this.log.error(String(e instanceof Error ? e.message : e)));
+      void this.broadcastDown(id, n.incarnation).catch((e) => this.log.error(String(e instanceof Error ? e.message : e)));
     }
   }
 
@@ -243,7 +246,11 @@ export class ThreadCluster implements Cluster {
     } catch (e) {
       this.log.error(`node ${n.spec.id} failed to start: ${e instanceof Error ? e.message : String(e)}`);
       await this.doCrash(n);
+      return n.status;
     }
+    // Peers that found it down ask for a link at their next send, not after a retry pause.
+    const inc = n.incarnation;
+    await this.everyWorker(`announce ${n.spec.id}#${inc}`, (api) => api.peerUp(n.spec.id, inc)).catch((e) => this.log.warn(String(e instanceof Error ? e.message : e)));
     return n.status;
   }
 
@@ -251,8 +258,11 @@ export class ThreadCluster implements Cluster {
    * A worker asks for a link to dest: a local peer gets a direct MessageChannel; a remote one, the
    * address of its node's own TCP data endpoint (asked of its host), which the worker dials itself.
    */
-  private async requestLink(src: NodeId, dest: NodeId): Promise<LinkGrant | null> {
+  private async requestLink(src: NodeId, srcInc: number, dest: NodeId): Promise<LinkGrant | null> {
     if (!this.nodeIds.includes(dest)) return null;
+    // A request still in flight from an incarnation that has died since: its answer would reach no one.
+    const asker = this.local.get(src);
+    if (!asker || asker.incarnation !== srcInc || asker.status === "crashed") return null;
     if (!this.isLocal(dest)) {
       const host = this.placement[dest]!;
       const at = this.bridge?.endpointOf(host);
@@ -263,7 +273,8 @@ export class ThreadCluster implements Cluster {
     const peer = this.local.get(dest);
     if (!peer || peer.status === "crashed" || !peer.group.api) return null;
     const ch = new MessageChannel();
-    const accepted = await this.callWorker(peer.group, `link ${src} to ${dest}`, (api) => api.acceptLink(dest, src, Comlink.transfer(ch.port2, [ch.port2]))).then(
+    const destInc = peer.incarnation;
+    const accepted = await this.callWorker(peer.group, `link ${src} to ${dest}`, (api) => api.acceptLink(dest, destInc, src, srcInc, Comlink.transfer(ch.port2, [ch.port2]))).then(
       () => true,
       () => false,
     );
@@ -271,7 +282,7 @@ export class ThreadCluster implements Cluster {
       ch.port1.close();
       return null;
     }
-    return Comlink.transfer({ port: ch.port1 }, [ch.port1]);
+    return Comlink.transfer({ port: ch.port1, incarnation: destInc }, [ch.port1]);
   }
 
   /** The port of a local node's TCP data endpoint (multi-host only). */
@@ -307,11 +318,11 @@ export class ThreadCluster implements Cluster {
   }
 
   /**
-   * Every live worker forgets its links to `id`. A worker that ends meanwhile lost its links anyway;
-   * any other failure is an error naming the workers that did not confirm.
+   * Every live worker forgets its links to `incarnation` of `id`. A worker that ends meanwhile lost
+   * its links anyway; any other failure is an error naming the workers that did not confirm.
    */
-  private async broadcastDropLink(id: NodeId): Promise<void> {
-    await this.everyWorker(`forget links to ${id}`, (api) => api.dropLink(id));
+  private async broadcastDown(id: NodeId, incarnation: number): Promise<void> {
+    await this.everyWorker(`forget links to ${id}#${incarnation}`, (api) => api.peerDown(id, incarnation));
   }
 
   /** Run a call on every live worker and wait for all; throws naming each worker that failed. */
@@ -348,15 +359,18 @@ export class ThreadCluster implements Cluster {
     this.markCrashed(n);
     const g = n.group;
     // Alone in its thread, a node dies with the thread; in a shared one, only its runtime goes.
-    if (g.members.length === 1) this.endWorker(g);
-    else {
+    // Either way it is gone for good (its sqlite file released) before the next incarnation starts.
+    if (g.members.length === 1) {
+      this.endWorker(g);
+      await withTimeout(g.exited, Limits.controlTimeoutMs, `the worker of ${id} to exit`);
+    } else {
       try {
-        await this.callWorker(g, `crash ${id}`, (api) => api.crashNode(id));
+        await this.callWorker(g, `crash ${id}`, (api) => api.crashNode(id, n.incarnation));
       } catch (e) {
         if (!(e instanceof WorkerGone)) this.workerLost(g, `did not crash ${id} (${e instanceof Error ? e.message : String(e)}): ended it`);
       }
     }
-    await this.broadcastDropLink(id);
+    await this.broadcastDown(id, n.incarnation);
     return n.status;
   }
 
@@ -430,15 +444,21 @@ export class ThreadCluster implements Cluster {
     return this.net;
   }
 
+  /**
+   * Validate, then apply on every local worker and every other host; returns once all have the
+   * settings, or throws naming each worker or host that did not confirm.
+   */
   async setNetwork(patch: NetworkPatch): Promise<void> {
-    this.applyNetwork(applyNetworkPatch(this.net, parseNetworkPatch(patch, this.nodeIds)));
-    this.bridge?.broadcastNetwork(this.net);
+    const net = applyNetworkPatch(this.net, parseNetworkPatch(patch, this.nodeIds));
+    const results = await Promise.allSettled([this.applyNetwork(net), this.bridge?.broadcastNetwork(net)]);
+    const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []));
+    if (failed.length > 0) throw new Error(`network settings did not take effect everywhere: ${failed.join("; ")}`);
   }
 
-  /** Adopt settings (local change, or from the driver host). */
-  applyNetwork(net: NetworkSettings): void {
+  /** Adopt settings (local change, or from the driver host) on every local worker. */
+  async applyNetwork(net: NetworkSettings): Promise<void> {
     this.net = net;
-    for (const g of this.groups()) if (g.api) void g.api.setNetwork(net).catch(() => {});
+    await this.everyWorker("network settings", (api) => api.setNetwork(net));
   }
 
   async inspect<T = unknown>(id: NodeId): Promise<T | null> {

@@ -18,6 +18,10 @@ export const Limits = {
   /** Bytes a TCP bridge buffers for one peer host before it drops. */
   maxBridgeBufferBytes: 64 << 20,
   defaultRequestTimeoutMs: 1000,
+  /** Node messages in one frame on a TCP data link (a receiver refuses more). */
+  maxFrameMessages: 4096,
+  /** A peer found down is asked for again after this long (sends meanwhile are dropped). */
+  linkDownRetryMs: 200,
   /** Control operations waiting their turn on one node (the supervisor runs them one at a time). */
   maxQueuedControlOps: 64,
   /** A control call to a worker (start a node, crash, pause, link, network) that takes longer failed. */

@@ -37,7 +37,8 @@ export interface WorkerInit {
 
 /** What a worker asks of the supervisor. */
 export interface SupervisorPort {
-  requestLink(src: NodeId, dest: NodeId): Promise<LinkGrant | null>;
+  /** A link for `incarnation` of `src` (a request from an incarnation that has died is refused). */
+  requestLink(src: NodeId, incarnation: number, dest: NodeId): Promise<LinkGrant | null>;
   httpReady(id: NodeId, url: string): void;
   dataReady(id: NodeId, port: number): void;
 }
@@ -56,6 +57,7 @@ interface WorkerShared {
 /** One node inside a worker: its runtime, storage, links, simulated-network state and sockets. */
 class NodeHost {
   readonly id: NodeId;
+  readonly incarnation: number;
   private readonly runtime: NodeRuntime;
   private readonly storage: SqliteStorage;
   private readonly links: Links;
@@ -74,6 +76,7 @@ class NodeHost {
     private readonly shared: WorkerShared,
   ) {
     this.id = init.spec.id;
+    this.incarnation = init.incarnation;
     this.net = init.network;
     this.perfect = isPerfect(init.network);
     this.planner = new LinkPlanner(seededRandom(init.seed, `net:${init.spec.id}#${init.incarnation}`));
@@ -98,7 +101,7 @@ class NodeHost {
     const wire = init.wire;
     this.links = new Links({
       id: this.id,
-      grant: (dest) => shared.supervisor.requestLink(this.id, dest),
+      grant: (dest) => shared.supervisor.requestLink(this.id, this.incarnation, dest),
       colocated: (dest) => {
         const peer = shared.colocated(dest);
         return peer ? (msg) => peer.receive(msg) : undefined;
@@ -193,12 +196,16 @@ class NodeHost {
     }
   }
 
-  acceptLink(peer: NodeId, port: MessagePort): void {
-    this.links.accept(peer, port);
+  acceptLink(peer: NodeId, incarnation: number, port: MessagePort): void {
+    this.links.accept(peer, incarnation, port);
   }
 
-  dropLink(peer: NodeId): void {
-    this.links.drop(peer);
+  peerDown(peer: NodeId, incarnation: number): void {
+    this.links.peerDown(peer, incarnation);
+  }
+
+  peerUp(peer: NodeId, incarnation: number): void {
+    this.links.peerUp(peer, incarnation);
   }
 
   setNetwork(net: NetworkSettings): void {
@@ -276,17 +283,18 @@ class WorkerHost {
     try {
       await host.start();
     } catch (e) {
-      this.crashNode(init.spec.id);
+      this.crashNode(init.spec.id, init.incarnation);
       throw e;
     }
   }
 
-  crashNode(id: NodeId): void {
+  /** Crash `incarnation` of a node here (a crash meant for another incarnation is stale: ignored). */
+  crashNode(id: NodeId, incarnation: number): void {
     const n = this.nodes.get(id);
-    if (!n) return;
+    if (!n || n.incarnation !== incarnation) return;
     this.nodes.delete(id);
     n.halt();
-    for (const other of this.nodes.values()) other.dropLink(id);
+    for (const other of this.nodes.values()) other.peerDown(id, incarnation);
   }
 
   private node(id: NodeId): NodeHost {
@@ -295,16 +303,21 @@ class WorkerHost {
     return n;
   }
 
-  /** The supervisor hands `dest` the far end of a channel `peer` asked for. */
-  acceptLink(dest: NodeId, peer: NodeId, port: MessagePort): void {
+  /** The supervisor hands `destInc` of `dest` the far end of a channel `peerInc` of `peer` asked for. */
+  acceptLink(dest: NodeId, destInc: number, peer: NodeId, peerInc: number, port: MessagePort): void {
     const n = this.nodes.get(dest);
-    if (n) n.acceptLink(peer, port);
+    if (n && n.incarnation === destInc) n.acceptLink(peer, peerInc, port);
     else port.close();
   }
 
-  /** `peer` crashed or restarted: every node here forgets its link to it. */
-  dropLink(peer: NodeId): void {
-    for (const n of this.nodes.values()) if (n.id !== peer) n.dropLink(peer);
+  /** `incarnation` of `peer` crashed: every node here forgets its links to it. */
+  peerDown(peer: NodeId, incarnation: number): void {
+    for (const n of this.nodes.values()) if (n.id !== peer) n.peerDown(peer, incarnation);
+  }
+
+  /** `incarnation` of `peer` started: links to older ones are stale, and it is worth asking for at once. */
+  peerUp(peer: NodeId, incarnation: number): void {
+    for (const n of this.nodes.values()) if (n.id !== peer) n.peerUp(peer, incarnation);
   }
 
   setNetwork(net: NetworkSettings): void {
@@ -335,6 +348,6 @@ class WorkerHost {
   }
 }
 
-export type WorkerApi = Pick<WorkerHost, "connect" | "startNode" | "crashNode" | "acceptLink" | "dropLink" | "setNetwork" | "pause" | "resume" | "stats" | "inspect" | "stopNode">;
+export type WorkerApi = Pick<WorkerHost, "connect" | "startNode" | "crashNode" | "acceptLink" | "peerDown" | "peerUp" | "setNetwork" | "pause" | "resume" | "stats" | "inspect" | "stopNode">;
 
 Comlink.expose(new WorkerHost(), globalThis as unknown as Comlink.Endpoint);
