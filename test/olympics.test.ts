@@ -299,6 +299,17 @@ describe("push and pull", () => {
     });
   });
 
+  test("cacofonix told to stop answers at once, however long its rate", async () => {
+    const nodes: NodeSpec[] = [obelixSpec(), { id: "cacofonix", role: "cacofonix", config: { obelix: "obelix", password: PW, mode: "testing", rateMs: 3_600_000 } satisfies CacofonixConfig }];
+    await inSim(nodes, async (c) => {
+      await c.sleep(1000);
+      const t0 = c.now();
+      const report = (await c.request<{ type: string; report: { running: boolean; updates: number } }>("cacofonix", { type: "cacofonix_stop" }, 5000)).report;
+      expect([report.running, report.updates]).toEqual([false, 0]);
+      expect(c.now() - t0).toBeLessThan(100);
+    });
+  });
+
   test("pull tablets converge on obelix's values while cacofonix writes", async () => {
     const nodes: NodeSpec[] = [
       obelixSpec(),

@@ -487,21 +487,33 @@ export class ThreadCluster implements Cluster {
     return this.local.get(id)?.httpUrl;
   }
 
-  /** Clean stop: every node's stop hook runs and its storage closes; then workers end. */
+  /**
+   * Clean stop, bounded whatever the roles do: every node's stop hook runs (a hook that overruns is
+   * cut off inside the node and reported), its timers and sleeps are cancelled and its storage
+   * closes; a node that does not finish within Limits.stopTimeoutMs is reported and its worker ended.
+   * Control operations still queued or pending are answered (the workers' end rejects them).
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all(
       [...this.local.values()].map(async (n) => {
-        const api = n.group.api;
-        if (api && n.status !== "crashed") {
-          if (n.status === "paused") await api.resume(n.spec.id).catch(() => {});
-          await withTimeout(api.stopNode(n.spec.id), 3000).catch((e) => this.log.warn(`node ${n.spec.id} did not stop cleanly: ${String(e)}`));
+        const id = n.spec.id;
+        if (n.group.api && n.status !== "crashed") {
+          try {
+            if (n.status === "paused") await this.callWorker(n.group, `resume ${id}`, (api) => api.resume(id), Limits.stopTimeoutMs);
+            const { cutOff } = await this.callWorker(n.group, `stop ${id}`, (api) => api.stopNode(id), Limits.stopTimeoutMs);
+            if (cutOff) this.log.warn(`node ${id}: its stop hook overran ${Limits.stopHookTimeoutMs} ms and was cut off`);
+          } catch (e) {
+            if (!(e instanceof WorkerGone)) this.log.warn(`node ${id} did not stop cleanly: ${e instanceof Error ? e.message : String(e)}`);
+          }
         }
-        n.status = "crashed";
+        this.markCrashed(n);
       }),
     );
-    for (const g of this.groups()) this.endWorker(g);
+    const groups = this.groups();
+    for (const g of groups) this.endWorker(g);
+    await Promise.all(groups.map((g) => withTimeout(g.exited, Limits.stopTimeoutMs, `the worker of ${g.members.join(", ")} to exit`).catch((e) => this.log.warn(String(e instanceof Error ? e.message : e)))));
     this.driverCalls.clear();
   }
 }

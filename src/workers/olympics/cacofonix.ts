@@ -25,6 +25,25 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
   const scores = new Map<Event, Scores>();
   let tick = 0;
   let loop: Promise<void> = Promise.resolve();
+  // The wait between updates ends early when cacofonix is told to stop: a long rate must not hold up a stop.
+  let wake: (() => void) | null = null;
+  function pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = node.setTimeout(ms, () => {
+        wake = null;
+        resolve();
+      });
+      wake = () => {
+        node.clearTimer(timer);
+        wake = null;
+        resolve();
+      };
+    });
+  }
+  function halt(): void {
+    report.running = false;
+    wake?.();
+  }
 
   async function increment(team: Team, medal: Medal): Promise<void> {
     report.attempted[team][medal]++;
@@ -90,7 +109,7 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
         if (!(e instanceof RpcError)) throw e;
         node.log.debug(`cannot read the standings yet (${e.text}); retrying in ${retryMs} ms`);
       }
-      await node.sleep(retryMs);
+      await pause(retryMs);
       retryMs = Math.min(retryMs * 2, 2000);
     }
     return undefined;
@@ -99,7 +118,7 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
   async function run(): Promise<void> {
     await readStandings();
     while (report.running) {
-      await node.sleep(mode === "testing" ? rateMs : node.random.range(0, rateMs));
+      await pause(mode === "testing" ? rateMs : node.random.range(0, rateMs));
       if (!report.running) break;
       try {
         await update();
@@ -115,7 +134,7 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
 
   node.on<CacofonixStop>("cacofonix_stop", async (msg: Message<CacofonixStop>) => {
     if (msg.src !== DRIVER_ID) throw new RpcError(ErrorCode.Unauthorized, "only the driver may stop cacofonix");
-    report.running = false;
+    halt();
     // The write in flight settles (acked or failed) before the report, so the report is final.
     await loop;
     node.reply(msg, { type: "cacofonix_stop_ok", report } satisfies CacofonixStopOk);
@@ -123,8 +142,6 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
 
   return {
     inspect: () => report,
-    stop: () => {
-      report.running = false;
-    },
+    stop: halt,
   };
 });

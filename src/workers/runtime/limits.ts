@@ -26,6 +26,9 @@ export const Limits = {
   maxQueuedControlOps: 64,
   /** A control call to a worker (start a node, crash, pause, link, network) that takes longer failed. */
   controlTimeoutMs: 10_000,
+  /** A role's stop hook that runs longer is cut off (and reported); a node's whole clean stop is bounded by stopTimeoutMs. */
+  stopHookTimeoutMs: 2000,
+  stopTimeoutMs: 3000,
   /** Stats and inspect snapshots a worker must answer within. */
   statsTimeoutMs: 2000,
   inspectTimeoutMs: 5000,

@@ -118,12 +118,22 @@ export class NodeRuntime {
     return this.hooks.inspect ? this.hooks.inspect() : null;
   }
 
-  /** A clean stop: hooks run, timers and pending requests are cancelled. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * A clean stop: the role's stop hook runs for at most `limitMs` (on the host's clock), then
+   * timers, pending sleeps and pending requests are cancelled whatever the hook is doing. Answers
+   * whether the hook had to be cut off (that is reported as an error).
+   */
+  async stop(limitMs: number = Limits.stopHookTimeoutMs): Promise<{ cutOff: boolean }> {
+    if (this.stopped) return { cutOff: false };
+    let timer: unknown;
+    const overran = new Promise<true>((resolve) => (timer = this.env.setTimer(limitMs, () => resolve(true))));
     try {
-      await this.hooks.stop?.();
+      const hook = Promise.resolve(this.hooks.stop?.()).then(() => false as const);
+      const cutOff = await Promise.race([hook, overran]);
+      if (cutOff) this.log("error", `stop hook still running after ${limitMs} ms: cut off`);
+      return { cutOff };
     } finally {
+      this.env.clearTimer(timer);
       this.halt();
     }
   }

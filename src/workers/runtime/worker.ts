@@ -230,10 +230,10 @@ class NodeHost {
     return this.runtime.inspect();
   }
 
-  /** A clean stop: the role's stop hook runs, then sockets and storage close. */
-  async stop(): Promise<void> {
+  /** A clean stop: the role's stop hook runs (cut off if it overruns), then sockets and storage close. */
+  async stop(): Promise<{ cutOff: boolean }> {
     try {
-      await this.runtime.stop();
+      return await this.runtime.stop();
     } finally {
       this.release();
     }
@@ -340,11 +340,11 @@ class WorkerHost {
     return this.node(id).inspect();
   }
 
-  async stopNode(id: NodeId): Promise<void> {
+  async stopNode(id: NodeId): Promise<{ cutOff: boolean }> {
     const n = this.nodes.get(id);
-    if (!n) return;
+    if (!n) return { cutOff: false };
     this.nodes.delete(id);
-    await n.stop();
+    return n.stop();
   }
 }
 
