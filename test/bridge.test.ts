@@ -135,6 +135,20 @@ describe("bridge and data-link security, bad frames", () => {
     }
   });
 
+  test("a network change that cannot reach a host is an error naming that host, not a silent success", async () => {
+    const { cluster, bridge } = await setup();
+    try {
+      // Host a never comes up in this setup.
+      const failed = await cluster.setNetwork({ loss: 0.1 }).then(() => "applied", (e: Error) => e.message);
+      expect(failed).toMatch(/did not take effect everywhere: host a/);
+      const invalid = await cluster.setNetwork({ loss: 2 } as never).then(() => "applied", (e: Error) => e.message);
+      expect(invalid).toMatch(/loss must be a probability/);
+    } finally {
+      await cluster.stop();
+      bridge.close();
+    }
+  });
+
   test("oversized, malformed, misaddressed and spoofed frames close only their own connection", async () => {
     const { cluster, bridge, dataPort } = await setup();
     try {

@@ -56,3 +56,6 @@ export interface Cluster {
 }
 
 export const DRIVER_ID = "driver";
+
+/** A valid change that did not take effect on every worker or host; the message names those that failed. */
+export class NotAppliedError extends Error {}

@@ -3,7 +3,7 @@
  * gets a 4xx JSON error and changes nothing.
  */
 import { timingSafeEqual } from "node:crypto";
-import type { Cluster } from "../driver/cluster.ts";
+import { NotAppliedError, type Cluster } from "../driver/cluster.ts";
 import { jsonError } from "../workers/runtime/http.ts";
 
 export interface AdminOptions {
@@ -68,7 +68,7 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
           try {
             await cluster.setNetwork(body as never);
           } catch (e) {
-            return jsonError(400, e instanceof Error ? e.message : String(e));
+            return jsonError(e instanceof NotAppliedError ? 503 : 400, e instanceof Error ? e.message : String(e));
           }
           return Response.json(cluster.network());
         }

@@ -243,7 +243,8 @@ export class TcpBridge {
   }
 
   async remoteInfo(): Promise<NodeInfo[]> {
-    const all = await Promise.all([...this.peers.keys()].map((h) => this.control(h, "info").catch(() => [])));
+    // A host that does not answer shows its nodes as crashed (status() says the same): logged, not thrown.
+    const all = await Promise.all([...this.peers.keys()].map((h) => this.control(h, "info").catch((e) => (this.opts.log.debug(`bridge: no info from host ${h}: ${e instanceof Error ? e.message : String(e)}`), []))));
     return (all as NodeInfo[][]).flat();
   }
 
@@ -258,7 +259,7 @@ export class TcpBridge {
   /** Ask every peer host to stop (the driver host does this at the end of a --duration run). */
   async shutdownPeers(): Promise<void> {
     this.parting = true;
-    await Promise.all([...this.peers.keys()].map((h) => this.control(h, "shutdown").catch(() => {})));
+    await Promise.all([...this.peers.keys()].map((h) => this.control(h, "shutdown").catch((e) => this.opts.log.warn(`bridge: host ${h} did not confirm the shutdown: ${e instanceof Error ? e.message : String(e)}`))));
   }
 
   connectedHosts(): string[] {

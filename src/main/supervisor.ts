@@ -6,7 +6,7 @@
 import * as Comlink from "comlink";
 import { mkdirSync, rmSync } from "node:fs";
 import { DriverCalls } from "../driver/calls.ts";
-import { DRIVER_ID, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
+import { DRIVER_ID, NotAppliedError, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
 import { Limits } from "../workers/runtime/limits.ts";
 import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, type NetworkSettings } from "../workers/runtime/network.ts";
 import { isMessage } from "../workers/runtime/node.ts";
@@ -161,7 +161,8 @@ export class ThreadCluster implements Cluster {
     drv.port1.onmessage = (e) => this.fromNodeToDriver(e.data);
     let reject!: (e: Error) => void;
     const promise = new Promise<never>((_, r) => (reject = r));
-    promise.catch(() => {});
+    // Observed by every callWorker race; this handler only keeps an unraced end from being reported as unhandled.
+    promise.then(undefined, ignore);
     g.worker = worker;
     g.api = api;
     g.driverPort = drv.port1;
@@ -220,7 +221,8 @@ export class ThreadCluster implements Cluster {
     if (n.queued >= Limits.maxQueuedControlOps) return Promise.reject(new Error(`node ${n.spec.id} already has ${n.queued} control operations queued`));
     n.queued++;
     const run = n.queue.then(op).finally(() => n.queued--);
-    n.queue = run.catch(() => {});
+    // The caller gets the outcome from `run`; the queue only needs to know it settled.
+    n.queue = run.then(undefined, ignore);
     return run;
   }
 
@@ -267,7 +269,8 @@ export class ThreadCluster implements Cluster {
       const host = this.placement[dest]!;
       const at = this.bridge?.endpointOf(host);
       if (!at || !this.bridge) return null;
-      const port = await this.bridge.control(host, "where", dest).catch(() => null);
+      // A host that cannot say where the node is makes it look down: the link retries after a pause.
+      const port = await this.bridge.control(host, "where", dest).catch((e) => (this.log.debug(`no link ${src} -> ${dest}: ${e instanceof Error ? e.message : String(e)}`), null));
       return typeof port === "number" ? { wire: { hostname: at.hostname, port } } : null;
     }
     const peer = this.local.get(dest);
@@ -428,7 +431,7 @@ export class ThreadCluster implements Cluster {
         host: this.host,
         status: n.status,
         incarnation: n.incarnation,
-        stats: n.status !== "crashed" ? await this.callWorker(n.group, `stats of ${n.spec.id}`, (api) => api.stats(n.spec.id), Limits.statsTimeoutMs).catch(() => null) : null,
+        stats: n.status !== "crashed" ? await this.callWorker(n.group, `stats of ${n.spec.id}`, (api) => api.stats(n.spec.id), Limits.statsTimeoutMs).catch((e) => (this.log.debug(String(e instanceof Error ? e.message : e)), null)) : null,
       })),
     );
   }
@@ -452,7 +455,7 @@ export class ThreadCluster implements Cluster {
     const net = applyNetworkPatch(this.net, parseNetworkPatch(patch, this.nodeIds));
     const results = await Promise.allSettled([this.applyNetwork(net), this.bridge?.broadcastNetwork(net)]);
     const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []));
-    if (failed.length > 0) throw new Error(`network settings did not take effect everywhere: ${failed.join("; ")}`);
+    if (failed.length > 0) throw new NotAppliedError(`network settings did not take effect everywhere: ${failed.join("; ")}`);
   }
 
   /** Adopt settings (local change, or from the driver host) on every local worker. */
@@ -517,6 +520,8 @@ export class ThreadCluster implements Cluster {
     this.driverCalls.clear();
   }
 }
+
+function ignore(): void {}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what = "the call"): Promise<T> {
   return new Promise<T>((resolve, reject) => {
