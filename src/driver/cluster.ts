@@ -1,8 +1,8 @@
 import type { LinkSettings, NetworkSettings, Partition } from "../workers/runtime/network.ts";
 import type { NodeStats } from "../workers/runtime/node.ts";
-import type { Body, Logger, NodeId, NodeSpec, Random } from "../workers/runtime/types.ts";
+import type { Body, Logger, NodeId, NodeSpec, NodeStatus, Random } from "../workers/runtime/types.ts";
 
-export type NodeStatus = "running" | "crashed" | "paused";
+export { DRIVER_ID, type NodeStatus } from "../workers/runtime/types.ts";
 
 /** A network change: fields of LinkSettings for every link, plus link overrides and partitions (which replace the old ones). */
 export interface NetworkPatch extends Partial<LinkSettings> {
@@ -54,8 +54,6 @@ export interface Cluster {
   /** The base URL of a node's HTTP server on threads; undefined in the simulator or if it serves none. */
   httpUrl(id: NodeId): string | undefined;
 }
-
-export const DRIVER_ID = "driver";
 
 /** A valid change that did not take effect on every worker or host; the message names those that failed. */
 export class NotAppliedError extends Error {}

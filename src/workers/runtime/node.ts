@@ -1,3 +1,4 @@
+import { assert } from "./assert.ts";
 import { Limits, exceedsSize } from "./limits.ts";
 import { makeLogger } from "./log.ts";
 import { seededRandom } from "./random.ts";
@@ -64,10 +65,6 @@ interface Pending {
   reject(e: RpcError): void;
   timer: unknown;
   dest: NodeId;
-}
-
-function assert(cond: unknown, text: string): asserts cond {
-  if (!cond) throw new Error(`assertion failed: ${text}`);
 }
 
 /**

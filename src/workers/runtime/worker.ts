@@ -9,14 +9,15 @@ import type { TCPSocketListener } from "bun";
 import * as Comlink from "comlink";
 import hyperid from "hyperid";
 import { join } from "node:path";
-import { DRIVER_ID } from "../../driver/cluster.ts";
 import { loadRoles } from "../registry.ts";
 import { guardHttp } from "./http.ts";
 import { Limits } from "./limits.ts";
 import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
 import { formatLogLine, printLine, wallStamp } from "./log.ts";
-import { LinkPlanner, isPerfect, type NetworkSettings } from "./network.ts";
-import { NodeRuntime, isMessage, type Env, type NodeStats } from "./node.ts";
+import { assert } from "./assert.ts";
+import { LinkPlanner, type NetworkSettings } from "./network.ts";
+import { NodeRuntime, isMessage, type NodeStats } from "./node.ts";
+import { NodeSlot, type SlotHost } from "./slot.ts";
 import { seededRandom } from "./random.ts";
 import { SqliteStorage } from "./storage.ts";
 import type { LogLevel, Message, NodeId, NodeSpec } from "./types.ts";
@@ -54,22 +55,19 @@ interface WorkerShared {
   uid(): string;
 }
 
-/** One node inside a worker: its runtime, storage, links, simulated-network state and sockets. */
+/** One node inside a worker: its slot (state, runtime, fault planning), storage, links and sockets. */
 class NodeHost {
   readonly id: NodeId;
   readonly incarnation: number;
-  private readonly runtime: NodeRuntime;
+  private readonly slot: NodeSlot;
   private readonly storage: SqliteStorage;
   private readonly links: Links;
   private net: NetworkSettings;
-  private perfect: boolean;
-  private readonly planner: LinkPlanner;
-  private inFlight = 0;
   private server: ReturnType<typeof Bun.serve> | null = null;
   private dataListener: TCPSocketListener<WireConn> | null = null;
   private readonly placement: Record<NodeId, string>;
-  private dropped = 0;
-  private halted = false;
+  /** Messages that arrived on a link for another node. */
+  private misrouted = 0;
 
   constructor(
     private readonly init: WorkerInit,
@@ -78,22 +76,20 @@ class NodeHost {
     this.id = init.spec.id;
     this.incarnation = init.incarnation;
     this.net = init.network;
-    this.perfect = isPerfect(init.network);
-    this.planner = new LinkPlanner(seededRandom(init.seed, `net:${init.spec.id}#${init.incarnation}`));
     this.placement = init.wire?.placement ?? {};
     const mode = init.spec.storage ?? "os";
     this.storage = new SqliteStorage(mode === "memory" ? null : join(init.dataDir, `${init.spec.id}.sqlite`), mode);
-    const env: Env = {
+    const host: SlotHost = {
       now: () => performance.timeOrigin + performance.now(),
       setTimer: (ms, fn) => setTimeout(fn, ms),
       clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-      transmit: (msg) => this.transmit(msg),
-      storage: this.storage,
+      network: () => this.net,
+      deliver: (msg) => this.links.post(msg),
+      toDriver: (msg) => shared.driverPort.postMessage(msg),
       emitLog: (level, node, text, fields) => printLine(level, formatLogLine(wallStamp(), node, level, text, fields)),
-      uid: () => shared.uid(),
       serveHttp: (node, handler, opts) => {
         if (this.server) throw new Error(`${node} already serves HTTP`);
-        const fetch = guardHttp(handler, opts, (e) => env.emitLog("error", node, `http handler failed: ${String(e)}`));
+        const fetch = guardHttp(handler, opts, (e) => host.emitLog("error", node, `http handler failed: ${String(e)}`));
         this.server = Bun.serve({ port: opts.port, hostname: opts.hostname ?? "127.0.0.1", fetch, maxRequestBodySize: (opts.maxBodyBytes ?? 64 * 1024) + 1 });
         void shared.supervisor.httpReady(node, this.server.url.toString());
       },
@@ -111,18 +107,21 @@ class NodeHost {
       wire: wire ? { host: wire.host, secret: wire.secret, peers: new Set(wire.peerHosts) } : null,
       now: () => performance.now(),
     });
-    this.runtime = new NodeRuntime(
-      { id: init.spec.id, role: init.spec.role, config: init.spec.config ?? {}, nodeIds: init.nodeIds, incarnation: init.incarnation, seed: init.seed, logLevel: init.logLevel },
-      env,
-    );
+    this.slot = new NodeSlot(init.spec, { nodeIds: init.nodeIds, seed: init.seed, logLevel: init.logLevel }, host, new LinkPlanner(seededRandom(init.seed, `net:${init.spec.id}#${init.incarnation}`)), () => shared.uid());
+    this.slot.boot(this.storage, init.incarnation);
     if (wire) this.listenForPeers(wire);
+  }
+
+  private get runtime(): NodeRuntime {
+    assert(this.slot.runtime, `${this.id}#${this.incarnation} has no runtime (crashed)`);
+    return this.slot.runtime;
   }
 
   async start(): Promise<void> {
     const roles = await loadRoles(this.init.system);
     const role = roles[this.init.spec.role];
     if (!role) throw new Error(`system ${this.init.system} has no role "${this.init.spec.role}"`);
-    await this.runtime.start(role);
+    await this.slot.start(role);
   }
 
   /** Open this node's TCP data endpoint for peers on other hosts. */
@@ -154,7 +153,7 @@ class NodeHost {
       if (m.dest !== this.id) throw new Error(`message for "${m.dest}" on ${this.id}'s data link`);
       if (this.placement[m.src] !== conn.peerHost) throw new Error(`host ${conn.peerHost} sent a message from "${m.src}", which does not live there`);
     }
-    for (const m of frame.ms as Message[]) this.runtime.deliver(m);
+    for (const m of frame.ms as Message[]) this.slot.receive(m);
     return frame.ms as Message[];
   }
 
@@ -162,38 +161,10 @@ class NodeHost {
   receive(msg: unknown): void {
     // A link only ever carries messages for this node; anything else is refused inside deliver.
     if (typeof msg === "object" && msg !== null && (msg as Message).dest !== this.id) {
-      this.dropped++;
+      this.misrouted++;
       return;
     }
-    this.runtime.deliver(msg);
-  }
-
-  private transmit(msg: Message): void {
-    if (msg.dest === DRIVER_ID) {
-      this.shared.driverPort.postMessage(msg);
-      return;
-    }
-    if (this.perfect) {
-      this.links.post(msg);
-      return;
-    }
-    const delays = this.planner.plan(this.net, msg.src, msg.dest, performance.now());
-    if (delays.length === 0) this.dropped++;
-    for (const d of delays) {
-      if (d <= 0) {
-        this.links.post(msg);
-        continue;
-      }
-      if (this.inFlight >= Limits.maxInFlight) {
-        this.dropped++;
-        continue;
-      }
-      this.inFlight++;
-      setTimeout(() => {
-        this.inFlight--;
-        if (!this.halted) this.links.post(msg);
-      }, d);
-    }
+    this.slot.receive(msg);
   }
 
   acceptLink(peer: NodeId, incarnation: number, port: MessagePort): void {
@@ -210,20 +181,19 @@ class NodeHost {
 
   setNetwork(net: NetworkSettings): void {
     this.net = net;
-    this.perfect = isPerfect(net);
   }
 
   pause(): void {
-    this.runtime.pause();
+    this.slot.pause();
   }
 
   resume(): void {
-    this.runtime.resume();
+    this.slot.resume();
   }
 
   stats(): NodeStats {
     const s = this.runtime.snapshotStats();
-    return { ...s, refused: s.refused + this.dropped + this.links.dropped };
+    return { ...s, refused: s.refused + this.misrouted + this.slot.dropped + this.links.dropped };
   }
 
   inspect(): unknown {
@@ -241,12 +211,11 @@ class NodeHost {
 
   /** A crash, seen from inside a shared worker: no hooks; memory is dropped with this object, storage kept. */
   halt(): void {
-    this.runtime.halt();
     this.release();
   }
 
   private release(): void {
-    this.halted = true;
+    if (this.slot.status !== "crashed") this.slot.crash();
     this.server?.stop(true);
     this.dataListener?.stop(true);
     this.links.close();
