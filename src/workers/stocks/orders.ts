@@ -1,4 +1,4 @@
-import { seqKey } from "../runtime/storage.ts";
+import { seqKey } from "../runtime/keys.ts";
 import type { Storage } from "../runtime/types.ts";
 import type { Order } from "./messages.ts";
 
