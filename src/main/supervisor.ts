@@ -7,6 +7,7 @@ import * as Comlink from "comlink";
 import { mkdirSync, rmSync } from "node:fs";
 import { DriverCalls } from "../driver/calls.ts";
 import { DRIVER_ID, NotAppliedError, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
+import { rolesModule } from "../workers/registry.ts";
 import { Limits } from "../workers/runtime/limits.ts";
 import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, type NetworkSettings } from "../workers/runtime/network.ts";
 import { isMessage } from "../workers/runtime/node.ts";
@@ -86,8 +87,11 @@ export class ThreadCluster implements Cluster {
   private bridge: Bridge | null = null;
   private readonly driverHost: string;
   private stopped = false;
+  /** Where workers import the roles from (they know no registry). */
+  private readonly rolesModule: string;
 
   constructor(private readonly opts: StartOptions) {
+    this.rolesModule = rolesModule(opts.system);
     this.seed = opts.seed;
     this.nodes = opts.nodes;
     this.nodeIds = opts.nodes.map((n) => n.id);
@@ -234,6 +238,7 @@ export class ThreadCluster implements Cluster {
     n.status = "running";
     const init: WorkerInit = {
       system: this.opts.system,
+      rolesModule: this.rolesModule,
       spec: n.spec,
       nodeIds: this.nodeIds,
       incarnation: n.incarnation,

@@ -9,9 +9,7 @@ import type { TCPSocketListener } from "bun";
 import * as Comlink from "comlink";
 import hyperid from "hyperid";
 import { join } from "node:path";
-import { loadRoles } from "../registry.ts";
 import { guardHttp } from "./http.ts";
-import { Limits } from "./limits.ts";
 import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
 import { formatLogLine, printLine, wallStamp } from "./log.ts";
 import { assert } from "./assert.ts";
@@ -20,11 +18,13 @@ import { NodeRuntime, isMessage, type NodeStats } from "./node.ts";
 import { NodeSlot, type SlotHost } from "./slot.ts";
 import { seededRandom } from "./random.ts";
 import { SqliteStorage } from "./storage.ts";
-import type { LogLevel, Message, NodeId, NodeSpec } from "./types.ts";
+import type { LogLevel, Message, NodeId, NodeSpec, Role } from "./types.ts";
 import { wireListen, type WireConn } from "./wire.ts";
 
 export interface WorkerInit {
+  /** The system's name (for messages) and the module its roles come from (resolved by the supervisor). */
   system: string;
+  rolesModule: string;
   spec: NodeSpec;
   nodeIds: NodeId[];
   incarnation: number;
@@ -118,8 +118,9 @@ class NodeHost {
   }
 
   async start(): Promise<void> {
-    const roles = await loadRoles(this.init.system);
-    const role = roles[this.init.spec.role];
+    const mod = (await import(this.init.rolesModule)) as { roles?: Record<string, Role> };
+    if (!mod.roles) throw new Error(`module ${this.init.rolesModule} exports no \`roles\``);
+    const role = mod.roles[this.init.spec.role];
     if (!role) throw new Error(`system ${this.init.system} has no role "${this.init.spec.role}"`);
     await this.slot.start(role);
   }
