@@ -8,6 +8,7 @@ import { mkdirSync, rmSync } from "node:fs";
 import { DriverCalls } from "../driver/calls.ts";
 import { DRIVER_ID, NotAppliedError, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
 import { rolesModule } from "../workers/registry.ts";
+import { assert } from "../workers/runtime/assert.ts";
 import { Limits } from "../workers/runtime/limits.ts";
 import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, type NetworkSettings } from "../workers/runtime/network.ts";
 import { isMessage } from "../workers/runtime/node.ts";
@@ -15,7 +16,7 @@ import { formatLogLine, makeLogger, printLine, wallStamp } from "../workers/runt
 import { seededRandom } from "../workers/runtime/random.ts";
 import { ErrorCode, RpcError, type Body, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random } from "../workers/runtime/types.ts";
 import type { LinkGrant, SupervisorPort, WorkerApi, WorkerInit } from "../workers/runtime/worker.ts";
-import type { Bridge } from "./bridge.ts";
+import type { LocalHost, RemoteHosts } from "./hosts.ts";
 
 const WORKER_URL = new URL("../workers/runtime/worker.ts", import.meta.url).href;
 
@@ -72,7 +73,7 @@ interface LocalNode {
 /** A call to a worker that ended before it answered. */
 export class WorkerGone extends Error {}
 
-export class ThreadCluster implements Cluster {
+export class ThreadCluster implements Cluster, LocalHost {
   readonly mode = "threads" as const;
   readonly seed: number;
   readonly nodes: readonly NodeSpec[];
@@ -84,7 +85,7 @@ export class ThreadCluster implements Cluster {
   private readonly nodeIds: NodeId[];
   private net: NetworkSettings = defaultNetwork();
   private readonly driverCalls = new DriverCalls({ setTimer: (ms, fn) => setTimeout(fn, ms), clearTimer: (t) => clearTimeout(t as ReturnType<typeof setTimeout>) });
-  private bridge: Bridge | null = null;
+  private bridge: RemoteHosts | null = null;
   private readonly driverHost: string;
   private stopped = false;
   /** Where workers import the roles from (they know no registry). */
@@ -105,7 +106,7 @@ export class ThreadCluster implements Cluster {
   }
 
   /** Attach the TCP bridge that carries traffic to nodes on other hosts. */
-  attachBridge(bridge: Bridge): void {
+  attachBridge(bridge: RemoteHosts): void {
     this.bridge = bridge;
   }
 
@@ -224,7 +225,10 @@ export class ThreadCluster implements Cluster {
     if (this.stopped) return Promise.reject(new Error(`the cluster is stopping: no control operations on ${n.spec.id}`));
     if (n.queued >= Limits.maxQueuedControlOps) return Promise.reject(new Error(`node ${n.spec.id} already has ${n.queued} control operations queued`));
     n.queued++;
-    const run = n.queue.then(op).finally(() => n.queued--);
+    const run = n.queue.then(op).finally(() => {
+      n.queued--;
+      assert(n.queued >= 0, `${n.spec.id}: control queue count went negative`);
+    });
     // The caller gets the outcome from `run`; the queue only needs to know it settled.
     n.queue = run.then(undefined, ignore);
     return run;
@@ -232,6 +236,7 @@ export class ThreadCluster implements Cluster {
 
   private async startNode(n: LocalNode): Promise<NodeStatus> {
     if (this.stopped) return n.status;
+    assert(n.status === "crashed", `start ${n.spec.id} while ${n.status}`);
     n.incarnation++;
     n.httpUrl = undefined;
     n.dataPort = undefined;

@@ -10,6 +10,7 @@
  * already known to have died or started is stale and ignored; a port whose partner's thread ends
  * closes, and the link with it. A peer announced up clears a "down" mark at once.
  */
+import { assert } from "./assert.ts";
 import { Limits } from "./limits.ts";
 import type { Message, NodeId } from "./types.ts";
 import { wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
@@ -87,6 +88,8 @@ export class Links {
   }
 
   private open(dest: NodeId, backlog: Message[]): void {
+    assert(dest !== this.host.id, `${dest}: a link to itself`);
+    assert(this.links.get(dest)?.kind !== "pending", `${this.host.id}: a second link to ${dest} while one is being set up`);
     const pending: Link = { kind: "pending", backlog };
     this.links.set(dest, pending);
     const isCurrent = () => this.links.get(dest) === pending;
@@ -139,6 +142,7 @@ export class Links {
 
   /** A port link to `incarnation` of `peer`; it ends when the port closes (the partner's thread ended). */
   private setPort(peer: NodeId, port: MessagePort, incarnation: number): void {
+    assert(incarnation >= this.floor(peer), `${this.host.id}: a link to ${peer}#${incarnation}, known dead`);
     const link: Link = { kind: "port", port, incarnation };
     port.onmessage = (e) => this.host.receive(e.data);
     port.addEventListener("close", () => {
