@@ -1,10 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startAdmin } from "../src/main/admin.ts";
 import { startCluster, type ThreadCluster } from "../src/main/supervisor.ts";
-import { kvNodes } from "./helpers.ts";
+import { kvNodes, tempDirs } from "./helpers.ts";
 
 // Starts workers or OS processes: give it room on a loaded 2-core machine.
 setDefaultTimeout(30_000);
@@ -13,17 +10,15 @@ const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
 const SECRET = "admin-test-secret";
 let cluster: ThreadCluster;
 let admin: ReturnType<typeof startAdmin>;
-let dir: string;
+const tmp = tempDirs("admin");
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "menhir-admin-"));
-  cluster = await startCluster({ system: FIXTURE, nodes: kvNodes(2), seed: 1, dataDir: dir, logLevel: "silent" });
+  cluster = await startCluster({ system: FIXTURE, nodes: kvNodes(2), seed: 1, dataDir: tmp(), logLevel: "silent" });
   admin = startAdmin({ port: 0, secret: SECRET, cluster });
 });
 afterAll(async () => {
   admin.stop(true);
   await cluster.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 function call(method: string, path: string, body?: string, token: string | null = SECRET) {

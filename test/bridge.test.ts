@@ -1,10 +1,8 @@
-import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { TcpBridge } from "../src/main/bridge.ts";
 import { ThreadCluster } from "../src/main/supervisor.ts";
 import { FrameDecoder, encodeFrame, proof } from "../src/workers/runtime/wire.ts";
+import { freePort, tempDirs } from "./helpers.ts";
 
 // Starts workers or OS processes: give it room on a loaded 2-core machine.
 setDefaultTimeout(30_000);
@@ -12,20 +10,7 @@ setDefaultTimeout(30_000);
 const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
 const CLI = new URL("../src/main/cli.ts", import.meta.url).pathname;
 const SECRET = "bridge-test-secret";
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "menhir-bridge-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
+const tmp = tempDirs("bridge");
 
 async function runHosts(place: string): Promise<{ a: { code: number; out: string }; b: { code: number; out: string } }> {
   const pa = freePort();

@@ -326,6 +326,7 @@ describe("push and pull", () => {
         await c.sleep(400);
         const b = await board(c);
         const p1 = (await c.inspect<TabletState>("p1"))!;
+        expect([b.tallies.length, b.scores.length]).toEqual([TEAMS.length, EVENTS.length]);
         for (const t of b.tallies) expect(p1.tallies[t.team]).toEqual(t);
         for (const s of b.scores) expect(p1.scores[s.event]).toEqual(s);
         const p2 = (await c.inspect<TabletState>("p2"))!;
@@ -446,6 +447,7 @@ describe("durability and atomicity", () => {
         }
         await Promise.all(writes);
         const b = await board(c);
+        expect(b.tallies.length).toBe(TEAMS.length);
         for (const t of b.tallies) {
           for (const m of MEDALS) expect(t[m]).toBe(expected.get(`${t.team}/${m}`)!);
           expect(t.version).toBe(200);
@@ -471,12 +473,14 @@ async function runScenario(o: Partial<OlympicsOptions & CommonOptions>, network?
 describe("scenario", () => {
   test("testing mode: every tablet ends on Gaul's golds and Stone Curling, and no unauthorized write lands", async () => {
     const r = await runScenario({ mode: "testing", pull: 2, push: 3 });
+    expect(Object.keys(r.checks).length).toBeGreaterThan(3);
     for (const [name, check] of Object.entries(r.checks)) expect({ name, ...check }).toMatchObject({ name, ok: true });
     expect(r.metrics!.unauthorizedWrites as number).toBeGreaterThan(0);
   });
 
   test("random mode over a lossy, duplicating network still converges", async () => {
     const r = await runScenario({ seed: 11, pull: 3, push: 3 }, { loss: 0.05, dup: 0.05, latencyMs: 5, distribution: "exponential" });
+    expect(Object.keys(r.checks).length).toBeGreaterThan(3);
     for (const [name, check] of Object.entries(r.checks)) expect({ name, ...check }).toMatchObject({ name, ok: true });
   });
 

@@ -1,14 +1,12 @@
-import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { Cluster } from "../src/driver/cluster.ts";
 import { TcpBridge } from "../src/main/bridge.ts";
-import { ThreadCluster, startCluster } from "../src/main/supervisor.ts";
+import { ThreadCluster } from "../src/main/supervisor.ts";
 import type { TabletConfig, TabletState } from "../src/workers/olympics/messages.ts";
 import type { ReplicaSnapshot } from "../src/workers/paxos/messages.ts";
 import { paxosTopology, replicaIds, runPaxos, type PaxosOptions } from "../src/workers/paxos/scenario.ts";
 import type { NodeId, NodeSpec } from "../src/workers/runtime/types.ts";
+import { freePort, tempDirs, withThreads } from "./helpers.ts";
 
 /**
  * A node restarted again and again while its peers keep talking to it: no peer may be left with a
@@ -18,20 +16,7 @@ import type { NodeId, NodeSpec } from "../src/workers/runtime/types.ts";
 setDefaultTimeout(60_000);
 
 const SECRET = "restart-race-secret";
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "menhir-race-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
+const tmp = tempDirs("race");
 
 type Layout = "threads" | "packed" | "tcp";
 
@@ -40,14 +25,7 @@ type Layout = "threads" | "packed" | "tcp";
  * `remote` nodes live on host b, every other node and the driver on host a.
  */
 async function withCluster<T>(layout: Layout, system: string, nodes: NodeSpec[], remote: NodeId[], fn: (c: Cluster) => Promise<T>): Promise<T> {
-  if (layout !== "tcp") {
-    const c = await startCluster({ system, nodes, seed: 1, dataDir: tmp(), logLevel: "silent", threads: layout === "packed" ? 2 : undefined });
-    try {
-      return await fn(c);
-    } finally {
-      await c.stop();
-    }
-  }
+  if (layout !== "tcp") return withThreads({ system, nodes, seed: 1, dataDir: tmp(), logLevel: "silent", threads: layout === "packed" ? 2 : undefined }, fn);
   const placement = Object.fromEntries(nodes.map((n) => [n.id, remote.includes(n.id) ? "b" : "a"]));
   const ports = { a: freePort(), b: freePort() };
   const hosts = (["a", "b"] as const).map((host) => {

@@ -1,34 +1,20 @@
-import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { startCluster, type ThreadCluster } from "../src/main/supervisor.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
-import { kvNodes } from "./helpers.ts";
+import { kvNodes, tempDirs, withThreads } from "./helpers.ts";
 
 // Starts workers or OS processes: give it room on a loaded 2-core machine.
 setDefaultTimeout(30_000);
 
 const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "menhir-threads-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tmp = tempDirs("threads");
 
 /** Each test runs with a thread per node, and again with every node sharing one thread (--threads 1). */
 for (const threads of [undefined, 1] as const) {
   const layout = threads === undefined ? "a thread per node" : "all nodes in one thread";
 
-  async function withCluster<T>(n: number, fn: (c: ThreadCluster) => Promise<T>, dataDir = tmp(), nodes = kvNodes(n)): Promise<T> {
-    const c = await startCluster({ system: FIXTURE, nodes, seed: 1, dataDir, logLevel: "silent", threads });
-    try {
-      return await fn(c);
-    } finally {
-      await c.stop();
-    }
+  function withCluster<T>(n: number, fn: (c: ThreadCluster) => Promise<T>, dataDir = tmp(), nodes = kvNodes(n)): Promise<T> {
+    return withThreads({ system: FIXTURE, nodes, seed: 1, dataDir, logLevel: "silent", threads }, fn);
   }
 
   describe(`worker threads (${layout})`, () => {
@@ -116,13 +102,19 @@ for (const threads of [undefined, 1] as const) {
     });
 
     test("pause holds messages, resume delivers them", async () => {
-      await withCluster(1, async (c) => {
-        await c.pause("n1");
+      await withCluster(2, async (c) => {
+        expect(await c.pause("n1")).toBe("paused");
         const timedOut = await c.request("n1", { type: "ping" }, 150).catch((e) => e);
         expect((timedOut as RpcError).code).toBe(ErrorCode.Timeout);
-        const late = c.request("n1", { type: "ping" }, 5000);
-        await c.resume("n1");
+        let answered = false;
+        const late = c.request("n1", { type: "ping" }, 5000).finally(() => (answered = true));
+        await c.request("n2", { type: "blast", to: "n1", n: 5 });
+        await Bun.sleep(100);
+        // Held, not handled: no answer, no count.
+        expect([answered, (await c.inspect<{ count: number }>("n1"))!.count]).toEqual([false, 0]);
+        expect(await c.resume("n1")).toBe("running");
         expect((await late).type).toBe("pong");
+        expect((await c.request<{ seqs: number[] }>("n1", { type: "seqs" })).seqs).toEqual([0, 1, 2, 3, 4]);
       });
     });
 
