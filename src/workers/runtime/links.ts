@@ -236,6 +236,7 @@ export class Links {
 
   private drop(peer: NodeId): void {
     const link = this.links.get(peer);
+    if (link?.kind === "pending") this.dropped += link.backlog.length;
     if (link?.kind === "port") link.port.close();
     if (link?.kind === "wire") link.conn.close();
     this.links.delete(peer);
