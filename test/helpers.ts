@@ -29,6 +29,13 @@ export async function withThreads<T>(opts: StartOptions, fn: (c: ThreadCluster) 
   }
 }
 
+/** `p`, or a rejection if it has not settled within `ms` (the timer is cleared either way: nothing fires later). */
+export function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 /** A TCP port that was free a moment ago (for a listener that must know its port before it binds). */
 export function freePort(): number {
   const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

@@ -1,7 +1,7 @@
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { startCluster, type ThreadCluster } from "../src/main/supervisor.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
-import { kvNodes, tempDirs, withThreads } from "./helpers.ts";
+import { kvNodes, tempDirs, withThreads, within } from "./helpers.ts";
 
 // Starts workers or OS processes: give it room on a loaded 2-core machine.
 setDefaultTimeout(30_000);
@@ -74,7 +74,7 @@ for (const threads of [undefined, 1] as const) {
     test("control operations on one node are serialised: concurrent restarts, a crash right after a restart", async () => {
       await withCluster(2, async (c) => {
         // Each call answers within a bound (a dropped comlink call would hang it) with the state it left.
-        const prompt = <T>(p: Promise<T>) => Promise.race([p, Bun.sleep(8000).then(() => Promise.reject(new Error("no answer within 8 s")))]);
+        const prompt = <T>(p: Promise<T>) => within(8000, p);
         const both = await prompt(Promise.all([c.restart("n2"), c.restart("n2")]));
         expect(both).toEqual(["running", "running"]);
         expect(c.status("n2")).toBe("running");
@@ -97,7 +97,7 @@ for (const threads of [undefined, 1] as const) {
       const restarting = c.restart("n2");
       await Bun.sleep(100);
       await c.stop();
-      const answer = await Promise.race([restarting.then((s) => s, (e: Error) => e.message), Bun.sleep(5000).then(() => "no answer")]);
+      const answer = await within(5000, restarting).catch((e: Error) => e.message);
       expect(answer).toBe("crashed");
     });
 

@@ -11,8 +11,7 @@ import { SqliteStorage } from "../workers/runtime/storage.ts";
 import { type Body, type HttpHandler, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random, type Role } from "../workers/runtime/types.ts";
 import { EventHeap, type SimEvent } from "./heap.ts";
 
-/** More events than this at one virtual instant is a livelock (a zero-delay loop), not a workload. */
-const MAX_EVENTS_PER_INSTANT = 250_000;
+const MAX_EVENTS_PER_INSTANT = Limits.maxEventsPerInstant;
 
 /** Virtual time starts here, so node clocks look like real dates. */
 export const SIM_EPOCH_MS = Date.UTC(2026, 0, 1);

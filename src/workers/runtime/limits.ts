@@ -22,6 +22,12 @@ export const Limits = {
   maxFrameBytes: (1 << 20) + 64 * 1024,
   /** A TCP connection that has not completed the mutual challenge-response by then is closed. */
   handshakeTimeoutMs: 5000,
+  /** A node's HTTP request bodies, unless its serveHttp options say otherwise (larger ones get 413). */
+  defaultMaxHttpBodyBytes: 64 * 1024,
+  /** Largest simulated latency a network setting may ask for. */
+  maxLatencyMs: 60_000,
+  /** More simulator events than this at one virtual instant is a livelock (a zero-delay loop), not a workload. */
+  maxEventsPerInstant: 250_000,
   /** Node messages in one frame on a TCP data link (a receiver refuses more). */
   maxFrameMessages: 4096,
   /** A peer found down is asked for again after this long (sends meanwhile are dropped). */

@@ -9,7 +9,7 @@ import type { TCPSocketListener } from "bun";
 import * as Comlink from "comlink";
 import hyperid from "hyperid";
 import { join } from "node:path";
-import { guardHttp } from "./http.ts";
+import { DEFAULT_MAX_HTTP_BODY, guardHttp } from "./http.ts";
 import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
 import { formatLogLine, printLine, wallStamp } from "./log.ts";
 import { assert } from "./assert.ts";
@@ -90,7 +90,7 @@ class NodeHost {
       serveHttp: (node, handler, opts) => {
         if (this.server) throw new Error(`${node} already serves HTTP`);
         const fetch = guardHttp(handler, opts, (e) => host.emitLog("error", node, `http handler failed: ${String(e)}`));
-        this.server = Bun.serve({ port: opts.port, hostname: opts.hostname ?? "127.0.0.1", fetch, maxRequestBodySize: (opts.maxBodyBytes ?? 64 * 1024) + 1 });
+        this.server = Bun.serve({ port: opts.port, hostname: opts.hostname ?? "127.0.0.1", fetch, maxRequestBodySize: (opts.maxBodyBytes ?? DEFAULT_MAX_HTTP_BODY) + 1 });
         void shared.supervisor.httpReady(node, this.server.url.toString());
       },
     };
