@@ -1,5 +1,4 @@
-import { DRIVER_ID } from "../runtime/types.ts";
-import { ErrorCode, RpcError, defineRole, type Body, type Message } from "../runtime/types.ts";
+import { DRIVER_ID, ErrorCode, RpcError, defineRole, type Body, type Message } from "../runtime/types.ts";
 import { EVENTS, MEDALS, TEAMS, asScore, asTally, type Event, type Medal, type Scores, type Team } from "./domain.ts";
 import type { CacofonixConfig, CacofonixReport, CacofonixStop, CacofonixStopOk, IncrementMedalTally, MedalTallyOk, ScoreOk, SetScore } from "./messages.ts";
 
