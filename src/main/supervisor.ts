@@ -373,9 +373,10 @@ export class ThreadCluster implements Cluster, LocalHost {
     const g = n.group;
     // Alone in its thread, a node dies with the thread; in a shared one, only its runtime goes.
     // Either way it is gone for good (its sqlite file released) before the next incarnation starts.
+    let exitError: unknown = null;
     if (g.members.length === 1) {
       this.endWorker(g);
-      await withTimeout(g.exited, Limits.controlTimeoutMs, `the worker of ${id} to exit`);
+      exitError = await withTimeout(g.exited, Limits.controlTimeoutMs, `the worker of ${id} to exit`).then(() => null, (e: unknown) => e);
     } else {
       try {
         await this.callWorker(g, `crash ${id}`, (api) => api.crashNode(id, n.incarnation));
@@ -383,7 +384,9 @@ export class ThreadCluster implements Cluster, LocalHost {
         if (!(e instanceof WorkerGone)) this.workerLost(g, `did not crash ${id} (${e instanceof Error ? e.message : String(e)}): ended it`);
       }
     }
+    // Peers forget their links even if the thread is slow to exit; then the caller hears about it.
     await this.broadcastDown(id, n.incarnation);
+    if (exitError) throw exitError;
     return n.status;
   }
 
