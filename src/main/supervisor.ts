@@ -49,6 +49,8 @@ interface Group {
   worker: Worker | null;
   api: Comlink.Remote<WorkerApi> | null;
   driverPort: MessagePort | null;
+  /** Our end of the channel the worker asks the supervisor on (links, HTTP and data endpoints). */
+  supervisorPort: MessagePort | null;
   members: NodeId[];
   /** Rejected when the worker ends, failing every call still pending on it (comlink would drop them). */
   gone: { promise: Promise<never>; reject(e: Error): void } | null;
@@ -123,7 +125,7 @@ export class ThreadCluster implements Cluster, LocalHost {
     mkdirSync(this.opts.dataDir, { recursive: true });
     const specs = this.opts.nodes.filter((s) => this.isLocal(s.id));
     const threads = this.opts.threads === undefined ? specs.length : Math.max(1, Math.min(this.opts.threads, specs.length));
-    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, members: [], gone: null, spawning: null, exited: Promise.resolve() }));
+    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, supervisorPort: null, members: [], gone: null, spawning: null, exited: Promise.resolve() }));
     specs.forEach((spec, i) => {
       const group = groups[i % threads]!;
       group.members.push(spec.id);
@@ -171,6 +173,7 @@ export class ThreadCluster implements Cluster, LocalHost {
     g.worker = worker;
     g.api = api;
     g.driverPort = drv.port1;
+    g.supervisorPort = sup.port1;
     g.gone = { promise, reject };
     g.exited = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve()));
     worker.addEventListener("error", (e) => {
@@ -195,9 +198,11 @@ export class ThreadCluster implements Cluster, LocalHost {
     g.worker?.terminate();
     g.api?.[Comlink.releaseProxy]();
     g.driverPort?.close();
+    g.supervisorPort?.close();
     g.worker = null;
     g.api = null;
     g.driverPort = null;
+    g.supervisorPort = null;
     g.gone = null;
     gone?.reject(new WorkerGone(`the worker of ${g.members.join(", ")} ended before it answered`));
   }
