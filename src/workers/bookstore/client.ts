@@ -1,4 +1,4 @@
-import { seqKey } from "../runtime/storage.ts";
+import { seqKey } from "../runtime/keys.ts";
 import { RpcError, defineRole } from "../runtime/types.ts";
 import { BOOKS, E, TOPICS, isIndex, malformed, type ClientConfig } from "./messages.ts";
 
@@ -131,10 +131,10 @@ export const client = defineRole<ClientConfig>((node) => {
     if (write && !recording) return;
     const n = next;
     if (recording) next++;
-    const process = state.process;
+    const proc = state.process;
     const invokeMs = node.now();
     // Only writes: a read lost in a crash constrains nothing, a write may still take effect.
-    if (write) db.put(openKey(n), { process, f, value: args, invokeMs });
+    if (write) db.put(openKey(n), { process: proc, f, value: args, invokeMs });
     let type: OpType;
     let value: Record<string, unknown> = { ...args };
     let progressed = false;
@@ -156,7 +156,7 @@ export const client = defineRole<ClientConfig>((node) => {
       type = "info";
       value.error = e.text;
     }
-    const rec: HistoryOp = { process, type, f, value, invokeMs, completeMs: node.now() };
+    const rec: HistoryOp = { process: proc, type, f, value, invokeMs, completeMs: node.now() };
     if (type === "info") state.process = `${session}.${++infos}`;
     if (recording || progressed) {
       // Durable before it is counted: what the checks (and the progress count) rely on survives a crash.
