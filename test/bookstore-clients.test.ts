@@ -2,7 +2,7 @@
  * Bookstore clients under the nemesis: a client may be killed, paused or cut off like any node, and
  * what it observed still counts. In the simulator (cheap), each property shown to fail when it should.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { Cluster } from "../src/driver/cluster.ts";
 import { runScenario, type Summary } from "../src/driver/run.ts";
 import type { NemesisKind, Scenario } from "../src/driver/scenario.ts";
@@ -13,6 +13,9 @@ import { BOOKS } from "../src/workers/bookstore/messages.ts";
 import { roles } from "../src/workers/bookstore/roles.ts";
 import { bookstoreTopology, checkRun, historyProblem, readHistory, scenario, type BookstoreOptions, type CatalogView } from "../src/workers/bookstore/scenario.ts";
 import { defineRole } from "../src/workers/runtime/types.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const runOpts = { duration: 12, latency: 2, loss: 0, dup: 0, nemesisInterval: 1, logLevel: "silent" };
 

@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { Cluster } from "../src/driver/cluster.ts";
 import type { CommonOptions, RunControl } from "../src/driver/scenario.ts";
 import { runScenario as runDriver } from "../src/driver/run.ts";
@@ -10,6 +10,9 @@ import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/work
 import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
 import { delays, verdicts, type Row } from "../bench/push-pull.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const PW = "test-password";
 
