@@ -29,6 +29,17 @@ async function completed(cluster: Cluster, id: NodeId): Promise<number | null> {
   return s && typeof s.completed === "number" ? s.completed : null;
 }
 
+/** Completed counts of many clients, a few at a time (a thousand one by one would outlast the window). */
+async function completedOf(cluster: Cluster, clients: ClientSpec[]): Promise<Map<NodeId, number | null>> {
+  const out = new Map<NodeId, number | null>();
+  for (let i = 0; i < clients.length; i += 50) {
+    const batch = clients.slice(i, i + 50);
+    const counts = await Promise.all(batch.map((c) => completed(cluster, c.id)));
+    batch.forEach((c, k) => out.set(c.id, counts[k]!));
+  }
+  return out;
+}
+
 /**
  * The final window: with every fault healed, each client must complete at least one more operation
  * within its `withinMs` (Jepsen's final phase). Ends as soon as every client has.
@@ -37,8 +48,7 @@ async function finalWindow(cluster: Cluster, clients: ClientSpec[]): Promise<Che
   const due = clients.filter((c) => c.withinMs <= FINAL_WINDOW_MAX_MS);
   const slow = clients.filter((c) => c.withinMs > FINAL_WINDOW_MAX_MS).map((c) => `${c.id} (may idle ${c.withinMs} ms)`);
   const windowMs = Math.max(0, ...due.map((c) => c.withinMs));
-  const before = new Map<NodeId, number | null>();
-  for (const c of due) before.set(c.id, await completed(cluster, c.id));
+  const before = await completedOf(cluster, due);
   const after = new Map<NodeId, number | null>();
   // Down at the start (an operator crashed it) and back later: any completed operation counts.
   const grew = (c: ClientSpec) => {
@@ -51,7 +61,7 @@ async function finalWindow(cluster: Cluster, clients: ClientSpec[]): Promise<Che
   let failed = due;
   while (failed.length > 0 && cluster.now() - t0 < windowMs) {
     await cluster.sleep(Math.min(step, windowMs - (cluster.now() - t0)));
-    for (const c of failed) after.set(c.id, await completed(cluster, c.id));
+    for (const [id, n] of await completedOf(cluster, failed)) after.set(id, n);
     failed = failed.filter((c) => !grew(c));
   }
   const parts = [

@@ -40,6 +40,7 @@ export const echoModel: Model<null> = {
   init: () => null,
   judges: (op) => op.f === "echo",
   partition: (op) => op.process,
+  independent: true,
   step: (_s, op) => (op.type === "info" || op.value === op.sent ? null : REJECT),
 };
 

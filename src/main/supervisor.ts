@@ -58,6 +58,14 @@ interface Group {
   spawning: Promise<void> | null;
   /** Resolves once the current worker thread has exited (its files and sockets are released). */
   exited: Promise<void>;
+  /** Control calls sent to this worker and not yet answered (each waits behind the others). */
+  inflight: number;
+}
+
+/** A worker, for messages: its nodes, but not five hundred of them. */
+function describeGroup(g: Group): string {
+  const shown = g.members.slice(0, 3).join(", ");
+  return g.members.length <= 3 ? `the worker of ${shown}` : `the worker of ${shown} and ${g.members.length - 3} more nodes`;
 }
 
 interface LocalNode {
@@ -130,7 +138,7 @@ export class ThreadCluster implements Cluster, LocalHost {
     mkdirSync(this.opts.dataDir, { recursive: true });
     const specs = this.opts.nodes.filter((s) => this.isLocal(s.id));
     const threads = this.opts.threads === undefined ? specs.length : Math.max(1, Math.min(this.opts.threads, specs.length));
-    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, supervisorPort: null, members: [], gone: null, spawning: null, exited: Promise.resolve() }));
+    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, supervisorPort: null, members: [], gone: null, spawning: null, exited: Promise.resolve(), inflight: 0 }));
     specs.forEach((spec, i) => {
       const group = groups[i % threads]!;
       group.members.push(spec.id);
@@ -197,8 +205,14 @@ export class ThreadCluster implements Cluster, LocalHost {
    */
   private callWorker<T>(g: Group, what: string, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>, timeoutMs: number = Limits.controlTimeoutMs): Promise<T> {
     const { api, gone } = g;
-    if (!api || !gone) return Promise.reject(new WorkerGone(`${what}: the worker of ${g.members.join(", ")} is not running`));
-    return withTimeout(Promise.race([call(api), gone.promise]), timeoutMs, `${what}: the worker of ${g.members.join(", ")}`);
+    if (!api || !gone) return Promise.reject(new WorkerGone(`${what}: ${describeGroup(g)} is not running`));
+    // A worker shares its turns among its nodes and answers calls in order: both stretch a call.
+    const budget = timeoutMs + (g.inflight + g.members.length - 1) * Limits.controlTimeoutPerQueuedCallMs;
+    g.inflight++;
+    return withTimeout(Promise.race([call(api), gone.promise]), budget, `${what}: ${describeGroup(g)}`).finally(() => {
+      g.inflight--;
+      assert(g.inflight >= 0, "a worker's in-flight control count went negative");
+    });
   }
 
   private endWorker(g: Group): void {
@@ -212,12 +226,12 @@ export class ThreadCluster implements Cluster, LocalHost {
     g.driverPort = null;
     g.supervisorPort = null;
     g.gone = null;
-    gone?.reject(new WorkerGone(`the worker of ${g.members.join(", ")} ended before it answered`));
+    gone?.reject(new WorkerGone(`${describeGroup(g)} ended before it answered`));
   }
 
   /** A worker died or stopped answering: every node in it is crashed (a fact, not a queued operation). */
   private workerLost(g: Group, why: string): void {
-    this.log.error(`worker of ${g.members.join(", ")} ${why}`);
+    this.log.error(`${describeGroup(g)} ${why}`);
     this.endWorker(g);
     for (const id of g.members) {
       const n = this.local.get(id)!;
@@ -548,7 +562,7 @@ export class ThreadCluster implements Cluster, LocalHost {
     );
     const groups = this.groups();
     for (const g of groups) this.endWorker(g);
-    await Promise.all(groups.map((g) => withTimeout(g.exited, Limits.stopTimeoutMs, `the worker of ${g.members.join(", ")} to exit`).catch((e) => this.log.warn(String(e instanceof Error ? e.message : e)))));
+    await Promise.all(groups.map((g) => withTimeout(g.exited, Limits.stopTimeoutMs, `${describeGroup(g)} to exit`).catch((e) => this.log.warn(String(e instanceof Error ? e.message : e)))));
     this.driverCalls.clear();
   }
 }

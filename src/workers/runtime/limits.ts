@@ -41,6 +41,12 @@ export const Limits = {
   maxQueuedControlOps: 64,
   /** A control call to a worker (start a node, crash, pause, link, network) that takes longer failed. */
   controlTimeoutMs: 10_000,
+  /**
+   * A worker answers control calls one after another and shares its turns among the nodes it holds,
+   * so each call already waiting on a worker, and each node beyond the first in it, adds this much to
+   * a call's timeout (500 nodes started at once in one packed thread must not time out for that alone).
+   */
+  controlTimeoutPerQueuedCallMs: 100,
   /** A role's stop hook that runs longer is cut off (and reported); a node's whole clean stop is bounded by stopTimeoutMs. */
   stopHookTimeoutMs: 2000,
   stopTimeoutMs: 3000,
