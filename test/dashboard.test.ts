@@ -260,7 +260,11 @@ browserDescribe("dashboard in a browser", () => {
       await shot(page, "olympics-tiered");
       // The single-server scoreboard is still there, below the tiers.
       await page.waitForSelector("#medals tr[data-team]");
-      await page.$eval("#medals", (e) => (e as unknown as { scrollIntoView(): void }).scrollIntoView());
+      // Scroll the panel card (not the window: the sticky header would land mid-screenshot).
+      await page.$eval(".panel-card", (card) => {
+        const c = card as unknown as { scrollTop: number; querySelector(s: string): { offsetTop: number } | null };
+        c.scrollTop = (c.querySelector("#medals")?.offsetTop ?? 0) - 120;
+      });
       await shot(page, "olympics-tiered-scoreboard");
     } finally {
       // The run's own checks are the tiered tests' business (test/olympics-tiered-threads.test.ts); this one is the page's.

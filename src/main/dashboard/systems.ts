@@ -2,7 +2,7 @@
  * What the dashboard shows of each system: a compact panel built on the driver from the nodes'
  * inspect() snapshots (and a few read-only requests), and the actions a page may ask for.
  *
- * To add a system's panel (e.g. bookstore): add an entry to VIEWS here with a `digest` that returns
+ * To add a system's panel: add an entry to VIEWS here with a `digest` that returns
  * JSON-able data, and a renderer with the same name in page/panels.ts. Systems without an entry get
  * the generic panel (every node's role and status) and still have the graph, charts and timeline.
  */

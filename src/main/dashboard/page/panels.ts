@@ -1,7 +1,7 @@
 /**
  * One renderer per system, fed the panel its view on the driver built (../systems.ts). A system
- * without a renderer gets the generic one. To add a system (bookstore: books, quantities, which
- * replica served what), add its digest in ../systems.ts and a renderer here under the same name.
+ * without a renderer gets the generic one. To add a system, add its digest in ../systems.ts and a
+ * renderer here under the same name.
  */
 import { esc, fmtMs, fmtRate } from "./util.ts";
 
@@ -61,17 +61,22 @@ interface TieredPanel {
 const clockTrail = new Map<string, number[]>();
 const TRAIL = 60;
 
-function sparkline(values: number[], scale: number): string {
+/** A node's recent errors, scaled to its own range (at least ±1 ms) so a correction shows as a step. */
+function sparkline(values: number[]): string {
   if (values.length < 2) return `<svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none"></svg>`;
-  const pts = values.map((v, i) => `${((i / (TRAIL - 1)) * 120).toFixed(1)},${(12 - (Math.max(-scale, Math.min(scale, v)) / scale) * 11).toFixed(1)}`).join(" ");
-  return `<svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none"><line x1="0" y1="12" x2="120" y2="12" class="zero"/><polyline points="${pts}"/></svg>`;
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const mid = (lo + hi) / 2;
+  const half = Math.max(1, (hi - lo) / 2);
+  const pts = values.map((v, i) => `${((i / (TRAIL - 1)) * 120).toFixed(1)},${(12 - ((v - mid) / half) * 10).toFixed(1)}`).join(" ");
+  return `<svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none"><title>${lo.toFixed(2)} … ${hi.toFixed(2)} ms</title><polyline points="${pts}"/></svg>`;
 }
 
 function tieredHtml(t: TieredPanel): string {
   let h = `<h3>Dispatchers</h3><div class="replicas">`;
   for (const d of t.dispatchers) {
     const cls = d.down ? "replica down" : d.leader ? "replica leader" : "replica";
-    h += `<div class="${cls}" data-dispatcher="${esc(d.id)}"><b>${esc(d.id)}${d.leader ? " ★" : ""}</b>${d.down ? "down" : `${d.leader ? "leads · time daemon" : "follows"} · ${d.syncRounds ?? 0} sync rounds`}</div>`;
+    h += `<div class="${cls}" data-dispatcher="${esc(d.id)}"><b>${esc(d.id)}${d.leader ? " ★" : ""}</b>${d.down ? "down" : d.leader ? `leads · ${d.syncRounds ?? 0} sync rounds` : "follows"}</div>`;
   }
   h += `</div>`;
   const maxLoad = Math.max(1, ...t.frontends.map((f) => f.load ?? 0));
@@ -89,12 +94,12 @@ function tieredHtml(t: TieredPanel): string {
     clockTrail.set(c.id, trail);
   }
   const scale = Math.max(1, ...t.clocks.map((c) => Math.abs(c.errorMs ?? 0)), ...[...clockTrail.values()].flat().map(Math.abs));
-  h += `<h3>Clock error, ms (bars: ± ${fmtMs(scale)} ms; the leading dispatcher's Berkeley rounds pull the synced ones together)</h3><table id="clocks" class="clocks"><tr><th>node</th><th class="num">error</th><th class="diverge-h"><span>slow</span><span>fast</span></th><th>last ${TRAIL} samples</th></tr>`;
+  h += `<h3>Clock error, ms (bars: ± ${fmtMs(scale)} ms; the leading dispatcher's Berkeley rounds pull the synced ones together)</h3><table id="clocks" class="clocks"><tr><th>node</th><th class="num">error</th><th class="diverge-h"><span>slow</span><span>fast</span></th><th>recent</th></tr>`;
   for (const c of t.clocks) {
     const e = c.errorMs;
     const w = e === null ? 0 : (Math.min(Math.abs(e), scale) / scale) * 50;
     const bar = e === null ? "" : `<i class="${e < 0 ? "neg" : "pos"}" style="${e < 0 ? `right:50%` : `left:50%`};width:${w.toFixed(1)}%"></i>`;
-    h += `<tr data-node="${esc(c.id)}" class="${c.synced ? "synced" : "unsynced"}"><td>${esc(c.id)}${c.synced ? "" : ' <span class="muted small">not synced</span>'}</td><td class="num">${e === null ? esc(c.status) : `${e > 0 ? "+" : ""}${e.toFixed(Math.abs(e) < 10 ? 2 : 1)}`}</td><td><div class="diverge">${bar}</div></td><td>${sparkline(clockTrail.get(c.id) ?? [], scale)}</td></tr>`;
+    h += `<tr data-node="${esc(c.id)}" class="${c.synced ? "synced" : "unsynced"}"><td>${esc(c.id)}${c.synced ? "" : ' <span class="muted small">not synced</span>'}</td><td class="num">${e === null ? esc(c.status) : `${e > 0 ? "+" : ""}${e.toFixed(Math.abs(e) < 10 ? 2 : 1)}`}</td><td><div class="diverge">${bar}</div></td><td>${sparkline(clockTrail.get(c.id) ?? [])}</td></tr>`;
   }
   h += `</table>`;
   const winners = t.raffle?.winners ?? [];
