@@ -178,7 +178,7 @@ browserDescribe("dashboard in a browser", () => {
     }
     expect(c.output()).toContain("all checks passed");
   }, 90_000);
-  test("bookstore: every book with its quantity; a buy through the front end's HTTP API shows on the page, with the order server that took it", async () => {
+  test("bookstore: every book with its quantity; a buy through the front end's HTTP API shows on the page, with the order server that took it; a crashed primary is replaced on the page", async () => {
     // No shoppers: the only writes are this test's, so every change on the page is ours.
     const c = await startCli(["bookstore", "--clients", "0", "--port", "0"]);
     try {
@@ -209,6 +209,16 @@ browserDescribe("dashboard in a browser", () => {
       expect(((await get(`get_quantity/${target.item}`)) as { quantity: number }).quantity).toBe(target.quantity - 1);
       await page.waitForFunction(() => [...document.querySelectorAll("#order-servers tr[data-order]")].map((tr) => Number(tr.querySelectorAll("td")[2].textContent)).sort().join() === "0,1", { timeout: 10_000 });
       await shot(page, "bookstore");
+
+      // Crash the primary: the front end promotes catalog-2, and the page says so.
+      expect((await c.api("POST", "/nodes/catalog-1/crash")).status).toBe(200);
+      await page.waitForFunction(() => document.querySelector('#catalogs tr.leader[data-catalog="catalog-2"]') !== null && document.querySelector('#catalogs tr[data-catalog="catalog-1"] td:nth-child(2)')?.textContent === "down", { timeout: 15_000 });
+      await page.waitForSelector('#graph g.node[data-id="catalog-1"].crashed', { timeout: 10_000 });
+      await page.waitForSelector('#graph g.node[data-id="catalog-2"].leader', { timeout: 10_000 });
+      await shot(page, "bookstore-failover");
+      // Restarted, it resyncs and rejoins as the backup (and the run's end needs no long recovery).
+      expect((await c.api("POST", "/nodes/catalog-1/restart")).status).toBe(200);
+      await page.waitForFunction(() => document.querySelector('#catalogs tr[data-catalog="catalog-1"] td:nth-child(2)')?.textContent === "backup", { timeout: 15_000 });
     } finally {
       expect(await c.stop()).toBe(0);
     }
