@@ -1,10 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { startAdmin } from "../src/main/admin.ts";
 import { startCluster, type ThreadCluster } from "../src/main/supervisor.ts";
-import { kvNodes } from "./helpers.ts";
+import { kvNodes, tempDirs, within } from "./helpers.ts";
 
 // Starts workers or OS processes: give it room on a loaded 2-core machine.
 setDefaultTimeout(30_000);
@@ -13,17 +10,15 @@ const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
 const SECRET = "admin-test-secret";
 let cluster: ThreadCluster;
 let admin: ReturnType<typeof startAdmin>;
-let dir: string;
+const tmp = tempDirs("admin");
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "menhir-admin-"));
-  cluster = await startCluster({ system: FIXTURE, nodes: kvNodes(2), seed: 1, dataDir: dir, logLevel: "silent" });
+  cluster = await startCluster({ system: FIXTURE, nodes: kvNodes(2), seed: 1, dataDir: tmp(), logLevel: "silent" });
   admin = startAdmin({ port: 0, secret: SECRET, cluster });
 });
 afterAll(async () => {
   admin.stop(true);
   await cluster.stop();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 function call(method: string, path: string, body?: string, token: string | null = SECRET) {
@@ -55,6 +50,21 @@ describe("admin API", () => {
     const r = await cluster.request<{ durable: unknown }>("n2", { type: "get", key: "k" });
     expect(r.durable).toBe(1);
     expect(((await cluster.inspect<{ incarnation: number }>("n2")) ?? { incarnation: -1 }).incarnation).toBe(1);
+  });
+
+  test("concurrent control calls on one node are serialised, each answering with the state it left", async () => {
+    const answer = async (r: Promise<Response>) => (await r).json();
+    const prompt = <T>(p: Promise<T>) => within(8000, p);
+    await cluster.request("n2", { type: "put", key: "serial", value: 2 });
+    const twice = await prompt(Promise.all([answer(call("POST", "/nodes/n2/restart")), answer(call("POST", "/nodes/n2/restart"))]));
+    expect(twice).toEqual([{ id: "n2", status: "running" }, { id: "n2", status: "running" }]);
+    const restarting = prompt(answer(call("POST", "/nodes/n2/restart")));
+    await Bun.sleep(40);
+    const crashed = await prompt(answer(call("POST", "/nodes/n2/crash")));
+    expect([await restarting, crashed]).toEqual([{ id: "n2", status: "running" }, { id: "n2", status: "crashed" }]);
+    expect(await prompt(answer(call("POST", "/nodes/n2/restart")))).toEqual({ id: "n2", status: "running" });
+    expect(cluster.status("n2")).toBe("running");
+    expect((await cluster.request<{ durable: unknown }>("n2", { type: "get", key: "serial" })).durable).toBe(2);
   });
 
   test("pause and resume", async () => {

@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { runScenario } from "../src/driver/run.ts";
 import { Simulation } from "../src/sim/simulator.ts";
 import { BOOKS } from "../src/workers/bookstore/messages.ts";
@@ -6,6 +6,9 @@ import { roles } from "../src/workers/bookstore/roles.ts";
 import type { HistoryOp } from "../src/workers/bookstore/client.ts";
 import { awaitQuiet, balanceCheck, bookstoreTopology, catalogIds, checkRun, orderIds, readCatalogLog, readOrders, scenario, type BookstoreOptions, type CatalogView } from "../src/workers/bookstore/scenario.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const C = catalogIds(2);
 const O = orderIds(2);

@@ -2,8 +2,10 @@ import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { runScenario } from "../src/driver/run.ts";
+import type { Scenario } from "../src/driver/scenario.ts";
 import { startCluster } from "../src/main/supervisor.ts";
-import { awaitQuiet, bookstoreTopology, catalogIds, orderIds, readCatalogLog, readOrders, type CatalogView } from "../src/workers/bookstore/scenario.ts";
+import { awaitQuiet, bookstoreTopology, catalogIds, orderIds, readCatalogLog, readOrders, scenario, type CatalogView } from "../src/workers/bookstore/scenario.ts";
 
 const dataDir = mkdtempSync(join(tmpdir(), "menhir-bookstore-"));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -60,6 +62,37 @@ test("threads: real HTTP; a catalog and an order server die under load, nothing 
     const books = (await c.inspect<CatalogView>("catalog-2"))!.books;
     expect(301 - books.filter((b) => b.item <= 3).reduce((a, b) => a + b.quantity, 0)).toBe(orders.length);
     expect((await http(base, "GET", "/get_quantity/1")).body.data.quantity).toBe(books[0]!.quantity);
+  } finally {
+    await c.stop();
+  }
+}, 60_000);
+
+test("threads: the nemesis kills, pauses and cuts off any node while a client is crashed again and again mid-write; every check holds", async () => {
+  const opts = { clients: 2, writeP: 0.8, port: 0, seed: 9, duration: 4, latency: 0, loss: 0, dup: 0, nemesis: ["kill", "partition", "pause"], nemesisInterval: 0.4, logLevel: "silent" } as never;
+  let crashes = 0;
+  const crashing: Scenario<any> = {
+    ...scenario,
+    async run(c, o, control) {
+      const loop = (async () => {
+        while (!control.stopping()) {
+          await c.sleep(500);
+          if (control.stopping() || c.status("client-1") !== "running") continue;
+          await c.crash("client-1");
+          await c.restart("client-1");
+          crashes++;
+        }
+      })();
+      const r = await scenario.run(c, o, control);
+      await loop;
+      return r;
+    },
+  };
+  const c = await startCluster({ system: "bookstore", nodes: scenario.topology(opts), seed: 9, dataDir, fresh: true, logLevel: "silent" });
+  try {
+    const s = await runScenario(c, crashing, opts);
+    expect(crashes).toBeGreaterThan(3);
+    expect(s.nemesis.filter((e) => e.action === "inject").length).toBeGreaterThan(3);
+    expect(Object.entries(s.checks).filter(([, ok]) => !ok).map(([n]) => `${n}: ${s.details[n]}`)).toEqual([]);
   } finally {
     await c.stop();
   }

@@ -1,10 +1,8 @@
-import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { TcpBridge } from "../src/main/bridge.ts";
 import { ThreadCluster } from "../src/main/supervisor.ts";
 import { FrameDecoder, encodeFrame, proof } from "../src/workers/runtime/wire.ts";
+import { freePort, tempDirs } from "./helpers.ts";
 
 // Starts workers or OS processes: give it room on a loaded 2-core machine.
 setDefaultTimeout(30_000);
@@ -12,20 +10,7 @@ setDefaultTimeout(30_000);
 const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
 const CLI = new URL("../src/main/cli.ts", import.meta.url).pathname;
 const SECRET = "bridge-test-secret";
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "menhir-bridge-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
-
-function freePort(): number {
-  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const p = s.port;
-  s.stop(true);
-  return p;
-}
+const tmp = tempDirs("bridge");
 
 async function runHosts(place: string): Promise<{ a: { code: number; out: string }; b: { code: number; out: string } }> {
   const pa = freePort();
@@ -129,6 +114,20 @@ describe("bridge and data-link security, bad frames", () => {
       expect(good.isClosed()).toBe(false);
       expect(await cluster.inspect<{ count: number; incarnation: number }>("n1")).toEqual({ count: 3, incarnation: 0 });
       good.sock.end();
+    } finally {
+      await cluster.stop();
+      bridge.close();
+    }
+  });
+
+  test("a network change that cannot reach a host is an error naming that host, not a silent success", async () => {
+    const { cluster, bridge } = await setup();
+    try {
+      // Host a never comes up in this setup.
+      const failed = await cluster.setNetwork({ loss: 0.1 }).then(() => "applied", (e: Error) => e.message);
+      expect(failed).toMatch(/did not take effect everywhere: host a/);
+      const invalid = await cluster.setNetwork({ loss: 2 } as never).then(() => "applied", (e: Error) => e.message);
+      expect(invalid).toMatch(/loss must be a probability/);
     } finally {
       await cluster.stop();
       bridge.close();

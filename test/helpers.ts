@@ -1,6 +1,49 @@
 import type { Cluster } from "../src/driver/cluster.ts";
+import { afterAll } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startCluster, type StartOptions, type ThreadCluster } from "../src/main/supervisor.ts";
 import { Simulation, type SimOptions } from "../src/sim/simulator.ts";
 import { defineRole, type NodeSpec, type Role } from "../src/workers/runtime/types.ts";
+
+/** Temporary data directories for one test file, all removed after it: call once at the top of the file. */
+export function tempDirs(name: string): () => string {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  return () => {
+    const d = mkdtempSync(join(tmpdir(), `menhir-${name}-`));
+    dirs.push(d);
+    return d;
+  };
+}
+
+/** Start a cluster on worker threads, run `fn` on it, and stop it whatever happens. */
+export async function withThreads<T>(opts: StartOptions, fn: (c: ThreadCluster) => Promise<T>): Promise<T> {
+  const c = await startCluster(opts);
+  try {
+    return await fn(c);
+  } finally {
+    await c.stop();
+  }
+}
+
+/** `p`, or a rejection if it has not settled within `ms` (the timer is cleared either way: nothing fires later). */
+export function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/** A TCP port that was free a moment ago (for a listener that must know its port before it binds). */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
 
 /** Run a driver function against a simulated cluster of the given roles. */
 export async function simulate<T>(opts: Omit<SimOptions, "logLevel"> & { logLevel?: SimOptions["logLevel"] }, driver: (sim: Simulation) => Promise<T>): Promise<{ result: T; sim: Simulation }> {
@@ -31,17 +74,24 @@ export const kvNode: Role = defineRole((node) => {
     const r = await node.request(String(m.body.to), m.body.inner as { type: string }, { timeoutMs: Number(m.body.timeoutMs ?? 1000) });
     node.reply(m, { type: "relay_ok", reply: r });
   });
-  node.on("count", () => {
+  // Arrival order of numbered counts, to check a link's FIFO order.
+  const seqs: number[] = [];
+  node.on("count", (m) => {
     memory.set("count", Number(memory.get("count") ?? 0) + 1);
+    if (typeof m.body.seq === "number") seqs.push(m.body.seq);
   });
+  node.on("seqs", (m) => node.reply(m, { type: "seqs_ok", seqs }));
   node.on("blast", (m) => {
-    for (let i = 0; i < Number(m.body.n); i++) node.send(String(m.body.to), { type: "count" });
+    for (let i = 0; i < Number(m.body.n); i++) node.send(String(m.body.to), { type: "count", seq: i });
     node.reply(m, { type: "blast_ok" });
   });
   node.on("ping", (m) => node.reply(m, { type: "pong", at: node.now() }));
   // A node configured to greet a peer talks at once on start: links made during a (re)start must hold.
   if (typeof node.config.greet === "string") node.send(node.config.greet, { type: "count" });
-  return { inspect: () => ({ count: memory.get("count") ?? 0, incarnation: node.incarnation }) };
+  const hooks = { inspect: () => ({ count: memory.get("count") ?? 0, incarnation: node.incarnation }) };
+  // A node configured with a slow restart takes that long to start again after a crash.
+  const slow = Number(node.config.slowRestartMs ?? 0);
+  return slow > 0 && node.incarnation > 0 ? node.sleep(slow).then(() => hooks) : hooks;
 });
 
 export function kvNodes(n: number): NodeSpec[] {

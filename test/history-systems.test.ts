@@ -5,7 +5,7 @@
  * (a lookup that starts after a trade was acknowledged still sees the old quantity). The correct
  * system under the same seeds and faults is linearizable, and a failing seed replays exactly.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -22,6 +22,9 @@ import { roles as paxosRoles } from "../src/workers/paxos/roles.ts";
 import { scenario as paxosScenario } from "../src/workers/paxos/scenario.ts";
 import { roles as stocksRoles } from "../src/workers/stocks/roles.ts";
 import { scenario as stocksScenario } from "../src/workers/stocks/scenario.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 /** The planted bug: a second cache in front of the real front end, invalidated 30 ms after the trade is acknowledged. */
 const staleFrontend = defineRole((node: NodeContext<any>) => {

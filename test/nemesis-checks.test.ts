@@ -3,7 +3,7 @@
  * miss: every node is up at the end, and every client made progress once the faults healed. All in
  * the simulator (cheap): each check is shown to pass on a healthy run and to fail when it should.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { Cluster } from "../src/driver/cluster.ts";
 import { describeNemesisExcludes, nemesisTargets, runScenario, type Summary } from "../src/driver/run.ts";
 import type { CommonOptions, NemesisKind, Scenario } from "../src/driver/scenario.ts";
@@ -16,6 +16,9 @@ import { scenario as paxos } from "../src/workers/paxos/scenario.ts";
 import { roles as paxosRoles } from "../src/workers/paxos/roles.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
 import { defineRole, type Role } from "../src/workers/runtime/types.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const SYSTEMS = {
   echo: { scenario: echo, roles: echoRoles, opts: { clients: 3, intervalMs: 10 } },

@@ -16,7 +16,12 @@ describe("nemesis", () => {
       const after = { statuses: c.nodes.map((x) => c.status(x.id)), net: c.network() };
       return { events: n.events, seen, after };
     });
-    const { events, after } = result;
+    const { events, after, seen } = result;
+    // One fault at a time: every sample shows at most one of crashed, paused, partition, loss.
+    const faults = (s: string) => (s.match(/[cp]/g)?.length ?? 0) + (s.includes("P") ? 1 : 0) + (s.includes("L") ? 1 : 0);
+    expect(seen.length).toBe(20);
+    expect(seen.every((s) => faults(s) <= 1)).toBe(true);
+    expect(seen.filter((s) => faults(s) === 1).length).toBeGreaterThanOrEqual(5);
     expect(events.length).toBeGreaterThanOrEqual(18);
     // Strict alternation: inject, heal, inject, heal...
     events.forEach((e, i) => expect(e.action).toBe(i % 2 === 0 ? "inject" : "heal"));

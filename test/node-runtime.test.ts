@@ -7,6 +7,7 @@ import { ErrorCode, defineRole, type Message } from "../src/workers/runtime/type
 function harness() {
   const sent: Message[] = [];
   const timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
+  const logs: string[] = [];
   let now = 1000;
   const env: Env = {
     now: () => now,
@@ -18,7 +19,7 @@ function harness() {
     clearTimer: (h) => ((h as { cancelled: boolean }).cancelled = true),
     transmit: (m) => sent.push(m),
     storage: new SqliteStorage(null, "memory"),
-    emitLog: () => {},
+    emitLog: (level, _node, text) => void logs.push(`${level}: ${text}`),
     uid: () => "u",
     serveHttp: () => {},
   };
@@ -30,11 +31,40 @@ function harness() {
       else timers.push(t);
     }
   };
-  const rt = new NodeRuntime({ id: "a", role: "r", config: {}, nodeIds: ["a", "b"], incarnation: 0, seed: 1, logLevel: "silent" }, env);
-  return { rt, sent, advance };
+  const rt = new NodeRuntime({ id: "a", role: "r", config: {}, nodeIds: ["a", "b"], incarnation: 0, seed: 1, logLevel: "error" }, env);
+  return { rt, sent, advance, logs, live: () => timers.filter((t) => !t.cancelled).length };
 }
 
 describe("NodeRuntime without a network", () => {
+  test("a clean stop is bounded: a stop hook that never finishes is cut off and reported; timers and sleeps are cancelled", async () => {
+    const { rt, advance, logs, live } = harness();
+    let woke = false;
+    let ticks = 0;
+    await rt.start(
+      defineRole((n) => {
+        void n.sleep(60_000).then(() => (woke = true));
+        n.setInterval(10, () => void ticks++);
+        return { stop: () => new Promise<void>(() => {}) };
+      }),
+    );
+    const stopping = rt.stop(2000);
+    let result: { cutOff: boolean } | undefined;
+    void stopping.then((r) => (result = r));
+    advance(1999);
+    await Bun.sleep(0);
+    expect(result).toBeUndefined();
+    const ticksBefore = ticks;
+    advance(1);
+    await Bun.sleep(0);
+    expect(result).toEqual({ cutOff: true });
+    expect(logs.some((l) => l.startsWith("error:") && l.includes("cut off"))).toBe(true);
+    expect(live()).toBe(0);
+    advance(120_000);
+    await Bun.sleep(0);
+    expect([woke, ticks]).toEqual([false, ticksBefore]);
+  });
+
+
   test("garbage input is refused and counted, never thrown", async () => {
     const { rt, sent } = harness();
     await rt.start(defineRole((n) => n.on("x", (m) => n.reply(m, { type: "x_ok" }))));

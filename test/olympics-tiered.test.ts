@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { Cluster } from "../src/driver/cluster.ts";
 import { runScenario, type Summary } from "../src/driver/run.ts";
 import type { CommonOptions, NemesisKind } from "../src/driver/scenario.ts";
@@ -16,6 +16,9 @@ import { scenario } from "../src/workers/olympics/scenario.ts";
 import type { DispatcherState, FrontendState, OrderTag } from "../src/workers/olympics/tiered-messages.ts";
 import type { TieredOptions } from "../src/workers/olympics/tiered-scenario.ts";
 import { db as dbRole } from "../src/workers/olympics/db.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const PW = "test-password";
 type Opts = TieredOptions & CommonOptions;

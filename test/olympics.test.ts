@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { Cluster } from "../src/driver/cluster.ts";
 import type { CommonOptions, RunControl } from "../src/driver/scenario.ts";
 import { runScenario as runDriver } from "../src/driver/run.ts";
@@ -10,6 +10,9 @@ import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/work
 import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
 import { delays, verdicts, type Row } from "../bench/push-pull.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const PW = "test-password";
 
@@ -300,6 +303,17 @@ describe("push and pull", () => {
     });
   });
 
+  test("cacofonix told to stop answers at once, however long its rate", async () => {
+    const nodes: NodeSpec[] = [obelixSpec(), { id: "cacofonix", role: "cacofonix", config: { obelix: "obelix", password: PW, mode: "testing", rateMs: 3_600_000 } satisfies CacofonixConfig }];
+    await inSim(nodes, async (c) => {
+      await c.sleep(1000);
+      const t0 = c.now();
+      const report = (await c.request<{ type: string; report: { running: boolean; updates: number } }>("cacofonix", { type: "cacofonix_stop" }, 5000)).report;
+      expect([report.running, report.updates]).toEqual([false, 0]);
+      expect(c.now() - t0).toBeLessThan(100);
+    });
+  });
+
   test("pull tablets converge on obelix's values while cacofonix writes", async () => {
     const nodes: NodeSpec[] = [
       obelixSpec(),
@@ -316,6 +330,7 @@ describe("push and pull", () => {
         await c.sleep(400);
         const b = await board(c);
         const p1 = (await c.inspect<TabletState>("p1"))!;
+        expect([b.tallies.length, b.scores.length]).toEqual([TEAMS.length, EVENTS.length]);
         for (const t of b.tallies) expect(p1.tallies[t.team]).toEqual(t);
         for (const s of b.scores) expect(p1.scores[s.event]).toEqual(s);
         const p2 = (await c.inspect<TabletState>("p2"))!;
@@ -436,6 +451,7 @@ describe("durability and atomicity", () => {
         }
         await Promise.all(writes);
         const b = await board(c);
+        expect(b.tallies.length).toBe(TEAMS.length);
         for (const t of b.tallies) {
           for (const m of MEDALS) expect(t[m]).toBe(expected.get(`${t.team}/${m}`)!);
           expect(t.version).toBe(200);
@@ -461,12 +477,14 @@ async function runScenario(o: Partial<OlympicsOptions & CommonOptions>, network?
 describe("scenario", () => {
   test("testing mode: every tablet ends on Gaul's golds and Stone Curling, and no unauthorized write lands", async () => {
     const r = await runScenario({ mode: "testing", pull: 2, push: 3 });
+    expect(Object.keys(r.checks).length).toBeGreaterThan(3);
     for (const [name, check] of Object.entries(r.checks)) expect({ name, ...check }).toMatchObject({ name, ok: true });
     expect(r.metrics!.unauthorizedWrites as number).toBeGreaterThan(0);
   });
 
   test("random mode over a lossy, duplicating network still converges", async () => {
     const r = await runScenario({ seed: 11, pull: 3, push: 3 }, { loss: 0.05, dup: 0.05, latencyMs: 5, distribution: "exponential" });
+    expect(Object.keys(r.checks).length).toBeGreaterThan(3);
     for (const [name, check] of Object.entries(r.checks)) expect({ name, ...check }).toMatchObject({ name, ok: true });
   });
 

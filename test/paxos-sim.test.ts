@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { RunResult } from "../src/driver/scenario.ts";
 import { Simulation } from "../src/sim/simulator.ts";
 import type { ReplicaSnapshot } from "../src/workers/paxos/messages.ts";
@@ -7,6 +7,9 @@ import { paxosTopology, replicaIds, runPaxos, type PaxosOptions } from "../src/w
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
 import { healAll } from "./helpers.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 /**
  * Fault tests in the deterministic simulator, many seeds each: the scenario's own workload and

@@ -1,30 +1,20 @@
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test } from "bun:test";
 import { healAll } from "./helpers.ts";
 import type { RunResult } from "../src/driver/scenario.ts";
-import { startCluster } from "../src/main/supervisor.ts";
+import type { ThreadCluster } from "../src/main/supervisor.ts";
 import type { ReplicaSnapshot } from "../src/workers/paxos/messages.ts";
 import { paxosTopology, replicaIds, runPaxos, type PaxosOptions } from "../src/workers/paxos/scenario.ts";
+import { tempDirs, withThreads } from "./helpers.ts";
 
 /** A few real runs on worker threads with sqlite storage: the same scenario and checks as the simulator. */
 
-const dirs: string[] = [];
-afterAll(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+const tmp = tempDirs("paxos");
 
-async function threaded(o: Partial<PaxosOptions>, faults: (c: Awaited<ReturnType<typeof startCluster>>) => Promise<void>): Promise<RunResult> {
-  const dataDir = mkdtempSync(join(tmpdir(), "menhir-paxos-"));
-  dirs.push(dataDir);
+function threaded(o: Partial<PaxosOptions>, faults: (c: ThreadCluster) => Promise<void>): Promise<RunResult> {
   const opts = { f: 1, clients: 2, intervalMs: 2, ...o } as PaxosOptions;
-  const c = await startCluster({ system: "paxos", nodes: paxosTopology(opts), seed: 1, dataDir, logLevel: "silent" });
-  try {
-    return await runPaxos(c, opts, { untilStopped: () => faults(c).then(() => healAll(c)), stopping: () => false }, { quietTimeoutMs: 5000 });
-  } finally {
-    await c.stop();
-  }
+  return withThreads({ system: "paxos", nodes: paxosTopology(opts), seed: 1, dataDir: tmp(), logLevel: "silent" }, (c) =>
+    runPaxos(c, opts, { untilStopped: () => faults(c).then(() => healAll(c)), stopping: () => false }, { quietTimeoutMs: 5000 }),
+  );
 }
 
 function expectAllChecks(r: RunResult): void {
@@ -72,16 +62,11 @@ describe("paxos on worker threads", () => {
   });
 
   test("skipped slots and 5% loss on threads", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "menhir-paxos-"));
-    dirs.push(dataDir);
     const opts = { f: 1, clients: 2, intervalMs: 2, skipSlots: "3,5", clientTimeoutMs: 100 } as PaxosOptions;
-    const c = await startCluster({ system: "paxos", nodes: paxosTopology(opts), seed: 2, dataDir, logLevel: "silent", network: { loss: 0.05 } });
-    try {
-      const r = await runPaxos(c, opts, { untilStopped: () => c.sleep(1500), stopping: () => false }, { quietTimeoutMs: 5000 });
-      expectAllChecks(r);
-      expect(r.checks["every skipped slot holds a no-op"]?.ok).toBe(true);
-    } finally {
-      await c.stop();
-    }
+    const r = await withThreads({ system: "paxos", nodes: paxosTopology(opts), seed: 2, dataDir: tmp(), logLevel: "silent", network: { loss: 0.05 } }, (c) =>
+      runPaxos(c, opts, { untilStopped: () => c.sleep(1500), stopping: () => false }, { quietTimeoutMs: 5000 }),
+    );
+    expectAllChecks(r);
+    expect(r.checks["every skipped slot holds a no-op"]?.ok).toBe(true);
   });
 });

@@ -108,7 +108,9 @@ const op = (c = "c1", s = nextId, t = "hi"): Op => ({ id: `id-${nextId++}`, c, s
 
 function logsAgree(h: Harness): void {
   const logs = h.executed.filter((_, i) => !h.down.has(i));
+  expect(logs.length).toBeGreaterThan(1);
   const min = Math.min(...logs.map((l) => l.length));
+  expect(min).toBeGreaterThan(0);
   for (const l of logs) expect(JSON.stringify(l.slice(0, min))).toBe(JSON.stringify(logs[0]!.slice(0, min)));
   for (const l of logs) l.forEach(([s], k) => expect(s).toBe(k + 1));
 }

@@ -72,16 +72,23 @@ describe("node runtime (in the simulator)", () => {
   });
 
   test("a paused node answers nothing until resumed, then everything", async () => {
-    const { result } = await simulate({ seed: 7, nodes: kvNodes(1), roles }, async (c) => {
+    const { result } = await simulate({ seed: 7, nodes: kvNodes(2), roles }, async (c) => {
       await c.pause("n1");
       const timedOut = await c.request("n1", { type: "ping" }, 100).catch((e) => e);
-      const late = c.request("n1", { type: "ping" }, 5000);
+      let answered = false;
+      const late = c.request("n1", { type: "ping" }, 5000).finally(() => (answered = true));
+      await c.request("n2", { type: "blast", to: "n1", n: 5 });
       await c.sleep(500);
+      // Held, not lost and not handled: no answer and no count yet.
+      const whilePaused = { answered, count: (await c.inspect<{ count: number }>("n1"))!.count };
       await c.resume("n1");
-      return { timedOut, late: await late };
+      const pong = await late;
+      return { timedOut, whilePaused, pong, seqs: (await c.request<{ seqs: number[] }>("n1", { type: "seqs" })).seqs };
     });
     expect((result.timedOut as RpcError).code).toBe(ErrorCode.Timeout);
-    expect(result.late.type).toBe("pong");
+    expect(result.whilePaused).toEqual({ answered: false, count: 0 });
+    expect(result.pong.type).toBe("pong");
+    expect(result.seqs).toEqual([0, 1, 2, 3, 4]);
   });
 
   test("loss drops about the configured fraction, deterministically per seed", async () => {
@@ -114,15 +121,21 @@ describe("node runtime (in the simulator)", () => {
 
   test("latency delays delivery by about its mean and keeps a link FIFO", async () => {
     const { result } = await simulate({ seed: 13, nodes: kvNodes(2), roles, network: { latencyMs: 20, distribution: "exponential" } }, async (c) => {
-      const t0 = c.now();
-      await c.request("n1", { type: "relay", to: "n2", inner: { type: "ping" } });
-      const rtt = c.now() - t0;
+      // A relay is two hops under latency (the driver's own hops are not delayed): about 40 ms.
+      const rtts: number[] = [];
+      for (let i = 0; i < 50; i++) {
+        const t0 = c.now();
+        await c.request("n1", { type: "relay", to: "n2", inner: { type: "ping" } });
+        rtts.push(c.now() - t0);
+      }
       await c.request("n2", { type: "blast", to: "n1", n: 100 });
       await c.sleep(1000);
-      return { rtt, count: (await c.inspect<{ count: number }>("n1"))!.count };
+      return { meanRtt: rtts.reduce((a, b) => a + b, 0) / rtts.length, seqs: (await c.request<{ seqs: number[] }>("n1", { type: "seqs" })).seqs };
     });
-    expect(result.rtt).toBeGreaterThan(0);
-    expect(result.count).toBe(100);
+    expect(result.meanRtt).toBeGreaterThan(25);
+    expect(result.meanRtt).toBeLessThan(60);
+    // Exponential latencies would reorder 100 messages; the link keeps them in sending order.
+    expect(result.seqs).toEqual(Array.from({ length: 100 }, (_, i) => i));
   });
 
   test("partitions: symmetric blocks both ways, one-way only one, healing restores", async () => {

@@ -5,13 +5,16 @@
  * 503. (Before the order service resolved the catalog's unlogged trades, an in-flight place_order
  * whose leader was deposed or whose front end died left the trade in the catalog with no order.)
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { Simulation } from "../src/sim/simulator.ts";
 import { RpcError } from "../src/workers/runtime/types.ts";
 import type { Order } from "../src/workers/stocks/messages.ts";
 import { OrderLog } from "../src/workers/stocks/log.ts";
 import { roles } from "../src/workers/stocks/roles.ts";
 import { awaitConvergence, awaitResolved, catalogStocks, expectedQuantities, readLog, replicaIds, scenario, stocksTopology } from "../src/workers/stocks/scenario.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const R = replicaIds(3);
 const opts = { clients: 8, p: 1, intervalMs: 1, port: 0, replicas: 3, initialQuantity: 1000, maxQuantity: 5 };

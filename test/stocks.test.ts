@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
 import { Simulation } from "../src/sim/simulator.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
@@ -7,6 +7,9 @@ import { STOCKS } from "../src/workers/stocks/catalog.ts";
 import type { Order } from "../src/workers/stocks/messages.ts";
 import { roles } from "../src/workers/stocks/roles.ts";
 import { awaitConvergence, catalogStocks, expectedQuantities, readLog, replicaIds, scenario, stocksTopology, type StocksOptions } from "../src/workers/stocks/scenario.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const R = replicaIds(3);
 

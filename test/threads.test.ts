@@ -1,34 +1,20 @@
-import { afterAll, describe, expect, test, setDefaultTimeout } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { startCluster, type ThreadCluster } from "../src/main/supervisor.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
-import { kvNodes } from "./helpers.ts";
+import { kvNodes, tempDirs, withThreads, within } from "./helpers.ts";
 
 // Starts workers or OS processes: give it room on a loaded 2-core machine.
 setDefaultTimeout(30_000);
 
 const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
-const dirs: string[] = [];
-function tmp(): string {
-  const d = mkdtempSync(join(tmpdir(), "menhir-threads-"));
-  dirs.push(d);
-  return d;
-}
-afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const tmp = tempDirs("threads");
 
 /** Each test runs with a thread per node, and again with every node sharing one thread (--threads 1). */
 for (const threads of [undefined, 1] as const) {
   const layout = threads === undefined ? "a thread per node" : "all nodes in one thread";
 
-  async function withCluster<T>(n: number, fn: (c: ThreadCluster) => Promise<T>, dataDir = tmp(), nodes = kvNodes(n)): Promise<T> {
-    const c = await startCluster({ system: FIXTURE, nodes, seed: 1, dataDir, logLevel: "silent", threads });
-    try {
-      return await fn(c);
-    } finally {
-      await c.stop();
-    }
+  function withCluster<T>(n: number, fn: (c: ThreadCluster) => Promise<T>, dataDir = tmp(), nodes = kvNodes(n)): Promise<T> {
+    return withThreads({ system: FIXTURE, nodes, seed: 1, dataDir, logLevel: "silent", threads }, fn);
   }
 
   describe(`worker threads (${layout})`, () => {
@@ -76,7 +62,6 @@ for (const threads of [undefined, 1] as const) {
           const fromNew = await relay("n2", "n1");
           busy = false;
           await traffic;
-          await Bun.sleep(250); // a link found down is retried after 200 ms
           expect(fromNew).toBe(true);
           expect(await relay("n1", "n2")).toBe(true);
           expect(await relay("n2", "n1")).toBe(true);
@@ -86,14 +71,50 @@ for (const threads of [undefined, 1] as const) {
       }, undefined, [{ id: "n1", role: "kv" }, { id: "n2", role: "kv", config: { greet: "n1" } }]);
     });
 
+    test("control operations on one node are serialised: concurrent restarts, a crash right after a restart", async () => {
+      await withCluster(2, async (c) => {
+        // Each call answers within a bound (a dropped comlink call would hang it) with the state it left.
+        const prompt = <T>(p: Promise<T>) => within(8000, p);
+        const both = await prompt(Promise.all([c.restart("n2"), c.restart("n2")]));
+        expect(both).toEqual(["running", "running"]);
+        expect(c.status("n2")).toBe("running");
+        for (const delay of [30, 40, 50]) {
+          const restarting = prompt(c.restart("n2"));
+          await Bun.sleep(delay);
+          const crashed = await prompt(c.crash("n2"));
+          expect([await restarting, crashed]).toEqual(["running", "crashed"]);
+          expect(await prompt(c.restart("n2"))).toBe("running");
+        }
+        expect(c.status("n2")).toBe("running");
+        const r = await c.request<{ reply: { type: string } }>("n1", { type: "relay", to: "n2", inner: { type: "ping" } }, 5000);
+        expect(r.reply.type).toBe("pong");
+        expect((await c.inspect<{ incarnation: number }>("n2"))!.incarnation).toBe(8);
+      });
+    });
+
+    test("a control call pending on a worker that ends is answered, not dropped", async () => {
+      const c = await startCluster({ system: FIXTURE, nodes: [{ id: "n1", role: "kv" }, { id: "n2", role: "kv", config: { slowRestartMs: 60_000 } }], seed: 1, dataDir: tmp(), logLevel: "silent", threads });
+      const restarting = c.restart("n2");
+      await Bun.sleep(100);
+      await c.stop();
+      const answer = await within(5000, restarting).catch((e: Error) => e.message);
+      expect(answer).toBe("crashed");
+    });
+
     test("pause holds messages, resume delivers them", async () => {
-      await withCluster(1, async (c) => {
-        await c.pause("n1");
+      await withCluster(2, async (c) => {
+        expect(await c.pause("n1")).toBe("paused");
         const timedOut = await c.request("n1", { type: "ping" }, 150).catch((e) => e);
         expect((timedOut as RpcError).code).toBe(ErrorCode.Timeout);
-        const late = c.request("n1", { type: "ping" }, 5000);
-        await c.resume("n1");
+        let answered = false;
+        const late = c.request("n1", { type: "ping" }, 5000).finally(() => (answered = true));
+        await c.request("n2", { type: "blast", to: "n1", n: 5 });
+        await Bun.sleep(100);
+        // Held, not handled: no answer, no count.
+        expect([answered, (await c.inspect<{ count: number }>("n1"))!.count]).toEqual([false, 0]);
+        expect(await c.resume("n1")).toBe("running");
         expect((await late).type).toBe("pong");
+        expect((await c.request<{ seqs: number[] }>("n1", { type: "seqs" })).seqs).toEqual([0, 1, 2, 3, 4]);
       });
     });
 
@@ -102,7 +123,6 @@ for (const threads of [undefined, 1] as const) {
         await c.setNetwork({ partitions: [{ from: ["n1"], to: ["n2"] }] });
         const cut = await c.request("n1", { type: "relay", to: "n2", inner: { type: "ping" }, timeoutMs: 150 }).then(() => true, () => false);
         await c.setNetwork({ partitions: [] });
-        await Bun.sleep(20);
         const healed = await c.request("n1", { type: "relay", to: "n2", inner: { type: "ping" }, timeoutMs: 1000 }).then(() => true, () => false);
         expect([cut, healed]).toEqual([false, true]);
         await expect(c.setNetwork({ loss: 3 } as never)).rejects.toThrow(/loss must be a probability/);

@@ -4,11 +4,14 @@
  * persists only every 5th); the check (the final count covers every acknowledged increment) fails
  * when the nemesis kills the counter between two persisted values.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import { runScenario } from "../src/driver/run.ts";
 import type { Scenario } from "../src/driver/scenario.ts";
 import { Simulation } from "../src/sim/simulator.ts";
 import { defineRole } from "../src/workers/runtime/types.ts";
+
+// Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
+setDefaultTimeout(30_000);
 
 const register = defineRole((node) => {
   let value = node.storage.get<number>("value") ?? 0;

@@ -1,9 +1,9 @@
 import type { LinkSettings, NetworkSettings, Partition } from "../workers/runtime/network.ts";
 import type { NodeStats } from "../workers/runtime/node.ts";
-import type { Body, Logger, NodeId, NodeSpec, Random } from "../workers/runtime/types.ts";
+import type { Body, Logger, NodeId, NodeSpec, NodeStatus, Random } from "../workers/runtime/types.ts";
 import type { HistoryLog } from "../history/record.ts";
 
-export type NodeStatus = "running" | "crashed" | "paused";
+export { DRIVER_ID, type NodeStatus } from "../workers/runtime/types.ts";
 
 /** A network change: fields of LinkSettings for every link, plus link overrides and partitions (which replace the old ones). */
 export interface NetworkPatch extends Partial<LinkSettings> {
@@ -33,10 +33,14 @@ export interface Cluster {
   readonly log: Logger;
   now(): number;
   sleep(ms: number): Promise<void>;
-  crash(id: NodeId): Promise<void>;
-  restart(id: NodeId): Promise<void>;
-  pause(id: NodeId): Promise<void>;
-  resume(id: NodeId): Promise<void>;
+  /**
+   * Control operations. On one node they run one at a time in the order called; each answers with
+   * the state it left the node in (a later call may change it again).
+   */
+  crash(id: NodeId): Promise<NodeStatus>;
+  restart(id: NodeId): Promise<NodeStatus>;
+  pause(id: NodeId): Promise<NodeStatus>;
+  resume(id: NodeId): Promise<NodeStatus>;
   status(id: NodeId): NodeStatus;
   info(): Promise<NodeInfo[]>;
   network(): NetworkSettings;
@@ -54,4 +58,5 @@ export interface Cluster {
   readonly history?: HistoryLog;
 }
 
-export const DRIVER_ID = "driver";
+/** A valid change that did not take effect on every worker or host; the message names those that failed. */
+export class NotAppliedError extends Error {}

@@ -25,7 +25,7 @@ export class Nemesis {
   readonly events: NemesisEvent[] = [];
   private running = false;
   private done: Promise<void> = Promise.resolve();
-  private active: { kind: NemesisKind; heal: () => Promise<void>; detail: string } | null = null;
+  private active: { kind: NemesisKind; heal: () => Promise<unknown>; detail: string } | null = null;
   private readonly t0: number;
 
   constructor(

@@ -3,7 +3,7 @@
  * gets a 4xx JSON error and changes nothing.
  */
 import { timingSafeEqual } from "node:crypto";
-import type { Cluster } from "../driver/cluster.ts";
+import { NotAppliedError, type Cluster } from "../driver/cluster.ts";
 import { headOf, jsonError, requestUrl } from "../workers/runtime/http.ts";
 
 export interface AdminOptions {
@@ -72,7 +72,7 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
         try {
           await cluster.setNetwork(body as never);
         } catch (e) {
-          return jsonError(400, e instanceof Error ? e.message : String(e));
+          return jsonError(e instanceof NotAppliedError ? 503 : 400, e instanceof Error ? e.message : String(e));
         }
         return Response.json(cluster.network());
       }
@@ -88,8 +88,8 @@ export function startAdmin(opts: AdminOptions): ReturnType<typeof Bun.serve> {
         if (!cluster.nodes.some((n) => n.id === id)) return jsonError(404, `no node "${id}"`);
         if (!(NODE_ACTIONS as readonly string[]).includes(action)) return jsonError(404, `unknown action "${action}" (use ${NODE_ACTIONS.join(", ")})`);
         if (req.method !== "POST") return jsonError(405, "use POST");
-        await cluster[action as (typeof NODE_ACTIONS)[number]](id);
-        return Response.json({ id, status: cluster.status(id) });
+        const status = await cluster[action as (typeof NODE_ACTIONS)[number]](id);
+        return Response.json({ id, status });
       }
       return jsonError(404, `no route ${path} (routes: GET /nodes, GET /stats, GET|PUT /network, POST /nodes/:id/{${NODE_ACTIONS.join(",")}})`);
     } catch (e) {

@@ -13,7 +13,9 @@ import { parseNetworkPatch, type NetworkSettings } from "../workers/runtime/netw
 import { isMessage } from "../workers/runtime/node.ts";
 import type { Logger, NodeId } from "../workers/runtime/types.ts";
 import { wireDial, wireListen, type Endpoint, type WireConn, type WireOptions } from "../workers/runtime/wire.ts";
-import type { ThreadCluster } from "./supervisor.ts";
+import type { ControlOp, LocalHost, RemoteHosts } from "./hosts.ts";
+import { Limits } from "../workers/runtime/limits.ts";
+import { assert } from "../workers/runtime/assert.ts";
 
 export type { Endpoint } from "../workers/runtime/wire.ts";
 
@@ -26,9 +28,8 @@ export interface BridgeOptions {
   handshakeTimeoutMs?: number;
 }
 
-type ControlOp = "crash" | "restart" | "pause" | "resume" | "inspect" | "info" | "network" | "where" | "shutdown";
-const CONTROL_OPS: ReadonlySet<string> = new Set(["crash", "restart", "pause", "resume", "inspect", "info", "network", "where", "shutdown"]);
-const CONTROL_TIMEOUT_MS = 5000;
+const CONTROL_OPS: ReadonlySet<string> = new Set<ControlOp>(["crash", "restart", "pause", "resume", "inspect", "info", "network", "where", "shutdown"]);
+const CONTROL_TIMEOUT_MS = Limits.bridgeControlTimeoutMs;
 
 interface Peer {
   endpoint: Endpoint;
@@ -36,7 +37,7 @@ interface Peer {
   backoffMs: number;
 }
 
-export class TcpBridge {
+export class TcpBridge implements RemoteHosts {
   private readonly peers = new Map<string, Peer>();
   private listener: TCPSocketListener<WireConn> | null = null;
   private readonly calls = new Map<number, { resolve(v: unknown): void; reject(e: Error): void; timer: ReturnType<typeof setTimeout> }>();
@@ -52,9 +53,9 @@ export class TcpBridge {
 
   constructor(
     private readonly opts: BridgeOptions,
-    private readonly cluster: ThreadCluster,
+    private readonly cluster: LocalHost,
   ) {
-    for (const [host, endpoint] of Object.entries(opts.peers)) this.peers.set(host, { endpoint, conn: null, backoffMs: 100 });
+    for (const [host, endpoint] of Object.entries(opts.peers)) this.peers.set(host, { endpoint, conn: null, backoffMs: Limits.bridgeRedialMinMs });
     this.wire = {
       host: opts.host,
       secret: opts.secret,
@@ -94,7 +95,7 @@ export class TcpBridge {
       },
       onReady: (conn) => {
         p.conn = conn;
-        p.backoffMs = 100;
+        p.backoffMs = Limits.bridgeRedialMinMs;
         this.opts.log.info(`bridge: connected to host ${host}`);
         for (const n of this.cluster.nodes) if (this.cluster.hostOf(n.id) === host) this.remoteStatuses.set(n.id, "running");
       },
@@ -112,7 +113,7 @@ export class TcpBridge {
     for (const n of this.cluster.nodes) if (this.cluster.hostOf(n.id) === host) this.remoteStatuses.set(n.id, "crashed");
     if (this.closed) return;
     const delay = p.backoffMs;
-    p.backoffMs = Math.min(p.backoffMs * 2, 5000);
+    p.backoffMs = Math.min(p.backoffMs * 2, Limits.bridgeRedialMaxMs);
     setTimeout(() => this.dial(host), delay);
   }
 
@@ -129,6 +130,7 @@ export class TcpBridge {
         const c = this.calls.get(Number(frame.id));
         if (!c) return;
         this.calls.delete(Number(frame.id));
+        assert(this.calls.size < Limits.maxBridgePendingCalls, "bridge pending calls within bound");
         clearTimeout(c.timer);
         if (frame.t === "ctl_ok") c.resolve(frame.value);
         else c.reject(new Error(String(frame.error)));
@@ -141,7 +143,7 @@ export class TcpBridge {
 
   /** Only the driver's traffic crosses the bridge: requests from a remote driver, replies to a local one. */
   private onDriverMessages(conn: WireConn, ms: unknown): void {
-    if (!Array.isArray(ms) || ms.length === 0 || ms.length > 4096) throw new Error("a batch must be a non-empty array of at most 4096 messages");
+    if (!Array.isArray(ms) || ms.length === 0 || ms.length > Limits.maxFrameMessages) throw new Error(`a batch must be a non-empty array of at most ${Limits.maxFrameMessages} messages`);
     for (const m of ms) {
       if (!isMessage(m)) throw new Error("malformed node message");
       if (m.dest === DRIVER_ID) {
@@ -170,11 +172,13 @@ export class TcpBridge {
   }
 
   control(host: string, op: ControlOp, node?: NodeId, extra?: unknown): Promise<unknown> {
+    if (this.calls.size >= Limits.maxBridgePendingCalls) return Promise.reject(new Error(`host ${host}: ${this.calls.size} control calls already pending`));
     const id = this.nextCall++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         if (this.calls.delete(id)) reject(new Error(`host ${host} did not answer "${op}" within ${CONTROL_TIMEOUT_MS / 1000} s`));
       }, CONTROL_TIMEOUT_MS);
+      assert(!this.calls.has(id), `bridge call id ${id} reused`);
       this.calls.set(id, { resolve, reject, timer });
       if (!this.send(host, { t: "ctl", id, op, node, extra })) {
         this.calls.delete(id);
@@ -182,7 +186,7 @@ export class TcpBridge {
         reject(new Error(`host ${host} is not connected`));
       }
     }).then((v) => {
-      if (node && (op === "crash" || op === "restart" || op === "pause" || op === "resume")) this.remoteStatuses.set(node, op === "crash" ? "crashed" : op === "pause" ? "paused" : "running");
+      if (node && (op === "crash" || op === "restart" || op === "pause" || op === "resume") && (v === "running" || v === "paused" || v === "crashed")) this.remoteStatuses.set(node, v);
       return v;
     });
   }
@@ -201,16 +205,16 @@ export class TcpBridge {
       let value: unknown = null;
       switch (op as ControlOp) {
         case "crash":
-          await this.cluster.crash(local());
+          value = await this.cluster.crash(local());
           break;
         case "restart":
-          await this.cluster.restart(local());
+          value = await this.cluster.restart(local());
           break;
         case "pause":
-          await this.cluster.pause(local());
+          value = await this.cluster.pause(local());
           break;
         case "resume":
-          await this.cluster.resume(local());
+          value = await this.cluster.resume(local());
           break;
         case "inspect":
           value = await this.cluster.inspect(local());
@@ -224,7 +228,7 @@ export class TcpBridge {
         case "network": {
           const net = frame.extra as NetworkSettings;
           parseNetworkPatch({ ...net?.defaults, links: net?.links ?? {}, partitions: net?.partitions ?? [] }, this.cluster.nodes.map((n) => n.id));
-          this.cluster.applyNetwork(net);
+          await this.cluster.applyNetwork(net);
           break;
         }
         case "shutdown":
@@ -243,18 +247,23 @@ export class TcpBridge {
   }
 
   async remoteInfo(): Promise<NodeInfo[]> {
-    const all = await Promise.all([...this.peers.keys()].map((h) => this.control(h, "info").catch(() => [])));
+    // A host that does not answer shows its nodes as crashed (status() says the same): logged, not thrown.
+    const all = await Promise.all([...this.peers.keys()].map((h) => this.control(h, "info").catch((e) => (this.opts.log.debug(`bridge: no info from host ${h}: ${e instanceof Error ? e.message : String(e)}`), []))));
     return (all as NodeInfo[][]).flat();
   }
 
-  broadcastNetwork(net: NetworkSettings): void {
-    for (const h of this.peers.keys()) void this.control(h, "network", undefined, net).catch((e) => this.opts.log.warn(`bridge: ${String(e)}`));
+  /** Every peer host adopts the settings; throws naming each host that did not confirm. */
+  async broadcastNetwork(net: NetworkSettings): Promise<void> {
+    const hosts = [...this.peers.keys()];
+    const results = await Promise.allSettled(hosts.map((h) => this.control(h, "network", undefined, net)));
+    const failed = results.flatMap((r, i) => (r.status === "rejected" ? [`host ${hosts[i]}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`] : []));
+    if (failed.length > 0) throw new Error(failed.join("; "));
   }
 
   /** Ask every peer host to stop (the driver host does this at the end of a --duration run). */
   async shutdownPeers(): Promise<void> {
     this.parting = true;
-    await Promise.all([...this.peers.keys()].map((h) => this.control(h, "shutdown").catch(() => {})));
+    await Promise.all([...this.peers.keys()].map((h) => this.control(h, "shutdown").catch((e) => this.opts.log.warn(`bridge: host ${h} did not confirm the shutdown: ${e instanceof Error ? e.message : String(e)}`))));
   }
 
   connectedHosts(): string[] {
@@ -265,7 +274,12 @@ export class TcpBridge {
     this.closed = true;
     for (const p of this.peers.values()) p.conn?.close();
     this.listener?.stop(true);
-    for (const c of this.calls.values()) clearTimeout(c.timer);
+    // Calls still pending are answered, not dropped.
+    for (const c of this.calls.values()) {
+      clearTimeout(c.timer);
+      c.reject(new Error("the bridge closed before the host answered"));
+    }
+    this.calls.clear();
   }
 }
 

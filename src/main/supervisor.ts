@@ -6,7 +6,9 @@
 import * as Comlink from "comlink";
 import { mkdirSync, rmSync } from "node:fs";
 import { DriverCalls } from "../driver/calls.ts";
-import { DRIVER_ID, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
+import { DRIVER_ID, NotAppliedError, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
+import { rolesModule } from "../workers/registry.ts";
+import { assert } from "../workers/runtime/assert.ts";
 import { Limits } from "../workers/runtime/limits.ts";
 import { applyNetworkPatch, defaultNetwork, parseNetworkPatch, type NetworkSettings } from "../workers/runtime/network.ts";
 import { isMessage } from "../workers/runtime/node.ts";
@@ -14,7 +16,7 @@ import { formatLogLine, makeLogger, printLine, wallStamp } from "../workers/runt
 import { seededRandom } from "../workers/runtime/random.ts";
 import { ErrorCode, RpcError, type Body, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random } from "../workers/runtime/types.ts";
 import type { LinkGrant, SupervisorPort, WorkerApi, WorkerInit } from "../workers/runtime/worker.ts";
-import type { Bridge } from "./bridge.ts";
+import type { LocalHost, RemoteHosts } from "./hosts.ts";
 
 const WORKER_URL = new URL("../workers/runtime/worker.ts", import.meta.url).href;
 
@@ -47,7 +49,15 @@ interface Group {
   worker: Worker | null;
   api: Comlink.Remote<WorkerApi> | null;
   driverPort: MessagePort | null;
+  /** Our end of the channel the worker asks the supervisor on (links, HTTP and data endpoints). */
+  supervisorPort: MessagePort | null;
   members: NodeId[];
+  /** Rejected when the worker ends, failing every call still pending on it (comlink would drop them). */
+  gone: { promise: Promise<never>; reject(e: Error): void } | null;
+  /** A worker being spawned (two members restarting at once share it). */
+  spawning: Promise<void> | null;
+  /** Resolves once the current worker thread has exited (its files and sockets are released). */
+  exited: Promise<void>;
 }
 
 interface LocalNode {
@@ -57,9 +67,17 @@ interface LocalNode {
   group: Group;
   httpUrl?: string;
   dataPort?: number;
+  /** Control operations on this node run one at a time, in the order they were called. */
+  queue: Promise<unknown>;
+  queued: number;
+  /** Why the node's last start failed (null once it starts). */
+  startError?: string;
 }
 
-export class ThreadCluster implements Cluster {
+/** A call to a worker that ended before it answered. */
+export class WorkerGone extends Error {}
+
+export class ThreadCluster implements Cluster, LocalHost {
   readonly mode = "threads" as const;
   readonly seed: number;
   readonly nodes: readonly NodeSpec[];
@@ -74,11 +92,14 @@ export class ThreadCluster implements Cluster {
     return this.driverCalls.history;
   }
   private readonly driverCalls = new DriverCalls({ setTimer: (ms, fn) => setTimeout(fn, ms), clearTimer: (t) => clearTimeout(t as ReturnType<typeof setTimeout>) });
-  private bridge: Bridge | null = null;
+  private bridge: RemoteHosts | null = null;
   private readonly driverHost: string;
   private stopped = false;
+  /** Where workers import the roles from (they know no registry). */
+  private readonly rolesModule: string;
 
   constructor(private readonly opts: StartOptions) {
+    this.rolesModule = rolesModule(opts.system);
     this.seed = opts.seed;
     this.nodes = opts.nodes;
     this.nodeIds = opts.nodes.map((n) => n.id);
@@ -92,7 +113,7 @@ export class ThreadCluster implements Cluster {
   }
 
   /** Attach the TCP bridge that carries traffic to nodes on other hosts. */
-  attachBridge(bridge: Bridge): void {
+  attachBridge(bridge: RemoteHosts): void {
     this.bridge = bridge;
   }
 
@@ -109,15 +130,16 @@ export class ThreadCluster implements Cluster {
     mkdirSync(this.opts.dataDir, { recursive: true });
     const specs = this.opts.nodes.filter((s) => this.isLocal(s.id));
     const threads = this.opts.threads === undefined ? specs.length : Math.max(1, Math.min(this.opts.threads, specs.length));
-    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, members: [] }));
+    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, supervisorPort: null, members: [], gone: null, spawning: null, exited: Promise.resolve() }));
     specs.forEach((spec, i) => {
       const group = groups[i % threads]!;
       group.members.push(spec.id);
-      this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, group });
+      this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, group, queue: Promise.resolve(), queued: 0 });
     });
-    await Promise.all(groups.map((g) => this.spawnWorker(g)));
+    await Promise.all(groups.map((g) => this.ensureWorker(g)));
+    await Promise.all([...this.local.values()].map((n) => this.serial(n, () => this.startNode(n, true))));
     // A node that cannot start (its port is taken, say) fails the run: it does not run without it.
-    const failed = (await Promise.all([...this.local.values()].map((n) => this.startNode(n)))).filter((why) => why !== null);
+    const failed = [...this.local.values()].filter((n) => n.status === "crashed").map((n) => n.startError ?? `node ${n.spec.id} did not start`);
     if (failed.length > 0) throw new Error(failed.join("; "));
   }
 
@@ -125,14 +147,22 @@ export class ThreadCluster implements Cluster {
     return [...new Set([...this.local.values()].map((n) => n.group))];
   }
 
+  /** The group's worker, spawned if it has none. */
+  private ensureWorker(g: Group): Promise<void> {
+    if (g.api) return Promise.resolve();
+    g.spawning ??= this.spawnWorker(g).finally(() => (g.spawning = null));
+    return g.spawning;
+  }
+
   /** Start a worker thread for a group (its nodes are started one by one after). */
   private async spawnWorker(g: Group): Promise<void> {
+    if (this.stopped) throw new Error("the cluster is stopping");
     const worker = new Worker(WORKER_URL);
     const api = Comlink.wrap<WorkerApi>(worker as unknown as Comlink.Endpoint);
     const sup = new MessageChannel();
     const drv = new MessageChannel();
     const supervisorPort: SupervisorPort = {
-      requestLink: (src, dest) => this.requestLink(src, dest),
+      requestLink: (src, incarnation, dest) => this.requestLink(src, incarnation, dest),
       httpReady: (id, url) => {
         const node = this.local.get(id);
         if (node) node.httpUrl = url;
@@ -144,35 +174,93 @@ export class ThreadCluster implements Cluster {
     };
     Comlink.expose(supervisorPort, sup.port1);
     drv.port1.onmessage = (e) => this.fromNodeToDriver(e.data);
+    let reject!: (e: Error) => void;
+    const promise = new Promise<never>((_, r) => (reject = r));
+    // Observed by every callWorker race; this handler only keeps an unraced end from being reported as unhandled.
+    promise.then(undefined, ignore);
     g.worker = worker;
     g.api = api;
     g.driverPort = drv.port1;
+    g.supervisorPort = sup.port1;
+    g.gone = { promise, reject };
+    g.exited = new Promise<void>((resolve) => worker.addEventListener("close", () => resolve()));
     worker.addEventListener("error", (e) => {
-      this.log.error(`worker of ${g.members.join(", ")} died: ${(e as ErrorEvent).message}`);
       if (g.worker !== worker) return;
-      this.endWorker(g);
-      for (const id of g.members) void this.crash(id);
+      this.workerLost(g, `died: ${(e as ErrorEvent).message}`);
     });
-    await api.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2]));
+    await this.callWorker(g, "connect", (w) => w.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2])));
+  }
+
+  /**
+   * A call on a group's worker that always settles: with the answer, with WorkerGone if the worker
+   * ends first, or with a timeout error.
+   */
+  private callWorker<T>(g: Group, what: string, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>, timeoutMs: number = Limits.controlTimeoutMs): Promise<T> {
+    const { api, gone } = g;
+    if (!api || !gone) return Promise.reject(new WorkerGone(`${what}: the worker of ${g.members.join(", ")} is not running`));
+    return withTimeout(Promise.race([call(api), gone.promise]), timeoutMs, `${what}: the worker of ${g.members.join(", ")}`);
   }
 
   private endWorker(g: Group): void {
+    const gone = g.gone;
     g.worker?.terminate();
     g.api?.[Comlink.releaseProxy]();
     g.driverPort?.close();
+    g.supervisorPort?.close();
     g.worker = null;
     g.api = null;
     g.driverPort = null;
+    g.supervisorPort = null;
+    g.gone = null;
+    gone?.reject(new WorkerGone(`the worker of ${g.members.join(", ")} ended before it answered`));
   }
 
-  /** Starts a node; a failure leaves it crashed and is returned (null: it runs). */
-  private async startNode(n: LocalNode): Promise<string | null> {
+  /** A worker died or stopped answering: every node in it is crashed (a fact, not a queued operation). */
+  private workerLost(g: Group, why: string): void {
+    this.log.error(`worker of ${g.members.join(", ")} ${why}`);
+    this.endWorker(g);
+    for (const id of g.members) {
+      const n = this.local.get(id)!;
+      if (n.status === "crashed") continue;
+      this.markCrashed(n);
+      void this.broadcastDown(id, n.incarnation).catch((e) => this.log.error(String(e instanceof Error ? e.message : e)));
+    }
+  }
+
+  private markCrashed(n: LocalNode): void {
+    n.status = "crashed";
+    n.httpUrl = undefined;
+    n.dataPort = undefined;
+  }
+
+  /** Run a control operation on a node after those already queued for it; answers the state it left. */
+  private serial(n: LocalNode, op: () => Promise<NodeStatus>): Promise<NodeStatus> {
+    if (this.stopped) return Promise.reject(new Error(`the cluster is stopping: no control operations on ${n.spec.id}`));
+    if (n.queued >= Limits.maxQueuedControlOps) return Promise.reject(new Error(`node ${n.spec.id} already has ${n.queued} control operations queued`));
+    n.queued++;
+    const run = n.queue.then(op).finally(() => {
+      n.queued--;
+      assert(n.queued >= 0, `${n.spec.id}: control queue count went negative`);
+    });
+    // The caller gets the outcome from `run`; the queue only needs to know it settled.
+    n.queue = run.then(undefined, ignore);
+    return run;
+  }
+
+  /**
+   * Starts a node. A failure leaves it crashed, with the reason kept in `startError`; it is logged
+   * unless this is the cluster's first start, where `start()` fails the run with it instead.
+   */
+  private async startNode(n: LocalNode, initial = false): Promise<NodeStatus> {
+    if (this.stopped) return n.status;
+    assert(n.status === "crashed", `start ${n.spec.id} while ${n.status}`);
     n.incarnation++;
     n.httpUrl = undefined;
     n.dataPort = undefined;
     n.status = "running";
     const init: WorkerInit = {
       system: this.opts.system,
+      rolesModule: this.rolesModule,
       spec: n.spec,
       nodeIds: this.nodeIds,
       incarnation: n.incarnation,
@@ -183,32 +271,50 @@ export class ThreadCluster implements Cluster {
       wire: this.opts.wire ? { ...this.opts.wire, host: this.host, placement: this.placement } : undefined,
     };
     try {
-      await n.group.api!.startNode(init);
-      return null;
+      await this.callWorker(n.group, `start ${n.spec.id}`, (api) => api.startNode(init));
+      n.startError = undefined;
     } catch (e) {
-      await this.crash(n.spec.id);
-      return `node ${n.spec.id} failed to start: ${e instanceof Error ? e.message : String(e)}`;
+      n.startError = `node ${n.spec.id} failed to start: ${e instanceof Error ? e.message : String(e)}`;
+      if (!initial) this.log.error(n.startError);
+      await this.doCrash(n);
+      return n.status;
     }
+    // Peers that found it down ask for a link at their next send, not after a retry pause.
+    const inc = n.incarnation;
+    await this.everyWorker(`announce ${n.spec.id}#${inc}`, (api) => api.peerUp(n.spec.id, inc)).catch((e) => this.log.warn(String(e instanceof Error ? e.message : e)));
+    return n.status;
   }
 
   /**
    * A worker asks for a link to dest: a local peer gets a direct MessageChannel; a remote one, the
    * address of its node's own TCP data endpoint (asked of its host), which the worker dials itself.
    */
-  private async requestLink(src: NodeId, dest: NodeId): Promise<LinkGrant | null> {
+  private async requestLink(src: NodeId, srcInc: number, dest: NodeId): Promise<LinkGrant | null> {
     if (!this.nodeIds.includes(dest)) return null;
+    // A request still in flight from an incarnation that has died since: its answer would reach no one.
+    const asker = this.local.get(src);
+    if (!asker || asker.incarnation !== srcInc || asker.status === "crashed") return null;
     if (!this.isLocal(dest)) {
       const host = this.placement[dest]!;
       const at = this.bridge?.endpointOf(host);
       if (!at || !this.bridge) return null;
-      const port = await this.bridge.control(host, "where", dest).catch(() => null);
+      // A host that cannot say where the node is makes it look down: the link retries after a pause.
+      const port = await this.bridge.control(host, "where", dest).catch((e) => (this.log.debug(`no link ${src} -> ${dest}: ${e instanceof Error ? e.message : String(e)}`), null));
       return typeof port === "number" ? { wire: { hostname: at.hostname, port } } : null;
     }
     const peer = this.local.get(dest);
     if (!peer || peer.status === "crashed" || !peer.group.api) return null;
     const ch = new MessageChannel();
-    await peer.group.api.acceptLink(dest, src, Comlink.transfer(ch.port2, [ch.port2]));
-    return Comlink.transfer({ port: ch.port1 }, [ch.port1]);
+    const destInc = peer.incarnation;
+    const accepted = await this.callWorker(peer.group, `link ${src} to ${dest}`, (api) => api.acceptLink(dest, destInc, src, srcInc, Comlink.transfer(ch.port2, [ch.port2]))).then(
+      () => true,
+      () => false,
+    );
+    if (!accepted) {
+      ch.port1.close();
+      return null;
+    }
+    return Comlink.transfer({ port: ch.port1, incarnation: destInc }, [ch.port1]);
   }
 
   /** The port of a local node's TCP data endpoint (multi-host only). */
@@ -243,8 +349,20 @@ export class ThreadCluster implements Cluster {
     throw new Error(`no node "${id}" (nodes: ${this.nodeIds.join(", ")})`);
   }
 
-  private broadcastDropLink(id: NodeId): void {
-    for (const g of this.groups()) if (g.api) void g.api.dropLink(id).catch(() => {});
+  /**
+   * Every live worker forgets its links to `incarnation` of `id`. A worker that ends meanwhile lost
+   * its links anyway; any other failure is an error naming the workers that did not confirm.
+   */
+  private async broadcastDown(id: NodeId, incarnation: number): Promise<void> {
+    await this.everyWorker(`forget links to ${id}#${incarnation}`, (api) => api.peerDown(id, incarnation));
+  }
+
+  /** Run a call on every live worker and wait for all; throws naming each worker that failed. */
+  private async everyWorker(what: string, call: (api: Comlink.Remote<WorkerApi>) => Promise<unknown>): Promise<void> {
+    const groups = this.groups().filter((g) => g.api);
+    const results = await Promise.allSettled(groups.map((g) => this.callWorker(g, what, call)));
+    const failed = results.flatMap((r, i) => (r.status === "rejected" && !(r.reason instanceof WorkerGone) ? [`worker of ${groups[i]!.members.join(", ")}: ${String(r.reason instanceof Error ? r.reason.message : r.reason)}`] : []));
+    if (failed.length > 0) throw new Error(`${what} failed on ${failed.join("; ")}`);
   }
 
   now(): number {
@@ -255,44 +373,78 @@ export class ThreadCluster implements Cluster {
     return new Promise((r) => setTimeout(r, ms));
   }
 
-  async crash(id: NodeId): Promise<void> {
-    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "crash", id));
+  /** A control operation on a node of another host: that host runs it and answers the state it left. */
+  private async remoteControl(id: NodeId, op: "crash" | "restart" | "pause" | "resume"): Promise<NodeStatus> {
+    const v = await this.bridge!.control(this.placement[id]!, op, id);
+    return v === "running" || v === "paused" || v === "crashed" ? v : this.status(id);
+  }
+
+  crash(id: NodeId): Promise<NodeStatus> {
+    if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "crash");
     const n = this.node(id);
-    if (n.status === "crashed") return;
-    n.status = "crashed";
-    n.httpUrl = undefined;
-    n.dataPort = undefined;
+    return this.serial(n, () => this.doCrash(n));
+  }
+
+  private async doCrash(n: LocalNode): Promise<NodeStatus> {
+    if (n.status === "crashed") return n.status;
+    const id = n.spec.id;
+    this.markCrashed(n);
     const g = n.group;
     // Alone in its thread, a node dies with the thread; in a shared one, only its runtime goes.
-    if (g.members.length === 1) this.endWorker(g);
-    else await g.api?.crashNode(id).catch(() => {});
-    this.broadcastDropLink(id);
+    // Either way it is gone for good (its sqlite file released) before the next incarnation starts.
+    let exitError: unknown = null;
+    if (g.members.length === 1) {
+      this.endWorker(g);
+      exitError = await withTimeout(g.exited, Limits.controlTimeoutMs, `the worker of ${id} to exit`).then(() => null, (e: unknown) => e);
+    } else {
+      try {
+        await this.callWorker(g, `crash ${id}`, (api) => api.crashNode(id, n.incarnation));
+      } catch (e) {
+        if (!(e instanceof WorkerGone)) this.workerLost(g, `did not crash ${id} (${e instanceof Error ? e.message : String(e)}): ended it`);
+      }
+    }
+    // Peers forget their links even if the thread is slow to exit; then the caller hears about it.
+    await this.broadcastDown(id, n.incarnation);
+    if (exitError) throw exitError;
+    return n.status;
   }
 
-  async restart(id: NodeId): Promise<void> {
-    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "restart", id));
+  restart(id: NodeId): Promise<NodeStatus> {
+    if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "restart");
     const n = this.node(id);
-    // crash() already told every peer to forget its link; links made once the new worker is up are good.
-    if (n.status !== "crashed") await this.crash(id);
-    if (!n.group.api) await this.spawnWorker(n.group);
-    const failed = await this.startNode(n);
-    if (failed) this.log.error(failed);
+    return this.serial(n, async () => {
+      // The crash tells every peer to forget its link; links made once the new node is up are good.
+      if (n.status !== "crashed") await this.doCrash(n);
+      try {
+        await this.ensureWorker(n.group);
+      } catch (e) {
+        this.log.error(`node ${id} failed to start: ${e instanceof Error ? e.message : String(e)}`);
+        return n.status;
+      }
+      return this.startNode(n);
+    });
   }
 
-  async pause(id: NodeId): Promise<void> {
-    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "pause", id));
+  pause(id: NodeId): Promise<NodeStatus> {
+    if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "pause");
     const n = this.node(id);
-    if (n.status !== "running") return;
-    await n.group.api!.pause(id);
-    n.status = "paused";
+    return this.serial(n, async () => {
+      if (n.status !== "running") return n.status;
+      await this.callWorker(n.group, `pause ${id}`, (api) => api.pause(id));
+      n.status = "paused";
+      return n.status;
+    });
   }
 
-  async resume(id: NodeId): Promise<void> {
-    if (!this.isLocal(id) && this.bridge) return void (await this.bridge.control(this.placement[id]!, "resume", id));
+  resume(id: NodeId): Promise<NodeStatus> {
+    if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "resume");
     const n = this.node(id);
-    if (n.status !== "paused") return;
-    await n.group.api!.resume(id);
-    n.status = "running";
+    return this.serial(n, async () => {
+      if (n.status !== "paused") return n.status;
+      await this.callWorker(n.group, `resume ${id}`, (api) => api.resume(id));
+      n.status = "running";
+      return n.status;
+    });
   }
 
   status(id: NodeId): NodeStatus {
@@ -311,7 +463,7 @@ export class ThreadCluster implements Cluster {
         host: this.host,
         status: n.status,
         incarnation: n.incarnation,
-        stats: n.group.api && n.status !== "crashed" ? await withTimeout(n.group.api.stats(n.spec.id), 2000).catch(() => null) : null,
+        stats: n.status !== "crashed" ? await this.callWorker(n.group, `stats of ${n.spec.id}`, (api) => api.stats(n.spec.id), Limits.statsTimeoutMs).catch((e) => (this.log.debug(String(e instanceof Error ? e.message : e)), null)) : null,
       })),
     );
   }
@@ -327,22 +479,28 @@ export class ThreadCluster implements Cluster {
     return this.net;
   }
 
+  /**
+   * Validate, then apply on every local worker and every other host; returns once all have the
+   * settings, or throws naming each worker or host that did not confirm.
+   */
   async setNetwork(patch: NetworkPatch): Promise<void> {
-    this.applyNetwork(applyNetworkPatch(this.net, parseNetworkPatch(patch, this.nodeIds)));
-    this.bridge?.broadcastNetwork(this.net);
+    const net = applyNetworkPatch(this.net, parseNetworkPatch(patch, this.nodeIds));
+    const results = await Promise.allSettled([this.applyNetwork(net), this.bridge?.broadcastNetwork(net)]);
+    const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []));
+    if (failed.length > 0) throw new NotAppliedError(`network settings did not take effect everywhere: ${failed.join("; ")}`);
   }
 
-  /** Adopt settings (local change, or from the driver host). */
-  applyNetwork(net: NetworkSettings): void {
+  /** Adopt settings (local change, or from the driver host) on every local worker. */
+  async applyNetwork(net: NetworkSettings): Promise<void> {
     this.net = net;
-    for (const g of this.groups()) if (g.api) void g.api.setNetwork(net).catch(() => {});
+    await this.everyWorker("network settings", (api) => api.setNetwork(net));
   }
 
   async inspect<T = unknown>(id: NodeId): Promise<T | null> {
     if (!this.isLocal(id) && this.bridge) return (await this.bridge.control(this.placement[id]!, "inspect", id)) as T | null;
     const n = this.node(id);
     if (!n.group.api || n.status === "crashed") return null;
-    return (await withTimeout(n.group.api.inspect(id), 5000)) as T | null;
+    return (await this.callWorker(n.group, `inspect ${id}`, (api) => api.inspect(id), Limits.inspectTimeoutMs)) as T | null;
   }
 
   request<R = Body>(dest: NodeId, body: Body, timeoutMs: number = Limits.defaultRequestTimeoutMs): Promise<R> {
@@ -364,28 +522,42 @@ export class ThreadCluster implements Cluster {
     return this.local.get(id)?.httpUrl;
   }
 
-  /** Clean stop: every node's stop hook runs and its storage closes; then workers end. */
+  /**
+   * Clean stop, bounded whatever the roles do: every node's stop hook runs (a hook that overruns is
+   * cut off inside the node and reported), its timers and sleeps are cancelled and its storage
+   * closes; a node that does not finish within Limits.stopTimeoutMs is reported and its worker ended.
+   * Control operations still queued or pending are answered (the workers' end rejects them).
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all(
       [...this.local.values()].map(async (n) => {
-        const api = n.group.api;
-        if (api && n.status !== "crashed") {
-          if (n.status === "paused") await api.resume(n.spec.id).catch(() => {});
-          await withTimeout(api.stopNode(n.spec.id), 3000).catch((e) => this.log.warn(`node ${n.spec.id} did not stop cleanly: ${String(e)}`));
+        const id = n.spec.id;
+        if (n.group.api && n.status !== "crashed") {
+          try {
+            if (n.status === "paused") await this.callWorker(n.group, `resume ${id}`, (api) => api.resume(id), Limits.stopTimeoutMs);
+            const { cutOff } = await this.callWorker(n.group, `stop ${id}`, (api) => api.stopNode(id), Limits.stopTimeoutMs);
+            if (cutOff) this.log.warn(`node ${id}: its stop hook overran ${Limits.stopHookTimeoutMs} ms and was cut off`);
+          } catch (e) {
+            if (!(e instanceof WorkerGone)) this.log.warn(`node ${id} did not stop cleanly: ${e instanceof Error ? e.message : String(e)}`);
+          }
         }
-        n.status = "crashed";
+        this.markCrashed(n);
       }),
     );
-    for (const g of this.groups()) this.endWorker(g);
+    const groups = this.groups();
+    for (const g of groups) this.endWorker(g);
+    await Promise.all(groups.map((g) => withTimeout(g.exited, Limits.stopTimeoutMs, `the worker of ${g.members.join(", ")} to exit`).catch((e) => this.log.warn(String(e instanceof Error ? e.message : e)))));
     this.driverCalls.clear();
   }
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+function ignore(): void {}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what = "the call"): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    const t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
     p.then(
       (v) => (clearTimeout(t), resolve(v)),
       (e) => (clearTimeout(t), reject(e)),

@@ -2,7 +2,8 @@ import { DriverCalls } from "../driver/calls.ts";
 import { DRIVER_ID, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
 import { Limits } from "../workers/runtime/limits.ts";
 import { LinkPlanner, applyNetworkPatch, defaultNetwork, parseNetworkPatch, type NetworkSettings } from "../workers/runtime/network.ts";
-import { NodeRuntime, type Env } from "../workers/runtime/node.ts";
+import { assert } from "../workers/runtime/assert.ts";
+import { NodeSlot, type SlotHost } from "../workers/runtime/slot.ts";
 import { guardHttp } from "../workers/runtime/http.ts";
 import { LOG_LEVELS, formatLogLine, makeLogger } from "../workers/runtime/log.ts";
 import { seededRandom } from "../workers/runtime/random.ts";
@@ -10,8 +11,7 @@ import { SqliteStorage } from "../workers/runtime/storage.ts";
 import { type Body, type HttpHandler, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random, type Role } from "../workers/runtime/types.ts";
 import { EventHeap, type SimEvent } from "./heap.ts";
 
-/** More events than this at one virtual instant is a livelock (a zero-delay loop), not a workload. */
-const MAX_EVENTS_PER_INSTANT = 250_000;
+const MAX_EVENTS_PER_INSTANT = Limits.maxEventsPerInstant;
 
 /** Virtual time starts here, so node clocks look like real dates. */
 export const SIM_EPOCH_MS = Date.UTC(2026, 0, 1);
@@ -39,9 +39,8 @@ export interface SimStats {
 
 interface SimNode {
   spec: NodeSpec;
-  runtime: NodeRuntime | null;
-  status: NodeStatus;
-  incarnation: number;
+  /** State, runtime and fault planning: the same core the worker host uses. */
+  slot: NodeSlot;
   storage: SqliteStorage;
   http?: (req: Request) => Promise<Response>;
   uidCounter: number;
@@ -96,7 +95,7 @@ export class Simulation implements Cluster {
       if (ids.has(n.id) || n.id === DRIVER_ID) throw new Error(`duplicate or reserved node id "${n.id}"`);
       if (!this.roles[n.role]) throw new Error(`node ${n.id}: unknown role "${n.role}" (known: ${Object.keys(this.roles).join(", ")})`);
       ids.add(n.id);
-      this.simNodes.set(n.id, { spec: n, runtime: null, status: "crashed", incarnation: -1, storage: new SqliteStorage(null, "memory"), uidCounter: 0 });
+      this.simNodes.set(n.id, this.makeNode(n));
     }
     if (opts.network) this.net = applyNetworkPatch(this.net, parseNetworkPatch(opts.network, this.nodeIds));
     this.log = makeLogger(this.logLevel, (level, text, fields) => this.emitLog(level, DRIVER_ID, text, fields));
@@ -125,11 +124,12 @@ export class Simulation implements Cluster {
           throw new Error(`simulation livelock: ${MAX_EVENTS_PER_INSTANT} events at t=${((ev.time - SIM_EPOCH_MS) / 1000).toFixed(3)}s without time advancing (a zero-delay loop? add latency or a pause)`);
         }
       } else this.eventsThisInstant = 0;
+      assert(ev.time >= this.virtualNow, `virtual time went back from ${this.virtualNow} to ${ev.time}`);
       this.virtualNow = ev.time;
       ev.fire();
     }
     for (const n of this.simNodes.values()) {
-      n.runtime?.halt();
+      n.slot.runtime?.halt();
       n.storage.close();
     }
     const r = result!;
@@ -142,13 +142,14 @@ export class Simulation implements Cluster {
       simSeconds: (this.virtualNow - SIM_EPOCH_MS) / 1000,
       events: this.events,
       delivered: this.delivered,
-      dropped: this.dropped,
+      dropped: this.dropped + [...this.simNodes.values()].reduce((a, n) => a + n.slot.dropped, 0),
       digest: this.digest.toString(16).padStart(16, "0"),
     };
   }
 
   private schedule(delayMs: number, fire: () => void): SimEvent {
     const ev: SimEvent = { time: this.virtualNow + Math.max(0, delayMs), seq: this.seq++, fire };
+    assert(ev.time >= this.virtualNow, `an event scheduled in the past (${delayMs} ms)`);
     this.heap.push(ev);
     return ev;
   }
@@ -158,65 +159,55 @@ export class Simulation implements Cluster {
     this.sink(formatLogLine(`[${((this.virtualNow - SIM_EPOCH_MS) / 1000).toFixed(3)}s]`, node, level, text, fields));
   }
 
-  private boot(n: SimNode): void {
-    n.incarnation++;
-    n.status = "running";
-    n.http = undefined;
-    const inc = n.incarnation;
+  /** A node's slot, hosted on virtual time: timers and deliveries are events on the heap. */
+  private makeNode(spec: NodeSpec): SimNode {
     const self = this;
-    const env: Env = {
+    const host: SlotHost = {
       now: () => self.virtualNow,
-      setTimer: (ms, fn) => self.schedule(ms, () => n.incarnation === inc && n.status !== "crashed" && fn()),
+      setTimer: (ms, fn) => self.schedule(ms, fn),
       clearTimer: (h) => ((h as SimEvent).cancelled = true),
-      transmit: (msg) => self.transmit(msg),
-      storage: n.storage,
+      network: () => self.net,
+      deliver: (msg, delayed) => (delayed ? self.deliver(msg) : void self.schedule(0, () => self.deliver(msg))),
+      // A history event changes nothing a node can see: taken at once, it costs no event turn.
+      toDriver: (msg) => (msg.body.type === "history" ? self.driverCalls.settle(msg) : void self.schedule(0, () => self.driverCalls.settle(msg))),
       emitLog: (level, node, text, fields) => self.emitLog(level, node, text, fields),
-      uid: () => `${n.spec.id}-${inc}-${(n.uidCounter++).toString(36)}`,
       serveHttp: (_node, handler: HttpHandler, opts) => {
-        n.http = guardHttp(handler, opts, (e) => self.emitLog("error", n.spec.id, `http handler failed: ${String(e)}`));
+        n.http = guardHttp(handler, opts, (e) => self.emitLog("error", spec.id, `http handler failed: ${String(e)}`));
       },
     };
-    const runtime = new NodeRuntime(
-      { id: n.spec.id, role: n.spec.role, config: n.spec.config ?? {}, nodeIds: this.nodeIds, incarnation: inc, seed: this.seed, logLevel: this.logLevel, clock: n.spec.clock },
-      env,
-    );
-    n.runtime = runtime;
-    runtime.start(this.roles[n.spec.role]!).catch((e) => {
+    const n: SimNode = {
+      spec,
+      slot: new NodeSlot(spec, { nodeIds: this.nodeIds, seed: this.seed, logLevel: this.logLevel }, host, this.planner, (inc) => `${spec.id}-${inc}-${(n.uidCounter++).toString(36)}`),
+      storage: new SqliteStorage(null, "memory"),
+      uidCounter: 0,
+    };
+    return n;
+  }
+
+  private boot(n: SimNode): void {
+    n.http = undefined;
+    n.slot.boot(n.storage);
+    const inc = n.slot.incarnation;
+    n.slot.start(this.roles[n.spec.role]!).catch((e) => {
       this.emitLog("error", n.spec.id, `role failed to start: ${e instanceof Error ? e.message : String(e)}`);
-      runtime.halt();
-      n.status = "crashed";
+      if (n.slot.incarnation === inc && n.slot.status !== "crashed") n.slot.crash();
     });
   }
 
-  private transmit(msg: Message): void {
-    if (msg.dest === DRIVER_ID) {
-      // A history event changes nothing a node can see: taken at once, it costs no event turn.
-      if (msg.body.type === "history") return this.driverCalls.settle(msg);
-      this.schedule(0, () => this.driverCalls.settle(msg));
-      return;
-    }
-    if (msg.src === DRIVER_ID) {
-      this.schedule(0, () => this.deliver(msg));
-      return;
-    }
-    if (this.heap.size >= Limits.maxInFlight) {
-      this.dropped++;
-      return;
-    }
-    const delays = this.planner.plan(this.net, msg.src, msg.dest, this.virtualNow);
-    if (delays.length === 0) this.dropped++;
-    for (const d of delays) this.schedule(d, () => this.deliver(msg));
+  /** The driver's messages are not subject to network faults. */
+  private fromDriver(msg: Message): void {
+    this.schedule(0, () => this.deliver(msg));
   }
 
   private deliver(msg: Message): void {
     const n = this.simNodes.get(msg.dest);
-    if (!n || n.status === "crashed" || !n.runtime) {
+    if (!n) {
       this.dropped++;
       return;
     }
+    if (!n.slot.receive(msg)) return;
     this.delivered++;
     this.digest = Bun.hash.wyhash(`${this.virtualNow}|${msg.src}|${msg.dest}|${JSON.stringify(msg.body)}`, this.digest);
-    n.runtime.deliver(msg);
   }
 
   private node(id: NodeId): SimNode {
@@ -233,41 +224,39 @@ export class Simulation implements Cluster {
     return new Promise((r) => this.schedule(ms, r));
   }
 
-  async crash(id: NodeId): Promise<void> {
+  async crash(id: NodeId): Promise<NodeStatus> {
     const n = this.node(id);
-    if (n.status === "crashed") return;
-    n.runtime?.halt();
-    n.runtime = null;
-    n.status = "crashed";
+    if (n.slot.status === "crashed") return n.slot.status;
+    n.slot.crash();
     n.http = undefined;
     if ((n.spec.storage ?? "os") === "memory") {
       n.storage.close();
       n.storage = new SqliteStorage(null, "memory");
     }
+    return n.slot.status;
   }
 
-  async restart(id: NodeId): Promise<void> {
+  async restart(id: NodeId): Promise<NodeStatus> {
     const n = this.node(id);
-    if (n.status !== "crashed") await this.crash(id);
+    if (n.slot.status !== "crashed") await this.crash(id);
     this.boot(n);
+    return n.slot.status;
   }
 
-  async pause(id: NodeId): Promise<void> {
+  async pause(id: NodeId): Promise<NodeStatus> {
     const n = this.node(id);
-    if (n.status !== "running") return;
-    n.runtime!.pause();
-    n.status = "paused";
+    if (n.slot.status === "running") n.slot.pause();
+    return n.slot.status;
   }
 
-  async resume(id: NodeId): Promise<void> {
+  async resume(id: NodeId): Promise<NodeStatus> {
     const n = this.node(id);
-    if (n.status !== "paused") return;
-    n.status = "running";
-    n.runtime!.resume();
+    if (n.slot.status === "paused") n.slot.resume();
+    return n.slot.status;
   }
 
   status(id: NodeId): NodeStatus {
-    return this.node(id).status;
+    return this.node(id).slot.status;
   }
 
   async info(): Promise<NodeInfo[]> {
@@ -275,9 +264,9 @@ export class Simulation implements Cluster {
       id: n.spec.id,
       role: n.spec.role,
       host: "sim",
-      status: n.status,
-      incarnation: n.incarnation,
-      stats: n.runtime ? n.runtime.snapshotStats() : null,
+      status: n.slot.status,
+      incarnation: n.slot.incarnation,
+      stats: n.slot.runtime ? n.slot.runtime.snapshotStats() : null,
     }));
   }
 
@@ -291,17 +280,17 @@ export class Simulation implements Cluster {
 
   async inspect<T = unknown>(id: NodeId): Promise<T | null> {
     const n = this.node(id);
-    return n.runtime && n.status !== "crashed" ? (n.runtime.inspect() as T) : null;
+    return n.slot.runtime && n.slot.status !== "crashed" ? (n.slot.runtime.inspect() as T) : null;
   }
 
   request<R = Body>(dest: NodeId, body: Body, timeoutMs: number = Limits.defaultRequestTimeoutMs): Promise<R> {
     this.node(dest);
-    return this.driverCalls.call<R>(dest, body, timeoutMs, (msg) => this.transmit(msg));
+    return this.driverCalls.call<R>(dest, body, timeoutMs, (msg) => this.fromDriver(msg));
   }
 
   async fetch(id: NodeId, req: Request): Promise<Response> {
     const n = this.node(id);
-    if (n.status === "crashed" || !n.http) throw new Error(`node ${id} serves no HTTP right now`);
+    if (n.slot.status === "crashed" || !n.http) throw new Error(`node ${id} serves no HTTP right now`);
     return n.http(req);
   }
 

@@ -24,6 +24,16 @@ export function isSystemName(s: string): s is SystemName {
   return Object.hasOwn(SYSTEMS, s);
 }
 
+/**
+ * The module a node's worker imports its roles from: a shipped system's `roles.ts`, or the given
+ * path or file URL. The supervisor resolves it so the worker host needs no registry.
+ */
+export function rolesModule(system: string): string {
+  if (/[/\\]|\.[cm]?[jt]s$/.test(system)) return system;
+  if (!isSystemName(system)) throw new Error(`unknown system "${system}" (known: ${Object.keys(SYSTEMS).join(", ")})`);
+  return new URL(`./${system}/roles.ts`, import.meta.url).href;
+}
+
 /** Roles of a shipped system by name, or of any module that exports `roles` (a path or file URL: your own nodes, test fixtures). */
 export async function loadRoles(system: string): Promise<Record<string, Role>> {
   if (/[/\\]|\.[cm]?[jt]s$/.test(system)) {

@@ -1,4 +1,4 @@
-import { seqKey } from "../runtime/storage.ts";
+import { seqKey } from "../runtime/keys.ts";
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import { CatalogCore, type Answer, type Out, type PeerSend, type Token } from "./core.ts";
 import { BOOKS, E, PULL_BATCH, isEntries, isIndex, isItem, isOp, isRequestId, isView, malformed, parseTopic, type Book, type CatalogConfig, type LogEntry, type ReadQuery, type View } from "./messages.ts";
@@ -51,7 +51,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
   const pending = new Map<Token, (a: Answer) => void>();
 
   /** Durable first (one transaction), then messages, then answers. */
-  function process(out: Out): void {
+  function handle(out: Out): void {
     if (out.view || out.entries.length > 0 || out.snapshot) {
       db.transaction(() => {
         if (out.view) db.put("meta/view", out.view);
@@ -86,15 +86,15 @@ export const catalog = defineRole<CatalogConfig>((node) => {
       case "replicate": {
         const seq = m.entries[m.entries.length - 1]!.seq;
         node.request<{ ok: boolean; epoch: number }>(s.to, m, { timeoutMs: REPLICATE_TIMEOUT_MS }).then(
-          (r) => process(core.onReplicateReply(s.to, seq, { ok: r.ok === true, epoch: isIndex(r.epoch) ? r.epoch : 0 }, node.now())),
-          () => process(core.onReplicateReply(s.to, seq, null, node.now())),
+          (r) => handle(core.onReplicateReply(s.to, seq, { ok: r.ok === true, epoch: isIndex(r.epoch) ? r.epoch : 0 }, node.now())),
+          () => handle(core.onReplicateReply(s.to, seq, null, node.now())),
         );
         return;
       }
       case "view_change":
         node.request<{ view: unknown }>(s.to, m, { timeoutMs: REPLICATE_TIMEOUT_MS }).then(
           (r) => {
-            if (isView(r.view, catalogs)) process(core.onView(r.view, node.now()));
+            if (isView(r.view, catalogs)) handle(core.onView(r.view, node.now()));
           },
           () => {}, // the tick asks again
         );
@@ -105,15 +105,15 @@ export const catalog = defineRole<CatalogConfig>((node) => {
             const snapLast = isIndex(r.snapshot?.last) ? r.snapshot!.last : undefined;
             const first = (snapLast !== undefined && snapLast > core.last ? snapLast : m.after) + 1;
             const ok = isIndex(r.last) && isEntries(r.entries, first, PULL_BATCH);
-            process(core.onPullReply(s.to, ok ? { entries: r.entries as LogEntry[], last: r.last as number, snapshot: snapLast !== undefined ? r.snapshot : undefined } : null, node.now()));
+            handle(core.onPullReply(s.to, ok ? { entries: r.entries as LogEntry[], last: r.last as number, snapshot: snapLast !== undefined ? r.snapshot : undefined } : null, node.now()));
           },
-          () => process(core.onPullReply(s.to, null, node.now())),
+          () => handle(core.onPullReply(s.to, null, node.now())),
         );
         return;
       case "join":
         node.request<{ view?: unknown }>(s.to, m, { timeoutMs: PULL_TIMEOUT_MS }).then(
-          (r) => process(core.onJoinReply(isView(r.view, catalogs) ? { view: r.view } : null, node.now())),
-          () => process(core.onJoinReply(null, node.now())),
+          (r) => handle(core.onJoinReply(isView(r.view, catalogs) ? { view: r.view } : null, node.now())),
+          () => handle(core.onJoinReply(null, node.now())),
         );
         return;
     }
@@ -122,7 +122,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
   function submit(job: { kind: "write"; rid: string; op: LogEntry["op"] } | { kind: "join"; from: string; last: number }): Promise<Answer> {
     const token = nextToken++;
     const p = new Promise<Answer>((resolve) => pending.set(token, resolve));
-    process(core.submit({ ...job, token }, node.now()));
+    handle(core.submit({ ...job, token }, node.now()));
     return p;
   }
 
@@ -160,7 +160,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
     const { view, entries } = msg.body;
     if (!isView(view, catalogs) || !Array.isArray(entries) || entries.length === 0 || !isEntries(entries, (entries[0] as LogEntry)?.seq)) throw malformed("malformed replicate");
     const { out, reply } = core.onReplicate(view, entries);
-    process(out);
+    handle(out);
     node.reply(msg, { type: "replicate_ok", ...reply });
   });
 
@@ -189,7 +189,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
     const view = msg.body.view;
     if (view !== undefined && view !== null) {
       if (!isView(view, catalogs)) throw malformed("hb carries a malformed view");
-      process(core.onView(view, node.now()));
+      handle(core.onView(view, node.now()));
     }
     node.reply(msg, { type: "hb_ok", epoch: core.epoch, mode: core.mode, last: core.last });
   });
@@ -221,7 +221,7 @@ export const catalog = defineRole<CatalogConfig>((node) => {
     }
   });
 
-  node.setInterval(TICK_MS, () => process(core.tick(node.now())));
+  node.setInterval(TICK_MS, () => handle(core.tick(node.now())));
 
   const digest = () => {
     let h = 0x811c9dc5;

@@ -2,7 +2,7 @@ import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import { VersionedLru } from "../shared/cache.ts";
 import { fail, messageBody, ok, toResponse, MAX_BODY_BYTES, type HttpReply } from "../shared/http.ts";
 import { route, type BookstoreApi } from "./http.ts";
-import { E, isIndex, isItem, isView, malformed, type Book, type FrontendConfig, type ReadQuery, type Topic, type View, type WriteResult } from "./messages.ts";
+import { E, MAX_REQUEST_ID_LENGTH, isIndex, isItem, isView, malformed, type Book, type FrontendConfig, type ReadQuery, type Topic, type View, type WriteResult } from "./messages.ts";
 
 /** Silent heartbeats before a replica counts as down. */
 const DOWN_AFTER_MISSES = 3;
@@ -231,6 +231,8 @@ export const frontend = defineRole<FrontendConfig>((node) => {
         return ok({ order: r.number, item, version: r.version });
       } catch (e) {
         if (!(e instanceof RpcError)) throw e;
+        // A definite "no" is served too: a sold-out book must not make a balanced pair look lopsided.
+        if (e.code === ErrorCode.PreconditionFailed || e.code === ErrorCode.KeyDoesNotExist) count(`buy:${target}`);
         if (e.code === ErrorCode.PreconditionFailed) return fail(409, E.unavailable);
         if (e.code === ErrorCode.KeyDoesNotExist) return fail(404, E.itemNotFound);
         if (e.code === ErrorCode.Overloaded) return fail(503, e.text, RETRY_AFTER);
@@ -275,13 +277,16 @@ export const frontend = defineRole<FrontendConfig>((node) => {
   );
   node.log.info(port === 0 ? "serving HTTP on a free port (see the cluster's httpUrl)" : `serving HTTP on http://localhost:${port}`);
 
-  // A network that duplicates messages must not buy a book twice: a repeated (sender, msg_id) gets
-  // the first request's answer. (Real HTTP over TCP is never duplicated.)
+  // A network that duplicates messages must not buy a book twice: a repeated (sender, session,
+  // msg_id) gets the first request's answer. (Real HTTP over TCP is never duplicated.) Message ids
+  // restart with their node, so a sender that may restart names its boot (`session`): a restarted
+  // client's first request is not a duplicate of its previous life's.
   const recentHttp = new Map<string, Promise<HttpReply>>();
   node.on("http", async (msg) => {
-    const { method, path } = msg.body;
+    const { method, path, session } = msg.body;
     if (typeof method !== "string" || typeof path !== "string" || path.length > 2048) return node.reply(msg, { type: "http_ok", ...fail(400, "malformed request") });
-    const key = `${msg.src}/${msg.body.msg_id}`;
+    if (session !== undefined && (typeof session !== "string" || session.length > MAX_REQUEST_ID_LENGTH)) return node.reply(msg, { type: "http_ok", ...fail(400, "malformed session") });
+    const key = `${msg.src}/${session ?? ""}/${msg.body.msg_id}`;
     let p = recentHttp.get(key);
     if (!p) {
       p = route(api, method, path, messageBody(msg.body.body));

@@ -1,4 +1,4 @@
-import { seqKey } from "../runtime/storage.ts";
+import { seqKey } from "../runtime/keys.ts";
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import { E, isIndex, isItem, isRequestId, isView, malformed, type Order, type OrderConfig, type View } from "./messages.ts";
 

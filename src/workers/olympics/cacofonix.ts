@@ -1,5 +1,4 @@
-import { DRIVER_ID } from "../../driver/cluster.ts";
-import { ErrorCode, RpcError, defineRole, type Body, type Message } from "../runtime/types.ts";
+import { DRIVER_ID, ErrorCode, RpcError, defineRole, type Body, type Message } from "../runtime/types.ts";
 import { EVENTS, MEDALS, TEAMS, asScore, asTally, type Event, type Medal, type Scores, type Team } from "./domain.ts";
 import type { CacofonixConfig, CacofonixReport, CacofonixStop, CacofonixStopOk, IncrementMedalTally, MedalTallyOk, ScoreOk, SetScore } from "./messages.ts";
 
@@ -129,7 +128,7 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
         if (!(e instanceof RpcError)) throw e;
         node.log.debug(`cannot read the standings yet (${e.text}); retrying in ${retryMs} ms`);
       }
-      await node.sleep(retryMs);
+      await nap(retryMs);
       retryMs = Math.min(retryMs * 2, 2000);
     }
     return undefined;

@@ -1,4 +1,4 @@
-import { seqKey } from "../runtime/storage.ts";
+import { seqKey } from "../runtime/keys.ts";
 import { ErrorCode, RpcError, defineRole, type Role } from "../runtime/types.ts";
 import { obelix } from "./obelix.ts";
 import { MAX_ORDER_LOG, Sequencer, type OrderEntry } from "./order.ts";

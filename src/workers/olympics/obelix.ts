@@ -1,5 +1,4 @@
-import { DRIVER_ID } from "../../driver/cluster.ts";
-import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
+import { DRIVER_ID, ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import { MAX_HTTP_BODY_BYTES, olympicsHttp } from "./http.ts";
 import type {
   GetMedalTally,

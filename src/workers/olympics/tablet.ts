@@ -1,5 +1,4 @@
-import { DRIVER_ID } from "../../driver/cluster.ts";
-import { ErrorCode, RpcError, defineRole, type Message } from "../runtime/types.ts";
+import { DRIVER_ID, ErrorCode, RpcError, defineRole, type Message } from "../runtime/types.ts";
 import { MEDALS, asScore, asTally, itemKey, findEvent, findTeam, formatScore, formatTally, partitionNames, type Event, type Score, type Tally, type Team } from "./domain.ts";
 import type { MedalTallyOk, Register, RegisterOk, ScoreOk, ScoreUpdate, TabletConfig, TabletState, TallyUpdate } from "./messages.ts";
 

@@ -1,4 +1,4 @@
-import { seqKey } from "../runtime/storage.ts";
+import { seqKey } from "../runtime/keys.ts";
 import { ErrorCode, RpcError, type Storage } from "../runtime/types.ts";
 
 const PREFIX = "write/";

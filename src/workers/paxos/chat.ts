@@ -1,3 +1,4 @@
+import { assert } from "../runtime/assert.ts";
 import type { Op, Value } from "./messages.ts";
 
 /** Sessions tracked before the oldest is forgotten (bounded memory). */
@@ -49,7 +50,7 @@ export class ChatLog {
   }
 
   apply(slot: number, value: Value): Applied {
-    if (slot !== this.applied + 1) throw new Error(`assertion failed: apply slot ${slot} after ${this.applied} (must be contiguous)`);
+    assert(slot === this.applied + 1, `apply slot ${slot} after ${this.applied} (must be contiguous)`);
     this.applied = slot;
     this.h = Bun.hash.wyhash(slotDigestText(slot, value), this.h);
     if (value === null) {

@@ -1,3 +1,4 @@
+import { assert } from "../runtime/assert.ts";
 import { PaxosLimits, valueBytes, type Op, type PeerMsg, type Value } from "./messages.ts";
 
 /**
@@ -81,10 +82,6 @@ interface PromiseState {
   done: boolean;
   next: number;
   lastSent: number;
-}
-
-function assert(cond: unknown, text: string): asserts cond {
-  if (!cond) throw new Error(`paxos assertion failed: ${text}`);
 }
 
 function emptyReady(): Ready {

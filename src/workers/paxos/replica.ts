@@ -1,4 +1,4 @@
-import { seqKey } from "../runtime/storage.ts";
+import { seqKey } from "../runtime/keys.ts";
 import { ErrorCode, defineRole, type Message, type NodeContext } from "../runtime/types.ts";
 import { ChatLog } from "./chat.ts";
 import { PaxosCore, type DurableState, type Ready } from "./core.ts";

@@ -1,6 +1,7 @@
+import { Limits } from "./limits.ts";
 import type { HttpHandler, HttpOptions } from "./types.ts";
 
-export const DEFAULT_MAX_HTTP_BODY = 64 * 1024;
+export const DEFAULT_MAX_HTTP_BODY = Limits.defaultMaxHttpBodyBytes;
 
 /** The error shape every menhir HTTP API answers with: `{"error": {"code", "message"}}`, status = code. */
 export function jsonError(status: number, message: string): Response {

@@ -18,6 +18,35 @@ export const Limits = {
   /** Bytes a TCP bridge buffers for one peer host before it drops. */
   maxBridgeBufferBytes: 64 << 20,
   defaultRequestTimeoutMs: 1000,
+  /** Largest TCP frame (a message at the size limit plus framing headroom); a connection that sends more is closed. */
+  maxFrameBytes: (1 << 20) + 64 * 1024,
+  /** A TCP connection that has not completed the mutual challenge-response by then is closed. */
+  handshakeTimeoutMs: 5000,
+  /** A node's HTTP request bodies, unless its serveHttp options say otherwise (larger ones get 413). */
+  defaultMaxHttpBodyBytes: 64 * 1024,
+  /** Largest simulated latency a network setting may ask for. */
+  maxLatencyMs: 60_000,
+  /** More simulator events than this at one virtual instant is a livelock (a zero-delay loop), not a workload. */
+  maxEventsPerInstant: 250_000,
+  /** Node messages in one frame on a TCP data link (a receiver refuses more). */
+  maxFrameMessages: 4096,
+  /** A peer found down is asked for again after this long (sends meanwhile are dropped). */
+  linkDownRetryMs: 200,
+  /** The host bridge: a control request to another host that takes longer failed; redial backoff; calls pending at once. */
+  bridgeControlTimeoutMs: 5000,
+  bridgeRedialMinMs: 100,
+  bridgeRedialMaxMs: 5000,
+  maxBridgePendingCalls: 4096,
+  /** Control operations waiting their turn on one node (the supervisor runs them one at a time). */
+  maxQueuedControlOps: 64,
+  /** A control call to a worker (start a node, crash, pause, link, network) that takes longer failed. */
+  controlTimeoutMs: 10_000,
+  /** A role's stop hook that runs longer is cut off (and reported); a node's whole clean stop is bounded by stopTimeoutMs. */
+  stopHookTimeoutMs: 2000,
+  stopTimeoutMs: 3000,
+  /** Stats and inspect snapshots a worker must answer within. */
+  statsTimeoutMs: 2000,
+  inspectTimeoutMs: 5000,
 } as const;
 
 /** A cheap, bounded size estimate: walks the value and stops as soon as it passes `limit`. */

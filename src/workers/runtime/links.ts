@@ -4,20 +4,26 @@
  * endpoint (msgpack frames, one frame per turn's worth of messages). A link being set up holds a
  * bounded backlog; a peer found down is retried after a short pause — messages meanwhile are
  * dropped, as they would be to a crashed node.
+ *
+ * Every port link knows the incarnation of the peer at its far end (raft's "term on every
+ * message", applied to links): a grant, an offered port or a drop for an incarnation older than one
+ * already known to have died or started is stale and ignored; a port whose partner's thread ends
+ * closes, and the link with it. A peer announced up clears a "down" mark at once.
  */
+import { assert } from "./assert.ts";
 import { Limits } from "./limits.ts";
 import type { Message, NodeId } from "./types.ts";
 import { wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
 
-/** How the supervisor answers a request for a link. */
-export type LinkGrant = { port: MessagePort } | { wire: Endpoint };
+/** How the supervisor answers a request for a link: a port to the given incarnation of the peer, or where to dial it. */
+export type LinkGrant = { port: MessagePort; incarnation: number } | { wire: Endpoint };
 
 /** Node messages per frame on a data link (a receiver refuses more). */
-export const MAX_FRAME_MESSAGES = 4096;
-const DOWN_RETRY_MS = 200;
+export const MAX_FRAME_MESSAGES = Limits.maxFrameMessages;
+const DOWN_RETRY_MS = Limits.linkDownRetryMs;
 
 type Link =
-  | { kind: "port"; port: MessagePort }
+  | { kind: "port"; port: MessagePort; incarnation: number }
   | { kind: "wire"; conn: WireConn; batch: Message[] }
   | { kind: "pending"; backlog: Message[] }
   | { kind: "down"; until: number };
@@ -40,6 +46,8 @@ export class Links {
   private readonly links = new Map<NodeId, Link>();
   /** Extra receive-only ports (a peer opened a link to us while ours was being set up). */
   private readonly extra = new Set<MessagePort>();
+  /** Per peer, the oldest incarnation that may still be alive (older ones are known dead). */
+  private readonly alive = new Map<NodeId, number>();
   dropped = 0;
 
   constructor(private readonly host: LinksHost) {}
@@ -75,22 +83,35 @@ export class Links {
     this.open(msg.dest, [msg]);
   }
 
+  private floor(peer: NodeId): number {
+    return this.alive.get(peer) ?? 0;
+  }
+
   private open(dest: NodeId, backlog: Message[]): void {
+    assert(dest !== this.host.id, `${dest}: a link to itself`);
+    assert(this.links.get(dest)?.kind !== "pending", `${this.host.id}: a second link to ${dest} while one is being set up`);
     const pending: Link = { kind: "pending", backlog };
     this.links.set(dest, pending);
     const isCurrent = () => this.links.get(dest) === pending;
+    const asked = this.floor(dest);
     this.host.grant(dest).then(
       async (grant) => {
+        if (grant && "port" in grant && grant.incarnation < this.floor(dest)) {
+          // A grant to an incarnation that has died since: stale. The next send asks again.
+          grant.port.close();
+          if (isCurrent()) this.lose(dest, backlog.length);
+          return;
+        }
         if (!isCurrent()) {
           // The peer's own link to us arrived meanwhile, became ours and took the backlog (or the
           // peer was dropped): keep this channel for receiving only.
           if (grant && "port" in grant) this.adoptExtra(grant.port);
           return;
         }
-        if (!grant) return this.markDown(dest, backlog.length);
+        // "Down" answered before the peer was announced up again is stale: ask again at the next send.
+        if (!grant) return this.floor(dest) > asked ? this.lose(dest, backlog.length) : this.markDown(dest, backlog.length);
         if ("port" in grant) {
-          grant.port.onmessage = (e) => this.host.receive(e.data);
-          this.links.set(dest, { kind: "port", port: grant.port });
+          this.setPort(dest, grant.port, grant.incarnation);
           for (const m of backlog) grant.port.postMessage(m);
           return;
         }
@@ -117,6 +138,23 @@ export class Links {
       },
       () => isCurrent() && this.markDown(dest, backlog.length),
     );
+  }
+
+  /** A port link to `incarnation` of `peer`; it ends when the port closes (the partner's thread ended). */
+  private setPort(peer: NodeId, port: MessagePort, incarnation: number): void {
+    assert(incarnation >= this.floor(peer), `${this.host.id}: a link to ${peer}#${incarnation}, known dead`);
+    const link: Link = { kind: "port", port, incarnation };
+    port.onmessage = (e) => this.host.receive(e.data);
+    port.addEventListener("close", () => {
+      if (this.links.get(peer) === link) this.links.delete(peer);
+    });
+    this.links.set(peer, link);
+  }
+
+  /** Forget a link being set up without marking the peer down: the next send asks again. */
+  private lose(dest: NodeId, lost: number): void {
+    this.dropped += lost;
+    this.links.delete(dest);
   }
 
   private markDown(dest: NodeId, lost: number): void {
@@ -146,16 +184,28 @@ export class Links {
     this.extra.add(port);
   }
 
-  /** The supervisor hands us the far end of a channel a local peer asked for. */
-  accept(peer: NodeId, port: MessagePort): void {
+  /** The supervisor hands us the far end of a channel that `incarnation` of a local peer asked for. */
+  accept(peer: NodeId, incarnation: number, port: MessagePort): void {
+    if (incarnation < this.floor(peer)) {
+      port.close();
+      return;
+    }
+    this.peerUp(peer, incarnation);
     const current = this.links.get(peer);
     if (current?.kind === "port" || current?.kind === "wire") {
       this.adoptExtra(port);
       return;
     }
-    port.onmessage = (e) => this.host.receive(e.data);
-    this.links.set(peer, { kind: "port", port });
+    this.setPort(peer, port, incarnation);
     if (current?.kind === "pending") for (const m of current.backlog) port.postMessage(m);
+  }
+
+  /** `incarnation` of a peer is up: links to older ones are stale, and a "down" mark is lifted. */
+  peerUp(peer: NodeId, incarnation: number): void {
+    if (incarnation < this.floor(peer)) return;
+    this.alive.set(peer, incarnation);
+    const link = this.links.get(peer);
+    if (link?.kind === "down" || (link?.kind === "port" && link.incarnation < incarnation)) this.drop(peer);
   }
 
   /**
@@ -175,9 +225,18 @@ export class Links {
     for (const [peer, link] of this.links) if (link.kind === "wire" && link.conn === conn) this.links.delete(peer);
   }
 
-  /** A local peer crashed or restarted: forget its link so the next send asks for a fresh one. */
-  drop(peer: NodeId): void {
+  /** `incarnation` of a local peer died: forget links to it (not to a newer one) so the next send asks afresh. */
+  peerDown(peer: NodeId, incarnation: number): void {
+    if (incarnation < this.floor(peer) - 1) return;
+    this.alive.set(peer, Math.max(this.floor(peer), incarnation + 1));
     const link = this.links.get(peer);
+    if (link?.kind === "port" && link.incarnation > incarnation) return;
+    this.drop(peer);
+  }
+
+  private drop(peer: NodeId): void {
+    const link = this.links.get(peer);
+    if (link?.kind === "pending") this.dropped += link.backlog.length;
     if (link?.kind === "port") link.port.close();
     if (link?.kind === "wire") link.conn.close();
     this.links.delete(peer);

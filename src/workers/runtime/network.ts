@@ -1,3 +1,4 @@
+import { Limits } from "./limits.ts";
 import type { NodeId, Random } from "./types.ts";
 
 /**
@@ -168,7 +169,7 @@ function parseLink(obj: Record<string, unknown>, where: string): Partial<LinkSet
   prob("dup");
   if (obj.latencyMs !== undefined) {
     const v = obj.latencyMs;
-    if (typeof v !== "number" || !(v >= 0 && v <= 60_000)) throw new Error(`${where}latencyMs must be a number of ms from 0 to 60000`);
+    if (typeof v !== "number" || !(v >= 0 && v <= Limits.maxLatencyMs)) throw new Error(`${where}latencyMs must be a number of ms from 0 to ${Limits.maxLatencyMs}`);
     out.latencyMs = v;
   }
   if (obj.distribution !== undefined) {

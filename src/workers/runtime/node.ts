@@ -1,10 +1,11 @@
-import { DRIVER_ID } from "../../driver/cluster.ts";
+import { assert } from "./assert.ts";
 import { CLOCK_JUMP, NodeClock, PERFECT_CLOCK, type ClockSpec } from "./clock.ts";
 import { Limits, exceedsSize } from "./limits.ts";
 import { historyRecorder } from "./recorder.ts";
 import { makeLogger } from "./log.ts";
 import { seededRandom } from "./random.ts";
 import {
+  DRIVER_ID,
   ErrorCode,
   RpcError,
   type Body,
@@ -83,10 +84,6 @@ interface Pending {
   sentAt: number;
 }
 
-function assert(cond: unknown, text: string): asserts cond {
-  if (!cond) throw new Error(`assertion failed: ${text}`);
-}
-
 /**
  * One node's runtime: handler dispatch, request/reply pairing, timers, clock, pause. Hosts call
  * `start`, `deliver`, `pause`, `resume`, `stop`; node code sees only `ctx`.
@@ -137,12 +134,22 @@ export class NodeRuntime {
     return this.hooks.inspect ? this.hooks.inspect() : null;
   }
 
-  /** A clean stop: hooks run, timers and pending requests are cancelled. */
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /**
+   * A clean stop: the role's stop hook runs for at most `limitMs` (on the host's clock), then
+   * timers, pending sleeps and pending requests are cancelled whatever the hook is doing. Answers
+   * whether the hook had to be cut off (that is reported as an error).
+   */
+  async stop(limitMs: number = Limits.stopHookTimeoutMs): Promise<{ cutOff: boolean }> {
+    if (this.stopped) return { cutOff: false };
+    let timer: unknown;
+    const overran = new Promise<true>((resolve) => (timer = this.env.setTimer(limitMs, () => resolve(true))));
     try {
-      await this.hooks.stop?.();
+      const hook = Promise.resolve(this.hooks.stop?.()).then(() => false as const);
+      const cutOff = await Promise.race([hook, overran]);
+      if (cutOff) this.log("error", `stop hook still running after ${limitMs} ms: cut off`);
+      return { cutOff };
     } finally {
+      this.env.clearTimer(timer);
       this.halt();
     }
   }

@@ -3,10 +3,7 @@ import { pack, unpack } from "msgpackr";
 import type { ScanOptions, Storage, StorageMode } from "./types.ts";
 
 /** Zero-padded key for a non-negative integer, so numeric order is string order. */
-export function seqKey(prefix: string, n: number): string {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`seqKey needs a non-negative integer, got ${n}`);
-  return prefix + n.toString().padStart(16, "0");
-}
+export { seqKey } from "./keys.ts";
 
 /**
  * Storage on bun:sqlite in WAL mode. Every `put` outside a transaction is its own commit; with

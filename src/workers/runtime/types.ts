@@ -7,6 +7,12 @@
 
 export type NodeId = string;
 
+/** The pseudo-node the driver (scenario, nemesis, admin API) sends from and is answered at. */
+export const DRIVER_ID = "driver";
+
+/** Where a node stands in its host: running, paused (holds messages and timers), or crashed. */
+export type NodeStatus = "running" | "crashed" | "paused";
+
 /** A message body. `type` names it; `msg_id` / `in_reply_to` pair requests with replies (Maelstrom's protocol). */
 export interface Body {
   type: string;

@@ -15,7 +15,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { Limits } from "./limits.ts";
 
 /** A frame is a 4-byte big-endian length and a msgpack payload; larger frames are refused. */
-export const MAX_FRAME_BYTES = Limits.maxMessageBytes + 64 * 1024;
+export const MAX_FRAME_BYTES = Limits.maxFrameBytes;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -115,7 +115,7 @@ export class WireConn {
     readonly dialed: boolean,
   ) {
     socket.setNoDelay?.(true);
-    this.timer = setTimeout(() => this.close("handshake timed out"), opts.handshakeTimeoutMs ?? 5000);
+    this.timer = setTimeout(() => this.close("handshake timed out"), opts.handshakeTimeoutMs ?? Limits.handshakeTimeoutMs);
     if (!dialed) this.write({ t: "challenge", host: opts.host, nonce: this.myNonce });
   }
 

@@ -9,21 +9,22 @@ import type { TCPSocketListener } from "bun";
 import * as Comlink from "comlink";
 import hyperid from "hyperid";
 import { join } from "node:path";
-import { DRIVER_ID } from "../../driver/cluster.ts";
-import { loadRoles } from "../registry.ts";
-import { guardHttp } from "./http.ts";
-import { Limits } from "./limits.ts";
+import { DEFAULT_MAX_HTTP_BODY, guardHttp } from "./http.ts";
 import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
 import { formatLogLine, printLine, wallStamp } from "./log.ts";
-import { LinkPlanner, isPerfect, type NetworkSettings } from "./network.ts";
-import { NodeRuntime, isMessage, type Env, type NodeStats } from "./node.ts";
+import { assert } from "./assert.ts";
+import { LinkPlanner, type NetworkSettings } from "./network.ts";
+import { NodeRuntime, isMessage, type NodeStats } from "./node.ts";
+import { NodeSlot, type SlotHost } from "./slot.ts";
 import { seededRandom } from "./random.ts";
 import { SqliteStorage } from "./storage.ts";
-import type { LogLevel, Message, NodeId, NodeSpec } from "./types.ts";
+import type { LogLevel, Message, NodeId, NodeSpec, Role } from "./types.ts";
 import { wireListen, type WireConn } from "./wire.ts";
 
 export interface WorkerInit {
+  /** The system's name (for messages) and the module its roles come from (resolved by the supervisor). */
   system: string;
+  rolesModule: string;
   spec: NodeSpec;
   nodeIds: NodeId[];
   incarnation: number;
@@ -37,7 +38,8 @@ export interface WorkerInit {
 
 /** What a worker asks of the supervisor. */
 export interface SupervisorPort {
-  requestLink(src: NodeId, dest: NodeId): Promise<LinkGrant | null>;
+  /** A link for `incarnation` of `src` (a request from an incarnation that has died is refused). */
+  requestLink(src: NodeId, incarnation: number, dest: NodeId): Promise<LinkGrant | null>;
   httpReady(id: NodeId, url: string): void;
   dataReady(id: NodeId, port: number): void;
 }
@@ -53,59 +55,54 @@ interface WorkerShared {
   uid(): string;
 }
 
-/** One node inside a worker: its runtime, storage, links, simulated-network state and sockets. */
+/** One node inside a worker: its slot (state, runtime, fault planning), storage, links and sockets. */
 class NodeHost {
   readonly id: NodeId;
-  private readonly runtime: NodeRuntime;
+  readonly incarnation: number;
+  private readonly slot: NodeSlot;
   private readonly storage: SqliteStorage;
   private readonly links: Links;
   private net: NetworkSettings;
-  private perfect: boolean;
-  private readonly planner: LinkPlanner;
-  private inFlight = 0;
   private server: ReturnType<typeof Bun.serve> | null = null;
   private dataListener: TCPSocketListener<WireConn> | null = null;
   private readonly placement: Record<NodeId, string>;
-  private dropped = 0;
-  /** Per destination: [sent, dropped by the simulated network]; bounded by the number of nodes. */
-  private readonly linkCounts = new Map<NodeId, [number, number]>();
-  private halted = false;
+  /** Messages that arrived on a link for another node. */
+  private misrouted = 0;
 
   constructor(
     private readonly init: WorkerInit,
     private readonly shared: WorkerShared,
   ) {
     this.id = init.spec.id;
+    this.incarnation = init.incarnation;
     this.net = init.network;
-    this.perfect = isPerfect(init.network);
-    this.planner = new LinkPlanner(seededRandom(init.seed, `net:${init.spec.id}#${init.incarnation}`));
     this.placement = init.wire?.placement ?? {};
     const mode = init.spec.storage ?? "os";
     this.storage = new SqliteStorage(mode === "memory" ? null : join(init.dataDir, `${init.spec.id}.sqlite`), mode);
-    const env: Env = {
+    const host: SlotHost = {
       now: () => performance.timeOrigin + performance.now(),
       setTimer: (ms, fn) => setTimeout(fn, ms),
       clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
-      transmit: (msg) => this.transmit(msg),
-      storage: this.storage,
+      network: () => this.net,
+      deliver: (msg) => this.links.post(msg),
+      toDriver: (msg) => shared.driverPort.postMessage(msg),
       emitLog: (level, node, text, fields) => printLine(level, formatLogLine(wallStamp(), node, level, text, fields)),
-      uid: () => shared.uid(),
       serveHttp: (node, handler, opts) => {
         if (this.server) throw new Error(`${node} already serves HTTP`);
         const fetch = guardHttp(
           handler,
           opts,
-          (e) => env.emitLog("error", node, `http handler failed: ${String(e)}`),
-          (e) => this.init.logLevel === "debug" && env.emitLog("debug", node, `http client went away mid-body: ${String(e)}`),
+          (e) => host.emitLog("error", node, `http handler failed: ${String(e)}`),
+          (e) => this.init.logLevel === "debug" && host.emitLog("debug", node, `http client went away mid-body: ${String(e)}`),
         );
-        this.server = Bun.serve({ port: opts.port, hostname: opts.hostname ?? "127.0.0.1", fetch, maxRequestBodySize: (opts.maxBodyBytes ?? 64 * 1024) + 1 });
+        this.server = Bun.serve({ port: opts.port, hostname: opts.hostname ?? "127.0.0.1", fetch, maxRequestBodySize: (opts.maxBodyBytes ?? DEFAULT_MAX_HTTP_BODY) + 1 });
         void shared.supervisor.httpReady(node, this.server.url.toString());
       },
     };
     const wire = init.wire;
     this.links = new Links({
       id: this.id,
-      grant: (dest) => shared.supervisor.requestLink(this.id, dest),
+      grant: (dest) => shared.supervisor.requestLink(this.id, this.incarnation, dest),
       colocated: (dest) => {
         const peer = shared.colocated(dest);
         return peer ? (msg) => peer.receive(msg) : undefined;
@@ -115,18 +112,22 @@ class NodeHost {
       wire: wire ? { host: wire.host, secret: wire.secret, peers: new Set(wire.peerHosts) } : null,
       now: () => performance.now(),
     });
-    this.runtime = new NodeRuntime(
-      { id: init.spec.id, role: init.spec.role, config: init.spec.config ?? {}, nodeIds: init.nodeIds, incarnation: init.incarnation, seed: init.seed, logLevel: init.logLevel, clock: init.spec.clock },
-      env,
-    );
+    this.slot = new NodeSlot(init.spec, { nodeIds: init.nodeIds, seed: init.seed, logLevel: init.logLevel }, host, new LinkPlanner(seededRandom(init.seed, `net:${init.spec.id}#${init.incarnation}`)), () => shared.uid());
+    this.slot.boot(this.storage, init.incarnation);
     if (wire) this.listenForPeers(wire);
   }
 
+  private get runtime(): NodeRuntime {
+    assert(this.slot.runtime, `${this.id}#${this.incarnation} has no runtime (crashed)`);
+    return this.slot.runtime;
+  }
+
   async start(): Promise<void> {
-    const roles = await loadRoles(this.init.system);
-    const role = roles[this.init.spec.role];
+    const mod = (await import(this.init.rolesModule)) as { roles?: Record<string, Role> };
+    if (!mod.roles) throw new Error(`module ${this.init.rolesModule} exports no \`roles\``);
+    const role = mod.roles[this.init.spec.role];
     if (!role) throw new Error(`system ${this.init.system} has no role "${this.init.spec.role}"`);
-    await this.runtime.start(role);
+    await this.slot.start(role);
   }
 
   /** Open this node's TCP data endpoint for peers on other hosts. */
@@ -158,7 +159,7 @@ class NodeHost {
       if (m.dest !== this.id) throw new Error(`message for "${m.dest}" on ${this.id}'s data link`);
       if (this.placement[m.src] !== conn.peerHost) throw new Error(`host ${conn.peerHost} sent a message from "${m.src}", which does not live there`);
     }
-    for (const m of frame.ms as Message[]) this.runtime.deliver(m);
+    for (const m of frame.ms as Message[]) this.slot.receive(m);
     return frame.ms as Message[];
   }
 
@@ -166,81 +167,49 @@ class NodeHost {
   receive(msg: unknown): void {
     // A link only ever carries messages for this node; anything else is refused inside deliver.
     if (typeof msg === "object" && msg !== null && (msg as Message).dest !== this.id) {
-      this.dropped++;
+      this.misrouted++;
       return;
     }
-    this.runtime.deliver(msg);
+    this.slot.receive(msg);
   }
 
-  private transmit(msg: Message): void {
-    if (msg.dest === DRIVER_ID) {
-      this.shared.driverPort.postMessage(msg);
-      return;
-    }
-    let counts = this.linkCounts.get(msg.dest);
-    if (!counts) this.linkCounts.set(msg.dest, (counts = [0, 0]));
-    counts[0]++;
-    if (this.perfect) {
-      this.links.post(msg);
-      return;
-    }
-    const delays = this.planner.plan(this.net, msg.src, msg.dest, performance.now());
-    if (delays.length === 0) {
-      this.dropped++;
-      counts[1]++;
-    }
-    for (const d of delays) {
-      if (d <= 0) {
-        this.links.post(msg);
-        continue;
-      }
-      if (this.inFlight >= Limits.maxInFlight) {
-        this.dropped++;
-        counts[1]++;
-        continue;
-      }
-      this.inFlight++;
-      setTimeout(() => {
-        this.inFlight--;
-        if (!this.halted) this.links.post(msg);
-      }, d);
-    }
+  acceptLink(peer: NodeId, incarnation: number, port: MessagePort): void {
+    this.links.accept(peer, incarnation, port);
   }
 
-  acceptLink(peer: NodeId, port: MessagePort): void {
-    this.links.accept(peer, port);
+  peerDown(peer: NodeId, incarnation: number): void {
+    this.links.peerDown(peer, incarnation);
   }
 
-  dropLink(peer: NodeId): void {
-    this.links.drop(peer);
+  peerUp(peer: NodeId, incarnation: number): void {
+    this.links.peerUp(peer, incarnation);
   }
 
   setNetwork(net: NetworkSettings): void {
     this.net = net;
-    this.perfect = isPerfect(net);
   }
 
   pause(): void {
-    this.runtime.pause();
+    this.slot.pause();
   }
 
   resume(): void {
-    this.runtime.resume();
+    this.slot.resume();
   }
 
   stats(): NodeStats {
     const s = this.runtime.snapshotStats();
-    return { ...s, refused: s.refused + this.dropped + this.links.dropped, links: Object.fromEntries(this.linkCounts) };
+    return { ...s, refused: s.refused + this.misrouted + this.slot.dropped + this.links.dropped, links: this.slot.linkCountsSnapshot() };
   }
 
   inspect(): unknown {
     return this.runtime.inspect();
   }
 
-  /** A clean stop: the role's stop hook runs, then sockets and storage close. */
-  async stop(): Promise<void> {
+  /** A clean stop: the role's stop hook runs (cut off if it overruns), then sockets and storage close. */
+  async stop(): Promise<{ cutOff: boolean }> {
     try {
-      await this.runtime.stop();
+      return await this.runtime.stop();
     } finally {
       this.release();
     }
@@ -248,12 +217,11 @@ class NodeHost {
 
   /** A crash, seen from inside a shared worker: no hooks; memory is dropped with this object, storage kept. */
   halt(): void {
-    this.runtime.halt();
     this.release();
   }
 
   private release(): void {
-    this.halted = true;
+    if (this.slot.status !== "crashed") this.slot.crash();
     this.server?.stop(true);
     this.dataListener?.stop(true);
     this.links.close();
@@ -290,17 +258,18 @@ class WorkerHost {
     try {
       await host.start();
     } catch (e) {
-      this.crashNode(init.spec.id);
+      this.crashNode(init.spec.id, init.incarnation);
       throw e;
     }
   }
 
-  crashNode(id: NodeId): void {
+  /** Crash `incarnation` of a node here (a crash meant for another incarnation is stale: ignored). */
+  crashNode(id: NodeId, incarnation: number): void {
     const n = this.nodes.get(id);
-    if (!n) return;
+    if (!n || n.incarnation !== incarnation) return;
     this.nodes.delete(id);
     n.halt();
-    for (const other of this.nodes.values()) other.dropLink(id);
+    for (const other of this.nodes.values()) other.peerDown(id, incarnation);
   }
 
   private node(id: NodeId): NodeHost {
@@ -309,16 +278,21 @@ class WorkerHost {
     return n;
   }
 
-  /** The supervisor hands `dest` the far end of a channel `peer` asked for. */
-  acceptLink(dest: NodeId, peer: NodeId, port: MessagePort): void {
+  /** The supervisor hands `destInc` of `dest` the far end of a channel `peerInc` of `peer` asked for. */
+  acceptLink(dest: NodeId, destInc: number, peer: NodeId, peerInc: number, port: MessagePort): void {
     const n = this.nodes.get(dest);
-    if (n) n.acceptLink(peer, port);
+    if (n && n.incarnation === destInc) n.acceptLink(peer, peerInc, port);
     else port.close();
   }
 
-  /** `peer` crashed or restarted: every node here forgets its link to it. */
-  dropLink(peer: NodeId): void {
-    for (const n of this.nodes.values()) if (n.id !== peer) n.dropLink(peer);
+  /** `incarnation` of `peer` crashed: every node here forgets its links to it. */
+  peerDown(peer: NodeId, incarnation: number): void {
+    for (const n of this.nodes.values()) if (n.id !== peer) n.peerDown(peer, incarnation);
+  }
+
+  /** `incarnation` of `peer` started: links to older ones are stale, and it is worth asking for at once. */
+  peerUp(peer: NodeId, incarnation: number): void {
+    for (const n of this.nodes.values()) if (n.id !== peer) n.peerUp(peer, incarnation);
   }
 
   setNetwork(net: NetworkSettings): void {
@@ -341,14 +315,14 @@ class WorkerHost {
     return this.node(id).inspect();
   }
 
-  async stopNode(id: NodeId): Promise<void> {
+  async stopNode(id: NodeId): Promise<{ cutOff: boolean }> {
     const n = this.nodes.get(id);
-    if (!n) return;
+    if (!n) return { cutOff: false };
     this.nodes.delete(id);
-    await n.stop();
+    return n.stop();
   }
 }
 
-export type WorkerApi = Pick<WorkerHost, "connect" | "startNode" | "crashNode" | "acceptLink" | "dropLink" | "setNetwork" | "pause" | "resume" | "stats" | "inspect" | "stopNode">;
+export type WorkerApi = Pick<WorkerHost, "connect" | "startNode" | "crashNode" | "acceptLink" | "peerDown" | "peerUp" | "setNetwork" | "pause" | "resume" | "stats" | "inspect" | "stopNode">;
 
 Comlink.expose(new WorkerHost(), globalThis as unknown as Comlink.Endpoint);

@@ -1,4 +1,4 @@
-import { seqKey } from "../runtime/storage.ts";
+import { seqKey } from "../runtime/keys.ts";
 import { ErrorCode, RpcError, defineRole, type NodeContext } from "../runtime/types.ts";
 import {
   E,

@@ -1,4 +1,4 @@
-import { seqKey } from "../runtime/storage.ts";
+import { seqKey } from "../runtime/keys.ts";
 import type { Storage } from "../runtime/types.ts";
 import type { LogWrite } from "./log.ts";
 import type { Order, TradeRecord } from "./messages.ts";
