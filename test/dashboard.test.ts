@@ -178,4 +178,107 @@ browserDescribe("dashboard in a browser", () => {
     }
     expect(c.output()).toContain("all checks passed");
   }, 90_000);
+  test("bookstore: every book with its quantity; a buy through the front end's HTTP API shows on the page, with the order server that took it; a crashed primary is replaced on the page", async () => {
+    // No shoppers: the only writes are this test's, so every change on the page is ours.
+    const c = await startCli(["bookstore", "--clients", "0", "--port", "0"]);
+    try {
+      const fe = await until("the front end's HTTP address", () => /frontend serves HTTP at (\S+)/.exec(c.output())?.[1]);
+      const get = async (path: string, init?: RequestInit) => ((await (await fetch(new URL(path, fe), init)).json()) as { data: any }).data;
+      const books = (await get("list")) as Array<{ item: number; title: string; quantity: number; version: number }>;
+      expect(books.length).toBeGreaterThan(0);
+      const page = await open(browser, c.dashboard);
+      await page.waitForFunction((n) => document.querySelectorAll("#books tr[data-item]").length === n, { timeout: 20_000 }, books.length);
+      // [title, quantity, version] of a book's row.
+      const row = (item: number) => page.$eval(`#books tr[data-item="${item}"]`, (tr) => [tr.querySelector(".t")?.textContent ?? "", ...[...tr.querySelectorAll("td.num")].slice(-2).map((td) => td.textContent ?? "")]);
+      for (const b of books) {
+        const [title, qty, version] = await row(b.item);
+        expect([title, qty, version]).toEqual([b.title, String(b.quantity), `v${b.version}`]);
+      }
+      // Reads are spread over both catalog replicas (/list is never cached), and the page counts them per replica.
+      for (let i = 0; i < 4; i++) await get("list");
+      await page.waitForFunction(() => [...document.querySelectorAll("#catalogs tr[data-catalog]")].filter((tr) => Number(tr.querySelectorAll("td")[3].textContent) >= 2).length === 2, { timeout: 10_000 });
+      expect(await page.$$eval("#catalogs tr[data-catalog] td:nth-child(2)", (tds) => tds.map((td) => td.textContent).sort())).toEqual(["backup", "primary"]);
+      expect(await page.$eval("#catalogs tr.leader", (tr) => tr.getAttribute("data-catalog"))).toBe("catalog-1");
+
+      const target = books.find((b) => b.quantity > 0)!;
+      const bought = (await get(`buy/${target.item}`, { method: "POST" })) as { order: number; version: number };
+      expect(bought.version).toBe(target.version + 1);
+      await page.waitForFunction((item, v) => document.querySelector(`#books tr[data-item="${item}"] td:last-child`)?.textContent === `v${v}`, { timeout: 10_000 }, target.item, bought.version);
+      expect((await row(target.item))[1]).toBe(String(target.quantity - 1));
+      // The front end agrees with the page, and exactly one order server logged the one order.
+      expect(((await get(`get_quantity/${target.item}`)) as { quantity: number }).quantity).toBe(target.quantity - 1);
+      await page.waitForFunction(() => [...document.querySelectorAll("#order-servers tr[data-order]")].map((tr) => Number(tr.querySelectorAll("td")[2].textContent)).sort().join() === "0,1", { timeout: 10_000 });
+      await shot(page, "bookstore");
+
+      // Crash the primary: the front end promotes catalog-2, and the page says so.
+      expect((await c.api("POST", "/nodes/catalog-1/crash")).status).toBe(200);
+      await page.waitForFunction(() => document.querySelector('#catalogs tr.leader[data-catalog="catalog-2"]') !== null && document.querySelector('#catalogs tr[data-catalog="catalog-1"] td:nth-child(2)')?.textContent === "down", { timeout: 15_000 });
+      await page.waitForSelector('#graph g.node[data-id="catalog-1"].crashed', { timeout: 10_000 });
+      await page.waitForSelector('#graph g.node[data-id="catalog-2"].leader', { timeout: 10_000 });
+      await shot(page, "bookstore-failover");
+      // Restarted, it resyncs and rejoins as the backup (and the run's end needs no long recovery).
+      expect((await c.api("POST", "/nodes/catalog-1/restart")).status).toBe(200);
+      await page.waitForFunction(() => document.querySelector('#catalogs tr[data-catalog="catalog-1"] td:nth-child(2)')?.textContent === "backup", { timeout: 15_000 });
+    } finally {
+      expect(await c.stop()).toBe(0);
+    }
+  }, 90_000);
+
+  test("olympics --tiered: each front end's load, the leading dispatcher, every node's clock error", async () => {
+    // Skewed, drifting clocks, so the errors are worth drawing and the page's numbers can be told from zero.
+    const c = await startCli(["olympics", "--tiered", "--pull", "2", "--push", "2", "--increments", "200", "--clock-skew", "40", "--clock-drift", "200", "--port", "0"]);
+    try {
+      const page = await open(browser, c.dashboard);
+      const { json } = await c.api<{ nodes: Array<{ id: string; role: string }> }>("GET", "/nodes");
+      const frontends = json.nodes.filter((n) => n.role === "frontend").map((n) => n.id).sort();
+      expect(frontends).toEqual(["frontend-1", "frontend-2"]);
+      // Every client (cacofonix and the four tablets) registered with a front end: the loads add up to 5.
+      await page.waitForFunction(
+        (fes) => {
+          const rows = [...document.querySelectorAll("#fe-loads tr[data-frontend]")];
+          return rows.map((r) => r.getAttribute("data-frontend")).sort().join() === (fes as string[]).join() && rows.reduce((a, r) => a + Number(r.querySelectorAll("td")[2].textContent), 0) === 5;
+        },
+        { timeout: 20_000 },
+        frontends,
+      );
+      // The dispatcher starred on the page is the one the dispatchers' HTTP API names as leader.
+      const dispatcher = await until("a dispatcher's HTTP address", () => /dispatcher-1 serves HTTP at (\S+)/.exec(c.output())?.[1]);
+      const leader = await until("a leader named by the page and dispatcher-1 alike", async () => {
+        const named = ((await (await fetch(dispatcher!)).json()) as { leader: string | null }).leader;
+        const starred = await page.$eval(".replica.leader[data-dispatcher]", (e) => e.getAttribute("data-dispatcher")).catch(() => null);
+        return named && named === starred ? named : null;
+      });
+      expect(leader).toMatch(/^dispatcher-\d$/);
+      // A clock error for every node, and it moves (live): the numbers change between two looks.
+      const ids = json.nodes.map((n) => n.id).sort();
+      const errors = () => page.$$eval("#clocks tr[data-node]", (trs) => trs.map((tr) => [tr.getAttribute("data-node"), tr.querySelectorAll("td")[1].textContent ?? ""] as [string, string]));
+      await page.waitForFunction((n) => [...document.querySelectorAll("#clocks tr[data-node]")].filter((tr) => Number.isFinite(Number.parseFloat(tr.querySelectorAll("td")[1].textContent ?? ""))).length === n, { timeout: 10_000 }, ids.length);
+      const first = await errors();
+      expect(first.map(([id]) => id).sort()).toEqual(ids);
+      await page.waitForFunction((b) => JSON.stringify([...document.querySelectorAll("#clocks tr[data-node]")].map((tr) => tr.querySelectorAll("td")[1].textContent)) !== b, { timeout: 10_000 }, JSON.stringify(first.map(([, e]) => e)));
+      // The numbers are the nodes' own: the unsynced clients' clocks (offset plus slow drift, nobody
+      // corrects them) read the same on the page as in the admin API, to within a few ms of drift.
+      const fromApi = new Map((await c.api<{ nodes: Array<{ id: string; role: string; stats: { clockErrorMs: number } | null }> }>("GET", "/nodes")).json.nodes.map((n) => [n.id, n] as const));
+      const onPage = new Map((await errors()).map(([id, e]) => [id, Number.parseFloat(e)] as const));
+      const clients = [...fromApi.values()].filter((n) => n.role.startsWith("tiered-"));
+      expect(clients.length).toBe(5);
+      for (const n of clients) expect(Math.abs(onPage.get(n.id)! - n.stats!.clockErrorMs)).toBeLessThan(3);
+      expect(clients.some((n) => Math.abs(n.stats!.clockErrorMs) > 3)).toBe(true);
+      // The burst's 200 ordered increments make at least two raffle winners.
+      await page.waitForFunction(() => document.querySelectorAll("#raffle tr td b").length >= 2, { timeout: 30_000 });
+      await page.waitForFunction(() => document.querySelectorAll("#clocks svg.spark polyline").length > 0, { timeout: 10_000 });
+      await shot(page, "olympics-tiered");
+      // The single-server scoreboard is still there, below the tiers.
+      await page.waitForSelector("#medals tr[data-team]");
+      // Scroll the panel card (not the window: the sticky header would land mid-screenshot).
+      await page.$eval(".panel-card", (card) => {
+        const c = card as unknown as { scrollTop: number; querySelector(s: string): { offsetTop: number } | null };
+        c.scrollTop = (c.querySelector("#medals")?.offsetTop ?? 0) - 120;
+      });
+      await shot(page, "olympics-tiered-scoreboard");
+    } finally {
+      // The run's own checks are the tiered tests' business (test/olympics-tiered-threads.test.ts); this one is the page's.
+      expect(await c.stop()).toBe(0);
+    }
+  }, 90_000);
 });

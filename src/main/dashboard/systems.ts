@@ -2,7 +2,7 @@
  * What the dashboard shows of each system: a compact panel built on the driver from the nodes'
  * inspect() snapshots (and a few read-only requests), and the actions a page may ask for.
  *
- * To add a system's panel (e.g. bookstore): add an entry to VIEWS here with a `digest` that returns
+ * To add a system's panel: add an entry to VIEWS here with a `digest` that returns
  * JSON-able data, and a renderer with the same name in page/panels.ts. Systems without an entry get
  * the generic panel (every node's role and status) and still have the graph, charts and timeline.
  */
@@ -63,30 +63,130 @@ interface TabletLike { mode: "push" | "pull"; tallies: Record<string, Tally>; sc
 /** Tablets inspected per digest: their snapshots carry sample arrays, so a big run shows a few. */
 const MAX_TABLETS_SHOWN = 12;
 
+interface DispatcherSnap { leader: string; isLeader: boolean; loads: Record<string, number>; syncRounds: number }
+interface RaffleWinner { seq: number; origin: string; client: string; op: string }
+/** Raffle winners sent to the page (the newest): one per 100 ordered writes, so a long run has many. */
+const WINNERS_SHOWN = 10;
+
+/** The tiered topology's extras: who leads the dispatchers, front-end loads, clocks, the raffle. */
+async function tieredDigest(cluster: Cluster, nodes: readonly NodeInfo[]) {
+  const dispatcherIds = nodes.filter((n) => n.role === "dispatcher").map((n) => n.id);
+  const frontendIds = nodes.filter((n) => n.role === "frontend").map((n) => n.id);
+  const ds = await inspectAll<DispatcherSnap>(cluster, up(nodes, "dispatcher").map((n) => n.id));
+  const leading = [...ds].find(([, d]) => d.isLeader);
+  const leader = leading?.[0] ?? [...ds.values()].find((d) => d.leader)?.leader ?? null;
+  // Loads as the leading dispatcher assigns them (clients registered per live front end).
+  const loads = leading?.[1].loads ?? {};
+  // Every front end delivers the same total order, so one live front end's raffle is the raffle.
+  // Read over its HTTP route, not inspect: its snapshot carries the whole delivered order.
+  let raffle: { delivered: number; winners: RaffleWinner[] } | null = null;
+  for (const fe of up(nodes, "frontend")) {
+    try {
+      const res = await cluster.fetch(fe.id, new Request("http://node/raffle"));
+      if (!res.ok) continue;
+      const r = (await res.json()) as { delivered: number; winners: RaffleWinner[] };
+      raffle = { delivered: r.delivered, winners: r.winners.slice(-WINNERS_SHOWN).reverse().map((w) => ({ seq: w.seq, origin: w.origin, client: w.client, op: w.op })) };
+      break;
+    } catch {
+      // Not serving HTTP (crashed a moment ago): ask the next one.
+    }
+  }
+  const synced = new Set([...dispatcherIds, ...frontendIds, ...nodes.filter((n) => n.role === "db").map((n) => n.id)]);
+  return {
+    leader,
+    tiered: {
+      leader,
+      dispatchers: dispatcherIds.map((id) => {
+        const d = ds.get(id);
+        return d ? { id, leader: d.isLeader, syncRounds: d.syncRounds } : { id, down: true };
+      }),
+      frontends: frontendIds.map((id) => ({ id, status: nodes.find((n) => n.id === id)?.status ?? "down", load: loads[id] ?? null })),
+      clocks: nodes.map((n) => ({ id: n.id, synced: synced.has(n.id), status: n.status, errorMs: n.status === "running" && n.stats ? n.stats.clockErrorMs : null })),
+      raffle,
+    },
+  };
+}
+
 const olympics: SystemView = {
-  clientRoles: ["cacofonix", "tablet"],
+  clientRoles: ["cacofonix", "tablet", "tiered-cacofonix", "tiered-tablet"],
   async digest(cluster, nodes) {
-    const board = await cluster.inspect<{ tallies: Tally[]; scores: Score[] }>("obelix").catch(() => null);
+    // The tiered topology keeps the board in the db node; tablets run as "tiered-tablet".
+    const isTiered = nodes.some((n) => n.role === "db");
+    const boardNode = isTiered ? "db" : "obelix";
+    const tabletRole = isTiered ? "tiered-tablet" : "tablet";
+    const board = await cluster.inspect<{ tallies: Tally[]; scores: Score[] }>(boardNode).catch(() => null);
     const caco = await cluster.inspect<{ updates: number; failed: number; mode: string }>("cacofonix").catch(() => null);
-    const tabletIds = up(nodes, "tablet").slice(0, MAX_TABLETS_SHOWN).map((n) => n.id);
+    const tabletIds = up(nodes, tabletRole).slice(0, MAX_TABLETS_SHOWN).map((n) => n.id);
     const tablets = await inspectAll<TabletLike>(cluster, tabletIds);
     const versionOf = new Map<string, number>();
     for (const t of board?.tallies ?? []) versionOf.set(`t:${t.team}`, t.version);
     for (const s of board?.scores ?? []) versionOf.set(`s:${s.event}`, s.version);
     const tabletRows = [...tablets].map(([id, t]) => {
-      // Staleness: how many versions behind obelix this tablet's items are, summed.
+      // Staleness: how many versions behind the board this tablet's items are, summed.
       let behind = 0;
       for (const [team, v] of Object.entries(t.tallies ?? {})) behind += Math.max(0, (versionOf.get(`t:${team}`) ?? 0) - v.version);
       for (const [event, v] of Object.entries(t.scores ?? {})) behind += Math.max(0, (versionOf.get(`s:${event}`) ?? 0) - v.version);
       return { id, mode: t.mode, changes: t.changes, items: Object.keys(t.tallies ?? {}).length + Object.keys(t.scores ?? {}).length, behind };
     });
+    const tiered = isTiered ? await tieredDigest(cluster, nodes) : null;
     return {
+      ...(tiered ? { leader: tiered.leader } : {}),
       panel: {
+        board: boardNode,
         tallies: board?.tallies ?? null,
         scores: board?.scores ?? null,
         cacofonix: caco ? { updates: caco.updates, failed: caco.failed, mode: caco.mode } : null,
         tablets: tabletRows,
-        tabletsTotal: nodes.filter((n) => n.role === "tablet").length,
+        tabletsTotal: nodes.filter((n) => n.role === tabletRole).length,
+        tiered: tiered?.tiered ?? null,
+      },
+    };
+  },
+};
+
+// ---- bookstore ----
+
+interface BookRow { item: number; title: string; topic: string; cost: number; quantity: number; version: number }
+interface BookView { epoch: number; primary: string; members: string[] }
+interface CatalogSnap { mode: string; epoch: number; last: number; served: { reads: number; writes: number; pulls: number }; books: BookRow[] }
+interface FrontSnap { view: BookView | null; cache: { size: number; hits: number; misses: number }; served: Record<string, number> }
+interface OrderSnap { orders: number; pending: number; served: { buys: number; queries: number } }
+
+const bookstore: SystemView = {
+  clientRoles: ["client"],
+  async digest(cluster, nodes) {
+    const front = await cluster.inspect<FrontSnap>("frontend").catch(() => null);
+    const catalogIds = nodes.filter((n) => n.role === "catalog").map((n) => n.id);
+    const orderIds = nodes.filter((n) => n.role === "order").map((n) => n.id);
+    const cats = await inspectAll<CatalogSnap>(cluster, up(nodes, "catalog").map((n) => n.id));
+    const ords = await inspectAll<OrderSnap>(cluster, up(nodes, "order").map((n) => n.id));
+    const view = front?.view ?? null;
+    // The front end issues the views, so its view names the primary; a catalog's own mode says the same once it has heard it.
+    const primary = view?.primary ?? [...cats].find(([, c]) => c.mode === "primary")?.[0] ?? null;
+    // Books as the primary holds them (every acknowledged write is there), else the most advanced live replica.
+    let source: [NodeId, CatalogSnap] | undefined = primary && cats.has(primary) ? [primary, cats.get(primary)!] : undefined;
+    if (!source) for (const e of cats) if (!source || e[1].last > source[1].last) source = e;
+    const routed = front?.served ?? {};
+    return {
+      leader: primary,
+      panel: {
+        primary,
+        epoch: view?.epoch ?? null,
+        members: view?.members ?? [],
+        booksFrom: source?.[0] ?? null,
+        books: (source?.[1].books ?? []).map((b) => ({ item: b.item, title: b.title, topic: b.topic, cost: b.cost, quantity: b.quantity, version: b.version })),
+        cache: front?.cache ?? null,
+        requests: Object.fromEntries(Object.entries(routed).filter(([k]) => !k.includes(":"))),
+        catalogs: catalogIds.map((id) => {
+          const c = cats.get(id);
+          const base = { id, routedReads: routed[`read:${id}`] ?? 0 };
+          return c ? { ...base, mode: c.mode, last: c.last, reads: c.served.reads, writes: c.served.writes, pulls: c.served.pulls } : { ...base, mode: "down" };
+        }),
+        orders: orderIds.map((id) => {
+          const o = ords.get(id);
+          const base = { id, routedBuys: routed[`buy:${id}`] ?? 0 };
+          return o ? { ...base, up: true, log: o.orders, pending: o.pending, buys: o.served.buys, queries: o.served.queries } : { ...base, up: false };
+        }),
       },
     };
   },
@@ -224,7 +324,7 @@ const paxos: SystemView = {
   },
 };
 
-export const VIEWS: Record<string, SystemView> = { echo, olympics, stocks, paxos };
+export const VIEWS: Record<string, SystemView> = { echo, olympics, stocks, paxos, bookstore };
 
 /** Every node up or not, for systems without a view of their own. */
 export const GENERIC_VIEW: SystemView = {

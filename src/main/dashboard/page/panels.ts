@@ -1,7 +1,7 @@
 /**
  * One renderer per system, fed the panel its view on the driver built (../systems.ts). A system
- * without a renderer gets the generic one. To add a system (bookstore: books, quantities, which
- * replica served what), add its digest in ../systems.ts and a renderer here under the same name.
+ * without a renderer gets the generic one. To add a system, add its digest in ../systems.ts and a
+ * renderer here under the same name.
  */
 import { esc, fmtMs, fmtRate } from "./util.ts";
 
@@ -49,19 +49,80 @@ function changed(key: string, version: number): boolean {
   return old !== undefined && old !== version;
 }
 
+interface TieredPanel {
+  leader: string | null;
+  dispatchers: Array<{ id: string; leader?: boolean; syncRounds?: number; down?: boolean }>;
+  frontends: Array<{ id: string; status: string; load: number | null }>;
+  clocks: Array<{ id: string; synced: boolean; status: string; errorMs: number | null }>;
+  raffle: { delivered: number; winners: Array<{ seq: number; origin: string; client: string; op: string }> } | null;
+}
+
+/** Each node's recent clock errors, for its sparkline (the page keeps them; the stream sends the latest). */
+const clockTrail = new Map<string, number[]>();
+const TRAIL = 60;
+
+/** A node's recent errors, scaled to its own range (at least ±1 ms) so a correction shows as a step. */
+function sparkline(values: number[]): string {
+  if (values.length < 2) return `<svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none"></svg>`;
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const mid = (lo + hi) / 2;
+  const half = Math.max(1, (hi - lo) / 2);
+  const pts = values.map((v, i) => `${((i / (TRAIL - 1)) * 120).toFixed(1)},${(12 - ((v - mid) / half) * 10).toFixed(1)}`).join(" ");
+  return `<svg class="spark" viewBox="0 0 120 24" preserveAspectRatio="none"><title>${lo.toFixed(2)} … ${hi.toFixed(2)} ms</title><polyline points="${pts}"/></svg>`;
+}
+
+function tieredHtml(t: TieredPanel): string {
+  let h = `<h3>Dispatchers</h3><div class="replicas">`;
+  for (const d of t.dispatchers) {
+    const cls = d.down ? "replica down" : d.leader ? "replica leader" : "replica";
+    h += `<div class="${cls}" data-dispatcher="${esc(d.id)}"><b>${esc(d.id)}${d.leader ? " ★" : ""}</b>${d.down ? "down" : d.leader ? `leads · ${d.syncRounds ?? 0} sync rounds` : "follows"}</div>`;
+  }
+  h += `</div>`;
+  const maxLoad = Math.max(1, ...t.frontends.map((f) => f.load ?? 0));
+  h += `<h3>Front-end loads (clients per front end, as ${esc(t.leader ?? "the leading dispatcher")} assigns them)</h3><table id="fe-loads"><tr><th>front end</th><th>status</th><th class="num">clients</th><th style="width:45%"></th></tr>`;
+  for (const f of t.frontends) {
+    const load = f.load ?? 0;
+    h += `<tr data-frontend="${esc(f.id)}"><td>${esc(f.id)}</td><td>${esc(f.status)}</td><td class="num"><b>${f.load ?? "–"}</b></td><td><div class="bar"><i style="width:${((load / maxLoad) * 100).toFixed(1)}%"></i></div></td></tr>`;
+  }
+  h += `</table>`;
+  for (const c of t.clocks) {
+    if (c.errorMs === null) continue;
+    const trail = clockTrail.get(c.id) ?? [];
+    trail.push(c.errorMs);
+    if (trail.length > TRAIL) trail.shift();
+    clockTrail.set(c.id, trail);
+  }
+  const scale = Math.max(1, ...t.clocks.map((c) => Math.abs(c.errorMs ?? 0)), ...[...clockTrail.values()].flat().map(Math.abs));
+  h += `<h3>Clock error, ms (bars: ± ${fmtMs(scale)} ms; the leading dispatcher's Berkeley rounds pull the synced ones together)</h3><table id="clocks" class="clocks"><tr><th>node</th><th class="num">error</th><th class="diverge-h"><span>slow</span><span>fast</span></th><th>recent</th></tr>`;
+  for (const c of t.clocks) {
+    const e = c.errorMs;
+    const w = e === null ? 0 : (Math.min(Math.abs(e), scale) / scale) * 50;
+    const bar = e === null ? "" : `<i class="${e < 0 ? "neg" : "pos"}" style="${e < 0 ? `right:50%` : `left:50%`};width:${w.toFixed(1)}%"></i>`;
+    h += `<tr data-node="${esc(c.id)}" class="${c.synced ? "synced" : "unsynced"}"><td>${esc(c.id)}${c.synced ? "" : ' <span class="muted small">not synced</span>'}</td><td class="num">${e === null ? esc(c.status) : `${e > 0 ? "+" : ""}${e.toFixed(Math.abs(e) < 10 ? 2 : 1)}`}</td><td><div class="diverge">${bar}</div></td><td>${sparkline(clockTrail.get(c.id) ?? [])}</td></tr>`;
+  }
+  h += `</table>`;
+  const winners = t.raffle?.winners ?? [];
+  h += `<h3>Raffle winners (every 100th write in the total order)</h3><table id="raffle"><tr><th class="num">#</th><th>client</th><th>via</th><th>write</th></tr>`;
+  for (const w of winners) h += `<tr><td class="num">${w.seq}</td><td><b>${esc(w.client)}</b></td><td>${esc(w.origin)}</td><td class="muted">${esc(w.op)}</td></tr>`;
+  if (winners.length === 0) h += `<tr><td colspan="4" class="muted">${t.raffle ? `no winner yet: ${t.raffle.delivered} of 100 writes ordered` : "no front end answering"}</td></tr>`;
+  return h + `</table>`;
+}
+
 const olympics: Renderer = {
   title: "Olympics — the stone tablet",
   render(root, p) {
     const tallies: Tally[] = (p.tallies ?? []).slice().sort((a: Tally, b: Tally) => b.gold - a.gold || b.silver - a.silver || b.bronze - a.bronze || a.team.localeCompare(b.team));
     const scores: Score[] = p.scores ?? [];
     const caco = p.cacofonix;
-    let h = `<div class="stats-row">${stat("cacofonix writes", caco ? String(caco.updates) : "down")}${stat("failed writes", caco ? String(caco.failed) : "–")}${stat("tablets", String(p.tabletsTotal ?? 0))}</div>`;
+    let h = `<div class="stats-row">${stat("cacofonix writes", caco ? String(caco.updates) : "down")}${stat("failed writes", caco ? String(caco.failed) : "–")}${stat("tablets", String(p.tabletsTotal ?? 0))}${p.tiered ? stat("ordered writes", String(p.tiered.raffle?.delivered ?? "–")) : ""}</div>`;
+    if (p.tiered) h += tieredHtml(p.tiered);
     h += `<h3>Medal tally</h3><table id="medals"><tr><th>team</th><th class="num"><i class="medal gold"></i>gold</th><th class="num"><i class="medal silver"></i>silver</th><th class="num"><i class="medal bronze"></i>bronze</th><th class="num">total</th><th class="num">version</th></tr>`;
     for (const t of tallies) {
       const flash = changed(`t:${t.team}`, t.version) ? ' class="flash"' : "";
       h += `<tr${flash} data-team="${esc(t.team)}"><td>${esc(t.team)}</td><td class="num">${t.gold}</td><td class="num">${t.silver}</td><td class="num">${t.bronze}</td><td class="num"><b>${t.gold + t.silver + t.bronze}</b></td><td class="num muted">v${t.version}</td></tr>`;
     }
-    if (tallies.length === 0) h += `<tr><td colspan="6" class="muted">obelix is not answering</td></tr>`;
+    if (tallies.length === 0) h += `<tr><td colspan="6" class="muted">${esc(p.board ?? "obelix")} is not answering</td></tr>`;
     h += `</table><h3>Event scores</h3><table id="scores"><tr><th>event</th><th>scores</th><th class="num">version</th></tr>`;
     for (const s of scores) {
       const flash = changed(`s:${s.event}`, s.version) ? ' class="flash"' : "";
@@ -108,6 +169,44 @@ const stocks: Renderer = {
     body(root).innerHTML = h;
   },
   recovering: (p) => (p.replicas ?? []).filter((r: { state: string }) => r.state === "recovering").map((r: { id: string }) => r.id),
+};
+
+// ---- bookstore ----
+
+const share = (n: number, total: number) => (total > 0 ? `${((n / total) * 100).toFixed(0)}%` : "–");
+
+const bookstore: Renderer = {
+  title: "Bookstore — the Pygmy bookstore, replicated",
+  render(root, p) {
+    const cache = p.cache;
+    const lookups = cache ? cache.hits + cache.misses : 0;
+    const hitRate = lookups > 0 ? cache.hits / lookups : 0;
+    const req = p.requests ?? {};
+    let h = `<div class="stats-row">${stat("primary catalog", esc(p.primary ?? "none"))}${stat("view", p.epoch === null ? "–" : `#${p.epoch}`)}${stat("buys", String(req.buy ?? 0))}${stat("lookups", String((req.lookup ?? 0) + (req.quantity ?? 0)))}${stat("cache hit rate", cache ? `${(hitRate * 100).toFixed(1)}%` : "–")}</div>`;
+    h += `<h3>Books (as ${esc(p.booksFrom ?? "no catalog")} holds them)</h3><table id="books"><tr><th class="num">#</th><th>title · topic</th><th class="num">cost</th><th class="num">quantity</th><th class="num">version</th></tr>`;
+    for (const b of p.books ?? []) {
+      const flash = changed(`book:${b.item}`, b.version) ? ' class="flash"' : "";
+      h += `<tr${flash} data-item="${b.item}"><td class="num muted">${b.item}</td><td><span class="t">${esc(b.title)}</span> <span class="topic">${esc(b.topic.replace(/-/g, " "))}</span></td><td class="num">${Number(b.cost).toFixed(2)}</td><td class="num qty"><b${b.quantity === 0 ? ' class="sell"' : ""}>${b.quantity}</b></td><td class="num muted">v${b.version}</td></tr>`;
+    }
+    if ((p.books ?? []).length === 0) h += `<tr><td colspan="5" class="muted">no catalog replica answering</td></tr>`;
+    const cats = p.catalogs ?? [];
+    const routedReads = cats.reduce((a: number, c: { routedReads: number }) => a + c.routedReads, 0);
+    h += `</table><h3>Catalog replicas (reads go round-robin over the view's members; writes to the primary)</h3><table id="catalogs"><tr><th>replica</th><th>role</th><th class="num">log</th><th class="num">routed reads</th><th style="width:22%">share</th><th class="num">served</th><th class="num">writes</th></tr>`;
+    for (const c of cats) {
+      const role = c.mode === "down" ? "down" : c.id === p.primary ? "primary" : c.mode === "member" ? "backup" : c.mode;
+      const cls = role === "primary" ? "replica-row leader" : role === "down" ? "replica-row down" : "replica-row";
+      h += `<tr class="${cls}" data-catalog="${esc(c.id)}"><td><b>${esc(c.id)}${role === "primary" ? " ★" : ""}</b></td><td>${esc(role)}</td><td class="num">${c.last ?? "–"}</td><td class="num">${c.routedReads}</td><td><div class="bar" title="${share(c.routedReads, routedReads)}"><i style="width:${routedReads > 0 ? ((c.routedReads / routedReads) * 100).toFixed(1) : 0}%"></i></div></td><td class="num">${c.reads ?? "–"}</td><td class="num">${c.writes ?? "–"}</td></tr>`;
+    }
+    const ords = p.orders ?? [];
+    const routedBuys = ords.reduce((a: number, o: { routedBuys: number }) => a + o.routedBuys, 0);
+    h += `</table><h3>Order servers (buys go round-robin over the live ones)</h3><table id="order-servers"><tr><th>server</th><th>status</th><th class="num">order log</th><th class="num">routed buys</th><th style="width:22%">share</th><th class="num">pending</th></tr>`;
+    for (const o of ords) {
+      h += `<tr class="${o.up ? "replica-row" : "replica-row down"}" data-order="${esc(o.id)}"><td><b>${esc(o.id)}</b></td><td>${o.up ? "up" : "down"}</td><td class="num"><b>${o.log ?? "–"}</b></td><td class="num">${o.routedBuys}</td><td><div class="bar" title="${share(o.routedBuys, routedBuys)}"><i style="width:${routedBuys > 0 ? ((o.routedBuys / routedBuys) * 100).toFixed(1) : 0}%"></i></div></td><td class="num">${o.pending ?? "–"}</td></tr>`;
+    }
+    h += `</table><p class="muted small">“Routed” counts the front end's choices since it started; “served” (reads) and the logs are each node's own count: served restarts from 0 with the node, the logs are durable.</p>`;
+    body(root).innerHTML = h;
+  },
+  recovering: (p) => (p.catalogs ?? []).filter((c: { mode: string }) => c.mode === "recovering" || c.mode === "out").map((c: { id: string }) => c.id),
 };
 
 // ---- paxos ----
@@ -199,4 +298,4 @@ export const GENERIC: Renderer = {
   },
 };
 
-export const RENDERERS: Record<string, Renderer> = { olympics, stocks, paxos, echo };
+export const RENDERERS: Record<string, Renderer> = { olympics, stocks, paxos, echo, bookstore };
