@@ -56,6 +56,11 @@ export interface Cluster {
   httpUrl(id: NodeId): string | undefined;
   /** The client operations recorded so far (nodes' `node.history`), stamped on the driver's clock. */
   readonly history?: HistoryLog;
+  /**
+   * Crashes, pauses and network changes asked of this cluster so far, by anyone (nemesis, operator,
+   * dashboard, test): a check that holds only without faults needs to know there were none.
+   */
+  readonly faultsAsked: number;
 }
 
 /** A valid change that did not take effect on every worker or host; the message names those that failed. */

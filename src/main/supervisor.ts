@@ -393,7 +393,10 @@ export class ThreadCluster implements Cluster, LocalHost {
     return v === "running" || v === "paused" || v === "crashed" ? v : this.status(id);
   }
 
+  faultsAsked = 0;
+
   crash(id: NodeId): Promise<NodeStatus> {
+    this.faultsAsked++;
     if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "crash");
     const n = this.node(id);
     return this.serial(n, () => this.doCrash(n));
@@ -440,6 +443,7 @@ export class ThreadCluster implements Cluster, LocalHost {
   }
 
   pause(id: NodeId): Promise<NodeStatus> {
+    this.faultsAsked++;
     if (!this.isLocal(id) && this.bridge) return this.remoteControl(id, "pause");
     const n = this.node(id);
     return this.serial(n, async () => {
@@ -499,6 +503,7 @@ export class ThreadCluster implements Cluster, LocalHost {
    */
   async setNetwork(patch: NetworkPatch): Promise<void> {
     const net = applyNetworkPatch(this.net, parseNetworkPatch(patch, this.nodeIds));
+    this.faultsAsked++;
     const results = await Promise.allSettled([this.applyNetwork(net), this.bridge?.broadcastNetwork(net)]);
     const failed = results.flatMap((r) => (r.status === "rejected" ? [r.reason instanceof Error ? r.reason.message : String(r.reason)] : []));
     if (failed.length > 0) throw new NotAppliedError(`network settings did not take effect everywhere: ${failed.join("; ")}`);

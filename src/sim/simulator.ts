@@ -224,7 +224,10 @@ export class Simulation implements Cluster {
     return new Promise((r) => this.schedule(ms, r));
   }
 
+  faultsAsked = 0;
+
   async crash(id: NodeId): Promise<NodeStatus> {
+    this.faultsAsked++;
     const n = this.node(id);
     if (n.slot.status === "crashed") return n.slot.status;
     n.slot.crash();
@@ -244,6 +247,7 @@ export class Simulation implements Cluster {
   }
 
   async pause(id: NodeId): Promise<NodeStatus> {
+    this.faultsAsked++;
     const n = this.node(id);
     if (n.slot.status === "running") n.slot.pause();
     return n.slot.status;
@@ -276,6 +280,7 @@ export class Simulation implements Cluster {
 
   async setNetwork(patch: NetworkPatch): Promise<void> {
     this.net = applyNetworkPatch(this.net, parseNetworkPatch(patch, this.nodeIds));
+    this.faultsAsked++;
   }
 
   async inspect<T = unknown>(id: NodeId): Promise<T | null> {
