@@ -229,7 +229,19 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
   });
 
   node.on<ChatBatchRequest>("chat_batch", (msg) => {
-    const ops = msg.body.ops;
+    const raw = msg.body.ops;
+    if (typeof raw === "string") {
+      // The compact form: decodeValue validates every op as it splits them out.
+      const ops = decodeValue(raw);
+      if (!ops) {
+        badMessages++;
+        node.replyError(msg, ErrorCode.MalformedRequest, `ops must encode 1..${PaxosLimits.maxBatchOps} well-formed ops`);
+        return;
+      }
+      takeOps(msg, ops);
+      return;
+    }
+    const ops = raw;
     if (!Array.isArray(ops) || ops.length === 0 || ops.length > PaxosLimits.maxBatchOps) {
       badMessages++;
       node.replyError(msg, ErrorCode.MalformedRequest, `ops must be an array of 1..${PaxosLimits.maxBatchOps} ops`);
