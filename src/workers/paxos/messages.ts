@@ -279,15 +279,37 @@ const SEPARATORS = /[\u001e\u001f]/;
 export type WireValue = string | null;
 
 const encoded = new WeakMap<Op[], string>();
+/**
+ * The first op of each decoded batch, to that batch. A leader's slot is mostly whole client
+ * batches back to back, decoded from strings it still holds: encodeValue splices those strings
+ * rather than re-encoding op by op (the leader's biggest per-op cost after decoding).
+ */
+const batchOf = new WeakMap<Op, Op[]>();
+
+/** v[at..] starts with exactly the ops of run (the same objects). */
+function startsWithRun(v: Op[], at: number, run: Op[]): boolean {
+  if (at + run.length > v.length) return false;
+  for (let k = 0; k < run.length; k++) if (v[at + k] !== run[k]) return false;
+  return true;
+}
 
 export function encodeValue(v: Value): WireValue {
   if (v === null) return null;
   let e = encoded.get(v);
   if (e === undefined) {
     e = "";
-    for (let i = 0; i < v.length; i++) {
+    for (let i = 0; i < v.length; ) {
       const op = v[i]!;
-      e += (i === 0 ? "" : OP_SEP) + op.id + FIELD_SEP + op.c + FIELD_SEP + op.s + FIELD_SEP + op.lw + FIELD_SEP + op.t;
+      const sep = i === 0 ? "" : OP_SEP;
+      const run = batchOf.get(op);
+      const w = run === undefined ? undefined : encoded.get(run);
+      if (w !== undefined && startsWithRun(v, i, run!)) {
+        e += sep + w;
+        i += run!.length;
+      } else {
+        e += sep + op.id + FIELD_SEP + op.c + FIELD_SEP + op.s + FIELD_SEP + op.lw + FIELD_SEP + op.t;
+        i++;
+      }
     }
     encoded.set(v, e);
   }
@@ -347,6 +369,7 @@ export function decodeValue(w: unknown): Value | undefined {
     i = end + 1;
   }
   encoded.set(ops, w);
+  batchOf.set(ops[0]!, ops);
   return ops;
 }
 
