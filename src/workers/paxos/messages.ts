@@ -462,8 +462,13 @@ export function parsePeerMsg(body: Record<string, unknown>): PeerMsg | null {
 export function valueBytes(v: Value): number {
   if (v === null) return 16;
   let n = 16;
-  for (const op of v) n += 48 + op.id.length + op.c.length + op.t.length * 2;
+  for (const op of v) n += opBytes(op);
   return n;
+}
+
+/** One op's share of valueBytes. */
+export function opBytes(op: Op): number {
+  return 48 + op.id.length + op.c.length + op.t.length * 2;
 }
 
 /** Parse "3,5" into [3, 5]; throws on anything else. */

@@ -167,6 +167,8 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
     }
     for (const [s, v] of r.execute) {
       const a = chat.apply(s, v);
+      // Only the replica that took a client's request holds a waiter for it (a follower, none).
+      if (pending.size === 0) continue;
       for (const op of a.executed) opDone(op.id);
       for (const op of a.duplicates) opDone(op.id);
     }
