@@ -299,9 +299,14 @@ describe("paxos in the simulator", () => {
         expect(e).toBeInstanceOf(RpcError);
         expect((e as RpcError).code).toBe(ErrorCode.MalformedRequest);
       }
+      // A batch in its compact (encoded string) form: a bad field, a wrong field count, an empty string.
+      for (const ops of ["x\u001fc\u001f1\u001f2\u001ft", "x\u001fc\u001f1", ""]) {
+        const e = await c.request("replica-0", { type: "chat_batch", ops }, 200).catch((e) => e);
+        expect((e as RpcError).code).toBe(ErrorCode.MalformedRequest);
+      }
       const e2 = await c.request("replica-0", { type: "log_read", from: "a", limit: 1 }, 200).catch((e) => e);
       expect((e2 as RpcError).code).toBe(ErrorCode.MalformedRequest);
-      expect((await snap(c, "replica-0")).badMessages).toBe(7);
+      expect((await snap(c, "replica-0")).badMessages).toBe(10);
       await c.sleep(500);
     });
     expectAllChecks(r, 7);

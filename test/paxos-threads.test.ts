@@ -1,10 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { healAll } from "./helpers.ts";
 import type { RunResult } from "../src/driver/scenario.ts";
 import type { ThreadCluster } from "../src/main/supervisor.ts";
 import type { ReplicaSnapshot } from "../src/workers/paxos/messages.ts";
 import { paxosTopology, replicaIds, runPaxos, type PaxosOptions } from "../src/workers/paxos/scenario.ts";
-import { tempDirs, withThreads } from "./helpers.ts";
+import { healAll, tempDirs, withThreads } from "./helpers.ts";
 
 /** A few real runs on worker threads with sqlite storage: the same scenario and checks as the simulator. */
 
@@ -17,6 +16,15 @@ function threaded(o: Partial<PaxosOptions>, faults: (c: ThreadCluster) => Promis
   );
 }
 
+/** The current leader, waiting out an election under way (a busy machine may delay one). */
+async function leaderOf(c: ThreadCluster): Promise<string | null> {
+  for (let i = 0; i < 100; i++) {
+    for (const id of replicaIds(1)) if ((await c.inspect<ReplicaSnapshot>(id))?.role === "leader") return id;
+    await c.sleep(50);
+  }
+  return null;
+}
+
 function expectAllChecks(r: RunResult): void {
   expect(Object.entries(r.checks).filter(([, c]) => !c.ok)).toEqual([]);
 }
@@ -26,7 +34,7 @@ describe("paxos on worker threads", () => {
     let old: string | null = null;
     const r = await threaded({ f: 1, nemesis: ["kill"] } as Partial<PaxosOptions>, async (c) => {
       await c.sleep(700);
-      for (const id of replicaIds(1)) if ((await c.inspect<ReplicaSnapshot>(id))?.role === "leader") old = id;
+      old = await leaderOf(c);
       expect(old).not.toBeNull();
       await c.crash(old!);
       await c.sleep(1200);
@@ -44,8 +52,7 @@ describe("paxos on worker threads", () => {
   test("a partitioned old leader commits nothing; after the heal the logs agree", async () => {
     const r = await threaded({ f: 1, clientTimeoutMs: 100 } as Partial<PaxosOptions>, async (c) => {
       await c.sleep(500);
-      let old: string | null = null;
-      for (const id of replicaIds(1)) if ((await c.inspect<ReplicaSnapshot>(id))?.role === "leader") old = id;
+      const old = await leaderOf(c);
       expect(old).not.toBeNull();
       await c.setNetwork({ partitions: [{ from: [old!], to: replicaIds(1).filter((id) => id !== old) }] });
       await c.sleep(100);

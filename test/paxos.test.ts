@@ -359,5 +359,21 @@ describe("paxos value encoding", () => {
     expect(decodeValue(null)).toBeNull();
     for (const bad of ["", "x", 42, [v], "a\u001fc\u001f1\u001f0", "a\u001fc\u001fx\u001f0\u001ft", "a\u001fc\u001f1\u001f2\u001ft"]) expect(decodeValue(bad)).toBeUndefined();
     expect(opProblem({ id: "a", c: "c", s: 1, lw: 0, t: "sneaky\u001eseparator" })).toContain("U+001E");
+    // Six fields, a trailing separator, an empty id or client, a sign, too many digits, a text too long.
+    for (const bad of ["a\u001fc\u001f1\u001f0\u001ft\u001fx", w + "\u001e", "\u001fc\u001f1\u001f0\u001ft", "a\u001f\u001f1\u001f0\u001ft", "a\u001fc\u001f-1\u001f0\u001ft", "a\u001fc\u001f1\u001f+0\u001ft", "a\u001fc\u001f12345678901234567\u001f0\u001ft", "a\u001fc\u001f1\u001f0\u001f" + "t".repeat(1025)])
+      expect(decodeValue(bad)).toBeUndefined();
+  });
+
+  test("a slot made of decoded client batches (whole, cut, or mixed with other ops) encodes as if op by op", async () => {
+    const { encodeValue, decodeValue } = await import("../src/workers/paxos/messages.ts");
+    const mk = (c: string, from: number, n: number): Op[] => Array.from({ length: n }, (_, i) => ({ id: `${c}-${from + i}`, c, s: from + i, lw: from, t: `text ${from + i}` }));
+    const byHand = (v: Op[]) => v.map((op) => [op.id, op.c, op.s, op.lw, op.t].join("\u001f")).join("\u001e");
+    const a = decodeValue(encodeValue(mk("client-1", 0, 3)))!;
+    const b = decodeValue(encodeValue(mk("client-2", 5, 2)))!;
+    const loose = mk("client-3", 9, 1);
+    for (const slot of [[...a, ...b], [...b, ...a], a.slice(1), [...a.slice(0, 2), ...b], [...loose, ...a, ...loose, ...b.slice(0, 1)], [...a]]) {
+      expect(encodeValue(slot)).toBe(byHand(slot));
+      expect(decodeValue(encodeValue(slot))).toEqual(slot);
+    }
   });
 });

@@ -59,8 +59,14 @@ export class ChatLog {
     }
     const executed: Op[] = [];
     const duplicates: Op[] = [];
+    // A batch usually holds runs of one client's ops: look its session up once per run.
+    let lastC: string | null = null;
+    let s: Session | undefined;
     for (const op of value) {
-      let s = this.sessions.get(op.c);
+      if (op.c !== lastC) {
+        s = this.sessions.get(op.c);
+        lastC = op.c;
+      }
       if (!s) {
         if (this.sessions.size >= MAX_SESSIONS) {
           const oldest = this.sessions.keys().next().value!;

@@ -1,6 +1,6 @@
 import { seqKey } from "../runtime/keys.ts";
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
-import type { ChatOk, ChatRedirect, ClientSnapshot, Op, PaxosClientConfig } from "./messages.ts";
+import { encodeValue, type ChatOk, type ChatRedirect, type ClientSnapshot, type Op, type PaxosClientConfig } from "./messages.ts";
 
 const MAX_LATENCY_SAMPLES = 20_000;
 const MAX_ACKED_IDS = 2_000_000;
@@ -87,7 +87,7 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
       // Fresh op objects per send: bodies may be shared with the receiver (simulator), never mutate one.
       const low = lowWater();
       const ops: Op[] = seqs.map((s, i) => ({ id: ids[i]!, c: session, s, lw: low, t: text(s) }));
-      const body = ops.length === 1 ? { type: "chat", op: ops[0]! } : { type: "chat_batch", ops };
+      const body = ops.length === 1 ? { type: "chat", op: ops[0]! } : { type: "chat_batch", ops: encodeValue(ops) };
       const target = replicas[leader]!;
       try {
         const r = await node.request<ChatOk | ChatRedirect>(target, body, { timeoutMs: cfg.timeoutMs });

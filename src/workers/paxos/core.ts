@@ -1,5 +1,5 @@
 import { assert } from "../runtime/assert.ts";
-import { PaxosLimits, valueBytes, type Op, type PeerMsg, type Value } from "./messages.ts";
+import { PaxosLimits, opBytes, valueBytes, type Op, type PeerMsg, type Value } from "./messages.ts";
 
 /**
  * The Multi-Paxos protocol core: a pure, deterministic state machine in the style of etcd's raft.
@@ -74,6 +74,8 @@ export type SubmitStatus = "queued" | "not_leader" | "overloaded";
 
 interface InFlight {
   v: Value;
+  /** valueBytes(v), computed once: accepts are split by it for every peer and every resend. */
+  bytes: number;
   acks: Set<number>;
   chosen: boolean;
   lastSent: number;
@@ -480,11 +482,11 @@ export class PaxosCore {
     this.advanceLeaderCommit();
   }
 
-  private proposeAt(s: number, v: Value): void {
+  private proposeAt(s: number, v: Value, bytes: number = valueBytes(v)): void {
     assert(this.role === "leader" && s > this.commit && !this.inflight.has(s), `propose slot ${s} once per ballot`);
     this.log.set(s, { b: this.ballot, v });
     this.out.entries.push([s, this.ballot, v]);
-    this.inflight.set(s, { v, acks: new Set([this.me]), chosen: this.majority <= 1, lastSent: this.tickNo });
+    this.inflight.set(s, { v, bytes, acks: new Set([this.me]), chosen: this.majority <= 1, lastSent: this.tickNo });
   }
 
   private proposeFromQueue(): void {
@@ -502,10 +504,10 @@ export class PaxosCore {
       while (this.queueHead < this.queue.length && batch.length < this.cfg.maxBatch && bytes < PaxosLimits.maxMessageEntryBytes / 2) {
         const op = this.queue[this.queueHead++]!;
         batch.push(op);
-        bytes += valueBytes([op]);
+        bytes += opBytes(op);
       }
       const s = this.nextSlot++;
-      this.proposeAt(s, batch);
+      this.proposeAt(s, batch, 16 + bytes);
       fresh.push(s);
     }
     if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
@@ -522,13 +524,13 @@ export class PaxosCore {
     if (slots.length === 0) return;
     for (let p = 0; p < this.n; p++) {
       if (p === this.me) continue;
-      const items: Array<[number, Value]> = [];
+      const items: Array<[number, Value, number]> = [];
       for (const s of slots) {
         const f = this.inflight.get(s);
         if (!f || (only && !only(p, f))) continue;
-        items.push([s, f.v]);
+        items.push([s, f.v, f.bytes]);
       }
-      for (const part of chunk(items, (e) => valueBytes(e[1]) + 16)) this.send(p, { type: "accept", b: this.ballot, entries: part, commit: this.commit });
+      for (const part of chunk(items, (e) => e[2] + 16)) this.send(p, { type: "accept", b: this.ballot, entries: part.map(([s, v]) => [s, v]), commit: this.commit });
     }
   }
 

@@ -167,6 +167,8 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
     }
     for (const [s, v] of r.execute) {
       const a = chat.apply(s, v);
+      // Only the replica that took a client's request holds a waiter for it (a follower, none).
+      if (pending.size === 0) continue;
       for (const op of a.executed) opDone(op.id);
       for (const op of a.duplicates) opDone(op.id);
     }
@@ -229,7 +231,19 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
   });
 
   node.on<ChatBatchRequest>("chat_batch", (msg) => {
-    const ops = msg.body.ops;
+    const raw = msg.body.ops;
+    if (typeof raw === "string") {
+      // The compact form: decodeValue validates every op as it splits them out.
+      const ops = decodeValue(raw);
+      if (!ops) {
+        badMessages++;
+        node.replyError(msg, ErrorCode.MalformedRequest, `ops must encode 1..${PaxosLimits.maxBatchOps} well-formed ops`);
+        return;
+      }
+      takeOps(msg, ops);
+      return;
+    }
+    const ops = raw;
     if (!Array.isArray(ops) || ops.length === 0 || ops.length > PaxosLimits.maxBatchOps) {
       badMessages++;
       node.replyError(msg, ErrorCode.MalformedRequest, `ops must be an array of 1..${PaxosLimits.maxBatchOps} ops`);

@@ -314,8 +314,10 @@ export const scenario: Scenario<PaxosOptions> = {
   ],
   topology: (o) => paxosTopology(o),
   clients: (o) => {
-    // After a heal a client may wait out an election (up to twice the timeout) and time out at each replica on the way.
-    const withinMs = 4 * num(o.electionMs, DEFAULT_REPLICA_CONFIG.electionTicks * DEFAULT_REPLICA_CONFIG.tickMs) + (2 * num(o.f, 1) + 2) * num(o.clientTimeoutMs, 100) + num(o.intervalMs, 1) + 1000;
+    // After a heal a client may wait out an election (up to twice the timeout, a few times over) and time
+    // out at each replica on the way. At least 1200 ms for the elections: a short election timeout does
+    // not make a busy machine schedule the threads any sooner.
+    const withinMs = Math.max(1200, 4 * num(o.electionMs, DEFAULT_REPLICA_CONFIG.electionTicks * DEFAULT_REPLICA_CONFIG.tickMs)) + (2 * num(o.f, 1) + 2) * num(o.clientTimeoutMs, 100) + num(o.intervalMs, 1) + 1000;
     return Array.from({ length: num(o.clients, 4) }, (_, i) => ({ id: `client-${i + 1}`, withinMs }));
   },
   run: (cluster, o, control) => runPaxos(cluster, o, control),
