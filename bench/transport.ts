@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { percentile } from "../src/driver/stats.ts";
 import { TcpBridge } from "../src/main/bridge.ts";
 import { ThreadCluster } from "../src/main/supervisor.ts";
-import { BATCH, MessageReader, concat, encodeOne, writeAll } from "./lib/fair-tcp.ts";
+import { BATCH, BatchWriter, MessageReader, encodeOne, writeAll } from "./lib/fair-tcp.ts";
 import { fmtSpread, printTable, progress, ratioSpread, roundsFor, valueSpread, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
 
 interface Figures {
@@ -162,14 +162,13 @@ async function fairTcp(n: number): Promise<Figures> {
     const done = new Promise<void>((r) => (onMsg = (m) => m.body.type === "until_ok" && r()));
     // As the node does: one loop of sends in one turn, each message encoded alone, at most BATCH per write.
     const writes: Uint8Array[] = [];
-    let batch: Uint8Array[] = [];
+    const batch = new BatchWriter();
     for (let i = 0; i < blastN; i++) {
-      batch.push(encodeOne({ src: "pinger", dest: "ponger", body: { type: "one", i } }));
-      if (batch.length === BATCH) writes.push(concat(batch.splice(0)));
+      batch.add({ src: "pinger", dest: "ponger", body: { type: "one", i } });
+      if (batch.count === BATCH) writes.push(batch.take());
     }
-    batch.push(encodeOne({ src: "pinger", dest: "ponger", body: { type: "until", n: blastN, msg_id: n } }));
-    writes.push(concat(batch));
-    batch = [];
+    batch.add({ src: "pinger", dest: "ponger", body: { type: "until", n: blastN, msg_id: n } });
+    writes.push(batch.take());
     await writeAll(sock, writes, (fn) => (drained = fn));
     await done;
     return figures(lat, blastN, performance.now() - t0);
