@@ -55,6 +55,10 @@ export const bench: Bench = {
     const chunks: Uint8Array[] = [];
     for (let off = 0; off < bigFrame.length; off += 64 * 1024) chunks.push(bigFrame.subarray(off, off + 64 * 1024));
     const bigDecoder = new FrameDecoder();
+    // The largest frame a link accepts, arriving in small reads (a slow or congested connection).
+    const fullFrame = encodeFrame({ t: "msgs", ms: [{ src: "pinger", dest: "ponger", body: { type: "blob", data: "x".repeat(Limits.maxFrameBytes - 1024) } }] });
+    const smallChunks: Uint8Array[] = [];
+    for (let off = 0; off < fullFrame.length; off += 4 * 1024) smallChunks.push(fullFrame.subarray(off, off + 4 * 1024));
 
     // The fault planner on a network that is not perfect (the perfect one skips it).
     const planner = new LinkPlanner(seededRandom(1, "bench"));
@@ -104,6 +108,11 @@ export const bench: Bench = {
       .add(`wire: decode ${MAX_FRAME_MESSAGES}-message frame from 64 KiB chunks`, () => {
         let n = 0;
         for (const c of chunks) n += bigDecoder.push(c).length;
+        if (n !== 1) throw new Error(`decoded ${n} frames`);
+      })
+      .add("wire: decode a largest-size frame from 4 KiB chunks", () => {
+        let n = 0;
+        for (const c of smallChunks) n += bigDecoder.push(c).length;
         if (n !== 1) throw new Error(`decoded ${n} frames`);
       })
       .add("validate: isMessage (every message a link delivers)", () => {
