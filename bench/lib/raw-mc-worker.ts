@@ -2,13 +2,14 @@
  * Raw MessageChannel baseline: no node runtime, just postMessage of the same message shape.
  *
  * It once measured slower than the node API (61.7 µs vs 13.7 µs p50, quiet machine, full run).
- * The one systematic difference found: the node side is always warm when timed (a 10-round-trip
- * request first sets the link up and runs the handlers through the JIT; the cluster's start has
+ * The one systematic difference found: the node side was always warm when timed (an untimed
+ * request first set the link up and ran the handlers through the JIT; the cluster's start had
  * already woken both threads), while this worker timed its first round trips on a freshly spawned
  * thread pair. On a loaded 2-core machine the gap did not reproduce (raw 10.5–15.8 µs vs node
  * 13.4–16.8 µs, same run), consistent with cold thread wake-ups that only dominate when cores idle.
- * So the baseline warms up first (WARMUP round trips, not timed) and answers from the port handler
- * directly (no promise, no timer, no allocation beyond the message): the cheapest way to do the work.
+ * So the baseline warms up first (WARMUP round trips, not timed, as many as the node's warm-up in
+ * transport.ts) and answers from the port handler directly (no promise, no timer, no allocation
+ * beyond the message): the cheapest way to do the work.
  */
 const WARMUP = 1_000;
 declare const self: { onmessage: ((e: MessageEvent) => void) | null; postMessage(v: unknown): void };
