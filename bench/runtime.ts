@@ -24,6 +24,8 @@ import { printTable, writeJson, type Bench } from "./lib/harness.ts";
 
 const MSG: Message = { src: "pinger", dest: "ponger", body: { type: "ping", msg_id: 12345, payload: "hello" } };
 
+const TALLY: Message = { src: "obelix", dest: "tablet-1", body: { type: "tally_update", tally: { team: "Gaul", gold: 3, silver: 1, bronze: 0, version: 4, updatedAt: 1_700_000_000_000 } } };
+
 export const bench: Bench = {
   name: "runtime",
   description: "per-message cost of the node API's hot-path pieces (tinybench)",
@@ -115,6 +117,7 @@ export const bench: Bench = {
         for (const c of smallChunks) n += bigDecoder.push(c).length;
         if (n !== 1) throw new Error(`decoded ${n} frames`);
       })
+      .add("size check (one nested object: a pushed tally)", () => void exceedsSize(TALLY.body, Limits.maxMessageBytes))
       .add("validate: isMessage (every message a link delivers)", () => {
         if (!isMessage(oneWay)) throw new Error("a valid message refused");
       })
