@@ -305,6 +305,11 @@ export const bench: Bench = {
     ]);
     console.log(`medians over ${rounds} interleaved rounds, ratio per round then median (range); NOISY: rounds disagree by more than the effect`);
     console.log(`${n} round trips and ${n * 10} pipelined messages per round`);
+    // A baseline is a floor: a round where it is slower than the node measured something else (usually the machine).
+    for (const [base, node] of [["rawMc", "nodeMc"], ["fairTcp", "nodeTcp"]] as const) {
+      const slow = results[base].filter((b, i) => b.rttP50Us > results[node][i]!.rttP50Us).length;
+      if (slow > 0) console.log(`WARNING: in ${slow} of ${rounds} rounds the ${base} round trip was slower than ${node}'s: not a floor in those rounds; see the per-round series in --json`);
+    }
     console.log("targets: rtt ratio <= 1.25 (mc, tcp fair), throughput ratio >= 0.6 (mc, tcp fair); the byte pipe is a ceiling, not a target");
     if (o.json) writeJson(o.json, json);
     return json;

@@ -1,15 +1,15 @@
 /**
  * Raw MessageChannel baseline: no node runtime, just postMessage of the same message shape.
  *
- * It once measured slower than the node API (61.7 µs vs 13.7 µs p50, quiet machine, full run).
- * The one systematic difference found: the node side was always warm when timed (an untimed
- * request first set the link up and ran the handlers through the JIT; the cluster's start had
- * already woken both threads), while this worker timed its first round trips on a freshly spawned
- * thread pair. On a loaded 2-core machine the gap did not reproduce (raw 10.5–15.8 µs vs node
- * 13.4–16.8 µs, same run), consistent with cold thread wake-ups that only dominate when cores idle.
- * So the baseline warms up first (WARMUP round trips, not timed, as many as the node's warm-up in
- * transport.ts) and answers from the port handler directly (no promise, no timer, no allocation
- * beyond the message): the cheapest way to do the work.
+ * It once measured slower than the node API (61.7 µs vs 13.7 µs p50, full run). Its work per round
+ * trip is already minimal (a handler that answers at once: no promise, no timer, nothing but the
+ * message), so the differences looked for were in how it is timed: the node side was always warm
+ * (an untimed request set the link up and ran its handlers through the JIT first) and this side
+ * was not. It now warms up the same way (WARMUP round trips, untimed). Run alone, back to back with
+ * clusters, or after TCP stages, it measures 10–17 µs against the node's 13–45 µs; single rounds
+ * of a full run still sometimes show it at 50–65 µs while the node's round next to it is at 20 µs,
+ * which matched no difference in code and did not reproduce on demand. transport.ts flags such
+ * rounds rather than hiding them.
  */
 const WARMUP = 1_000;
 declare const self: { onmessage: ((e: MessageEvent) => void) | null; postMessage(v: unknown): void };
