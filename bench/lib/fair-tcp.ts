@@ -13,6 +13,44 @@ export const packr = new Packr({ useRecords: false, moreTypes: false });
 /** Node messages per write, as the node's data link caps a frame (links.ts MAX_FRAME_MESSAGES). */
 export const BATCH = 4096;
 
+/**
+ * Appends length-prefixed messages to one growing buffer, each encoded on its own. Encoding straight
+ * into the batch (one copy of msgpackr's output, no per-message buffer or DataView) is what makes
+ * this the fastest honest per-message encoder: allocating a buffer per message cost ~3× the pack.
+ */
+export class BatchWriter {
+  private buf = new Uint8Array(64 * 1024);
+  private view = new DataView(this.buf.buffer);
+  private off = 0;
+  count = 0;
+
+  add(msg: unknown): void {
+    const payload = packr.pack(msg);
+    const need = this.off + 4 + payload.length;
+    if (need > this.buf.length) {
+      const grown = new Uint8Array(Math.max(need, this.buf.length * 2));
+      grown.set(this.buf.subarray(0, this.off));
+      this.buf = grown;
+      this.view = new DataView(grown.buffer);
+    }
+    this.view.setUint32(this.off, payload.length);
+    this.buf.set(payload, this.off + 4);
+    this.off = need;
+    this.count++;
+  }
+
+  /** The batch so far, as one write; the writer starts a new one. */
+  take(): Uint8Array {
+    const out = this.buf.subarray(0, this.off);
+    this.buf = new Uint8Array(this.buf.length);
+    this.view = new DataView(this.buf.buffer);
+    this.off = 0;
+    this.count = 0;
+    return out;
+  }
+}
+
+/** One message alone (a ping or a pong): exactly its bytes. */
 export function encodeOne(msg: unknown): Uint8Array {
   const payload = packr.pack(msg);
   const out = new Uint8Array(4 + payload.length);
@@ -21,20 +59,11 @@ export function encodeOne(msg: unknown): Uint8Array {
   return out;
 }
 
-/** Concatenate encoded messages into one write. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
-/** Reassembles length-prefixed messages from a stream and decodes each one. */
+/**
+ * Reassembles length-prefixed messages from a stream and decodes each one; chunks are joined only
+ * when a message straddles them. (Asking msgpackr to read a byte range of the chunk instead of a
+ * subarray per message measured slower, 0.8 vs 0.56 µs a message.)
+ */
 export class MessageReader {
   private buf = new Uint8Array(0);
   push(chunk: Uint8Array, each: (msg: any) => void): void {
@@ -52,9 +81,11 @@ export class MessageReader {
       each(packr.unpack(joined.subarray(off + 4, off + 4 + len)));
       off += 4 + len;
     }
-    this.buf = off === joined.length ? new Uint8Array(0) : joined.slice(off);
+    this.buf = off === joined.length ? EMPTY : joined.slice(off);
   }
 }
+
+const EMPTY = new Uint8Array(0);
 
 /** Write everything, waiting for drain when the socket's buffer is full. */
 export function writeAll(sock: { write(b: Uint8Array): number }, chunks: Uint8Array[], onDrain: (fn: () => void) => void): Promise<void> {

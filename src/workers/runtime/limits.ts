@@ -57,13 +57,15 @@ export const Limits = {
 
 /** A cheap, bounded size estimate: walks the value and stops as soon as it passes `limit`. */
 export function exceedsSize(value: unknown, limit: number): boolean {
-  // Fast path: a flat body of scalars and short strings (most protocol messages) cannot exceed a limit this large.
-  if (limit >= 65_536 && typeof value === "object" && value !== null && !Array.isArray(value)) {
+  // Fast path: a flat body of scalars, short keys and short strings (most protocol messages) cannot
+  // exceed a limit this large: at most 64 × (512-char key + 512-char string) = 64 × 1540 < 131,072
+  // by the walk's own measure. (Keys are bounded too: a long key must not slip past the walk.)
+  if (limit >= 131_072 && typeof value === "object" && value !== null && !Array.isArray(value)) {
     let flat = true;
     let n = 0;
     for (const k in value as Record<string, unknown>) {
       const v = (value as Record<string, unknown>)[k];
-      if (++n > 64 || (typeof v === "object" && v !== null) || (typeof v === "string" && v.length > 512)) {
+      if (++n > 64 || k.length > 512 || (typeof v === "object" && v !== null) || (typeof v === "string" && v.length > 512)) {
         flat = false;
         break;
       }
