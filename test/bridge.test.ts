@@ -110,9 +110,15 @@ describe("bridge and data-link security, bad frames", () => {
       expect(good.frames[1]!.t).toBe("welcome");
       expect(good.frames[1]!.proof).toBe(proof(SECRET, "listener", "n0nce", "b", "a"));
       good.sock.write(count(3));
-      await Bun.sleep(100);
+      // Wait for the count to land (a loaded machine may take a while), not a fixed time.
+      let seen: unknown = null;
+      for (let i = 0; i < 100; i++) {
+        seen = await cluster.inspect<{ count: number; incarnation: number }>("n1");
+        if ((seen as { count?: number } | null)?.count === 3) break;
+        await Bun.sleep(50);
+      }
       expect(good.isClosed()).toBe(false);
-      expect(await cluster.inspect<{ count: number; incarnation: number }>("n1")).toEqual({ count: 3, incarnation: 0 });
+      expect(seen).toEqual({ count: 3, incarnation: 0 });
       good.sock.end();
     } finally {
       await cluster.stop();

@@ -223,7 +223,7 @@ export class TcpBridge implements RemoteHosts {
           value = await this.cluster.localInfo();
           break;
         case "where":
-          value = this.cluster.dataPort(local()) ?? null;
+          value = (await this.cluster.dataPortWhenUp(local())) ?? null;
           break;
         case "network": {
           const net = frame.extra as NetworkSettings;

@@ -170,6 +170,9 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
       }
       console.log(`menhir: host ${mh.host} listening on ${mh.listen.hostname}:${bridge.port}; driver host ${mh.driverHost}`);
     }
+    // Hosts connect before any node starts: a node's first messages to a peer on another host must
+    // not be lost because the bridge to that host was still coming up.
+    if (mh && bridge) await awaitPeers(bridge, Object.keys(mh.peers), opts.connectTimeout, () => stopping);
     try {
       await cluster.start();
     } catch (e) {
@@ -232,7 +235,6 @@ async function runStarted(
   if (admin) console.log(`menhir: admin API at ${admin.url}${opts.secretGenerated ? ` (bearer token: ${opts.secret})` : " (bearer token: the --secret)"}`);
 
   let code = 0;
-  if (mh && bridge) await awaitPeers(bridge, Object.keys(mh.peers), opts.connectTimeout, stopping);
   if (!mh || mh.driverHost === mh.host) {
     if (!Number.isFinite(opts.duration)) console.log("menhir: running until Ctrl-C");
     let history: HistoryOutcome | undefined;

@@ -38,5 +38,7 @@ export interface LocalHost {
   inspect(id: NodeId): Promise<unknown>;
   localInfo(): Promise<NodeInfo[]>;
   dataPort(id: NodeId): number | undefined;
+  /** The same, waiting briefly for a node still starting. */
+  dataPortWhenUp(id: NodeId): Promise<number | undefined>;
   applyNetwork(net: NetworkSettings): Promise<void>;
 }

@@ -103,6 +103,9 @@ export class ThreadCluster implements Cluster, LocalHost {
   private bridge: RemoteHosts | null = null;
   private readonly driverHost: string;
   private stopped = false;
+  private readonly upWaiters = new Map<NodeId, Array<() => void>>();
+  /** Resolved once start() has placed this host's nodes (each then starting or started). */
+  private readonly populated = Promise.withResolvers<void>();
   /** Where workers import the roles from (they know no registry). */
   private readonly rolesModule: string;
 
@@ -144,6 +147,7 @@ export class ThreadCluster implements Cluster, LocalHost {
       group.members.push(spec.id);
       this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, group, queue: Promise.resolve(), queued: 0 });
     });
+    this.populated.resolve();
     await Promise.all(groups.map((g) => this.ensureWorker(g)));
     await Promise.all([...this.local.values()].map((n) => this.serial(n, () => this.startNode(n, true))));
     // A node that cannot start (its port is taken, say) fails the run: it does not run without it.
@@ -178,6 +182,7 @@ export class ThreadCluster implements Cluster, LocalHost {
       dataReady: (id, port) => {
         const node = this.local.get(id);
         if (node) node.dataPort = port;
+        this.notifyUp(id);
       },
     };
     Comlink.expose(supervisorPort, sup.port1);
@@ -245,8 +250,36 @@ export class ThreadCluster implements Cluster, LocalHost {
     n.status = "crashed";
     n.httpUrl = undefined;
     n.dataPort = undefined;
+    this.notifyUp(n.spec.id);
   }
 
+  /** Those waiting for a node to come up (its first start, or its data endpoint) look again. */
+  private notifyUp(id: NodeId): void {
+    const ws = this.upWaiters.get(id);
+    this.upWaiters.delete(id);
+    for (const w of ws ?? []) w();
+  }
+
+  /** Resolves when the node's state next changes (started, endpoint ready, crashed) or after ms. */
+  private nextChange(id: NodeId, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      const list = this.upWaiters.get(id) ?? [];
+      if (list.length >= Limits.maxUpWaiters) return; // the timeout still ends this wait
+      list.push(() => (clearTimeout(t), resolve()));
+      this.upWaiters.set(id, list);
+    });
+  }
+
+  /**
+   * A node the cluster has not started yet is starting, not down; nor is one whose data endpoint is
+   * still opening. Nodes come up in no particular order (here and on other hosts): a peer's first
+   * messages must not be lost to that order, so the asker waits for it, briefly.
+   */
+  private async untilUp(n: LocalNode, want: (n: LocalNode) => boolean): Promise<void> {
+    const deadline = Date.now() + Limits.startingPeerWaitMs;
+    while (!want(n) && (n.incarnation < 0 || n.status !== "crashed") && Date.now() < deadline) await this.nextChange(n.spec.id, deadline - Date.now());
+  }
   /** Run a control operation on a node after those already queued for it; answers the state it left. */
   private serial(n: LocalNode, op: () => Promise<NodeStatus>): Promise<NodeStatus> {
     if (this.stopped) return Promise.reject(new Error(`the cluster is stopping: no control operations on ${n.spec.id}`));
@@ -293,6 +326,7 @@ export class ThreadCluster implements Cluster, LocalHost {
       await this.doCrash(n);
       return n.status;
     }
+    this.notifyUp(n.spec.id);
     // Peers that found it down ask for a link at their next send, not after a retry pause.
     const inc = n.incarnation;
     await this.everyWorker(`announce ${n.spec.id}#${inc}`, (api) => api.peerUp(n.spec.id, inc)).catch((e) => this.log.warn(String(e instanceof Error ? e.message : e)));
@@ -317,6 +351,7 @@ export class ThreadCluster implements Cluster, LocalHost {
       return typeof port === "number" ? { wire: { hostname: at.hostname, port } } : null;
     }
     const peer = this.local.get(dest);
+    if (peer) await this.untilUp(peer, (p) => p.status !== "crashed");
     if (!peer || peer.status === "crashed" || !peer.group.api) return null;
     const ch = new MessageChannel();
     const destInc = peer.incarnation;
@@ -335,6 +370,15 @@ export class ThreadCluster implements Cluster, LocalHost {
   dataPort(id: NodeId): number | undefined {
     const n = this.local.get(id);
     return n && n.status !== "crashed" ? n.dataPort : undefined;
+  }
+
+  /** The same, waiting briefly for a node that is still starting (a peer host asks as soon as it is up). */
+  async dataPortWhenUp(id: NodeId): Promise<number | undefined> {
+    // This host may not have begun to start its nodes yet (it was still connecting to its peers).
+    if (!this.local.has(id) && this.isLocal(id)) await Promise.race([this.populated.promise, Bun.sleep(Limits.startingPeerWaitMs)]);
+    const n = this.local.get(id);
+    if (n) await this.untilUp(n, (x) => x.status !== "crashed" && x.dataPort !== undefined);
+    return this.dataPort(id);
   }
 
   private fromNodeToDriver(msg: unknown): void {

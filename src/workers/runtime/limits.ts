@@ -47,6 +47,10 @@ export const Limits = {
    * a call's timeout (500 nodes started at once in one packed thread must not time out for that alone).
    */
   controlTimeoutPerQueuedCallMs: 100,
+  /** A link asked of a peer that is still starting waits this long for it (then the peer looks down). */
+  startingPeerWaitMs: 3000,
+  /** Link requests waiting on one starting node; past this they wait out startingPeerWaitMs. */
+  maxUpWaiters: 4096,
   /** A role's stop hook that runs longer is cut off (and reported); a node's whole clean stop is bounded by stopTimeoutMs. */
   stopHookTimeoutMs: 2000,
   stopTimeoutMs: 3000,
