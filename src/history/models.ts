@@ -200,7 +200,7 @@ const BOOK_FS: ReadonlySet<string> = new Set(["lookup", "quantity", "buy", "upda
 /**
  * The bookstore, per item (key: the item number), as its clients record it:
  * - `lookup` (value: {quantity, cost}, either may be missing) and `quantity` (value: the quantity) read;
- * - `buy` (value: null) takes one copy; a `fail` with "item is unavailable" saw the quantity at 0,
+ * - `buy` (value: null, or {order} once done) takes one copy; a `fail` with "item is unavailable" saw the quantity at 0,
  *   and a buy succeeds only above 0;
  * - `update_quantity` (value: the delta, or {delta, quantity} with the quantity the reply reported
  *   after it) succeeds iff the quantity stays ≥ 0; a `fail` with "quantity would go below 0" saw

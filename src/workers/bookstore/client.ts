@@ -59,6 +59,33 @@ interface HttpOk {
   body: { data?: any; error?: { message?: string } };
 }
 
+/** What the run's history (`node.history`, judged by the bookstore model) records at invocation: a write's argument. */
+function invokeValue(f: OpF, args: Record<string, unknown>): unknown {
+  if (f === "update_quantity") return args.delta;
+  if (f === "update_cost") return args.cost;
+  if (f === "search") return args.topic;
+  return null;
+}
+
+/** What a 200 showed, in the shape the bookstore model reads (src/history/models.ts). */
+function observed(f: OpF, v: Record<string, unknown>): unknown {
+  switch (f) {
+    case "lookup":
+      return { quantity: v.quantity, cost: v.cost };
+    case "quantity":
+      return v.quantity;
+    case "update_quantity":
+      return { delta: v.delta, quantity: v.quantity };
+    case "update_cost":
+      return v.cost;
+    case "buy":
+      return { order: v.order };
+    case "search":
+    case "list":
+      return Array.isArray(v.books) ? v.books.map((b: { item?: unknown; quantity?: unknown; cost?: unknown }) => (f === "list" ? { item: b.item, quantity: b.quantity, cost: b.cost } : b.item)) : null;
+  }
+}
+
 /** 503s that the front end gives only when it sent nothing anywhere: definite failures. */
 const NOTHING_SENT: ReadonlySet<string> = new Set([E.noCatalog, E.noOrderServer]);
 
@@ -133,6 +160,7 @@ export const client = defineRole<ClientConfig>((node) => {
     if (recording) next++;
     const process = state.process;
     const invokeMs = node.now();
+    const h = node.history.invoke(f, invokeValue(f, args), "item" in args ? { key: String(args.item) } : undefined);
     // Only writes: a read lost in a crash constrains nothing, a write may still take effect.
     if (write) db.put(openKey(n), { process, f, value: args, invokeMs });
     let type: OpType;
@@ -146,15 +174,20 @@ export const client = defineRole<ClientConfig>((node) => {
         type = "ok";
         const data = r.body?.data;
         value = { ...value, ...(Array.isArray(data) ? { books: data } : typeof data === "object" && data !== null ? data : {}) };
+        h.ok(observed(f, value));
       } else {
         const message = r.body?.error?.message ?? "";
         value.error = `${r.status} ${message}`;
         type = r.status === 503 && write && !NOTHING_SENT.has(message) ? "info" : "fail";
+        // The front end's text alone: a model matches it ("item is unavailable").
+        if (type === "info") h.info(message || `status ${r.status}`);
+        else h.fail(message || `status ${r.status}`);
       }
     } catch (e) {
       if (!(e instanceof RpcError)) throw e;
       type = "info";
       value.error = e.text;
+      h.info(e.text);
     }
     const rec: HistoryOp = { process, type, f, value, invokeMs, completeMs: node.now() };
     if (type === "info") state.process = `${session}.${++infos}`;
