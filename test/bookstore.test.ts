@@ -344,6 +344,42 @@ describe("bookstore under the nemesis (simulator)", () => {
   }, 60_000);
 });
 
+describe("bookstore judged by what its clients observed (the run's history, linearizability)", () => {
+  const faults: Array<"kill" | "partition" | "pause"> = ["kill", "partition", "pause"];
+  const seeds = [21, 22];
+  const verdicts = async (bug?: BookstoreOptions["bug"]) => {
+    const out: Array<{ seed: number; ok: boolean; detail: string; digest: string }> = [];
+    for (const seed of seeds) {
+      const { summary, digest } = await runSeed(seed, faults, { bug, duration: 8 });
+      out.push({ seed, ok: summary.checks.linearizable!, detail: summary.details.linearizable ?? "", digest });
+    }
+    return out;
+  };
+
+  test("the correct system's histories are linearizable under the same seeds and faults that expose each planted bug", async () => {
+    const correct = await verdicts();
+    expect(correct.filter((v) => !v.ok)).toEqual([]);
+    for (const v of correct) expect(v.detail).toMatch(/^\d+ operations, 7 keys/);
+
+    // No cache invalidation: a read served from the cache misses an acknowledged write.
+    const stale = await verdicts("no-invalidate");
+    expect(stale.filter((v) => v.ok).map((v) => v.seed)).toEqual([]);
+    for (const v of stale) expect(v.detail).toMatch(/ (lookup|quantity) .* cannot be linearized/);
+    // Oversell: a buy acknowledged with no copy left.
+    const oversold = await verdicts("oversell");
+    expect(oversold.filter((v) => v.ok).map((v) => v.seed)).toEqual([]);
+    for (const v of oversold) expect(v.detail).toMatch(/ buy .* cannot be linearized .*state before: quantity 0,/);
+
+    // The seed replays the failure exactly.
+    const again = await runSeed(seeds[0]!, faults, { bug: "no-invalidate", duration: 8 });
+    expect(again.digest).toBe(stale[0]!.digest);
+    // (The detail ends with how long the check took, which is the one thing that may differ.)
+    const untimed = (d: string) => d.replace(/, \d+ ms\)$/, ")");
+    expect(untimed(again.summary.details.linearizable!)).toBe(untimed(stale[0]!.detail));
+    expect(untimed(stale[0]!.detail)).not.toBe(stale[0]!.detail);
+  }, 120_000);
+});
+
 describe("bookstore checks on hand-made observations", () => {
   const op = (f: HistoryOp["f"], type: HistoryOp["type"], value: Record<string, unknown>, invokeMs: number, completeMs: number): HistoryOp => ({ process: "p", type, f, value, invokeMs, completeMs });
   const cat = (books = BOOKS.map((b) => ({ ...b }))): CatalogView => ({ mode: "primary", epoch: 1, view: null, last: 0, digest: "d", books, served: { reads: 0, writes: 0, pulls: 0 } });
