@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { runScenario } from "../src/driver/run.ts";
+import { runScenario, type HistoryOutcome } from "../src/driver/run.ts";
+import { renderHistoryReport } from "../src/history/report.ts";
 import { Simulation } from "../src/sim/simulator.ts";
 import { BOOKS } from "../src/workers/bookstore/messages.ts";
 import { roles } from "../src/workers/bookstore/roles.ts";
@@ -310,8 +311,9 @@ const runOpts = { duration: 12, latency: 2, loss: 0, dup: 0, nemesisInterval: 1,
 async function runSeed(seed: number, nemesis: Array<"kill" | "partition" | "pause">, extra: Partial<BookstoreOptions> = {}, network: { loss?: number; dup?: number; latencyMs?: number } = {}) {
   const opts = { clients: 3, ...runOpts, ...extra, seed, nemesis, port: 0 } as BookstoreOptions & typeof runOpts & { seed: number; nemesis: typeof nemesis };
   const s = new Simulation({ seed, nodes: scenario.topology(opts as never), roles, logLevel: "silent", network: { latencyMs: 2, distribution: "exponential", ...network } });
-  const summary = await s.run((c) => runScenario(c, scenario, opts as never));
-  return { summary, digest: s.stats().digest };
+  let history: HistoryOutcome | undefined;
+  const summary = await s.run((c) => runScenario(c, scenario, opts as never, undefined, (h) => (history = h)));
+  return { summary, digest: s.stats().digest, history: history! };
 }
 
 describe("bookstore under the nemesis (simulator)", () => {
@@ -379,6 +381,14 @@ describe("bookstore judged by what its clients observed (the run's history, line
     expect(again.digest).toBe(stale[0]!.digest);
     expect(untimed(again.summary.details.linearizable!)).toBe(untimed(stale[0]!.detail));
     expect(untimed(stale[0]!.detail)).not.toBe(stale[0]!.detail);
+    // What --history-report writes shows the failing window and the state before it.
+    const check = again.history.check!;
+    expect(check.verdict).toBe("not linearizable");
+    const html = renderHistoryReport(again.history.ops, check);
+    const f = check.failures[0]!;
+    expect(html).toContain(`Key ${f.key}: not linearizable`);
+    expect(html).toContain(`model state before the window: ${f.stateBefore}`);
+    expect(html).toContain(`>${f.stuck.process}</text>`);
   }, 120_000);
 });
 
