@@ -195,18 +195,19 @@ const BOOKS: Record<string, BookState> = {
 /** The write-up's starting state of an item (a fresh catalog), undefined for an item it does not list. */
 export const bookstoreInitial = (key: string): BookState | undefined => BOOKS[key];
 
-const BOOK_FS: ReadonlySet<string> = new Set(["lookup", "quantity", "buy", "update_quantity", "update_cost"]);
+const BOOK_FS: ReadonlySet<string> = new Set(["lookup", "list", "quantity", "buy", "update_quantity", "update_cost"]);
 
 /**
  * The bookstore, per item (key: the item number), as its clients record it:
- * - `lookup` (value: {quantity, cost}, either may be missing) and `quantity` (value: the quantity) read;
+ * - `lookup` and `list` (value: {quantity, cost}, either may be missing; a list is recorded as one
+ *   such read per book it spans) and `quantity` (value: the quantity) read;
  * - `buy` (value: null, or {order} once done) takes one copy; a `fail` with "item is unavailable" saw the quantity at 0,
  *   and a buy succeeds only above 0;
  * - `update_quantity` (value: the delta, or {delta, quantity} with the quantity the reply reported
  *   after it) succeeds iff the quantity stays ≥ 0; a `fail` with "quantity would go below 0" saw
  *   that it would not;
  * - `update_cost` (value: the new cost) sets the cost.
- * `list` and `search` span items (and titles never change): not judged here.
+ * `search` is not judged (which books a topic holds never changes).
  * `initial` gives an item's starting state; where it gives none (the default: the catalog outlives
  * a run), the start is learned from the history: quantity ≥ 0 until reads and refusals pin it down,
  * cost unknown until the first lookup or update_cost.
@@ -231,7 +232,8 @@ export function bookstoreModel(opts: { initial?: (key: string) => BookState | un
       // The quantity is now q.
       const is = (q: number, from: BookModelState = s) => (isInt(q) && q >= 0 ? within(Math.max(from.lo, q - from.delta), Math.min(from.hi, q - from.delta), from.delta, from.cost) : REJECT);
       switch (op.f) {
-        case "lookup": {
+        case "lookup":
+        case "list": {
           if (op.type === "info") return s;
           if (typeof op.value !== "object" || op.value === null) return REJECT;
           const v = op.value as { quantity?: unknown; cost?: unknown };

@@ -59,6 +59,13 @@ interface HttpOk {
   body: { data?: any; error?: { message?: string } };
 }
 
+/** One operation in the run's history (`node.history`): one record, or one per book for a list. */
+interface Recorded {
+  ok(reply: Record<string, unknown>): void;
+  fail(error: string): void;
+  info(error: string): void;
+}
+
 /** What the run's history (`node.history`, judged by the bookstore model) records at invocation: a write's argument. */
 function invokeValue(f: OpF, args: Record<string, unknown>): unknown {
   if (f === "update_quantity") return args.delta;
@@ -81,8 +88,9 @@ function observed(f: OpF, v: Record<string, unknown>): unknown {
     case "buy":
       return { order: v.order };
     case "search":
+      return Array.isArray(v.books) ? v.books.map((b: { item?: unknown }) => b.item) : null;
     case "list":
-      return Array.isArray(v.books) ? v.books.map((b: { item?: unknown; quantity?: unknown; cost?: unknown }) => (f === "list" ? { item: b.item, quantity: b.quantity, cost: b.cost } : b.item)) : null;
+      return null;
   }
 }
 
@@ -138,6 +146,31 @@ export const client = defineRole<ClientConfig>((node) => {
   let infos = 0;
   if (open.length > 0) node.log.info(`${open.length} write(s) in flight at the last crash recorded as indefinite`);
 
+  /**
+   * Opens `f` in the run's history, keyed by item. A list reads every book at once: it is recorded
+   * as one `list` read per book (same invocation and completion), so the model judges each book's
+   * quantity and cost in it like a lookup's; a book missing from a list that answered is recorded
+   * with value null, which no model state explains.
+   */
+  function record(f: OpF, args: Record<string, unknown>): Recorded {
+    if (f !== "list") {
+      const h = node.history.invoke(f, invokeValue(f, args), "item" in args ? { key: String(args.item) } : undefined);
+      return { ok: (reply) => h.ok(observed(f, reply)), fail: (e) => h.fail(e), info: (e) => h.info(e) };
+    }
+    const hs = BOOKS.map((b) => [b.item, node.history.invoke("list", null, { key: String(b.item) })] as const);
+    return {
+      ok(reply) {
+        const books = Array.isArray(reply.books) ? (reply.books as Array<{ item?: unknown; quantity?: unknown; cost?: unknown }>) : [];
+        for (const [item, h] of hs) {
+          const b = books.find((x) => x.item === item);
+          h.ok(b ? { quantity: b.quantity, cost: b.cost } : null);
+        }
+      },
+      fail: (e) => hs.forEach(([, h]) => h.fail(e)),
+      info: (e) => hs.forEach(([, h]) => h.info(e)),
+    };
+  }
+
   /** One request to the front end; a read is tried again when it gets no answer at all. */
   async function ask(write: boolean, method: string, path: string, body: unknown): Promise<HttpOk> {
     const msg = { type: "http", session, method, path, body: body === undefined ? undefined : JSON.stringify(body) };
@@ -160,7 +193,7 @@ export const client = defineRole<ClientConfig>((node) => {
     if (recording) next++;
     const process = state.process;
     const invokeMs = node.now();
-    const h = node.history.invoke(f, invokeValue(f, args), "item" in args ? { key: String(args.item) } : undefined);
+    const h = record(f, args);
     // Only writes: a read lost in a crash constrains nothing, a write may still take effect.
     if (write) db.put(openKey(n), { process, f, value: args, invokeMs });
     let type: OpType;
@@ -174,7 +207,7 @@ export const client = defineRole<ClientConfig>((node) => {
         type = "ok";
         const data = r.body?.data;
         value = { ...value, ...(Array.isArray(data) ? { books: data } : typeof data === "object" && data !== null ? data : {}) };
-        h.ok(observed(f, value));
+        h.ok(value);
       } else {
         const message = r.body?.error?.message ?? "";
         value.error = `${r.status} ${message}`;
