@@ -1,5 +1,6 @@
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
-import { runScenario } from "../src/driver/run.ts";
+import { runScenario, type HistoryOutcome } from "../src/driver/run.ts";
+import { renderHistoryReport } from "../src/history/report.ts";
 import { Simulation } from "../src/sim/simulator.ts";
 import { BOOKS } from "../src/workers/bookstore/messages.ts";
 import { roles } from "../src/workers/bookstore/roles.ts";
@@ -304,13 +305,18 @@ describe("bookstore faults (the write-up's cases)", () => {
   });
 });
 
+/** A summary's details without the linearizability check's running time (the one thing a replay may change). */
+const untimed = (d: string) => d.replace(/, \d+ ms\)$/, ")");
+const untimedDetails = (details: Record<string, string>) => Object.fromEntries(Object.entries(details).map(([k, v]) => [k, untimed(v)]));
+
 const runOpts = { duration: 12, latency: 2, loss: 0, dup: 0, nemesisInterval: 1, logLevel: "silent" };
 
 async function runSeed(seed: number, nemesis: Array<"kill" | "partition" | "pause">, extra: Partial<BookstoreOptions> = {}, network: { loss?: number; dup?: number; latencyMs?: number } = {}) {
   const opts = { clients: 3, ...runOpts, ...extra, seed, nemesis, port: 0 } as BookstoreOptions & typeof runOpts & { seed: number; nemesis: typeof nemesis };
   const s = new Simulation({ seed, nodes: scenario.topology(opts as never), roles, logLevel: "silent", network: { latencyMs: 2, distribution: "exponential", ...network } });
-  const summary = await s.run((c) => runScenario(c, scenario, opts as never));
-  return { summary, digest: s.stats().digest };
+  let history: HistoryOutcome | undefined;
+  const summary = await s.run((c) => runScenario(c, scenario, opts as never, undefined, (h) => (history = h)));
+  return { summary, digest: s.stats().digest, history: history! };
 }
 
 describe("bookstore under the nemesis (simulator)", () => {
@@ -337,7 +343,7 @@ describe("bookstore under the nemesis (simulator)", () => {
     expect(a.summary.checks["no quantity ever below 0"]).toBe(false);
     const b = await runSeed(21, [], { bug: "oversell", writeP: 0.6 });
     expect(b.digest).toBe(a.digest);
-    expect(b.summary.details).toEqual(a.summary.details);
+    expect(untimedDetails(b.summary.details)).toEqual(untimedDetails(a.summary.details));
   }, 60_000);
 
   test("planted bug, no cache invalidation: the stale-read check fails", async () => {
@@ -345,6 +351,48 @@ describe("bookstore under the nemesis (simulator)", () => {
     expect(summary.checks["no read older than an acknowledged write that finished before it began"]).toBe(false);
     expect(summary.checks["no quantity ever below 0"]).toBe(true);
   }, 60_000);
+});
+
+describe("bookstore judged by what its clients observed (the run's history, linearizability)", () => {
+  const faults: Array<"kill" | "partition" | "pause"> = ["kill", "partition", "pause"];
+  const seeds = [21, 22];
+  const verdicts = async (bug?: BookstoreOptions["bug"]) => {
+    const out: Array<{ seed: number; ok: boolean; detail: string; digest: string }> = [];
+    for (const seed of seeds) {
+      const { summary, digest } = await runSeed(seed, faults, { bug, duration: 8 });
+      out.push({ seed, ok: summary.checks.linearizable!, detail: summary.details.linearizable ?? "", digest });
+    }
+    return out;
+  };
+
+  test("the correct system's histories are linearizable under the same seeds and faults that expose each planted bug", async () => {
+    const correct = await verdicts();
+    expect(correct.filter((v) => !v.ok)).toEqual([]);
+    for (const v of correct) expect(v.detail).toMatch(/^\d+ operations, 7 keys/);
+
+    // No cache invalidation: a read served from the cache misses an acknowledged write.
+    const stale = await verdicts("no-invalidate");
+    expect(stale.filter((v) => v.ok).map((v) => v.seed)).toEqual([]);
+    for (const v of stale) expect(v.detail).toMatch(/ (lookup|quantity) .* cannot be linearized/);
+    // Oversell: a buy acknowledged with no copy left.
+    const oversold = await verdicts("oversell");
+    expect(oversold.filter((v) => v.ok).map((v) => v.seed)).toEqual([]);
+    for (const v of oversold) expect(v.detail).toMatch(/ buy .* cannot be linearized .*state before: quantity 0,/);
+
+    // The seed replays the failure exactly.
+    const again = await runSeed(seeds[0]!, faults, { bug: "no-invalidate", duration: 8 });
+    expect(again.digest).toBe(stale[0]!.digest);
+    expect(untimed(again.summary.details.linearizable!)).toBe(untimed(stale[0]!.detail));
+    expect(untimed(stale[0]!.detail)).not.toBe(stale[0]!.detail);
+    // What --history-report writes shows the failing window and the state before it.
+    const check = again.history.check!;
+    expect(check.verdict).toBe("not linearizable");
+    const html = renderHistoryReport(again.history.ops, check);
+    const f = check.failures[0]!;
+    expect(html).toContain(`Key ${f.key}: not linearizable`);
+    expect(html).toContain(`model state before the window: ${f.stateBefore}`);
+    expect(html).toContain(`>${f.stuck.process}</text>`);
+  }, 120_000);
 });
 
 describe("bookstore checks on hand-made observations", () => {

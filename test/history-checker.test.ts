@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { checkLinearizable, type Model } from "../src/history/linearizable.ts";
-import { bookstoreModel, echoModel, registerModel, stocksModel, talliesModel, NOT_ENOUGH_STOCK, ITEM_UNAVAILABLE } from "../src/history/models.ts";
+import { bookstoreInitial, bookstoreModel, echoModel, registerModel, stocksModel, talliesModel, NOT_ENOUGH_STOCK, ITEM_UNAVAILABLE, QUANTITY_BELOW_ZERO } from "../src/history/models.ts";
 import type { Op, OpType } from "../src/history/op.ts";
 import { REJECT } from "../src/history/linearizable.ts";
 import { seededRandom } from "../src/workers/runtime/random.ts";
@@ -14,6 +14,7 @@ type Row = [name: string, model: Model<any>, history: Op[], verdict: "linearizab
 
 const stocks = stocksModel({ initialQuantity: 10 });
 const tallies0 = talliesModel({ initial: 0 });
+const book2 = bookstoreModel({ initial: () => ({ quantity: 2, cost: 5 }) });
 
 const rows: Row[] = [
   // ---- register: linearizable ----
@@ -80,22 +81,42 @@ const rows: Row[] = [
   ["tallies, unknown start: the first read fixes it", talliesModel(), [op("a", "increment", 1, [0, 1]), op("b", "read", 7, [2, 3]), op("a", "increment", 1, [4, 5]), op("b", "read", 8, [6, 7])], "linearizable"],
   ["tallies, unknown start: a later read disagrees", talliesModel(), [op("b", "read", 7, [0, 1]), op("a", "increment", 1, [2, 3]), op("b", "read", 7, [4, 5])], "not linearizable"],
   ["tallies, unknown start: a read below the increments seen", talliesModel(), [op("a", "increment", 1, [0, 1]), op("a", "increment", 1, [2, 3]), op("b", "read", 1, [4, 5])], "not linearizable"],
-  // ---- bookstore ----
+  // ---- bookstore (f names, value shapes and error texts as bookstore's clients record them) ----
   [
     "bookstore: buying the last copies, then unavailable",
-    bookstoreModel(() => ({ quantity: 2, cost: 5 })),
-    [op("a", "buy", null, [0, 1]), op("b", "buy", null, [2, 3]), op("a", "buy", null, [4, 5], "fail", { error: ITEM_UNAVAILABLE }), op("b", "get_quantity", 0, [6, 7])],
+    book2,
+    [op("a", "buy", null, [0, 1]), op("b", "buy", null, [2, 3]), op("a", "buy", null, [4, 5], "fail", { error: ITEM_UNAVAILABLE }), op("b", "quantity", 0, [6, 7])],
     "linearizable",
   ],
-  ["bookstore: unavailable while copies remain", bookstoreModel(() => ({ quantity: 2, cost: 5 })), [op("a", "buy", null, [0, 1], "fail", { error: ITEM_UNAVAILABLE })], "not linearizable"],
+  ["bookstore: unavailable while copies remain", book2, [op("a", "buy", null, [0, 1], "fail", { error: ITEM_UNAVAILABLE })], "not linearizable"],
   [
     "bookstore: update_quantity never below 0, update_cost seen by lookup",
-    bookstoreModel(() => ({ quantity: 2, cost: 5 })),
-    [op("a", "update_quantity", -5, [0, 1], "fail", { error: "quantity would go below 0" }), op("a", "update_quantity", 3, [2, 3]), op("b", "update_cost", 7, [4, 5]), op("a", "lookup", { quantity: 5, cost: 7 }, [6, 7])],
+    book2,
+    [op("a", "update_quantity", -5, [0, 1], "fail", { error: QUANTITY_BELOW_ZERO }), op("a", "update_quantity", { delta: 3, quantity: 5 }, [2, 3]), op("b", "update_cost", 7, [4, 5]), op("a", "lookup", { quantity: 5, cost: 7 }, [6, 7])],
     "linearizable",
   ],
-  ["bookstore: a stale cost", bookstoreModel(() => ({ quantity: 2, cost: 5 })), [op("b", "update_cost", 7, [0, 1]), op("a", "lookup", { cost: 5 }, [2, 3])], "not linearizable"],
-  ["bookstore: the write-up's books", bookstoreModel(), [op("a", "get_quantity", 10, [0, 1], "ok", { key: "4" }), op("a", "lookup", { cost: 50, quantity: 100 }, [2, 3], "ok", { key: "1" })], "linearizable"],
+  ["bookstore: a refused update_quantity the stock could cover", book2, [op("a", "update_quantity", -2, [0, 1], "fail", { error: QUANTITY_BELOW_ZERO })], "not linearizable"],
+  ["bookstore: an update_quantity whose reply reports a wrong quantity", book2, [op("a", "update_quantity", { delta: 3, quantity: 6 }, [0, 1])], "not linearizable"],
+  ["bookstore: a 503 (definite) buy is ignored", book2, [op("a", "buy", null, [0, 1], "fail", { error: "no order server available" }), op("b", "quantity", 2, [2, 3])], "linearizable"],
+  ["bookstore: a timed-out buy seen later", book2, [op("a", "buy", null, [0, 1], "info"), op("b", "quantity", 1, [2, 3])], "linearizable"],
+  ["bookstore: a list's read of a book after a buy", book2, [op("a", "buy", null, [0, 1]), op("b", "list", { quantity: 1, cost: 5 }, [2, 3])], "linearizable"],
+  ["bookstore: a stale list after a buy", book2, [op("a", "buy", null, [0, 1]), op("b", "list", { quantity: 2, cost: 5 }, [2, 3])], "not linearizable"],
+  ["bookstore: a list that left a book out", book2, [op("b", "list", null, [0, 1])], "not linearizable"],
+  ["bookstore: a stale cost", book2, [op("b", "update_cost", 7, [0, 1]), op("a", "lookup", { cost: 5 }, [2, 3])], "not linearizable"],
+  ["bookstore: the write-up's books", bookstoreModel({ initial: bookstoreInitial }), [op("a", "quantity", 10, [0, 1], "ok", { key: "4" }), op("a", "lookup", { cost: 50, quantity: 100 }, [2, 3], "ok", { key: "1" })], "linearizable"],
+  ["bookstore, unknown start: any first reads", bookstoreModel(), [op("a", "quantity", 37, [0, 1]), op("a", "lookup", { cost: 9, quantity: 37 }, [2, 3])], "linearizable"],
+  [
+    "bookstore, unknown start: reads, buys and a restock agree",
+    bookstoreModel(),
+    [op("a", "quantity", 2, [0, 1]), op("a", "buy", null, [2, 3]), op("b", "buy", null, [4, 5]), op("b", "buy", null, [6, 7], "fail", { error: ITEM_UNAVAILABLE }), op("a", "update_quantity", { delta: 4, quantity: 4 }, [8, 9]), op("b", "lookup", { quantity: 4, cost: 3 }, [10, 11])],
+    "linearizable",
+  ],
+  ["bookstore, unknown start: bounds from buys and a refusal alone", bookstoreModel(), [op("a", "buy", null, [0, 1]), op("a", "buy", null, [2, 3], "fail", { error: ITEM_UNAVAILABLE }), op("b", "update_quantity", { delta: 2, quantity: 2 }, [4, 5])], "linearizable"],
+  ["bookstore, unknown start: a stale quantity after an acknowledged buy (cache not invalidated)", bookstoreModel(), [op("a", "quantity", 7, [0, 1]), op("a", "buy", null, [2, 3]), op("b", "quantity", 7, [4, 5])], "not linearizable"],
+  ["bookstore, unknown start: a read after a sell-out", bookstoreModel(), [op("a", "buy", null, [0, 1], "fail", { error: ITEM_UNAVAILABLE }), op("b", "quantity", 3, [2, 3])], "not linearizable"],
+  ["bookstore, unknown start: a refused update_quantity then a read that could have covered it", bookstoreModel(), [op("a", "update_quantity", -3, [0, 1], "fail", { error: QUANTITY_BELOW_ZERO }), op("b", "quantity", 3, [2, 3])], "not linearizable"],
+  ["bookstore, unknown start: the cost changes with no update_cost", bookstoreModel(), [op("a", "lookup", { cost: 9, quantity: 1 }, [0, 1]), op("b", "lookup", { cost: 8, quantity: 1 }, [2, 3])], "not linearizable"],
+  ["bookstore, unknown start: the cost changes only by update_cost", bookstoreModel(), [op("a", "lookup", { cost: 9, quantity: 1 }, [0, 1]), op("a", "update_cost", 8, [2, 3]), op("b", "lookup", { cost: 8, quantity: 1 }, [4, 5])], "linearizable"],
   // ---- echo ----
   ["echo: replies carry their payloads", echoModel, [op("a", "echo", "p1", [0, 1], "ok", { sent: "p1" }), op("a", "echo", null, [2, 3], "info", { sent: "p2" })], "linearizable"],
   ["echo: a reply with another payload", echoModel, [op("a", "echo", "p2", [0, 1], "ok", { sent: "p1" })], "not linearizable"],

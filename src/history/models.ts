@@ -160,12 +160,27 @@ export function refuteCounter(ops: readonly Op[], initial: number | null): { stu
   return null;
 }
 
-/** The bookstore's error text for a buy of an item with no copies left. */
+/** The bookstore front end's error text (409) for a buy of an item with no copies left. */
 export const ITEM_UNAVAILABLE = "item is unavailable";
+/** The bookstore front end's error text (409) for an update_quantity that would take the quantity below 0. */
+export const QUANTITY_BELOW_ZERO = "quantity would go below 0";
 
+/** An item's state when it is known: its quantity and cost. */
 export interface BookState {
   quantity: number;
   cost: number;
+}
+
+/**
+ * An item whose start may be unknown (the catalog is durable across runs): its starting quantity
+ * lies in [lo, hi] and `delta` is what the operations linearized so far added (as in StockState);
+ * its cost is null until a lookup or an update_cost fixes it.
+ */
+export interface BookModelState {
+  lo: number;
+  hi: number;
+  delta: number;
+  cost: number | null;
 }
 
 /** The seven books the bookstore starts with (item → cost and quantity), from its write-up. */
@@ -178,49 +193,76 @@ const BOOKS: Record<string, BookState> = {
   "6": { cost: 10, quantity: 100 },
   "7": { cost: 20, quantity: 100 },
 };
-export const bookstoreInitial = (key: string): BookState => BOOKS[key] ?? { quantity: 0, cost: 0 };
+/** The write-up's starting state of an item (a fresh catalog), undefined for an item it does not list. */
+export const bookstoreInitial = (key: string): BookState | undefined => BOOKS[key];
+
+const BOOK_FS: ReadonlySet<string> = new Set(["lookup", "list", "quantity", "buy", "update_quantity", "update_cost"]);
 
 /**
- * The bookstore, per item (key: the item number; state: quantity and cost).
- * - `lookup` (value: {quantity?, cost?} — whichever fields the reply carried) and `get_quantity`
- *   (value: the quantity) read;
- * - `buy` takes one copy; it fails with "item is unavailable" exactly when the quantity is 0;
- * - `update_quantity` (value: the delta) succeeds iff the quantity stays ≥ 0;
+ * The bookstore, per item (key: the item number), as its clients record it:
+ * - `lookup` and `list` (value: {quantity, cost}, either may be missing; a list is recorded as one
+ *   such read per book it spans) and `quantity` (value: the quantity) read;
+ * - `buy` (value: null, or {order} once done) takes one copy; a `fail` with "item is unavailable" saw the quantity at 0,
+ *   and a buy succeeds only above 0;
+ * - `update_quantity` (value: the delta, or {delta, quantity} with the quantity the reply reported
+ *   after it) succeeds iff the quantity stays ≥ 0; a `fail` with "quantity would go below 0" saw
+ *   that it would not;
  * - `update_cost` (value: the new cost) sets the cost.
- * `initial` gives each item's starting state (a function of its key); `belowZeroError` is the error
- * text of an update_quantity refused because it would take the quantity below 0.
+ * `search` is not judged (which books a topic holds never changes).
+ * `initial` gives an item's starting state; where it gives none (the default: the catalog outlives
+ * a run), the start is learned from the history: quantity ≥ 0 until reads and refusals pin it down,
+ * cost unknown until the first lookup or update_cost.
  */
-export function bookstoreModel(initial: (key: string) => BookState = bookstoreInitial, opts: { belowZeroError?: string } = {}): Model<BookState> {
-  const belowZero = opts.belowZeroError ?? "quantity would go below 0";
+export function bookstoreModel(opts: { initial?: (key: string) => BookState | undefined } = {}): Model<BookModelState> {
   return {
     name: "bookstore",
-    init: (key) => initial(key),
-    judges: (op) => ["lookup", "get_quantity", "buy", "update_quantity", "update_cost"].includes(op.f),
-    observes: (op) => (op.f === "buy" && op.error === ITEM_UNAVAILABLE) || (op.f === "update_quantity" && op.error === belowZero),
-    hash: (s) => `${s.quantity}/${s.cost}`,
-    describe: (s) => `quantity ${s.quantity}, cost ${s.cost}`,
+    init(key) {
+      const known = opts.initial?.(key);
+      return known === undefined ? { lo: 0, hi: Infinity, delta: 0, cost: null } : { lo: known.quantity, hi: known.quantity, delta: 0, cost: known.cost };
+    },
+    judges: (op) => BOOK_FS.has(op.f),
+    observes: (op) => (op.f === "buy" && op.error === ITEM_UNAVAILABLE) || (op.f === "update_quantity" && op.error === QUANTITY_BELOW_ZERO),
+    hash: (s) => `${s.lo}:${s.hi}:${s.delta}:${s.cost}`,
+    describe(s) {
+      const q = s.lo === s.hi ? `quantity ${s.lo + s.delta}` : `quantity unknown, in ${s.lo + s.delta}..${s.hi + s.delta}`;
+      return `${q}, ${s.cost === null ? "cost unknown" : `cost ${s.cost}`}`;
+    },
     step(s, op) {
+      // Base bounds [lo, hi] on the starting quantity, with this state's delta and cost.
+      const within = (lo: number, hi: number, delta = s.delta, cost = s.cost): BookModelState | typeof REJECT => (lo <= hi ? { lo, hi, delta, cost } : REJECT);
+      // The quantity is now q.
+      const is = (q: number, from: BookModelState = s) => (isInt(q) && q >= 0 ? within(Math.max(from.lo, q - from.delta), Math.min(from.hi, q - from.delta), from.delta, from.cost) : REJECT);
       switch (op.f) {
-        case "lookup": {
+        case "lookup":
+        case "list": {
           if (op.type === "info") return s;
-          const v = (op.value ?? {}) as Partial<BookState>;
-          if (v.quantity !== undefined && v.quantity !== s.quantity) return REJECT;
-          if (v.cost !== undefined && v.cost !== s.cost) return REJECT;
-          return s;
+          if (typeof op.value !== "object" || op.value === null) return REJECT;
+          const v = op.value as { quantity?: unknown; cost?: unknown };
+          let r: BookModelState | typeof REJECT = s;
+          if (v.cost !== undefined) {
+            if (typeof v.cost !== "number" || (s.cost !== null && v.cost !== s.cost)) return REJECT;
+            r = { ...s, cost: v.cost };
+          }
+          return v.quantity === undefined ? r : is(v.quantity as number, r);
         }
-        case "get_quantity":
-          return op.type === "info" || op.value === s.quantity ? s : REJECT;
+        case "quantity":
+          return op.type === "info" ? s : is(op.value as number);
         case "buy":
-          if (op.type === "fail") return s.quantity === 0 ? s : REJECT;
-          return s.quantity > 0 ? { quantity: s.quantity - 1, cost: s.cost } : REJECT;
+          // Refused: the quantity was 0. Done: it was at least 1, and is one less.
+          if (op.type === "fail") return is(0);
+          return within(Math.max(s.lo, 1 - s.delta), s.hi, s.delta - 1);
         case "update_quantity": {
-          if (!isInt(op.value)) return REJECT;
-          const q = s.quantity + op.value;
-          if (op.type === "fail") return q < 0 ? s : REJECT;
-          return q >= 0 ? { quantity: q, cost: s.cost } : REJECT;
+          const v = op.value as { delta?: unknown; quantity?: unknown } | number | null;
+          const d = typeof v === "object" && v !== null ? v.delta : v;
+          if (!isInt(d)) return REJECT;
+          // Refused: it would have gone below 0. Done: it did not, and the reply may say where it went.
+          if (op.type === "fail") return within(s.lo, Math.min(s.hi, -d - s.delta - 1));
+          const r = within(Math.max(s.lo, -d - s.delta), s.hi, s.delta + d);
+          if (r === REJECT || typeof v !== "object" || v === null || v.quantity === undefined || op.type !== "ok") return r;
+          return is(v.quantity as number, r);
         }
         case "update_cost":
-          return typeof op.value === "number" && Number.isFinite(op.value) ? { quantity: s.quantity, cost: op.value } : REJECT;
+          return typeof op.value === "number" && Number.isFinite(op.value) && op.value > 0 ? { ...s, cost: op.value } : REJECT;
       }
       return REJECT;
     },

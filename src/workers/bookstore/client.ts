@@ -59,6 +59,41 @@ interface HttpOk {
   body: { data?: any; error?: { message?: string } };
 }
 
+/** One operation in the run's history (`node.history`): one record, or one per book for a list. */
+interface Recorded {
+  ok(reply: Record<string, unknown>): void;
+  fail(error: string): void;
+  info(error: string): void;
+}
+
+/** What the run's history (`node.history`, judged by the bookstore model) records at invocation: a write's argument. */
+function invokeValue(f: OpF, args: Record<string, unknown>): unknown {
+  if (f === "update_quantity") return args.delta;
+  if (f === "update_cost") return args.cost;
+  if (f === "search") return args.topic;
+  return null;
+}
+
+/** What a 200 showed, in the shape the bookstore model reads (src/history/models.ts). */
+function observed(f: OpF, v: Record<string, unknown>): unknown {
+  switch (f) {
+    case "lookup":
+      return { quantity: v.quantity, cost: v.cost };
+    case "quantity":
+      return v.quantity;
+    case "update_quantity":
+      return { delta: v.delta, quantity: v.quantity };
+    case "update_cost":
+      return v.cost;
+    case "buy":
+      return { order: v.order };
+    case "search":
+      return Array.isArray(v.books) ? v.books.map((b: { item?: unknown }) => b.item) : null;
+    case "list":
+      return null;
+  }
+}
+
 /** 503s that the front end gives only when it sent nothing anywhere: definite failures. */
 const NOTHING_SENT: ReadonlySet<string> = new Set([E.noCatalog, E.noOrderServer]);
 
@@ -111,6 +146,31 @@ export const client = defineRole<ClientConfig>((node) => {
   let infos = 0;
   if (open.length > 0) node.log.info(`${open.length} write(s) in flight at the last crash recorded as indefinite`);
 
+  /**
+   * Opens `f` in the run's history, keyed by item. A list reads every book at once: it is recorded
+   * as one `list` read per book (same invocation and completion), so the model judges each book's
+   * quantity and cost in it like a lookup's; a book missing from a list that answered is recorded
+   * with value null, which no model state explains.
+   */
+  function record(f: OpF, args: Record<string, unknown>): Recorded {
+    if (f !== "list") {
+      const h = node.history.invoke(f, invokeValue(f, args), "item" in args ? { key: String(args.item) } : undefined);
+      return { ok: (reply) => h.ok(observed(f, reply)), fail: (e) => h.fail(e), info: (e) => h.info(e) };
+    }
+    const hs = BOOKS.map((b) => [b.item, node.history.invoke("list", null, { key: String(b.item) })] as const);
+    return {
+      ok(reply) {
+        const books = Array.isArray(reply.books) ? (reply.books as Array<{ item?: unknown; quantity?: unknown; cost?: unknown }>) : [];
+        for (const [item, h] of hs) {
+          const b = books.find((x) => x.item === item);
+          h.ok(b ? { quantity: b.quantity, cost: b.cost } : null);
+        }
+      },
+      fail: (e) => hs.forEach(([, h]) => h.fail(e)),
+      info: (e) => hs.forEach(([, h]) => h.info(e)),
+    };
+  }
+
   /** One request to the front end; a read is tried again when it gets no answer at all. */
   async function ask(write: boolean, method: string, path: string, body: unknown): Promise<HttpOk> {
     const msg = { type: "http", session, method, path, body: body === undefined ? undefined : JSON.stringify(body) };
@@ -133,6 +193,7 @@ export const client = defineRole<ClientConfig>((node) => {
     if (recording) next++;
     const proc = state.process;
     const invokeMs = node.now();
+    const h = record(f, args);
     // Only writes: a read lost in a crash constrains nothing, a write may still take effect.
     if (write) db.put(openKey(n), { process: proc, f, value: args, invokeMs });
     let type: OpType;
@@ -146,15 +207,20 @@ export const client = defineRole<ClientConfig>((node) => {
         type = "ok";
         const data = r.body?.data;
         value = { ...value, ...(Array.isArray(data) ? { books: data } : typeof data === "object" && data !== null ? data : {}) };
+        h.ok(value);
       } else {
         const message = r.body?.error?.message ?? "";
         value.error = `${r.status} ${message}`;
         type = r.status === 503 && write && !NOTHING_SENT.has(message) ? "info" : "fail";
+        // The front end's text alone: a model matches it ("item is unavailable").
+        if (type === "info") h.info(message || `status ${r.status}`);
+        else h.fail(message || `status ${r.status}`);
       }
     } catch (e) {
       if (!(e instanceof RpcError)) throw e;
       type = "info";
       value.error = e.text;
+      h.info(e.text);
     }
     const rec: HistoryOp = { process: proc, type, f, value, invokeMs, completeMs: node.now() };
     if (type === "info") state.process = `${session}.${++infos}`;

@@ -1,6 +1,7 @@
 import type { Cluster } from "../../driver/cluster.ts";
 import type { Check, Scenario } from "../../driver/scenario.ts";
 import { percentile } from "../../driver/stats.ts";
+import { bookstoreModel } from "../../history/models.ts";
 import type { NodeSpec } from "../runtime/types.ts";
 import { CRASHED_BEFORE_ANSWER, MAX_OP_MS, OP_FS, isWriteF, type HistoryOp } from "./client.ts";
 import { BOOKS, isEntry, type Book, type CatalogConfig, type ClientConfig, type FrontendConfig, type LogEntry, type Order, type OrderConfig, type View } from "./messages.ts";
@@ -355,6 +356,9 @@ export const scenario: Scenario<BookstoreOptions> = {
     const opt = normalize(o);
     return clientIds(opt.clients).map((id) => ({ id, withinMs: clientWithinMs(opt.intervalMs) }));
   },
+  // Judged by what clients observed, per item. The catalog outlives a run (without --fresh): the
+  // model learns each item's starting quantity and cost from the history.
+  historyModel: () => bookstoreModel(),
   async run(cluster, o, control) {
     const opt = normalize(o);
     const catalogs = catalogIds(opt.catalogs);
