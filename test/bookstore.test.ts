@@ -7,6 +7,7 @@ import { roles } from "../src/workers/bookstore/roles.ts";
 import type { HistoryOp } from "../src/workers/bookstore/client.ts";
 import { awaitQuiet, balanceCheck, bookstoreTopology, catalogIds, checkRun, orderIds, readCatalogLog, readOrders, scenario, type BookstoreOptions, type CatalogView } from "../src/workers/bookstore/scenario.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
+import { simHttp } from "./helpers.ts";
 
 // Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
 setDefaultTimeout(30_000);
@@ -18,18 +19,7 @@ function sim(seed: number, opts: Partial<BookstoreOptions> = {}): Simulation {
   return new Simulation({ seed, nodes: bookstoreTopology({ clients: 0, port: 0, ...opts }), roles, logLevel: "silent", network: { latencyMs: 1 } });
 }
 
-interface Reply {
-  status: number;
-  body: any;
-  headers: Headers;
-}
-
-async function call(c: Simulation, method: string, path: string, body?: unknown): Promise<Reply> {
-  const init: RequestInit = { method };
-  if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
-  const res = await c.fetch("frontend", new Request("http://bookstore.test" + path, init));
-  return { status: res.status, body: await res.json(), headers: res.headers };
-}
+const call = (c: Simulation, method: string, path: string, body?: unknown) => simHttp(c, "frontend", method, path, body);
 
 const qty = async (c: Simulation, item: number) => (await call(c, "GET", `/get_quantity/${item}`)).body.data.quantity as number;
 const inspect = (c: Simulation, id: string) => c.inspect<CatalogView>(id) as Promise<CatalogView>;

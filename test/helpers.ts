@@ -105,3 +105,17 @@ export async function healAll(c: Cluster): Promise<void> {
     else if (c.status(id) === "paused") await c.resume(id);
   }
 }
+
+export interface HttpReplyOf {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+/** A JSON request to a node's HTTP handler in the simulator (a string body is sent as it is). */
+export async function simHttp(c: Simulation, node: string, method: string, path: string, body?: unknown): Promise<HttpReplyOf> {
+  const init: RequestInit = { method };
+  if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
+  const res = await c.fetch(node, new Request(`http://${node}.test${path}`, init));
+  return { status: res.status, body: await res.json(), headers: res.headers };
+}

@@ -7,6 +7,7 @@ import { STOCKS } from "../src/workers/stocks/catalog.ts";
 import type { Order } from "../src/workers/stocks/messages.ts";
 import { roles } from "../src/workers/stocks/roles.ts";
 import { awaitConvergence, catalogStocks, expectedQuantities, readLog, replicaIds, scenario, stocksTopology, type StocksOptions } from "../src/workers/stocks/scenario.ts";
+import { simHttp } from "./helpers.ts";
 
 // Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
 setDefaultTimeout(30_000);
@@ -17,18 +18,7 @@ function sim(seed: number, opts: Partial<StocksOptions> = {}, network?: NetworkP
   return new Simulation({ seed, nodes: stocksTopology({ clients: 0, ...opts }), roles, logLevel: "silent", network });
 }
 
-interface Reply {
-  status: number;
-  body: any;
-  headers: Headers;
-}
-
-async function call(c: Simulation, method: string, path: string, body?: unknown): Promise<Reply> {
-  const init: RequestInit = { method };
-  if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
-  const res = await c.fetch("frontend", new Request("http://stocks.test" + path, init));
-  return { status: res.status, body: await res.json(), headers: res.headers };
-}
+const call = (c: Simulation, method: string, path: string, body?: unknown) => simHttp(c, "frontend", method, path, body);
 
 const quantityOf = async (c: Simulation, name: string) => (await call(c, "GET", `/stocks/${name}`)).body.data.quantity as number;
 

@@ -1,6 +1,6 @@
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import { VersionedLru } from "../shared/cache.ts";
-import { fail, messageBody, ok, toResponse, MAX_BODY_BYTES, type HttpReply } from "../shared/http.ts";
+import { fail, messageBody, ok, serveRouter, type HttpReply } from "../shared/http.ts";
 import { route, type BookstoreApi } from "./http.ts";
 import { E, MAX_REQUEST_ID_LENGTH, isIndex, isItem, isView, malformed, type Book, type FrontendConfig, type ReadQuery, type Topic, type View, type WriteResult } from "./messages.ts";
 
@@ -267,15 +267,7 @@ export const frontend = defineRole<FrontendConfig>((node) => {
   };
 
   // One router, two doors: real HTTP and `http` messages from client nodes (which open no sockets).
-  node.serveHttp(
-    async (req) => {
-      const url = new URL(req.url);
-      const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.text();
-      return toResponse(await route(api, req.method, url.pathname + url.search, body));
-    },
-    { port, maxBodyBytes: MAX_BODY_BYTES },
-  );
-  node.log.info(port === 0 ? "serving HTTP on a free port (see the cluster's httpUrl)" : `serving HTTP on http://localhost:${port}`);
+  serveRouter(node, port, (method, path, body) => route(api, method, path, body));
 
   // A network that duplicates messages must not buy a book twice: a repeated (sender, session,
   // msg_id) gets the first request's answer. (Real HTTP over TCP is never duplicated.) Message ids

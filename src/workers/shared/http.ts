@@ -1,4 +1,5 @@
 import { DEFAULT_MAX_HTTP_BODY } from "../runtime/http.ts";
+import type { NodeContext } from "../runtime/types.ts";
 
 /**
  * HTTP helpers shared by the systems with a REST front end: a reply as data (so one router serves
@@ -45,4 +46,20 @@ export function parseJsonObject(text: string): Record<string, unknown> | { error
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) return { error: fail(400, "body must be a JSON object") };
   return v as Record<string, unknown>;
+}
+
+/**
+ * Serves a router over real HTTP on `port` (0: a free one). The router is the same one `http`
+ * messages from client nodes reach, so both doors answer alike.
+ */
+export function serveRouter(node: NodeContext<any>, port: number, route: (method: string, path: string, body: string | undefined) => Promise<HttpReply>): void {
+  node.serveHttp(
+    async (req) => {
+      const url = new URL(req.url);
+      const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.text();
+      return toResponse(await route(req.method, url.pathname + url.search, body));
+    },
+    { port, maxBodyBytes: MAX_BODY_BYTES },
+  );
+  node.log.info(port === 0 ? "serving HTTP on a free port (see the cluster's httpUrl)" : `serving HTTP on http://localhost:${port}`);
 }

@@ -1,6 +1,7 @@
 import { ErrorCode, RpcError, defineRole, type Body } from "../runtime/types.ts";
 import { VersionedLru } from "../shared/cache.ts";
-import { fail, messageBody, ok, route, stockData, toResponse, MAX_BODY_BYTES, type HttpReply, type StocksApi } from "./http.ts";
+import { serveRouter } from "../shared/http.ts";
+import { fail, messageBody, ok, route, stockData, type HttpReply, type StocksApi } from "./http.ts";
 import {
   E,
   isIndex,
@@ -172,15 +173,7 @@ export const frontend = defineRole<FrontendConfig>((node) => {
 
   // One router, two doors: real HTTP (serveHttp, threaded mode) and `http` messages from client
   // nodes, which may not open sockets. Both reach `route` with the same method, path and body.
-  node.serveHttp(
-    async (req) => {
-      const url = new URL(req.url);
-      const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.text();
-      return toResponse(await route(api, req.method, url.pathname + url.search, body));
-    },
-    { port, maxBodyBytes: MAX_BODY_BYTES },
-  );
-  node.log.info(port === 0 ? "serving HTTP on a free port (see the cluster's httpUrl)" : `serving HTTP on http://localhost:${port}`);
+  serveRouter(node, port, (method, path, body) => route(api, method, path, body));
 
   node.on<HttpMsg>("http", async (msg) => {
     const { method, path } = msg.body;
