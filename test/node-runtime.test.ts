@@ -4,7 +4,7 @@ import { SqliteStorage } from "../src/workers/runtime/storage.ts";
 import { ErrorCode, defineRole, type Message } from "../src/workers/runtime/types.ts";
 
 /** The runtime driven by hand, with no network at all: messages in, messages out. */
-function harness() {
+function harness(incarnation = 0) {
   const sent: Message[] = [];
   const timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
   const logs: string[] = [];
@@ -31,11 +31,30 @@ function harness() {
       else timers.push(t);
     }
   };
-  const rt = new NodeRuntime({ id: "a", role: "r", config: {}, nodeIds: ["a", "b"], incarnation: 0, seed: 1, logLevel: "error" }, env);
+  const rt = new NodeRuntime({ id: "a", role: "r", config: {}, nodeIds: ["a", "b"], incarnation, seed: 1, logLevel: "error" }, env);
   return { rt, sent, advance, logs, live: () => timers.filter((t) => !t.cancelled).length };
 }
 
 describe("NodeRuntime without a network", () => {
+  test("a late reply to a request of the node's earlier life never answers a request of its new one", async () => {
+    // The first life asks b something, then crashes before b answers.
+    const before = harness(0);
+    let ctx0!: Parameters<Parameters<typeof defineRole>[0]>[0];
+    await before.rt.start(defineRole((n) => void (ctx0 = n)));
+    void ctx0.request("b", { type: "ask", q: "old" }).catch(() => {});
+    const old = before.sent.at(-1)!;
+    // The restarted node asks again; b's answer to the OLD request arrives now.
+    const after = harness(1);
+    let ctx1!: typeof ctx0;
+    await after.rt.start(defineRole((n) => void (ctx1 = n)));
+    const answer = ctx1.request<{ type: string; a: string }>("b", { type: "ask", q: "new" }, { timeoutMs: 50 });
+    const fresh = after.sent.at(-1)!;
+    expect(fresh.body.msg_id).not.toBe(old.body.msg_id);
+    after.rt.deliver({ src: "b", dest: "a", body: { type: "ask_ok", a: "old answer", in_reply_to: old.body.msg_id } });
+    after.rt.deliver({ src: "b", dest: "a", body: { type: "ask_ok", a: "new answer", in_reply_to: fresh.body.msg_id } });
+    expect((await answer).a).toBe("new answer");
+  });
+
   test("a clean stop is bounded: a stop hook that never finishes is cut off and reported; timers and sleeps are cancelled", async () => {
     const { rt, advance, logs, live } = harness();
     let woke = false;

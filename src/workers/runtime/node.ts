@@ -93,7 +93,12 @@ export class NodeRuntime {
   private readonly handlers = new Map<string, Handler>();
   private readonly pending = new Map<number, Pending>();
   private readonly timers = new Map<TimerId, unknown>();
-  private nextMsgId = 1;
+  /**
+   * Message ids of this incarnation start at incarnation × 2^32: a late reply to a request of an
+   * earlier life (the same node before a crash) must never be taken for the answer to a new request
+   * that happens to reuse its id. Stays a safe integer for 2^20 restarts.
+   */
+  private nextMsgId: number;
   private nextTimerId = 1;
   private readonly clock: NodeClock;
   private paused = false;
@@ -112,6 +117,8 @@ export class NodeRuntime {
   ) {
     this.logger = makeLogger(identity.logLevel, (level, text, fields) => env.emitLog(level, identity.id, text, fields));
     this.knownIds = new Set(identity.nodeIds);
+    assert(Number.isSafeInteger(identity.incarnation) && identity.incarnation >= 0 && identity.incarnation < 2 ** 20, `${identity.id}: incarnation ${identity.incarnation} out of range`);
+    this.nextMsgId = identity.incarnation * 2 ** 32 + 1;
     this.clock = new NodeClock(identity.clock ?? PERFECT_CLOCK, env.now());
     const random = seededRandom(identity.seed, `${identity.id}#${identity.incarnation}`);
     this.ctx = this.makeContext(random);
