@@ -97,3 +97,17 @@ test("threads: the nemesis kills, pauses and cuts off any node while a client is
     await c.stop();
   }
 }, 60_000);
+
+test("threads: a second run over the same durable catalog (no --fresh) passes every check: it counts from where the run began", async () => {
+  const dir = join(dataDir, "second-run");
+  const opts = { clients: 2, writeP: 0.6, port: 0, seed: 11, duration: 2, latency: 0, loss: 0, dup: 0, nemesis: [], nemesisInterval: 5, logLevel: "silent" } as never;
+  for (const round of [1, 2]) {
+    const c = await startCluster({ system: "bookstore", nodes: scenario.topology(opts), seed: 11, dataDir: dir, fresh: round === 1, logLevel: "silent" });
+    try {
+      const s = await runScenario(c, scenario, opts);
+      expect({ round, failing: Object.entries(s.checks).filter(([, ok]) => !ok).map(([n]) => `${n}: ${s.details[n]}`) }).toEqual({ round, failing: [] });
+    } finally {
+      await c.stop();
+    }
+  }
+}, 60_000);

@@ -31,7 +31,11 @@ export const catalog = defineRole<CatalogConfig>((node) => {
 
   db.transaction(() => {
     for (const b of BOOKS) if (db.get(bookKey(b.item)) === undefined) db.put(bookKey(b.item), b);
+    // The catalog outlives a run: what this run starts from (its first boot's books, before it
+    // serves anything) is what the checks account for the run's writes from.
+    if (node.incarnation === 0) db.put("meta/runStart", { last: db.get<number>("meta/last") ?? 0, quantities: db.scan<Book>({ prefix: "b/" }).map(([, b]) => [b.item, b.quantity]) });
   });
+  const runStart = db.get<{ last: number; quantities: Array<[number, number]> }>("meta/runStart") ?? null;
   const core = new CatalogCore(
     { me: node.id, catalogs, frontend, replicateTimeoutMs: REPLICATE_TIMEOUT_MS, pullEveryMs: PULL_EVERY_MS, maxQueue: MAX_QUEUE, oversell: bug === "oversell" },
     {
@@ -233,6 +237,6 @@ export const catalog = defineRole<CatalogConfig>((node) => {
   };
 
   return {
-    inspect: () => ({ mode: core.mode, epoch: core.epoch, view: core.view, last: core.last, queued: core.queued, served: { ...served }, digest: digest(), books: [...core.books.values()] }),
+    inspect: () => ({ mode: core.mode, epoch: core.epoch, view: core.view, last: core.last, queued: core.queued, served: { ...served }, digest: digest(), books: [...core.books.values()], runStart }),
   };
 });

@@ -50,6 +50,8 @@ export interface CatalogView {
   digest: string;
   books: Book[];
   served: { reads: number; writes: number; pulls: number };
+  /** The books' quantities when this run began (the catalog outlives runs), and its log position then. */
+  runStart?: { last: number; quantities: Array<[number, number]> } | null;
 }
 
 /** A catalog's whole recovery log, read through its own `pull` handler. */
@@ -163,7 +165,11 @@ const isOrder = (v: unknown): v is Order => isObj(v) && isInt(v.number) && isInt
 /** Every check of the run, as pure functions of what was observed. None throws, whatever it is given. */
 export function checkRun(x: CheckInput): Record<string, Check> {
   const checks: Record<string, Check> = {};
-  const initial = new Map(BOOKS.map((b) => [b.item, b.quantity]));
+  // Where this run started: the most advanced catalog's first-boot books (an earlier run's writes
+  // stay in a durable catalog), else the write-up's seven books.
+  const starts = x.catalogs.map((c) => c.view?.runStart).filter((r): r is NonNullable<typeof r> => !!r && Array.isArray(r.quantities));
+  const from = starts.reduce<(typeof starts)[number] | null>((a, r) => (!a || r.last > a.last ? r : a), null);
+  const initial = new Map<number, number>(from ? from.quantities : BOOKS.map((b) => [b.item, b.quantity]));
 
   // 0. Every record can be judged; one that cannot is reported and left out of the other checks.
   const history: HistoryOp[] = [];
