@@ -211,8 +211,10 @@ export class ThreadCluster implements Cluster, LocalHost {
   private callWorker<T>(g: Group, what: string, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>, timeoutMs: number = Limits.controlTimeoutMs): Promise<T> {
     const { api, gone } = g;
     if (!api || !gone) return Promise.reject(new WorkerGone(`${what}: ${describeGroup(g)} is not running`));
-    // A worker shares its turns among its nodes and answers calls in order: both stretch a call.
-    const budget = timeoutMs + (g.inflight + g.members.length - 1) * Limits.controlTimeoutPerQueuedCallMs;
+    // A worker shares its turns among its nodes and answers calls in order: both stretch a call. And
+    // a thousand threads on two cores each get a thousandth of them: the base stretches with the host.
+    const base = timeoutMs * Math.max(1, Math.ceil(this.local.size / Limits.controlTimeoutNodesPerStep));
+    const budget = base + (g.inflight + g.members.length - 1) * Limits.controlTimeoutPerQueuedCallMs;
     g.inflight++;
     return withTimeout(Promise.race([call(api), gone.promise]), budget, `${what}: ${describeGroup(g)}`).finally(() => {
       g.inflight--;

@@ -47,6 +47,8 @@ export const Limits = {
    * a call's timeout (500 nodes started at once in one packed thread must not time out for that alone).
    */
   controlTimeoutPerQueuedCallMs: 100,
+  /** controlTimeoutMs holds for a host of up to this many nodes; each further step of as many adds it again. */
+  controlTimeoutNodesPerStep: 100,
   /** A link asked of a peer that is still starting waits this long for it (then the peer looks down). */
   startingPeerWaitMs: 3000,
   /** Link requests waiting on one starting node; past this they wait out startingPeerWaitMs. */
