@@ -25,6 +25,16 @@ const qty = async (c: Simulation, item: number) => (await call(c, "GET", `/get_q
 const inspect = (c: Simulation, id: string) => c.inspect<CatalogView>(id) as Promise<CatalogView>;
 
 describe("bookstore REST API", () => {
+  test("a body with a key named \"error\" is a body, not a refusal", async () => {
+    await sim(1).run(async (c) => {
+      await c.sleep(300);
+      const r = await call(c, "POST", "/update_cost/2", { error: 5, cost: 33 });
+      expect(r.body).toEqual({ data: { item: 2, cost: 33, version: 1 } });
+      const bad = await call(c, "POST", "/update_cost/2", { error: { status: 200 } });
+      expect([bad.status, bad.body.error.message]).toEqual([400, "missing field: cost"]);
+    });
+  });
+
   test("every endpoint, the write-up's routes, and every error", async () => {
     await sim(1).run(async (c) => {
       await c.sleep(300);

@@ -69,6 +69,17 @@ async function checkReplicas(c: Simulation, acked: Acked, unknown: number, expec
 }
 
 describe("stocks REST API", () => {
+  test("a body with a key named \"error\" is a body, not a refusal: the order is judged on its fields", async () => {
+    await sim(1).run(async (c) => {
+      await c.sleep(300);
+      const r = await call(c, "POST", "/orders", { error: 7, name: "nvidia", type: "buy", quantity: 1 });
+      expect(r.status).toBe(200);
+      expect(typeof r.body.data.transaction_number).toBe("number");
+      const bad = await call(c, "POST", "/orders", { error: { status: 200 }, name: "nvidia", type: "buy" });
+      expect([bad.status, bad.body.error.message]).toEqual([400, "missing field: quantity"]);
+    });
+  });
+
   test("every endpoint and error, with codes and messages", async () => {
     await sim(1).run(async (c) => {
       const nvidia = await call(c, "GET", "/stocks/nvidia");

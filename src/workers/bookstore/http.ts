@@ -1,4 +1,4 @@
-import { bodyTooLarge, fail, parseJsonObject, MAX_BODY_BYTES, type HttpReply } from "../shared/http.ts";
+import { REFUSED, bodyTooLarge, fail, isRefused, parseJsonObject, refuse, MAX_BODY_BYTES, type HttpReply, type Parsed } from "../shared/http.ts";
 import { isCost, isDelta, parseTopic, type Topic } from "./messages.ts";
 
 /** What the router needs from the front end; each call answers with a full reply (data or error). */
@@ -13,24 +13,22 @@ export interface BookstoreApi {
   order(number: number): Promise<HttpReply>;
 }
 
-type Parsed<T> = T | { error: HttpReply };
-const isErr = <T>(p: Parsed<T>): p is { error: HttpReply } => typeof p === "object" && p !== null && "error" in p;
 
 function intParam(s: string | undefined | unknown, what: string): Parsed<number> {
-  if (typeof s === "number") return Number.isSafeInteger(s) ? s : { error: fail(400, `${what} must be an integer`) };
-  if (typeof s !== "string" || !/^-?\d{1,15}$/.test(s)) return { error: fail(400, `${what} must be an integer`) };
+  if (typeof s === "number") return Number.isSafeInteger(s) ? s : refuse(400, `${what} must be an integer`);
+  if (typeof s !== "string" || !/^-?\d{1,15}$/.test(s)) return refuse(400, `${what} must be an integer`);
   return Number(s);
 }
 
 function costParam(v: unknown): Parsed<number> {
   const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
-  return isCost(n) ? (n as number) : { error: fail(400, "cost must be a positive number") };
+  return isCost(n) ? (n as number) : refuse(400, "cost must be a positive number");
 }
 
 function deltaParam(v: unknown): Parsed<number> {
   const n = intParam(v, "delta");
-  if (isErr(n)) return n;
-  return isDelta(n) ? n : { error: fail(400, "delta out of range") };
+  if (isRefused(n)) return n;
+  return isDelta(n) ? n : refuse(400, "delta out of range");
 }
 
 function body(text: string | undefined): Parsed<Record<string, unknown>> {
@@ -72,12 +70,12 @@ export async function route(api: BookstoreApi, method: string, rawPath: string, 
         let itemRaw: unknown = a;
         if (a === undefined) {
           const o = body(text);
-          if (isErr(o)) return o.error;
+          if (isRefused(o)) return o[REFUSED];
           itemRaw = field(o, "item", "item_number");
           if (itemRaw === undefined) return fail(400, "missing field: item");
         }
         const item = intParam(itemRaw, "item");
-        return isErr(item) ? item.error : api.buy(item);
+        return isRefused(item) ? item[REFUSED] : api.buy(item);
       }
       case "update_cost":
       case "update_c": {
@@ -86,16 +84,16 @@ export async function route(api: BookstoreApi, method: string, rawPath: string, 
         if (name === "update_cost" && b !== undefined) return fail(404, "not found");
         if (costRaw === undefined) {
           const o = body(text);
-          if (isErr(o)) return o.error;
+          if (isRefused(o)) return o[REFUSED];
           itemRaw ??= field(o, "item", "item_number");
           costRaw = field(o, "cost");
           if (itemRaw === undefined) return fail(400, "missing field: item");
           if (costRaw === undefined) return fail(400, "missing field: cost");
         }
         const item = intParam(itemRaw, "item");
-        if (isErr(item)) return item.error;
+        if (isRefused(item)) return item[REFUSED];
         const cost = costParam(costRaw);
-        return isErr(cost) ? cost.error : api.updateCost(item, cost);
+        return isRefused(cost) ? cost[REFUSED] : api.updateCost(item, cost);
       }
       default: {
         // update_quantity / update_q
@@ -104,16 +102,16 @@ export async function route(api: BookstoreApi, method: string, rawPath: string, 
         if (name === "update_quantity" && b !== undefined) return fail(404, "not found");
         if (deltaRaw === undefined) {
           const o = body(text);
-          if (isErr(o)) return o.error;
+          if (isRefused(o)) return o[REFUSED];
           itemRaw ??= field(o, "item", "item_number");
           deltaRaw = field(o, "delta");
           if (itemRaw === undefined) return fail(400, "missing field: item");
           if (deltaRaw === undefined) return fail(400, "missing field: delta");
         }
         const item = intParam(itemRaw, "item");
-        if (isErr(item)) return item.error;
+        if (isRefused(item)) return item[REFUSED];
         const delta = deltaParam(deltaRaw);
-        return isErr(delta) ? delta.error : api.updateQuantity(item, delta);
+        return isRefused(delta) ? delta[REFUSED] : api.updateQuantity(item, delta);
       }
     }
   }
@@ -125,7 +123,7 @@ export async function route(api: BookstoreApi, method: string, rawPath: string, 
   let arg: unknown = a;
   if (jsonPost) {
     const o = body(text);
-    if (isErr(o)) return o.error;
+    if (isRefused(o)) return o[REFUSED];
     arg = name === "search" ? field(o, "topic") : field(o, "item", "item_number");
     if (arg === undefined) return fail(400, `missing field: ${name === "search" ? "topic" : "item"}`);
   }
@@ -145,7 +143,7 @@ export async function route(api: BookstoreApi, method: string, rawPath: string, 
     default: {
       if (arg === undefined) return fail(404, "not found");
       const item = intParam(arg, "item");
-      if (isErr(item)) return item.error;
+      if (isRefused(item)) return item[REFUSED];
       return name === "lookup" ? api.lookup(item) : api.quantity(item);
     }
   }

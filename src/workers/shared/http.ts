@@ -36,15 +36,31 @@ export function bodyTooLarge(body: string | undefined): boolean {
   return body !== undefined && body.length * 3 > MAX_BODY_BYTES && Buffer.byteLength(body) > MAX_BODY_BYTES;
 }
 
+/**
+ * A parser's refusal: the reply to send instead of a value. Keyed by a symbol, so no parsed body,
+ * whatever keys it has ({"error": ...} included), can pass for one.
+ */
+export const REFUSED: unique symbol = Symbol("refused");
+export type Refused = { readonly [REFUSED]: HttpReply };
+export type Parsed<T> = T | Refused;
+
+export function refuse(status: number, message: string): Refused {
+  return { [REFUSED]: fail(status, message) };
+}
+
+export function isRefused<T>(p: Parsed<T>): p is Refused {
+  return typeof p === "object" && p !== null && REFUSED in p;
+}
+
 /** Parses a JSON object body, or says what is wrong with it. */
-export function parseJsonObject(text: string): Record<string, unknown> | { error: HttpReply } {
+export function parseJsonObject(text: string): Parsed<Record<string, unknown>> {
   let v: unknown;
   try {
     v = JSON.parse(text);
   } catch {
-    return { error: fail(400, "body is not JSON") };
+    return refuse(400, "body is not JSON");
   }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return { error: fail(400, "body must be a JSON object") };
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return refuse(400, "body must be a JSON object");
   return v as Record<string, unknown>;
 }
 

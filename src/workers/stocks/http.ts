@@ -1,4 +1,4 @@
-import { MAX_BODY_BYTES, fail, ok, type HttpReply } from "../shared/http.ts";
+import { MAX_BODY_BYTES, REFUSED, fail, isRefused, ok, parseJsonObject, refuse, type HttpReply, type Parsed } from "../shared/http.ts";
 import { MAX_NAME_LENGTH, isQuantity, isTradeType, type Stock, type TradeType } from "./messages.ts";
 
 /** What the router needs from the frontend; each call answers with a full reply (data or error). */
@@ -40,7 +40,7 @@ export async function route(api: StocksApi, method: string, rawPath: string, bod
   if (collection === "orders" && id === undefined) {
     if (method !== "POST") return fail(405, "method not allowed", { Allow: "POST" });
     const parsed = parseOrder(body ?? "");
-    if ("error" in parsed) return parsed.error;
+    if (isRefused(parsed)) return parsed[REFUSED];
     return api.trade(parsed);
   }
 
@@ -53,20 +53,14 @@ export async function route(api: StocksApi, method: string, rawPath: string, bod
   return fail(404, "not found");
 }
 
-function parseOrder(text: string): { name: string; type: TradeType; quantity: number } | { error: HttpReply } {
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return { error: fail(400, "body is not JSON") };
-  }
-  if (typeof v !== "object" || v === null || Array.isArray(v)) return { error: fail(400, "body must be a JSON object") };
-  const o = v as Record<string, unknown>;
-  for (const f of ["name", "type", "quantity"]) if (o[f] === undefined || o[f] === null) return { error: fail(400, `missing field: ${f}`) };
-  if (!isTradeType(o.type)) return { error: fail(400, "invalid request type") };
-  if (!isQuantity(o.quantity)) return { error: fail(400, "invalid quantity") };
-  if (typeof o.name !== "string" || o.name.length === 0) return { error: fail(400, "invalid stock name") };
-  if (o.name.length > MAX_NAME_LENGTH) return { error: fail(404, "stock not found") };
+function parseOrder(text: string): Parsed<{ name: string; type: TradeType; quantity: number }> {
+  const o = parseJsonObject(text);
+  if (isRefused(o)) return o;
+  for (const f of ["name", "type", "quantity"]) if (o[f] === undefined || o[f] === null) return refuse(400, `missing field: ${f}`);
+  if (!isTradeType(o.type)) return refuse(400, "invalid request type");
+  if (!isQuantity(o.quantity)) return refuse(400, "invalid quantity");
+  if (typeof o.name !== "string" || o.name.length === 0) return refuse(400, "invalid stock name");
+  if (o.name.length > MAX_NAME_LENGTH) return refuse(404, "stock not found");
   return { name: o.name, type: o.type, quantity: o.quantity };
 }
 
