@@ -54,7 +54,7 @@ export class BatchWriter {
 export function encodeOne(msg: unknown): Uint8Array {
   const payload = packr.pack(msg);
   const out = new Uint8Array(4 + payload.length);
-  new DataView(out.buffer).setUint32(0, payload.length);
+  writeLength(out, 0, payload.length);
   out.set(payload, 4);
   return out;
 }
@@ -73,10 +73,9 @@ export class MessageReader {
       joined.set(this.buf);
       joined.set(chunk, this.buf.length);
     }
-    const view = new DataView(joined.buffer, joined.byteOffset, joined.byteLength);
     let off = 0;
     while (joined.length - off >= 4) {
-      const len = view.getUint32(off);
+      const len = readLength(joined, off);
       if (joined.length - off - 4 < len) break;
       each(packr.unpack(joined.subarray(off + 4, off + 4 + len)));
       off += 4 + len;
@@ -86,6 +85,21 @@ export class MessageReader {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/*
+ * Lengths by hand, as the wire does: a DataView over a small fresh array makes the engine
+ * materialize its ArrayBuffer (0.2–0.35 µs each time), which a floor should not pay.
+ */
+function writeLength(buf: Uint8Array, off: number, len: number): void {
+  buf[off] = len >>> 24;
+  buf[off + 1] = (len >>> 16) & 0xff;
+  buf[off + 2] = (len >>> 8) & 0xff;
+  buf[off + 3] = len & 0xff;
+}
+
+function readLength(buf: Uint8Array, off: number): number {
+  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
+}
 
 /** Write everything, waiting for drain when the socket's buffer is full. */
 export function writeAll(sock: { write(b: Uint8Array): number }, chunks: Uint8Array[], onDrain: (fn: () => void) => void): Promise<void> {

@@ -17,7 +17,7 @@ const server = Bun.listen<{ buf: Uint8Array; count: number }>({
       joined.set(chunk, s.data.buf.length);
       let off = 0;
       while (joined.length - off >= 4) {
-        const len = new DataView(joined.buffer, off, 4).getUint32(0);
+        const len = ((joined[off]! << 24) | (joined[off + 1]! << 16) | (joined[off + 2]! << 8) | joined[off + 3]!) >>> 0;
         if (joined.length - off - 4 < len) break;
         const kind = joined[off + 4];
         if (kind === 1) s.write(joined.subarray(off, off + 4 + len)); // ping: echo

@@ -163,8 +163,10 @@ export class Links {
   }
 
   private flush(link: { conn: WireConn; batch: Message[] }): void {
-    const batch = link.batch.splice(0);
-    if (batch.length > 0) this.sendBatch(link.conn, batch);
+    const batch = link.batch;
+    if (batch.length === 0) return;
+    link.batch = [];
+    this.sendBatch(link.conn, batch);
   }
 
   /** A batch too large for one frame is split in halves until each fits; a lone oversized message is dropped. */
