@@ -35,7 +35,7 @@ function figures(latMs: number[], blastN: number, elapsedMs: number): Figures {
   return { rttP50Us: percentile(latMs, 50) * 1000, rttP99Us: percentile(latMs, 99) * 1000, msgsPerSec: blastN / (elapsedMs / 1000) };
 }
 
-async function rawMc(n: number): Promise<Figures> {
+export async function rawMc(n: number): Promise<Figures> {
   const url = new URL("./lib/raw-mc-worker.ts", import.meta.url).href;
   const a = new Worker(url);
   const b = new Worker(url);
@@ -71,7 +71,7 @@ async function nodeOn(cluster: ThreadCluster, n: number): Promise<Figures> {
   return figures(rtt.lat, n * 10, blast.elapsedMs);
 }
 
-async function nodeMc(n: number, dataDir: string): Promise<Figures> {
+export async function nodeMc(n: number, dataDir: string): Promise<Figures> {
   const cluster = new ThreadCluster({ system: ROLES, nodes: NODES, seed: 1, dataDir, logLevel: "warn" });
   await cluster.start();
   try {
@@ -88,7 +88,7 @@ function frame(kind: number, payloadBytes: number): Uint8Array {
   return f;
 }
 
-async function rawTcp(n: number): Promise<Figures> {
+export async function rawTcp(n: number): Promise<Figures> {
   const server = Bun.spawn([process.execPath, new URL("./lib/raw-tcp-server.ts", import.meta.url).pathname], { stdout: "pipe" });
   const reader = server.stdout.getReader();
   const port = Number(new TextDecoder().decode((await reader.read()).value).trim());
@@ -145,7 +145,7 @@ async function rawTcp(n: number): Promise<Figures> {
 }
 
 /** The fair TCP baseline: msgpackr per message, one write per turn (see lib/fair-tcp.ts). */
-async function fairTcp(n: number): Promise<Figures> {
+export async function fairTcp(n: number): Promise<Figures> {
   const server = Bun.spawn([process.execPath, new URL("./lib/fair-tcp-server.ts", import.meta.url).pathname], { stdout: "pipe" });
   const port = Number(new TextDecoder().decode((await server.stdout.getReader().read()).value).trim());
   const reader = new MessageReader();
@@ -203,7 +203,7 @@ function freePort(): number {
   return p;
 }
 
-async function nodeTcp(n: number, dataDir: string): Promise<Figures> {
+export async function nodeTcp(n: number, dataDir: string): Promise<Figures> {
   const pa = freePort();
   const pb = freePort();
   const secret = "bench-secret-not-for-production";
@@ -228,6 +228,16 @@ async function nodeTcp(n: number, dataDir: string): Promise<Figures> {
 }
 
 
+/**
+ * Between series: collect this process's garbage and let the last series' threads and child
+ * processes finish exiting, so no series is timed while the one before it is still tearing down
+ * (the raw MessageChannel round used to start right after a TCP cluster's stop).
+ */
+async function settle(): Promise<void> {
+  Bun.gc(true);
+  await Bun.sleep(200);
+}
+
 type Series = "rawMc" | "nodeMc" | "bytesTcp" | "fairTcp" | "nodeTcp";
 
 export const bench: Bench = {
@@ -249,6 +259,7 @@ export const bench: Bench = {
     try {
       for (let r = 0; r < rounds; r++) {
         for (const [k, step] of steps) {
+          await settle();
           results[k].push(await step());
           bar.tick(k);
         }

@@ -1,15 +1,14 @@
 /**
- * Raw MessageChannel baseline: no node runtime, just postMessage of the same message shape.
+ * Raw MessageChannel baseline: no node runtime, just postMessage of the node's message shapes
+ * (the ping a request sends, the pong its reply carries back), answered at once by a handler with
+ * no promise, no timer, nothing but the message.
  *
- * It once measured slower than the node API (61.7 µs vs 13.7 µs p50, full run). Its work per round
- * trip is already minimal (a handler that answers at once: no promise, no timer, nothing but the
- * message), so the differences looked for were in how it is timed: the node side was always warm
- * (an untimed request set the link up and ran its handlers through the JIT first) and this side
- * was not. It now warms up the same way (WARMUP round trips, untimed). Run alone, back to back with
- * clusters, or after TCP stages, it measures 10–17 µs against the node's 13–45 µs; single rounds
- * of a full run still sometimes show it at 50–65 µs while the node's round next to it is at 20 µs,
- * which matched no difference in code and did not reproduce on demand. transport.ts flags such
- * rounds rather than hiding them.
+ * It once measured slower than the node API (61.7 µs vs 13.7 µs p50, full run). It now does what
+ * the node side does, in the same order: untimed round trips and an untimed pipelined blast (the
+ * node's warm-up, see transport.ts), then the timed round trips, then the timed blast. Timing the
+ * round trips right after the threads started, before a blast had run, measured them while the
+ * engine was still compiling and collecting in the background, which the node side never was.
+ * transport.ts flags any round where this is still slower than the node.
  */
 const WARMUP = 1_000;
 declare const self: { onmessage: ((e: MessageEvent) => void) | null; postMessage(v: unknown): void };
@@ -19,34 +18,41 @@ self.onmessage = (e: MessageEvent) => {
   if (role === "pong") {
     let count = 0;
     port.onmessage = (m) => {
-      const msg = m.data as { body: { type: string; n?: number } };
-      if (msg.body.type === "ping") port.postMessage({ src: "b", dest: "a", body: { type: "pong" } });
-      else if (msg.body.type === "one") count++;
-      else if (msg.body.type === "until") {
-        port.postMessage({ src: "b", dest: "a", body: { type: "until_ok", count } });
+      const msg = m.data as { src: string; dest: string; body: { type: string; msg_id?: number; n?: number } };
+      const t = msg.body.type;
+      if (t === "one") count++;
+      else if (t === "ping") port.postMessage({ src: msg.dest, dest: msg.src, body: { type: "pong", in_reply_to: msg.body.msg_id } });
+      else if (t === "until") {
+        port.postMessage({ src: msg.dest, dest: msg.src, body: { type: "until_ok", in_reply_to: msg.body.msg_id } });
         count = 0;
       }
     };
     self.postMessage("ready");
     return;
   }
-  // ping: serial round trips, then a pipelined blast.
-  const lat: number[] = [];
-  let i = -WARMUP;
-  let t0 = 0;
-  const blast = () => {
+  const roundTrips = (count: number, lat: number[] | null, then: () => void) => {
+    let i = 0;
+    let t0 = 0;
+    port.onmessage = () => {
+      lat?.push(performance.now() - t0);
+      if (++i < count) {
+        t0 = performance.now();
+        port.postMessage({ src: "pinger", dest: "ponger", body: { type: "ping", msg_id: i } });
+      } else then();
+    };
+    t0 = performance.now();
+    port.postMessage({ src: "pinger", dest: "ponger", body: { type: "ping", msg_id: i } });
+  };
+  const blast = (then: (elapsedMs: number) => void) => {
     const start = performance.now();
-    port.onmessage = () => self.postMessage({ lat, elapsedMs: performance.now() - start });
-    for (let k = 0; k < n * 10; k++) port.postMessage({ src: "a", dest: "b", body: { type: "one", i: k } });
-    port.postMessage({ src: "a", dest: "b", body: { type: "until", n: n * 10 } });
+    port.onmessage = () => then(performance.now() - start);
+    for (let k = 0; k < n * 10; k++) port.postMessage({ src: "pinger", dest: "ponger", body: { type: "one", i: k } });
+    port.postMessage({ src: "pinger", dest: "ponger", body: { type: "until", n: n * 10, msg_id: -1 } });
   };
-  port.onmessage = () => {
-    if (i >= 0) lat.push(performance.now() - t0);
-    if (++i < n) {
-      t0 = performance.now();
-      port.postMessage({ src: "a", dest: "b", body: { type: "ping", msg_id: i } });
-    } else blast();
-  };
-  t0 = performance.now();
-  port.postMessage({ src: "a", dest: "b", body: { type: "ping", msg_id: i } });
+  const lat: number[] = [];
+  roundTrips(WARMUP, null, () =>
+    blast(() =>
+      roundTrips(n, lat, () => blast((elapsedMs) => self.postMessage({ lat, elapsedMs }))),
+    ),
+  );
 };
