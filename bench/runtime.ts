@@ -3,9 +3,9 @@
  * tinybench, so that a regression shows up as one row moving: the wire codec (one message and a
  * full data-link frame, decoded from socket-sized chunks), per-message validation, the fault
  * planner, posting on each kind of link (same thread, MessagePort) to arrival, dispatch to a
- * handler, a request matched with its reply, and a durable put in every storage mode. Explains the
- * gap between the transport benchmark's node-API and raw figures. Rows are only ever added (other
- * tools read `--json`), never renamed.
+ * handler, a request matched with its reply, a durable put in every storage mode, and a read of a
+ * thread host's clock. Explains the gap between the transport benchmark's node-API and raw
+ * figures. Rows are only ever added (other tools read `--json`), never renamed.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,6 +20,7 @@ import { Links, MAX_FRAME_MESSAGES } from "../src/workers/runtime/links.ts";
 import { LinkPlanner, defaultNetwork } from "../src/workers/runtime/network.ts";
 import { isMessage } from "../src/workers/runtime/node.ts";
 import { seededRandom } from "../src/workers/runtime/random.ts";
+import { realNow } from "../src/workers/runtime/real-clock.ts";
 import { printTable, writeJson, type Bench } from "./lib/harness.ts";
 
 const MSG: Message = { src: "pinger", dest: "ponger", body: { type: "ping", msg_id: 12345, payload: "hello" } };
@@ -131,7 +132,8 @@ export const bench: Bench = {
         rtReq.deliver({ src: "ponger", dest: "pinger", body: { type: "pong", in_reply_to: req.body.msg_id } });
         await p;
       })
-      .add("storage put, fsync (WAL, synchronous=FULL)", () => fsync.put(`k${key++ % 1000}`, { n: key }));
+      .add("storage put, fsync (WAL, synchronous=FULL)", () => fsync.put(`k${key++ % 1000}`, { n: key }))
+      .add("clock: a thread host's now() (read 3-4 times a request)", () => void (sink += realNow() > 0 ? 0 : 1));
     await tb.run();
     disk.close();
     fsync.close();
