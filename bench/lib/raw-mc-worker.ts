@@ -7,8 +7,12 @@
  * the node side does, in the same order: untimed round trips and an untimed pipelined blast (the
  * node's warm-up, see transport.ts), then the timed round trips, then the timed blast. Timing the
  * round trips right after the threads started, before a blast had run, measured them while the
- * engine was still compiling and collecting in the background, which the node side never was.
- * transport.ts flags any round where this is still slower than the node.
+ * engine was still compiling and collecting in the background, which the node side never was;
+ * and transport.ts now lets the previous series' threads and processes finish exiting first.
+ * What is left is the machine: both sides wait in their event loop between messages, so on a quiet
+ * virtual machine whose idle CPUs halt at once, each wake-up can cost a trip through the
+ * hypervisor, and which side pays more in a round is luck. transport.ts flags any round where
+ * this is still slower than the node rather than hiding it.
  */
 const WARMUP = 1_000;
 declare const self: { onmessage: ((e: MessageEvent) => void) | null; postMessage(v: unknown): void };
