@@ -66,6 +66,19 @@ describe("FrameDecoder", () => {
     expect(() => d.push(bad)).toThrow(FrameError);
   });
 
+  test("a length with its top bit set is read unsigned: refused as oversized, never taken as negative", () => {
+    for (const header of [[0x80, 0, 0, 0], [0xff, 0xff, 0xff, 0xff], [0x80, 0, 0, 5, 1, 2, 3, 4, 5]]) {
+      expect(() => new FrameDecoder().push(new Uint8Array(header))).toThrow(/exceeds/);
+    }
+  });
+
+  test("frames are read from a chunk that starts part-way into its buffer", () => {
+    const { bytes, values } = stream();
+    const padded = new Uint8Array(bytes.length + 7);
+    padded.set(bytes, 7);
+    expect(new FrameDecoder().push(padded.subarray(7))).toEqual(values);
+  });
+
   test("an empty or undecodable frame is refused", () => {
     expect(() => new FrameDecoder().push(new Uint8Array([0, 0, 0, 0]))).toThrow(FrameError);
     expect(() => new FrameDecoder().push(new Uint8Array([0, 0, 0, 1, 0x81]))).toThrow(FrameError);
