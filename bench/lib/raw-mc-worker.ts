@@ -14,11 +14,10 @@
  * hypervisor, and which side pays more in a round is luck. transport.ts flags any round where
  * this is still slower than the node rather than hiding it.
  */
-const WARMUP = 1_000;
 declare const self: { onmessage: ((e: MessageEvent) => void) | null; postMessage(v: unknown): void };
 
 self.onmessage = (e: MessageEvent) => {
-  const { port, role, n } = e.data as { port: MessagePort; role: "ping" | "pong"; n: number };
+  const { port, role, n, warmup } = e.data as { port: MessagePort; role: "ping" | "pong"; n: number; warmup: number };
   if (role === "pong") {
     let count = 0;
     port.onmessage = (m) => {
@@ -54,7 +53,7 @@ self.onmessage = (e: MessageEvent) => {
     port.postMessage({ src: "pinger", dest: "ponger", body: { type: "until", n: n * 10, msg_id: -1 } });
   };
   const lat: number[] = [];
-  roundTrips(WARMUP, null, () =>
+  roundTrips(warmup, null, () =>
     blast(() =>
       roundTrips(n, lat, () => blast((elapsedMs) => self.postMessage({ lat, elapsedMs }))),
     ),
