@@ -11,6 +11,7 @@
  * closes, and the link with it. A peer announced up clears a "down" mark at once.
  */
 import { assert } from "./assert.ts";
+import { cloneMessage } from "./clone.ts";
 import { Limits } from "./limits.ts";
 import type { Message, NodeId } from "./types.ts";
 import { wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
@@ -56,7 +57,7 @@ export class Links {
     const near = this.host.colocated(msg.dest);
     if (near) {
       // Same thread: no port, but still a copy (nodes share no memory) and still asynchronous.
-      const copy = structuredClone(msg);
+      const copy = cloneMessage(msg);
       queueMicrotask(() => near(copy));
       return;
     }
