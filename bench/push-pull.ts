@@ -192,13 +192,15 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
 
 /**
  * The floor for push: the same fan-out (a push-sized message to each of N threads, every RATE_MS)
- * over raw MessageChannels to bare workers, without the node runtime. Push cannot beat it.
+ * over raw MessageChannels to bare workers, without the node runtime. Push cannot beat it: the
+ * update goes in its cheapest form, one JSON text built once and posted to every port (the runtime
+ * posts JSON text too, but builds it per recipient), and each bare worker only parses it.
  */
 const RAW_TABLET = `
 let got = [];
 self.onmessage = (e) => {
   if (e.data === "collect") { postMessage(got); got = []; return; }
-  e.data.port.onmessage = (m) => { got.push(performance.timeOrigin + performance.now() - m.data.body.tally.updatedAt); };
+  e.data.port.onmessage = (m) => { got.push(performance.timeOrigin + performance.now() - JSON.parse(m.data).body.tally.updatedAt); };
   postMessage("ready");
 };`;
 
@@ -228,7 +230,8 @@ export async function rawFanOut(n: number, updates: number): Promise<BaselineRow
     await Bun.sleep(500);
     for (let k = 1; k <= updates; k++) {
       const body = { type: "tally_update", tally: { team: "Gaul", gold: k, silver: 0, bronze: 0, version: k, updatedAt: performance.timeOrigin + performance.now() } };
-      for (const [i, port] of ports.entries()) port.postMessage({ src: "obelix", dest: `tablet-${i + 1}`, body });
+      const text = JSON.stringify({ src: "obelix", dest: "tablet", body });
+      for (const port of ports) port.postMessage(text);
       await Bun.sleep(RATE_MS);
     }
     const all: number[] = [];
@@ -246,8 +249,8 @@ export async function rawFanOut(n: number, updates: number): Promise<BaselineRow
   }
 }
 
-function configs(quick: boolean): Config[] {
-  const ns = quick ? [1, 10, 50] : [1, 10, 50, 100, 500];
+function configs(quick: boolean, only?: number[]): Config[] {
+  const ns = only ?? (quick ? [1, 10, 50] : [1, 10, 50, 100, 500]);
   const polls = quick ? [100] : [50, 200, 1000];
   return ns.flatMap((n) => [{ mode: "push" as const, tablets: n, pollMs: null }, ...polls.map((p) => ({ mode: "pull" as const, tablets: n, pollMs: p }))]);
 }
@@ -345,15 +348,18 @@ export const bench: Bench = {
   name: "push-pull",
   description: "olympics: update propagation to N tablets, obelix pushing against tablets polling",
   async run(opts: BenchOptions) {
-    const cfgs = configs(opts.quick);
+    // --stages and --tablets pick a subset (to compare two builds on the push stages, say); the JSON keeps its shape.
+    const runs = (stage: string) => !opts.stages || opts.stages.includes(stage);
+    const all = configs(opts.quick, opts.tablets);
+    const ns = [...new Set(all.map((c) => c.tablets))];
+    const cfgs = all.filter((c) => runs(c.mode));
     const dataDir = mkdtempSync(join(tmpdir(), "menhir-push-pull-"));
     const rows: Row[] = [];
     const baseline: BaselineRow[] = [];
-    const ns = [...new Set(cfgs.map((c) => c.tablets))];
     // Push again with every node packed into one thread per core (--threads): the floor of a thread per node is the OS scheduler.
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
-    const bar = progress("push-pull", cfgs.length + 2 * ns.length);
+    const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0));
     // A stage that fails is reported and skipped; what was measured before it is still printed and written.
     const failed: Array<{ stage: string; error: string }> = [];
     const stage = async <T>(name: string, fn: () => Promise<T>, into: T[]) => {
@@ -369,10 +375,10 @@ export const bench: Bench = {
         const windowMs = Math.max(opts.quick ? 1500 : 3000, 4 * (c.pollMs ?? 0));
         await stage(`${c.mode} ${c.tablets} tablets${c.pollMs ? ` every ${c.pollMs} ms` : ""}`, () => measure(c, windowMs, dataDir), rows);
       }
-      for (const n of ns) {
+      for (const n of runs("packed") ? ns : []) {
         await stage(`push ${n} tablets, ${PACKED_THREADS} threads`, () => measure({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS }, opts.quick ? 1500 : 3000, dataDir), packed);
       }
-      for (const n of ns) await stage(`baseline ${n} bare workers`, () => rawFanOut(n, opts.quick ? 10 : 20), baseline);
+      for (const n of runs("baseline") ? ns : []) await stage(`baseline ${n} bare workers`, () => rawFanOut(n, opts.quick ? 10 : 20), baseline);
     } finally {
       bar.done();
       rmSync(dataDir, { recursive: true, force: true });

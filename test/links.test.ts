@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Links, type LinkGrant } from "../src/workers/runtime/links.ts";
+import { fromPort } from "../src/workers/runtime/port-codec.ts";
 import type { Message } from "../src/workers/runtime/types.ts";
 
 /** A node's links with the supervisor played by hand: every grant request waits for the test to answer it. */
@@ -42,14 +43,14 @@ describe("links carry incarnations", () => {
     links.peerDown("n2", 3);
     const late = new MessageChannel();
     const got: unknown[] = [];
-    late.port2.onmessage = (e) => void got.push(e.data);
+    late.port2.onmessage = (e) => void got.push(fromPort(e.data));
     asked[0]!.answer({ port: late.port1, incarnation: 3 });
     await turn();
     expect(got).toEqual([]);
     links.post(msg(2));
     expect(asked.length).toBe(2);
     const fresh = new MessageChannel();
-    fresh.port2.onmessage = (e) => void got.push(e.data);
+    fresh.port2.onmessage = (e) => void got.push(fromPort(e.data));
     asked[1]!.answer({ port: fresh.port1, incarnation: 4 });
     await turn();
     links.post(msg(3));

@@ -9,6 +9,10 @@ export interface BenchOptions {
   json?: string;
   /** Folder for plots (gitignored). */
   resultsDir: string;
+  /** Only these stages (push-pull: push, pull, packed, baseline); undefined: all. */
+  stages?: string[];
+  /** Only these tablet counts (push-pull); undefined: the bench's own ladder. */
+  tablets?: number[];
 }
 
 /** A benchmark module's shape: `export const bench: Bench`. */

@@ -79,6 +79,9 @@ function show(v: unknown): string {
 function finder<T extends string>(byKey: Map<string, T>) {
   return (name: unknown): T | undefined => (typeof name === "string" && name.length <= MAX_NAME_CHARS ? byKey.get(normalize(name)) : undefined);
 }
+/** The exact names (a value's own team or event must be spelled exactly so). */
+const TEAM_NAMES: ReadonlySet<unknown> = new Set(TEAMS);
+const EVENT_NAMES: ReadonlySet<unknown> = new Set(EVENTS);
 export const findTeam = finder(TEAM_BY_KEY);
 export const findEvent = finder(EVENT_BY_KEY);
 export const findMedal = finder(MEDAL_BY_KEY);
@@ -157,9 +160,10 @@ export function formatScore(s: Score): string {
 export function asTally(v: unknown): Tally | undefined {
   if (typeof v !== "object" || v === null) return undefined;
   const t = v as Record<string, unknown>;
-  const team = findTeam(t.team);
-  if (!team || t.team !== team) return undefined;
-  for (const k of [...MEDALS, "version"] as const) if (!isCount(t[k])) return undefined;
+  // A value on the wire names its team exactly: a set lookup, not findTeam's normalisation (every push pays this).
+  if (!TEAM_NAMES.has(t.team)) return undefined;
+  const team = t.team as Team;
+  if (!isCount(t.gold) || !isCount(t.silver) || !isCount(t.bronze) || !isCount(t.version)) return undefined;
   if (t.updatedAt !== null && typeof t.updatedAt !== "number") return undefined;
   return { team, gold: t.gold as number, silver: t.silver as number, bronze: t.bronze as number, version: t.version as number, updatedAt: t.updatedAt as number | null };
 }
@@ -168,8 +172,8 @@ export function asTally(v: unknown): Tally | undefined {
 export function asScore(v: unknown): Score | undefined {
   if (typeof v !== "object" || v === null) return undefined;
   const s = v as Record<string, unknown>;
-  const event = findEvent(s.event);
-  if (!event || s.event !== event || !isCount(s.version)) return undefined;
+  if (!EVENT_NAMES.has(s.event) || !isCount(s.version)) return undefined;
+  const event = s.event as Event;
   if (s.updatedAt !== null && typeof s.updatedAt !== "number") return undefined;
   let scores: Scores;
   try {

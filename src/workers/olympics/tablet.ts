@@ -64,7 +64,8 @@ export const tablet = defineRole<TabletConfig>((node) => {
     store(next);
     if (state.applied.length < MAX_SAMPLES) state.applied.push({ key: itemKey(next), version: next.version, at: now });
     state.changes++;
-    node.log.info(show(next));
+    // Built only if shown: with hundreds of tablets per thread every push pays for this line otherwise.
+    if (node.log.enabled?.("info") ?? true) node.log.info(show(next));
     return true;
   }
   const applyTally = (t: Tally) => apply(state.tallies[t.team], t, formatTally, (v) => (state.tallies[v.team] = v));

@@ -1,6 +1,7 @@
 /**
- * A node's links to its peers, made on first use. A node in the same worker thread is handed the
- * message directly; a local peer in another worker is reached over a direct MessageChannel; a peer on another host over this node's own TCP connection to that peer's data
+ * A node's links to its peers, made on first use. A node in the same worker thread is handed a
+ * copy of the message; a local peer in another worker is reached over a direct MessageChannel (as
+ * JSON text when that carries the message exactly: see port-codec.ts); a peer on another host over this node's own TCP connection to that peer's data
  * endpoint (msgpack frames, one frame per turn's worth of messages). A link being set up holds a
  * bounded backlog; a peer found down is retried after a short pause — messages meanwhile are
  * dropped, as they would be to a crashed node.
@@ -11,7 +12,9 @@
  * closes, and the link with it. A peer announced up clears a "down" mark at once.
  */
 import { assert } from "./assert.ts";
+import { cloneMessage } from "./clone.ts";
 import { Limits } from "./limits.ts";
+import { fromPort, toPort } from "./port-codec.ts";
 import type { Message, NodeId } from "./types.ts";
 import { wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
 
@@ -56,14 +59,14 @@ export class Links {
     const near = this.host.colocated(msg.dest);
     if (near) {
       // Same thread: no port, but still a copy (nodes share no memory) and still asynchronous.
-      const copy = structuredClone(msg);
+      const copy = cloneMessage(msg);
       queueMicrotask(() => near(copy));
       return;
     }
     const link = this.links.get(msg.dest);
     switch (link?.kind) {
       case "port":
-        link.port.postMessage(msg);
+        link.port.postMessage(toPort(msg));
         return;
       case "wire":
         if (link.batch.push(msg) === 1) queueMicrotask(() => this.flush(link));
@@ -112,7 +115,7 @@ export class Links {
         if (!grant) return this.floor(dest) > asked ? this.lose(dest, backlog.length) : this.markDown(dest, backlog.length);
         if ("port" in grant) {
           this.setPort(dest, grant.port, grant.incarnation);
-          for (const m of backlog) grant.port.postMessage(m);
+          for (const m of backlog) grant.port.postMessage(toPort(m));
           return;
         }
         const wire = this.host.wire;
@@ -144,7 +147,7 @@ export class Links {
   private setPort(peer: NodeId, port: MessagePort, incarnation: number): void {
     assert(incarnation >= this.floor(peer), `${this.host.id}: a link to ${peer}#${incarnation}, known dead`);
     const link: Link = { kind: "port", port, incarnation };
-    port.onmessage = (e) => this.host.receive(e.data);
+    port.onmessage = (e) => this.host.receive(fromPort(e.data));
     port.addEventListener("close", () => {
       if (this.links.get(peer) === link) this.links.delete(peer);
     });
@@ -182,7 +185,7 @@ export class Links {
   }
 
   private adoptExtra(port: MessagePort): void {
-    port.onmessage = (e) => this.host.receive(e.data);
+    port.onmessage = (e) => this.host.receive(fromPort(e.data));
     this.extra.add(port);
   }
 
@@ -199,7 +202,7 @@ export class Links {
       return;
     }
     this.setPort(peer, port, incarnation);
-    if (current?.kind === "pending") for (const m of current.backlog) port.postMessage(m);
+    if (current?.kind === "pending") for (const m of current.backlog) port.postMessage(toPort(m));
   }
 
   /** `incarnation` of a peer is up: links to older ones are stale, and a "down" mark is lifted. */

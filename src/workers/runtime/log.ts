@@ -15,7 +15,7 @@ export function makeLogger(threshold: LogLevel, emit: (level: EmitLevel, text: s
   const at = (level: EmitLevel) => (text: string, fields?: Record<string, unknown>) => {
     if (LOG_LEVELS[level] >= rank) emit(level, text, fields);
   };
-  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
+  return { debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), enabled: (level) => LOG_LEVELS[level] >= rank };
 }
 
 /** Wall-clock stamp for threaded runs (HH:MM:SS.mmm). */

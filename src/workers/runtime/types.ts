@@ -84,6 +84,8 @@ export interface Logger {
   info(text: string, fields?: Record<string, unknown>): void;
   warn(text: string, fields?: Record<string, unknown>): void;
   error(text: string, fields?: Record<string, unknown>): void;
+  /** Whether lines at `level` are shown: a line costly to build (on a hot path) is built only then. Absent: assume shown. */
+  enabled?(level: Exclude<LogLevel, "silent">): boolean;
 }
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
 

@@ -1,0 +1,49 @@
+import { describe, expect, test } from "bun:test";
+import { fromPort, toPort } from "../src/workers/runtime/port-codec.ts";
+import type { Message } from "../src/workers/runtime/types.ts";
+
+const msg = (body: Record<string, unknown>): Message => ({ src: "a", dest: "b", body: { type: "t", ...body } });
+
+/** What the receiving node gets: the posted form through a real MessageChannel, decoded. */
+async function overPort(m: Message): Promise<unknown> {
+  const ch = new MessageChannel();
+  const got = new Promise<unknown>((r) => (ch.port2.onmessage = (e) => r(fromPort(e.data))));
+  ch.port1.postMessage(toPort(m));
+  const out = await got;
+  ch.port1.close();
+  ch.port2.close();
+  return out;
+}
+
+describe("a node message on a MessageChannel", () => {
+  test("plain JSON data goes as text and arrives equal", async () => {
+    const m = msg({ tally: { team: "Gaul", gold: 1, version: 2, updatedAt: 1763764000000.123 }, list: [1, "x\u{d800}y", null, true, { deep: [[]] }], msg_id: 2 ** 40 + 1 });
+    expect(typeof toPort(m)).toBe("string");
+    expect(await overPort(m)).toEqual(m);
+  });
+
+  test("what JSON would change goes as the object and arrives exactly", async () => {
+    const cases: Array<Record<string, unknown>> = [{ u: undefined }, { n: Number.NaN }, { z: -0 }, { i: Infinity }, { when: new Date(3) }, { bytes: new Uint8Array([1]) }, { m: new Map([[1, 2]]) }, { big: 5n }, { holes: [1, , 2] }];
+    for (const c of cases) {
+      const m = msg(c);
+      expect(typeof toPort(m)).toBe("object");
+      const got = (await overPort(m)) as Message;
+      expect(got).toEqual(m);
+      if ("z" in c) expect(Object.is(got.body.z, -0)).toBe(true);
+      if ("u" in c) expect("u" in got.body).toBe(true);
+    }
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    expect(typeof toPort(msg({ cyclic }))).toBe("object");
+  });
+
+  test("an own __proto__ key is posted as the object, so it cannot become a prototype", async () => {
+    const m = msg(JSON.parse('{"__proto__":{"polluted":true}}') as Record<string, unknown>);
+    expect(typeof toPort(m)).toBe("object");
+  });
+
+  test("text that is not JSON is handed on unparsed (the runtime refuses it as malformed)", () => {
+    expect(fromPort("{not json")).toBe("{not json");
+    expect(fromPort(7)).toBe(7);
+  });
+});
