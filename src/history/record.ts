@@ -1,10 +1,11 @@
 /**
  * Assembling a history on the driver. A client node's recorder (`node.history`, provided by the
- * runtime) sends the driver one `history` message when an operation is invoked and one when it
- * completes, each stamped by the runtime with its host's clock — virtual time in the simulator, the
+ * runtime) sends the driver an event when an operation is invoked and one when it completes (a
+ * turn's events batched in one `history` message), each stamped by the runtime with its host's clock — virtual time in the simulator, the
  * real clock on threads — never with the node's adjustable clock. Sending the invocation at once
  * means an operation open when its client crashed still appears (as `info`: it may have happened).
  */
+import { MAX_HISTORY_BATCH } from "../workers/runtime/recorder.ts";
 import { MAX_HISTORY_OPS, type History, type Op, type OpType } from "./op.ts";
 
 /** The body of a recorder's message to the driver. */
@@ -66,9 +67,34 @@ export class HistoryLog {
     return this.done.length + this.openCount;
   }
 
-  /** One recorder event; `process` (the sender), when given, overrides the event's own. */
+  /**
+   * One recorder message: a batch (`events`, all of one incarnation: what a node's recorder sends)
+   * or a single event (what a driver-side recorder adds). `process` (the sender), when given,
+   * overrides the message's own.
+   */
   add(body: unknown, process?: string): void {
     if (process !== undefined && typeof body === "object" && body !== null) (body as Record<string, unknown>).process = process;
+    const b = body as Record<string, unknown> | null;
+    if (typeof b === "object" && b !== null && b.events !== undefined) {
+      const events = b.events;
+      if (b.type !== "history" || !Array.isArray(events) || events.length > MAX_HISTORY_BATCH) {
+        this.refused++;
+        return;
+      }
+      for (const e of events) {
+        if (typeof e !== "object" || e === null) {
+          this.refused++;
+          continue;
+        }
+        // The batch's process and incarnation apply to every event: an event cannot name another.
+        this.addEvent({ ...e, type: "history", process: b.process, incarnation: b.incarnation });
+      }
+      return;
+    }
+    this.addEvent(body);
+  }
+
+  private addEvent(body: unknown): void {
     if (!isHistoryEvent(body)) {
       this.refused++;
       return;
