@@ -4,7 +4,7 @@
  * the replicas, the clients and the runtime together (it cannot see into worker threads). Prints the
  * messages and structured-clone bytes per commit, by message type and by sender role.
  *
- *   bun bench/consensus-profile.ts [--f 1] [--seconds 2] [--durable]
+ *   bun bench/consensus-profile.ts [--f 1] [--seconds 2] [--durable] [--count]
  *   bun --cpu-prof --cpu-prof-dir /tmp/prof bench/consensus-profile.ts
  *
  * CPU time here includes the simulator's own work per delivery (an event, a trace hash of the body):
@@ -32,6 +32,9 @@ const { values } = parseArgs({
     cbatch: { type: "string", default: process.env.PX_CBATCH ?? "64" },
     sbatch: { type: "string", default: process.env.PX_SBATCH ?? "1024" },
     window: { type: "string", default: process.env.PX_WINDOW ?? "4" },
+    interval: { type: "string", default: process.env.PX_INTERVAL ?? "0" },
+    /** Count messages and their bytes (serializing each costs about as much as the rest: off for a CPU figure). */
+    count: { type: "boolean", default: false },
   },
 });
 const f = Number(values.f);
@@ -45,6 +48,7 @@ const nodes = paxosTopology({
   window: Number(values.window),
   memory: !values.durable,
   clientTimeoutMs: 100,
+  intervalMs: Number(values.interval),
 }).map((n) => (n.role === "client" ? { ...n, config: { ...n.config, recordAcked: false } } : n));
 const roleOf = new Map(nodes.map((n) => [n.id, n.role] as const));
 roleOf.set("driver", "driver");
@@ -63,7 +67,7 @@ const count = (m: Map<string, { n: number; bytes: number }>, k: string, bytes: n
 const simAny = sim as unknown as { deliver(msg: Message): void; driverCalls: { settle(msg: Message): void } };
 const deliver = simAny.deliver.bind(sim);
 simAny.deliver = (msg: Message) => {
-  if (counting && msg.src !== "driver") {
+  if (counting && values.count && msg.src !== "driver") {
     const bytes = serialize(msg).byteLength;
     count(byType, String(msg.body.type), bytes);
     count(byRole, `${roleOf.get(msg.src)} -> ${roleOf.get(msg.dest)}`, bytes);
@@ -72,7 +76,7 @@ simAny.deliver = (msg: Message) => {
 };
 const settle = simAny.driverCalls.settle.bind(simAny.driverCalls);
 simAny.driverCalls.settle = (msg: Message) => {
-  if (counting && msg.body.type === "history") {
+  if (counting && values.count && msg.body.type === "history") {
     const bytes = serialize(msg).byteLength;
     count(byType, "history", bytes);
     count(byRole, `${roleOf.get(msg.src)} -> driver`, bytes);
@@ -109,10 +113,12 @@ try {
           .map(([k, v]) => [k, { messages: v.n, "msgs/commit": per(v.n), "bytes/commit": per(v.bytes), "bytes/msg": Math.round(v.bytes / v.n) }]),
       ),
     );
-  table(byType);
-  table(byRole);
-  const all = [...byType.values()].reduce((s, v) => ({ n: s.n + v.n, bytes: s.bytes + v.bytes }), { n: 0, bytes: 0 });
-  console.log(`all: ${per(all.n)} messages and ${per(all.bytes)} bytes per commit`);
+  if (values.count) {
+    table(byType);
+    table(byRole);
+    const all = [...byType.values()].reduce((s, v) => ({ n: s.n + v.n, bytes: s.bytes + v.bytes }), { n: 0, bytes: 0 });
+    console.log(`all: ${per(all.n)} messages and ${per(all.bytes)} bytes per commit`);
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

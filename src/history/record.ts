@@ -87,7 +87,10 @@ export class HistoryLog {
           continue;
         }
         // The batch's process and incarnation apply to every event: an event cannot name another.
-        this.addEvent({ ...e, type: "history", process: b.process, incarnation: b.incarnation });
+        (e as Record<string, unknown>).type = "history";
+        (e as Record<string, unknown>).process = b.process;
+        (e as Record<string, unknown>).incarnation = b.incarnation;
+        this.addEvent(e);
       }
       return;
     }

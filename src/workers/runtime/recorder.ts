@@ -41,7 +41,18 @@ export const MAX_HISTORY_BATCH = 256;
  */
 const SMALL = 1024;
 const tooBig = (v: unknown) => (typeof v === "string" ? v.length * 3 > HALF : typeof v === "object" && v !== null && exceedsSize(v, HALF));
-const isSmall = (v: unknown) => (typeof v === "string" ? v.length * 2 <= SMALL : typeof v !== "object" || v === null || !exceedsSize(v, SMALL));
+const isSmall = (v: unknown) => (typeof v === "string" ? v.length * 2 <= SMALL : typeof v !== "object" || v === null || isFlatSmall(v) || !exceedsSize(v, SMALL));
+
+/** A plain object of at most 8 scalars (`{ seq: 3 }`, `{ key: "x" }`): small without a walk. */
+function isFlatSmall(v: object): boolean {
+  if (Array.isArray(v)) return false;
+  let n = 0;
+  for (const k in v) {
+    const x = (v as Record<string, unknown>)[k];
+    if (++n > 8 || k.length > 32 || (typeof x === "object" && x !== null) || (typeof x === "string" && x.length > 32)) return false;
+  }
+  return true;
+}
 
 export interface BatchingRecorder extends HistoryRecorder {
   /** Send what this turn recorded now (before a halt). */
