@@ -81,6 +81,7 @@ export class HistoryLog {
         this.refused++;
         return;
       }
+      const pid = `${b.process}#${b.incarnation}`;
       for (const e of events) {
         if (typeof e !== "object" || e === null) {
           this.refused++;
@@ -90,20 +91,21 @@ export class HistoryLog {
         (e as Record<string, unknown>).type = "history";
         (e as Record<string, unknown>).process = b.process;
         (e as Record<string, unknown>).incarnation = b.incarnation;
-        this.addEvent(e);
+        this.addEvent(e, pid);
       }
       return;
     }
     this.addEvent(body);
   }
 
-  private addEvent(body: unknown): void {
+  /** `pid`: the event's process#incarnation, when the caller has it already (a batch's events share it). */
+  private addEvent(body: unknown, pid?: string): void {
     if (!isHistoryEvent(body)) {
       this.refused++;
       return;
     }
     const e = body;
-    const pid = `${e.process}#${e.incarnation}`;
+    pid ??= `${e.process}#${e.incarnation}`;
     let open = this.open.get(pid);
     if (e.ev === "invoke") {
       if (this.size >= this.maxOps) {
