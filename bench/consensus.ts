@@ -11,7 +11,14 @@
  * arrived late) and the failover time after crashing the leader; the default timeout gets the most
  * crashes and is the failover figure reported.
  *
- * Load: each client thread keeps PIPELINE requests outstanding, each carrying CLIENT_BATCH messages
+ * Each row also gives the CPU time of the whole process (every thread) per commit over the measured
+ * window, and cores / that: on a shared machine commits/s moves with other processes' load, CPU per
+ * commit much less, and the quotient is the ceiling this code has on this machine.
+ * `bun bench/consensus-profile.ts` runs the same load in one thread (the simulator) for a CPU
+ * profile and counts messages and bytes per commit.
+ *
+ * Load: each client thread keeps PIPELINE requests outstanding (closed loop: a lane sends again as
+ * soon as it is answered), each carrying CLIENT_BATCH messages
  * (batching on); with batching off, the same number of messages outstanding go one per request and
  * one per slot. One-after-another clients would measure round trips, not the log's capacity. A small
  * window (4 slots) makes the leader batch what queues while slots are in flight: per-slot costs (a
