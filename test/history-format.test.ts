@@ -11,7 +11,7 @@ import { renderHistoryReport } from "../src/history/report.ts";
 import { checkTotalOrder } from "../src/history/total-order.ts";
 import { DriverCalls } from "../src/driver/calls.ts";
 import { NodeRuntime, type Env } from "../src/workers/runtime/node.ts";
-import { MAX_HISTORY_BATCH } from "../src/workers/runtime/recorder.ts";
+import { EVENT_STRIDE, MAX_HISTORY_BATCH } from "../src/workers/runtime/recorder.ts";
 import { SqliteStorage } from "../src/workers/runtime/storage.ts";
 import { ErrorCode, RpcError, type Message } from "../src/workers/runtime/types.ts";
 
@@ -146,12 +146,12 @@ describe("node.history (the runtime's recorder)", () => {
     expect(sent).toEqual([]); // sent at the end of the turn ...
     await Promise.resolve();
     expect(sent.length).toBe(1); // ... all of it in one message
-    expect((sent[0]!.body.events as unknown[]).length).toBe(7);
+    expect((sent[0]!.body.events as unknown[]).length).toBe(7 * EVENT_STRIDE);
     expect(sent.every((m) => m.dest === "driver" && m.body.type === "history")).toBe(true);
     const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
     for (const m of sent) calls.settle(m);
     // Another node cannot record in client-1's name: the sender is the process.
-    calls.settle({ src: "client-2", dest: "driver", body: { ...sent[0]!.body, process: "client-1", events: [{ ...(sent[0]!.body.events as object[])[0], process: "client-1" }] } });
+    calls.settle({ src: "client-2", dest: "driver", body: { ...sent[0]!.body, process: "client-1", events: (sent[0]!.body.events as unknown[]).slice(0, EVENT_STRIDE) } });
     expect(calls.history.history()).toEqual([
       { process: "client-1", type: "ok", f: "write", value: 3, invokeMs: 5000, completeMs: 5009, key: "x" },
       { process: "client-2", type: "info", f: "write", value: 3, invokeMs: 5000, completeMs: null, key: "x" },
@@ -173,7 +173,7 @@ describe("node.history (the runtime's recorder)", () => {
     // The halt sent what its turn had recorded (one message); nothing after it.
     expect(a.sent.length).toBe(1);
     await Promise.resolve();
-    expect(a.sent.flatMap((m) => m.body.events as unknown[]).length).toBe(3);
+    expect(a.sent.flatMap((m) => m.body.events as unknown[]).length).toBe(3 * EVENT_STRIDE);
     const b = node("c", 1);
     b.tick(2);
     b.rt.ctx.history.invoke("write", 10).ok();
@@ -192,7 +192,7 @@ describe("node.history (the runtime's recorder)", () => {
     for (let i = 0; i < MAX_HISTORY_BATCH + 10; i++) rt.ctx.history.invoke("write", i).ok();
     rt.ctx.history.invoke("write", "y".repeat(4000)).ok();
     await Promise.resolve();
-    expect(sent.map((m) => (m.body.events as unknown[]).length)).toEqual([MAX_HISTORY_BATCH, MAX_HISTORY_BATCH, 21, 1]);
+    expect(sent.map((m) => (m.body.events as unknown[]).length / EVENT_STRIDE)).toEqual([MAX_HISTORY_BATCH, MAX_HISTORY_BATCH, 21, 1]);
     const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
     for (const m of sent) calls.settle(m);
     const h = calls.history.history();
@@ -202,7 +202,9 @@ describe("node.history (the runtime's recorder)", () => {
     const log = new HistoryLog();
     log.add(big, "c");
     log.add({ type: "history", incarnation: 0, events: "no" }, "c");
-    expect(log.refused).toBe(2);
+    log.add({ type: "history", incarnation: 0, events: [0, 1, 2] }, "c");
+    log.add({ type: "history", incarnation: 0, events: [7, 0, 1, "send", null, undefined] }, "c");
+    expect(log.refused).toBe(4);
     expect(log.size).toBe(0);
   });
 

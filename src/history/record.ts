@@ -5,7 +5,7 @@
  * real clock on threads — never with the node's adjustable clock. Sending the invocation at once
  * means an operation open when its client crashed still appears (as `info`: it may have happened).
  */
-import { MAX_HISTORY_BATCH } from "../workers/runtime/recorder.ts";
+import { EVENT_STRIDE, MAX_HISTORY_BATCH } from "../workers/runtime/recorder.ts";
 import { MAX_HISTORY_OPS, type History, type Op, type OpType } from "./op.ts";
 
 /** The body of a recorder's message to the driver. */
@@ -77,20 +77,19 @@ export class HistoryLog {
     const b = body as Record<string, unknown> | null;
     if (typeof b === "object" && b !== null && b.events !== undefined) {
       const events = b.events;
-      if (b.type !== "history" || !Array.isArray(events) || events.length > MAX_HISTORY_BATCH) {
+      if (b.type !== "history" || !Array.isArray(events) || events.length % EVENT_STRIDE !== 0 || events.length > MAX_HISTORY_BATCH * EVENT_STRIDE) {
         this.refused++;
         return;
       }
       const pid = `${b.process}#${b.incarnation}`;
-      for (const e of events) {
-        if (typeof e !== "object" || e === null) {
-          this.refused++;
-          continue;
-        }
-        // The batch's process and incarnation apply to every event: an event cannot name another.
-        (e as Record<string, unknown>).type = "history";
-        (e as Record<string, unknown>).process = b.process;
-        (e as Record<string, unknown>).incarnation = b.incarnation;
+      for (let i = 0; i < events.length; i += EVENT_STRIDE) {
+        // The batch's process and incarnation apply to every event (see EVENT_STRIDE for the layout).
+        const kind = events[i];
+        const e: Record<string, unknown> = { type: "history", ev: kind === 0 ? "invoke" : kind === 1 ? "complete" : null, process: b.process, incarnation: b.incarnation, n: events[i + 1], t: events[i + 2] };
+        if (kind === 0) e.f = events[i + 3];
+        else e.outcome = events[i + 3];
+        if (events[i + 4] !== undefined) e.value = events[i + 4];
+        if (events[i + 5] !== undefined) e.fields = events[i + 5];
         this.addEvent(e, pid);
       }
       return;
