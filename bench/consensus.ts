@@ -11,7 +11,14 @@
  * arrived late) and the failover time after crashing the leader; the default timeout gets the most
  * crashes and is the failover figure reported.
  *
- * Load: each client thread keeps PIPELINE requests outstanding, each carrying CLIENT_BATCH messages
+ * Each row also gives the CPU time of the whole process (every thread) per commit over the measured
+ * window, and cores / that: on a shared machine commits/s moves with other processes' load, CPU per
+ * commit much less, and the quotient is the ceiling this code has on this machine.
+ * `bun bench/consensus-profile.ts` runs the same load in one thread (the simulator) for a CPU
+ * profile and counts messages and bytes per commit.
+ *
+ * Load: each client thread keeps PIPELINE requests outstanding (closed loop: a lane sends again as
+ * soon as it is answered), each carrying CLIENT_BATCH messages
  * (batching on); with batching off, the same number of messages outstanding go one per request and
  * one per slot. One-after-another clients would measure round trips, not the log's capacity. A small
  * window (4 slots) makes the leader batch what queues while slots are in flight: per-slot costs (a
@@ -38,6 +45,12 @@ export interface ConsensusRow {
   commitsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /**
+   * CPU time of the whole process (every thread: replicas, clients, the driver) over the measured
+   * window, per commit. Unlike commits/s it hardly moves with other processes' load, and
+   * cores / it is the most this machine could commit per second at that cost.
+   */
+  cpuUsPerCommit: number;
 }
 
 const CLIENTS = Number(process.env.PX_CLIENTS ?? 3);
@@ -101,6 +114,9 @@ function nodesFor(o: { f: number; batching: boolean; durable: boolean; clients: 
     batch: o.batching ? SLOT_BATCH : 1,
     window: WINDOW,
     clientTimeoutMs: CLIENT_TIMEOUT_MS,
+    // Closed loop: a lane sends its next request as soon as one is answered (the CLI's default
+    // 1 ms pause between a lane's requests would hold PIPELINE below its number).
+    intervalMs: 0,
     ...(o.electionMs === undefined ? {} : { electionMs: o.electionMs }),
   }).map((n) => (n.role === "client" ? { ...n, config: { ...n.config, recordAcked: false } } : n));
 }
@@ -134,13 +150,15 @@ export async function throughput(cfg: Config, warmupMs: number, measureMs: numbe
     await Promise.all(clients.map((id) => c.request(id, { type: "client_reset_stats" }, 5000)));
     const a0 = (await clientSnaps(c, clients)).reduce((s, x) => s + x.acked, 0);
     const t0 = performance.now();
+    const u0 = process.cpuUsage();
     await sleep(measureMs);
     const snaps = await clientSnaps(c, clients);
+    const u = process.cpuUsage(u0);
     const dt = (performance.now() - t0) / 1000;
     const a1 = snaps.reduce((s, x) => s + x.acked, 0);
     await Promise.all(clients.map((id) => c.request(id, { type: "client_stop" }, 5000).catch(() => undefined)));
     const lat = snaps.flatMap((s) => s.latenciesMs);
-    return { ...cfg, commitsPerSec: Math.round((a1 - a0) / dt), p50Ms: +percentile(lat, 50).toFixed(2), p99Ms: +percentile(lat, 99).toFixed(2) };
+    return { ...cfg, commitsPerSec: Math.round((a1 - a0) / dt), cpuUsPerCommit: +((u.user + u.system) / Math.max(1, a1 - a0)).toFixed(2), p50Ms: +percentile(lat, 50).toFixed(2), p99Ms: +percentile(lat, 99).toFixed(2) };
   });
 }
 
@@ -208,7 +226,7 @@ async function electionTrial(electionMs: number | undefined, quietMs: number, cr
   });
 }
 
-type Config = Omit<ConsensusRow, "commitsPerSec" | "p50Ms" | "p99Ms">;
+type Config = Omit<ConsensusRow, "commitsPerSec" | "p50Ms" | "p99Ms" | "cpuUsPerCommit">;
 const keyOf = (c: Config) => `f=${c.f} ${c.durable ? "durable" : "memory"} ${c.batching ? "batch" : "no-batch"} loss=${c.loss * 100}%`;
 
 async function run(opts: BenchOptions): Promise<unknown> {
@@ -267,6 +285,11 @@ async function run(opts: BenchOptions): Promise<unknown> {
       xRaw: +ratio.median.toFixed(4),
       xRawLo: +ratio.lo.toFixed(4),
       xRawHi: +ratio.hi.toFixed(4),
+      cpuUsPerCommit: valueSpread(rs.map((x) => x.cpuUsPerCommit)).median,
+      cpuUsLo: valueSpread(rs.map((x) => x.cpuUsPerCommit)).lo,
+      cpuUsHi: valueSpread(rs.map((x) => x.cpuUsPerCommit)).hi,
+      /** Commits/s if every core did nothing else, at the median CPU cost per commit. */
+      cpuCeiling: Math.round((navigator.hardwareConcurrency * 1e6) / valueSpread(rs.map((x) => x.cpuUsPerCommit)).median),
       p50Ms: valueSpread(rs.map((x) => x.p50Ms)).median,
       p99Ms: valueSpread(rs.map((x) => x.p99Ms)).median,
       rounds: rs.map((x) => x.commitsPerSec),
@@ -287,9 +310,14 @@ async function run(opts: BenchOptions): Promise<unknown> {
       durable: r.durable,
       "commits/s": `${r.commitsPerSec} (${r.commitsLo}..${r.commitsHi})`,
       "x raw": `${r.xRaw.toFixed(3)} (${r.xRawLo.toFixed(3)}..${r.xRawHi.toFixed(3)})`,
+      "CPU us/commit": `${r.cpuUsPerCommit} (${r.cpuUsLo}..${r.cpuUsHi})`,
+      "cores/CPU": r.cpuCeiling,
       p50Ms: r.p50Ms,
       p99Ms: r.p99Ms,
     })),
+  );
+  console.log(
+    `CPU us/commit: CPU time of every thread (replicas, clients, driver) over the window, per commit; cores/CPU = ${navigator.hardwareConcurrency} cores x 1e6 / that: the commits/s this machine could reach at that cost with nothing else running (a ceiling, not a measurement)`,
   );
   console.log(`raw MessageChannel (2 workers, ping-pong, 1000 in flight): ${Math.round(rawSpread.median)} msgs/s (${Math.round(rawSpread.lo)}..${Math.round(rawSpread.hi)}); each row's "x raw" is per round against that round's baseline`);
   const wide = rows.filter((r) => r.xRawHi - r.xRawLo > 0.5 * r.xRaw);

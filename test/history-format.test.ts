@@ -11,6 +11,7 @@ import { renderHistoryReport } from "../src/history/report.ts";
 import { checkTotalOrder } from "../src/history/total-order.ts";
 import { DriverCalls } from "../src/driver/calls.ts";
 import { NodeRuntime, type Env } from "../src/workers/runtime/node.ts";
+import { EVENT_STRIDE, MAX_HISTORY_BATCH } from "../src/workers/runtime/recorder.ts";
 import { SqliteStorage } from "../src/workers/runtime/storage.ts";
 import { ErrorCode, RpcError, type Message } from "../src/workers/runtime/types.ts";
 
@@ -128,7 +129,7 @@ describe("node.history (the runtime's recorder)", () => {
     return { rt, sent, tick: (ms: number) => (now += ms) };
   }
 
-  test("stamps on the host's clock, not the node's adjustable one, and the driver assembles the operations", () => {
+  test("stamps on the host's clock, not the node's adjustable one, and the driver assembles the operations", async () => {
     const { rt, sent, tick } = node("client-1");
     const ctx = rt.ctx;
     ctx.adjustClock(1_000_000); // clock-sync code may skew the node's clock: the history must not follow
@@ -142,11 +143,15 @@ describe("node.history (the runtime's recorder)", () => {
     tick(1);
     c.error(new RpcError(ErrorCode.PreconditionFailed, "precondition failed"));
     ctx.history.invoke("write", 5, { key: "x" }); // open at the end
+    expect(sent).toEqual([]); // sent at the end of the turn ...
+    await Promise.resolve();
+    expect(sent.length).toBe(1); // ... all of it in one message
+    expect((sent[0]!.body.events as unknown[]).length).toBe(7 * EVENT_STRIDE);
     expect(sent.every((m) => m.dest === "driver" && m.body.type === "history")).toBe(true);
     const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
     for (const m of sent) calls.settle(m);
     // Another node cannot record in client-1's name: the sender is the process.
-    calls.settle({ src: "client-2", dest: "driver", body: { ...sent[0]!.body, process: "client-1" } });
+    calls.settle({ src: "client-2", dest: "driver", body: { ...sent[0]!.body, process: "client-1", events: (sent[0]!.body.events as unknown[]).slice(0, EVENT_STRIDE) } });
     expect(calls.history.history()).toEqual([
       { process: "client-1", type: "ok", f: "write", value: 3, invokeMs: 5000, completeMs: 5009, key: "x" },
       { process: "client-2", type: "info", f: "write", value: 3, invokeMs: 5000, completeMs: null, key: "x" },
@@ -156,7 +161,7 @@ describe("node.history (the runtime's recorder)", () => {
     ]);
   });
 
-  test("an operation completes once; a crashed node records nothing more; a restart's operations stay apart", () => {
+  test("an operation completes once; a crashed node records nothing more; a restart's operations stay apart", async () => {
     const a = node("c");
     const op = a.rt.ctx.history.invoke("read", null);
     op.ok(1);
@@ -165,10 +170,14 @@ describe("node.history (the runtime's recorder)", () => {
     const open = a.rt.ctx.history.invoke("write", 9);
     a.rt.halt();
     open.ok();
-    expect(a.sent.length).toBe(3);
+    // The halt sent what its turn had recorded (one message); nothing after it.
+    expect(a.sent.length).toBe(1);
+    await Promise.resolve();
+    expect(a.sent.flatMap((m) => m.body.events as unknown[]).length).toBe(3 * EVENT_STRIDE);
     const b = node("c", 1);
     b.tick(2);
     b.rt.ctx.history.invoke("write", 10).ok();
+    await Promise.resolve();
     const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
     for (const m of [...a.sent, ...b.sent]) calls.settle(m);
     expect(calls.history.history().map((o) => [o.f, o.value, o.type])).toEqual([
@@ -176,6 +185,27 @@ describe("node.history (the runtime's recorder)", () => {
       ["write", 9, "info"],
       ["write", 10, "ok"],
     ]);
+  });
+
+  test("a turn's events go in batches of a bounded size, a large part alone; the driver refuses a batch over the bound", async () => {
+    const { rt, sent } = node("c");
+    for (let i = 0; i < MAX_HISTORY_BATCH + 10; i++) rt.ctx.history.invoke("write", i).ok();
+    rt.ctx.history.invoke("write", "y".repeat(4000)).ok();
+    await Promise.resolve();
+    expect(sent.map((m) => (m.body.events as unknown[]).length / EVENT_STRIDE)).toEqual([MAX_HISTORY_BATCH, MAX_HISTORY_BATCH, 21, 1]);
+    const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of sent) calls.settle(m);
+    const h = calls.history.history();
+    expect(h.length).toBe(MAX_HISTORY_BATCH + 11);
+    expect(h.every((o) => o.type === "ok" && o.process === "c")).toBe(true);
+    const big = { ...sent[0]!.body, events: [...(sent[0]!.body.events as unknown[]), ...(sent[1]!.body.events as unknown[])] };
+    const log = new HistoryLog();
+    log.add(big, "c");
+    log.add({ type: "history", incarnation: 0, events: "no" }, "c");
+    log.add({ type: "history", incarnation: 0, events: [0, 1, 2] }, "c");
+    log.add({ type: "history", incarnation: 0, events: [7, 0, 1, "send", null, undefined] }, "c");
+    expect(log.refused).toBe(4);
+    expect(log.size).toBe(0);
   });
 
   test("an operation too large for a message is refused with a clear error", () => {

@@ -131,6 +131,30 @@ describe("paxos core (no network)", () => {
     logsAgree(h);
   });
 
+  test("an unanswered accept is resent after resendTicks, then with backoff (x2 up to x8)", () => {
+    const h = new Harness(3, { resendTicks: 2, electionTicks: 100 });
+    h.deliver();
+    expect(h.cores[0]!.role).toBe("leader");
+    h.cut.add("1>0").add("2>0"); // accepts arrive, no answer comes back
+    h.submit(0, op());
+    h.deliver();
+    const resentAt: number[] = [];
+    for (let t = 1; t <= 40; t++) {
+      for (let i = 0; i < 3; i++) {
+        const r = h.cores[i]!.tick();
+        if (i === 0 && r.messages.some((m) => m.to === 1 && m.msg.type === "accept")) resentAt.push(t);
+        h.apply(i, r);
+      }
+      h.deliver();
+    }
+    expect(resentAt).toEqual([2, 6, 14, 30]);
+    // Once answers flow again, the slot is chosen and resends stop.
+    h.cut.clear();
+    h.tick(20);
+    expect(h.cores[0]!.commit).toBe(1);
+    expect(h.cores[0]!.inflightCount).toBe(0);
+  });
+
   test("the window bounds slots in flight and batches the queue", () => {
     const h = new Harness(3);
     h.deliver();

@@ -1,10 +1,11 @@
 /**
  * Assembling a history on the driver. A client node's recorder (`node.history`, provided by the
- * runtime) sends the driver one `history` message when an operation is invoked and one when it
- * completes, each stamped by the runtime with its host's clock — virtual time in the simulator, the
+ * runtime) sends the driver an event when an operation is invoked and one when it completes (a
+ * turn's events batched in one `history` message), each stamped by the runtime with its host's clock — virtual time in the simulator, the
  * real clock on threads — never with the node's adjustable clock. Sending the invocation at once
  * means an operation open when its client crashed still appears (as `info`: it may have happened).
  */
+import { EVENT_STRIDE, MAX_HISTORY_BATCH } from "../workers/runtime/recorder.ts";
 import { MAX_HISTORY_OPS, type History, type Op, type OpType } from "./op.ts";
 
 /** The body of a recorder's message to the driver. */
@@ -66,15 +67,44 @@ export class HistoryLog {
     return this.done.length + this.openCount;
   }
 
-  /** One recorder event; `process` (the sender), when given, overrides the event's own. */
+  /**
+   * One recorder message: a batch (`events`, all of one incarnation: what a node's recorder sends)
+   * or a single event (what a driver-side recorder adds). `process` (the sender), when given,
+   * overrides the message's own.
+   */
   add(body: unknown, process?: string): void {
     if (process !== undefined && typeof body === "object" && body !== null) (body as Record<string, unknown>).process = process;
+    const b = body as Record<string, unknown> | null;
+    if (typeof b === "object" && b !== null && b.events !== undefined) {
+      const events = b.events;
+      if (b.type !== "history" || !Array.isArray(events) || events.length % EVENT_STRIDE !== 0 || events.length > MAX_HISTORY_BATCH * EVENT_STRIDE) {
+        this.refused++;
+        return;
+      }
+      const pid = `${b.process}#${b.incarnation}`;
+      for (let i = 0; i < events.length; i += EVENT_STRIDE) {
+        // The batch's process and incarnation apply to every event (see EVENT_STRIDE for the layout).
+        const kind = events[i];
+        const e: Record<string, unknown> = { type: "history", ev: kind === 0 ? "invoke" : kind === 1 ? "complete" : null, process: b.process, incarnation: b.incarnation, n: events[i + 1], t: events[i + 2] };
+        if (kind === 0) e.f = events[i + 3];
+        else e.outcome = events[i + 3];
+        if (events[i + 4] !== undefined) e.value = events[i + 4];
+        if (events[i + 5] !== undefined) e.fields = events[i + 5];
+        this.addEvent(e, pid);
+      }
+      return;
+    }
+    this.addEvent(body);
+  }
+
+  /** `pid`: the event's process#incarnation, when the caller has it already (a batch's events share it). */
+  private addEvent(body: unknown, pid?: string): void {
     if (!isHistoryEvent(body)) {
       this.refused++;
       return;
     }
     const e = body;
-    const pid = `${e.process}#${e.incarnation}`;
+    pid ??= `${e.process}#${e.incarnation}`;
     let open = this.open.get(pid);
     if (e.ev === "invoke") {
       if (this.size >= this.maxOps) {

@@ -79,12 +79,23 @@ interface InFlight {
   acks: Set<number>;
   chosen: boolean;
   lastSent: number;
+  /** Resends so far: the next waits resendTicks x 2^min(resends, MAX_RESEND_BACKOFF). */
+  resends: number;
 }
 interface PromiseState {
   done: boolean;
   next: number;
   lastSent: number;
 }
+
+/**
+ * An unanswered accept is resent after resendTicks, then after twice as long, and so on up to 8x.
+ * Links between threads do not lose messages; an accept goes unanswered mostly because the machine
+ * is busy and the follower has not read it yet. Resending every resendTicks then fed the overload:
+ * up to 2f copies of an ~11 KB slot every 20 ms, each decoded again by its follower. A message the
+ * network did lose is still resent after resendTicks the first time.
+ */
+const MAX_RESEND_BACKOFF = 3;
 
 function emptyReady(): Ready {
   return { promised: null, entries: [], commit: null, messages: [], execute: [], dropped: [], events: [] };
@@ -486,7 +497,7 @@ export class PaxosCore {
     assert(this.role === "leader" && s > this.commit && !this.inflight.has(s), `propose slot ${s} once per ballot`);
     this.log.set(s, { b: this.ballot, v });
     this.out.entries.push([s, this.ballot, v]);
-    this.inflight.set(s, { v, bytes, acks: new Set([this.me]), chosen: this.majority <= 1, lastSent: this.tickNo });
+    this.inflight.set(s, { v, bytes, acks: new Set([this.me]), chosen: this.majority <= 1, lastSent: this.tickNo, resends: 0 });
   }
 
   private proposeFromQueue(): void {
@@ -537,8 +548,9 @@ export class PaxosCore {
   private resendAccepts(): void {
     const due: number[] = [];
     for (const [s, f] of this.inflight) {
-      if (!f.chosen && this.tickNo - f.lastSent >= this.cfg.resendTicks) {
+      if (!f.chosen && this.tickNo - f.lastSent >= this.cfg.resendTicks << Math.min(f.resends, MAX_RESEND_BACKOFF)) {
         f.lastSent = this.tickNo;
+        f.resends++;
         due.push(s);
       }
       if (due.length >= PaxosLimits.maxEntriesPerMessage) break;

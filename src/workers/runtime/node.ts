@@ -1,7 +1,7 @@
 import { assert } from "./assert.ts";
 import { CLOCK_JUMP, NodeClock, PERFECT_CLOCK, type ClockSpec } from "./clock.ts";
 import { Limits, exceedsSize } from "./limits.ts";
-import { historyRecorder } from "./recorder.ts";
+import { historyRecorder, type BatchingRecorder } from "./recorder.ts";
 import { makeLogger } from "./log.ts";
 import { seededRandom } from "./random.ts";
 import {
@@ -110,6 +110,7 @@ export class NodeRuntime {
   private readonly knownIds: ReadonlySet<NodeId>;
   readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0, clockErrorMs: 0, repliesOk: 0, recentLatencyMs: [] };
   private readonly latencyRing = new Float64Array(RECENT_LATENCIES);
+  private recorder!: BatchingRecorder;
 
   constructor(
     readonly identity: NodeIdentity,
@@ -163,6 +164,8 @@ export class NodeRuntime {
 
   /** Stop without running hooks (a crash, seen from inside). */
   halt(): void {
+    // History events of the current turn still go out: they describe what happened before the stop.
+    this.recorder.flush();
     this.stopped = true;
     for (const h of this.timers.values()) this.env.clearTimer(h);
     this.timers.clear();
@@ -385,7 +388,7 @@ export class NodeRuntime {
       serveHttp(handler, opts) {
         self.env.serveHttp(id, handler, opts);
       },
-      history: historyRecorder({ id, incarnation: self.identity.incarnation, now: () => self.env.now(), send: (body) => self.sendHistory(body) }),
+      history: (this.recorder = historyRecorder({ id, incarnation: self.identity.incarnation, now: () => self.env.now(), send: (body) => self.sendHistory(body) })),
     };
   }
 
