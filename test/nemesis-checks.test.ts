@@ -171,7 +171,7 @@ describe("every summary checks that nodes are up and clients progress", () => {
           await node.sleep(node.config.intervalMs);
         }
       })();
-      return { inspect: () => ({ sent: completed, ok: completed, mismatched: 0, failed: 0, latenciesMs: [], completed }) };
+      return { inspect: () => ({ sent: completed, ok: completed, mismatched: 0, failed: 0, slow: 0, latenciesMs: [], completed }) };
     });
 
   test("a client that stops making progress fails the run, though every other check passes", async () => {

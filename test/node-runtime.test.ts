@@ -109,6 +109,24 @@ describe("NodeRuntime without a network", () => {
     expect((await p2).code).toBe(ErrorCode.Timeout);
   });
 
+  test("a reply after the timeout reaches onLateReply once (slow, not lost); a late error, a duplicate, or a caller that did not ask get nothing", async () => {
+    const { rt, advance } = harness();
+    let ctx!: Parameters<Parameters<typeof defineRole>[0]>[0];
+    await rt.start(defineRole((n) => void (ctx = n)));
+    const late: unknown[] = [];
+    const p1 = ctx.request("b", { type: "q" }, { timeoutMs: 100, onLateReply: (r) => void late.push(r.n) }).catch((e) => e);
+    const p2 = ctx.request("b", { type: "q" }, { timeoutMs: 100 }).catch((e) => e);
+    const p3 = ctx.request("b", { type: "q" }, { timeoutMs: 100, onLateReply: (r) => void late.push(r.n) }).catch((e) => e);
+    advance(150);
+    for (const p of [p1, p2, p3]) expect((await p).code).toBe(ErrorCode.Timeout);
+    rt.deliver({ src: "b", dest: "a", body: { type: "q_ok", in_reply_to: 1, n: 1 } });
+    rt.deliver({ src: "b", dest: "a", body: { type: "q_ok", in_reply_to: 1, n: 1 } });
+    rt.deliver({ src: "b", dest: "a", body: { type: "q_ok", in_reply_to: 2, n: 2 } });
+    rt.deliver({ src: "b", dest: "a", body: { type: "error", code: ErrorCode.Crash, in_reply_to: 3 } });
+    expect(late).toEqual([1]);
+    expect(rt.stats.lateReplies).toBe(1);
+  });
+
   test("timers fire on the host's clock; a paused node defers them until resumed", async () => {
     const { rt, advance } = harness();
     const fired: number[] = [];

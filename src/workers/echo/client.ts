@@ -11,7 +11,7 @@ const MAX_SAMPLES = 10_000;
 export const echoClient = defineRole<EchoClientConfig>((node) => {
   const { server, intervalMs, timeoutMs } = node.config;
   if (node.incarnation === 0) node.storage.delete("mismatched");
-  const state: EchoClientState = { sent: 0, ok: 0, mismatched: node.storage.get<number>("mismatched") ?? 0, failed: 0, latenciesMs: [] };
+  const state: EchoClientState = { sent: 0, ok: 0, mismatched: node.storage.get<number>("mismatched") ?? 0, failed: 0, slow: 0, latenciesMs: [] };
   let running = true;
 
   async function loop(): Promise<void> {
@@ -21,7 +21,13 @@ export const echoClient = defineRole<EchoClientConfig>((node) => {
       state.sent++;
       const op = node.history.invoke("echo", null, { sent: payload });
       try {
-        const reply = await node.request<EchoOk>(server, { type: "echo", echo: payload }, { timeoutMs });
+        // A reply after the timeout turns a failure into "slow": it was late, not lost.
+        const onLateReply = (late: Record<string, unknown>) => {
+          state.failed--;
+          if (late.echo === payload) state.slow++;
+          else node.storage.put("mismatched", ++state.mismatched);
+        };
+        const reply = await node.request<EchoOk>(server, { type: "echo", echo: payload }, { timeoutMs, onLateReply });
         op.ok(reply.echo);
         if (reply.echo === payload) state.ok++;
         else node.storage.put("mismatched", ++state.mismatched);

@@ -23,6 +23,9 @@ export interface EchoClientState {
   ok: number;
   /** Replies whose payload differs from the request's: must stay 0. */
   mismatched: number;
+  /** Requests that ended in an error, or timed out with no reply since. */
   failed: number;
+  /** Requests that timed out but whose reply came later (an overloaded machine, not a lost message). */
+  slow: number;
   latenciesMs: number[];
 }

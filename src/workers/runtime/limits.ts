@@ -7,6 +7,8 @@ export const Limits = {
   maxMessageBytes: 1 << 20,
   /** Outstanding `request`s per node. */
   maxPendingRequests: 65_536,
+  /** Timed-out requests a node remembers, so that a late reply can still be reported (RequestOptions.onLateReply). */
+  maxLateRepliesWatched: 4096,
   /** Messages held for a link that is still being set up. */
   maxLinkBacklog: 16_384,
   /** Messages held for a paused node. */

@@ -67,6 +67,8 @@ export interface NodeStats {
   clockErrorMs: number;
   /** Requests of this node answered without error (so watchers can compute a rate). */
   repliesOk: number;
+  /** Replies that arrived after their request had timed out, to a caller that asked for them (slow, not lost). */
+  lateReplies: number;
   /** Latencies (ms) of the last RECENT_LATENCIES of those, oldest first. */
   recentLatencyMs: number[];
   /** Per destination: [messages sent, messages the simulated network dropped]; filled by the worker host. */
@@ -92,6 +94,8 @@ export class NodeRuntime {
   readonly ctx: NodeContext;
   private readonly handlers = new Map<string, Handler>();
   private readonly pending = new Map<number, Pending>();
+  /** Timed-out requests whose caller wants a late reply (insertion order: the oldest is evicted first). */
+  private readonly lateWatch = new Map<number, (reply: Body) => void>();
   private readonly timers = new Map<TimerId, unknown>();
   /**
    * Message ids of this incarnation start at incarnation × 2^32: a late reply to a request of an
@@ -108,7 +112,7 @@ export class NodeRuntime {
   private hooks: RoleHooks = {};
   private readonly logger: Logger;
   private readonly knownIds: ReadonlySet<NodeId>;
-  readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0, clockErrorMs: 0, repliesOk: 0, recentLatencyMs: [] };
+  readonly stats: NodeStats = { sent: 0, received: 0, errors: 0, refused: 0, pendingRequests: 0, timers: 0, clockErrorMs: 0, repliesOk: 0, lateReplies: 0, recentLatencyMs: [] };
   private readonly latencyRing = new Float64Array(RECENT_LATENCIES);
   private recorder!: BatchingRecorder;
 
@@ -171,7 +175,13 @@ export class NodeRuntime {
     this.timers.clear();
     for (const p of this.pending.values()) this.env.clearTimer(p.timer);
     this.pending.clear();
+    this.lateWatch.clear();
     this.pausedQueue.length = 0;
+  }
+
+  private watchLate(msgId: number, onLate: (reply: Body) => void): void {
+    if (this.lateWatch.size >= Limits.maxLateRepliesWatched) this.lateWatch.delete(this.lateWatch.keys().next().value!);
+    this.lateWatch.set(msgId, onLate);
   }
 
   isPaused(): boolean {
@@ -212,7 +222,16 @@ export class NodeRuntime {
     const body = msg.body;
     if (typeof body.in_reply_to === "number") {
       const p = this.pending.get(body.in_reply_to);
-      if (!p) return; // a late or duplicated reply: its request already settled
+      if (!p) {
+        // A late or duplicated reply: its request already settled. A late one is told to a caller that asked.
+        const late = this.lateWatch.get(body.in_reply_to);
+        if (late && body.type !== "error") {
+          this.lateWatch.delete(body.in_reply_to);
+          this.stats.lateReplies++;
+          late(body);
+        }
+        return;
+      }
       this.pending.delete(body.in_reply_to);
       this.env.clearTimer(p.timer);
       if (body.type === "error") p.reject(new RpcError(Number(body.code ?? ErrorCode.Crash), String(body.text ?? "")));
@@ -353,7 +372,9 @@ export class NodeRuntime {
         const timeoutMs = opts?.timeoutMs ?? Number(config.requestTimeoutMs ?? Limits.defaultRequestTimeoutMs);
         return new Promise<R>((resolve, reject) => {
           const timer = self.env.setTimer(timeoutMs, () => {
-            if (self.pending.delete(msgId)) reject(new RpcError(ErrorCode.Timeout, `no reply from ${dest} to "${body.type}" within ${timeoutMs} ms`));
+            if (!self.pending.delete(msgId)) return;
+            if (opts?.onLateReply) self.watchLate(msgId, opts.onLateReply);
+            reject(new RpcError(ErrorCode.Timeout, `no reply from ${dest} to "${body.type}" within ${timeoutMs} ms`));
           });
           self.pending.set(msgId, { resolve: resolve as (b: Body) => void, reject, timer, dest, sentAt: self.env.now() });
           try {

@@ -149,6 +149,12 @@ export interface HttpOptions {
 export interface RequestOptions {
   /** Default: the node's `requestTimeoutMs` (1000 ms). */
   timeoutMs?: number;
+  /**
+   * Called if the reply arrives after the request timed out (it was slow, not lost). The runtime
+   * remembers the most recent `Limits.maxLateRepliesWatched` timed-out requests for this; older
+   * ones, and replies after a crash of this node, are not reported.
+   */
+  onLateReply?: (reply: Body) => void;
 }
 
 /**
