@@ -201,6 +201,7 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
       fanOutP50Ms: fanOut ? r3(fanOut.p50) : null,
     };
   } finally {
+    if (cluster.lateAnswers > 0) slowSteps.push(`${c.mode} ${c.tablets} tablets: ${cluster.lateAnswers} control calls answered past their timeout, waited for while the calls sent with them kept being answered`);
     await cluster.stop();
   }
 }

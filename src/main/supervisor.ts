@@ -234,6 +234,8 @@ export class ThreadCluster implements Cluster, LocalHost {
 
   /** Control calls sent to workers so far (the cost of the control plane, for tests and benchmarks). */
   controlCalls = 0;
+  /** Calls answered past their budget, waited for because the calls sent with them kept being answered (a slow step, for reports). */
+  lateAnswers = 0;
 
   /**
    * Control calls are grouped by the turn of the main thread's event loop that sent them (start()
@@ -281,20 +283,30 @@ export class ThreadCluster implements Cluster, LocalHost {
     return new Promise<T>((resolve, reject) => {
       let due = sent + budgetMs;
       let graced = false;
+      let late = false;
       const check = () => {
+        late = true;
         const now = performance.now();
         // The main thread itself stalled (the timer fired a second late): answers may be queued behind it.
         const stalled = !graced && now - due > 1000;
         graced ||= stalled;
         const progressAt = this.turns.get(turn)?.progressAt ?? sent;
         due = Math.max(progressAt + quietMs, stalled ? now + 1000 : 0);
-        if (due > now) timer = setTimeout(check, due - now);
-        else reject(new Error(`${what}: no answer within ${Math.round(now - sent)} ms (and none from the calls sent with or before it for ${quietMs} ms)`));
+        if (due > now) {
+          timer = setTimeout(check, due - now);
+          return;
+        }
+        late = false; // timed out: an answer after this is not a late answer
+        reject(new Error(`${what}: no answer within ${Math.round(now - sent)} ms (and none from the calls sent with or before it for ${quietMs} ms)`));
       };
       let timer = setTimeout(check, budgetMs);
+      const settle = () => {
+        clearTimeout(timer);
+        if (late) this.lateAnswers++;
+      };
       p.then(
-        (v) => (clearTimeout(timer), resolve(v)),
-        (e) => (clearTimeout(timer), reject(e)),
+        (v) => (settle(), resolve(v)),
+        (e) => (settle(), reject(e)),
       );
     });
   }
