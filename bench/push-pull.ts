@@ -145,6 +145,13 @@ export function delays(updates: AppliedValue[], tablets: TabletState[]): { ms: n
   return { ms, superseded, missing };
 }
 
+async function resetSamples(cluster: Cluster, n: number): Promise<void> {
+  for (let i = 0; i < n; i += 50) {
+    const batch = Array.from({ length: Math.min(50, n - i) }, (_, k) => `tablet-${i + k + 1}`);
+    await Promise.all(batch.map((id) => requestRetry(cluster, id, { type: "tablet_reset_samples" }, 10_000)));
+  }
+}
+
 export async function measure(c: Config, windowMs: number, dataDir: string): Promise<Row> {
   const cluster = await startCluster({ system: "olympics", nodes: topology(c), seed: 1, dataDir, fresh: true, logLevel: "error", threads: c.threads });
   try {
@@ -158,12 +165,12 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
       if (ready === c.tablets) break;
       if (ready > mostReady) [mostReady, deadline] = [ready, cluster.now() + 120_000];
       if (cluster.now() > deadline) throw new Error(`${ready}/${c.tablets} tablets ready, none more for 120 s`);
+      // Samples taken so far are never used: dropped, so that each look at 500 tablets stays small
+      // (a pull tablet keeps up to 20,000 of each, and a slow warm-up made every look slower still).
+      await resetSamples(cluster, c.tablets);
       await cluster.sleep(250);
     }
-    for (let i = 0; i < c.tablets; i += 50) {
-      const batch = Array.from({ length: Math.min(50, c.tablets - i) }, (_, k) => `tablet-${i + k + 1}`);
-      await Promise.all(batch.map((id) => requestRetry(cluster, id, { type: "tablet_reset_samples" }, 10_000)));
-    }
+    await resetSamples(cluster, c.tablets);
     const from = cluster.now();
     await cluster.sleep(windowMs);
     await requestRetry(cluster, "cacofonix", { type: "cacofonix_stop" }, RATE_MS + 10_000);
