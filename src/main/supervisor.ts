@@ -42,6 +42,8 @@ export interface StartOptions {
    * runtime (its memory) and keeps its storage, as in the simulator.
    */
   threads?: number;
+  /** What a control call's timeout stretches from (default Limits.controlTimeoutMs; tests shorten it). */
+  controlTimeoutMs?: number;
 }
 
 /** A worker thread and the nodes it holds. */
@@ -148,7 +150,7 @@ export class ThreadCluster implements Cluster, LocalHost {
       this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, group, queue: Promise.resolve(), queued: 0 });
     });
     this.populated.resolve();
-    await Promise.all(groups.map((g) => this.ensureWorker(g)));
+    await eachAtMost(Limits.workersSpawnedAtOnce, groups, (g) => this.ensureWorker(g));
     await Promise.all([...this.local.values()].map((n) => this.serial(n, () => this.startNode(n, true))));
     // A node that cannot start (its port is taken, say) fails the run: it does not run without it.
     const failed = [...this.local.values()].filter((n) => n.status === "crashed").map((n) => n.startError ?? `node ${n.spec.id} did not start`);
@@ -201,24 +203,111 @@ export class ThreadCluster implements Cluster, LocalHost {
       if (g.worker !== worker) return;
       this.workerLost(g, `died: ${(e as ErrorEvent).message}`);
     });
-    await this.callWorker(g, "connect", (w) => w.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2])));
+    await this.callWorker(g, "connect", (w) => w.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2])), Limits.workerSpawnTimeoutMs);
   }
 
   /**
    * A call on a group's worker that always settles: with the answer, with WorkerGone if the worker
    * ends first, or with a timeout error.
    */
-  private callWorker<T>(g: Group, what: string, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>, timeoutMs: number = Limits.controlTimeoutMs): Promise<T> {
+  private callWorker<T>(g: Group, what: string, call: (api: Comlink.Remote<WorkerApi>) => Promise<T>, timeoutMs: number = this.opts.controlTimeoutMs ?? Limits.controlTimeoutMs): Promise<T> {
     const { api, gone } = g;
     if (!api || !gone) return Promise.reject(new WorkerGone(`${what}: ${describeGroup(g)} is not running`));
+    this.controlCalls++;
     // A worker shares its turns among its nodes and answers calls in order: both stretch a call. And
     // a thousand threads on two cores each get a thousandth of them: the base stretches with the host.
     const base = timeoutMs * Math.max(1, Math.ceil(this.local.size / Limits.controlTimeoutNodesPerStep));
     const budget = base + (g.inflight + g.members.length - 1) * Limits.controlTimeoutPerQueuedCallMs;
     g.inflight++;
-    return withTimeout(Promise.race([call(api), gone.promise]), budget, `${what}: ${describeGroup(g)}`).finally(() => {
+    const turn = this.callTurn();
+    const answer = call(api);
+    answer.then(
+      () => this.progress(turn),
+      () => this.progress(turn),
+    );
+    return this.whileProgressing(Promise.race([answer, gone.promise]), turn, budget, base, `${what}: ${describeGroup(g)}`).finally(() => {
+      this.leaveTurn(turn);
       g.inflight--;
       assert(g.inflight >= 0, "a worker's in-flight control count went negative");
+    });
+  }
+
+  /** Control calls sent to workers so far (the cost of the control plane, for tests and benchmarks). */
+  controlCalls = 0;
+  /** Calls answered past their budget, waited for because the calls sent with them kept being answered (a slow step, for reports). */
+  lateAnswers = 0;
+
+  /**
+   * Control calls are grouped by the turn of the main thread's event loop that sent them (start()
+   * sends every node's start in one turn; info() every node's stats). A call answered is progress
+   * for the calls of its own turn and of later ones, which were sent behind it.
+   */
+  private readonly turns = new Map<number, { pending: number; progressAt: number }>();
+  private turnId = 0;
+  private turnOpen = false;
+
+  private callTurn(): number {
+    if (!this.turnOpen) {
+      this.turnOpen = true;
+      setImmediate(() => {
+        this.turnOpen = false;
+        this.turnId++;
+      });
+    }
+    const t = this.turns.get(this.turnId) ?? this.turns.set(this.turnId, { pending: 0, progressAt: performance.now() }).get(this.turnId)!;
+    t.pending++;
+    return this.turnId;
+  }
+
+  /** A worker answered a call of `turn`. */
+  private progress(turn: number): void {
+    const now = performance.now();
+    for (const [id, t] of this.turns) if (id >= turn) t.progressAt = now;
+  }
+
+  /** A call of `turn` settled (answered, its worker gone, or timed out). */
+  private leaveTurn(turn: number): void {
+    const t = this.turns.get(turn);
+    assert(t !== undefined && t.pending > 0, `control call turn ${turn} settled more calls than it sent`);
+    if (--t.pending === 0) this.turns.delete(turn);
+  }
+
+  /**
+   * A control call's deadline, readiness-based: past its budget it fails only once no call of its
+   * turn or an earlier one has been answered for `quietMs` either. Five hundred threads starting on
+   * a busy 2-core machine answer late but steadily, and are waited for; a hung worker still fails,
+   * named, `quietMs` after the last of its turn's other calls was answered.
+   */
+  private whileProgressing<T>(p: Promise<T>, turn: number, budgetMs: number, quietMs: number, what: string): Promise<T> {
+    const sent = performance.now();
+    return new Promise<T>((resolve, reject) => {
+      let due = sent + budgetMs;
+      let graced = false;
+      let late = false;
+      const check = () => {
+        late = true;
+        const now = performance.now();
+        // The main thread itself stalled (the timer fired a second late): answers may be queued behind it.
+        const stalled = !graced && now - due > 1000;
+        graced ||= stalled;
+        const progressAt = this.turns.get(turn)?.progressAt ?? sent;
+        due = Math.max(progressAt + quietMs, stalled ? now + 1000 : 0);
+        if (due > now) {
+          timer = setTimeout(check, due - now);
+          return;
+        }
+        late = false; // timed out: an answer after this is not a late answer
+        reject(new Error(`${what}: no answer within ${Math.round(now - sent)} ms (and none from the calls sent with or before it for ${quietMs} ms)`));
+      };
+      let timer = setTimeout(check, budgetMs);
+      const settle = () => {
+        clearTimeout(timer);
+        if (late) this.lateAnswers++;
+      };
+      p.then(
+        (v) => (settle(), resolve(v)),
+        (e) => (settle(), reject(e)),
+      );
     });
   }
 
@@ -329,7 +418,11 @@ export class ThreadCluster implements Cluster, LocalHost {
       return n.status;
     }
     this.notifyUp(n.spec.id);
-    // Peers that found it down ask for a link at their next send, not after a retry pause.
+    // Peers that found it down ask for a link at their next send, not after a retry pause. On the
+    // first start none can have: start() marks every node running in one turn, before any runs code,
+    // and a peer asked for meanwhile is granted a link (announcing each node to every worker there
+    // was N² control calls: 250,000 for 500 nodes, a minute of a 2-core machine's time).
+    if (initial) return n.status;
     const inc = n.incarnation;
     await this.everyWorker(`announce ${n.spec.id}#${inc}`, (api) => api.peerUp(n.spec.id, inc)).catch((e) => this.log.warn(String(e instanceof Error ? e.message : e)));
     return n.status;
@@ -619,6 +712,20 @@ export class ThreadCluster implements Cluster, LocalHost {
 }
 
 function ignore(): void {}
+
+/** `fn` on every item, at most `limit` at a time; the first failure stops new ones and is thrown once those running settle. */
+async function eachAtMost<T>(limit: number, items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  const runner = async () => {
+    while (next < items.length && !failure) {
+      const item = items[next++]!;
+      await fn(item).catch((error: unknown) => void (failure ??= { error }));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, runner));
+  if (failure) throw (failure as { error: unknown }).error;
+}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what = "the call"): Promise<T> {
   return new Promise<T>((resolve, reject) => {

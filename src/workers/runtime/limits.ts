@@ -51,6 +51,14 @@ export const Limits = {
   controlTimeoutPerQueuedCallMs: 100,
   /** controlTimeoutMs holds for a host of up to this many nodes; each further step of as many adds it again. */
   controlTimeoutNodesPerStep: 100,
+  /**
+   * Worker threads loading the runtime at once when a cluster starts. Five hundred at once on two
+   * cores share them so fairly that none is ready until nearly all are; a few at a time, each is
+   * ready in a fraction of a second and the whole takes no longer.
+   */
+  workersSpawnedAtOnce: 8,
+  /** A new worker thread that has not loaded the runtime and answered by then failed (whatever controlTimeoutMs a cluster is given). */
+  workerSpawnTimeoutMs: 10_000,
   /** A link asked of a peer that is still starting waits this long for it (then the peer looks down). */
   startingPeerWaitMs: 3000,
   /** Link requests waiting on one starting node; past this they wait out startingPeerWaitMs. */

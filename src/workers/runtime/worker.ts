@@ -7,7 +7,7 @@
  */
 import type { TCPSocketListener } from "bun";
 import * as Comlink from "comlink";
-import hyperid from "hyperid";
+import type hyperid from "hyperid";
 import { join } from "node:path";
 import { DEFAULT_MAX_HTTP_BODY, guardHttp } from "./http.ts";
 import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
@@ -235,7 +235,15 @@ class WorkerHost {
   private supervisor!: Comlink.Remote<SupervisorPort>;
   private driverPort!: MessagePort;
   private readonly nodes = new Map<NodeId, NodeHost>();
-  private readonly uid = hyperid({ urlSafe: true });
+  /**
+   * Made on a node's first uid(): hyperid loads uuid and node:crypto, a fifth of what a worker
+   * thread spends starting, and most nodes never ask for an id.
+   */
+  private uidSource: (() => string) | null = null;
+  private uid(): string {
+    this.uidSource ??= (import.meta.require("hyperid") as typeof hyperid)({ urlSafe: true });
+    return this.uidSource();
+  }
 
   /** Once per worker: the channel to the supervisor and the one for the driver's messages. */
   connect(supervisorPort: MessagePort, driverPort: MessagePort): void {
