@@ -392,6 +392,8 @@ export const bench: Bench = {
       } catch (e) {
         failed.push({ stage: name, error: e instanceof Error ? e.message : String(e) });
       }
+      // Written after every stage (complete: false until the end), so a run cut short keeps what it measured.
+      if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, failed, slowSteps, complete: false });
     };
     try {
       for (const c of cfgs) {
@@ -440,7 +442,7 @@ export const bench: Bench = {
     for (const v of verdicts(rows)) console.log(`${v.ok ? "PASS" : "FAIL"}  ${v.target}: ${v.detail}`);
     for (const v of verdicts(packed)) console.log(`${v.ok ? "PASS" : "FAIL"}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
     if (opts.json) {
-      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, failed, slowSteps });
+      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, failed, slowSteps, complete: true });
       console.log(`json: ${opts.json}`);
     }
     const files = await plots(rows, opts.resultsDir, baseline);

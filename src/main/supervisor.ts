@@ -17,6 +17,7 @@ import { seededRandom } from "../workers/runtime/random.ts";
 import { ErrorCode, RpcError, type Body, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random } from "../workers/runtime/types.ts";
 import type { LinkGrant, SupervisorPort, WorkerApi, WorkerInit } from "../workers/runtime/worker.ts";
 import type { LocalHost, RemoteHosts } from "./hosts.ts";
+import { realNow } from "../workers/runtime/real-clock.ts";
 
 const WORKER_URL = new URL("../workers/runtime/worker.ts", import.meta.url).href;
 
@@ -519,7 +520,7 @@ export class ThreadCluster implements Cluster, LocalHost {
   }
 
   now(): number {
-    return performance.timeOrigin + performance.now();
+    return realNow();
   }
 
   sleep(ms: number): Promise<void> {
@@ -706,7 +707,13 @@ export class ThreadCluster implements Cluster, LocalHost {
     );
     const groups = this.groups();
     for (const g of groups) this.endWorker(g);
-    await Promise.all(groups.map((g) => withTimeout(g.exited, Limits.stopTimeoutMs, `${describeGroup(g)} to exit`).catch((e) => this.log.warn(String(e instanceof Error ? e.message : e)))));
+    // Hundreds of threads ending at once on a few cores take a while: the wait scales with their number
+    // (as control timeouts do), so a cluster started next does not share the machine with this one's
+    // leftovers. Threads still alive after it are reported in one line, not waited for forever.
+    const exitMs = Limits.stopTimeoutMs * Math.max(1, Math.ceil(groups.length / Limits.controlTimeoutNodesPerStep));
+    const alive = new Set(groups);
+    await Promise.all(groups.map((g) => withTimeout(g.exited, exitMs).then(() => alive.delete(g), ignore)));
+    if (alive.size > 0) this.log.warn(`${alive.size} of ${groups.length} worker threads had not exited ${exitMs} ms after they were ended (first: ${describeGroup([...alive][0]!)})`);
     this.driverCalls.clear();
   }
 }
