@@ -56,7 +56,7 @@ export interface Row {
   fanOutP50Ms: number | null;
 }
 
-interface Config {
+export interface Config {
   mode: TabletMode;
   tablets: number;
   pollMs: number | null;
@@ -149,6 +149,33 @@ async function resetSamples(cluster: Cluster, n: number): Promise<void> {
   for (let i = 0; i < n; i += 50) {
     const batch = Array.from({ length: Math.min(50, n - i) }, (_, k) => `tablet-${i + k + 1}`);
     await Promise.all(batch.map((id) => requestRetry(cluster, id, { type: "tablet_reset_samples" }, 10_000)));
+  }
+}
+
+/** A stage's process is killed if it has not answered by then (a 500-thread stage takes 1–5 minutes on a busy 2-core machine). */
+const STAGE_TIMEOUT_MS = 15 * 60_000;
+
+/**
+ * measure() in a child process (bench/lib/push-pull-child.ts): each stage starts from a clean
+ * process, and a stage that hangs is killed and reported as failed instead of stopping the bench.
+ */
+async function measureInChild(c: Config, windowMs: number, dataDir: string): Promise<Row> {
+  const child = Bun.spawn([process.execPath, new URL("./lib/push-pull-child.ts", import.meta.url).pathname, JSON.stringify(c), String(windowMs), dataDir], { stdout: "pipe", stderr: "pipe" });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, STAGE_TIMEOUT_MS);
+  try {
+    const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    const line = out.trim().split("\n").pop() ?? "";
+    if (timedOut) throw new Error(`no result within ${STAGE_TIMEOUT_MS / 60_000} min: the stage's process was killed`);
+    if (code !== 0 || !line.startsWith("{")) throw new Error(`exit ${code}: ${err.trim().split("\n").slice(-3).join(" | ") || "no output"}`);
+    const j = JSON.parse(line) as { row: Row; slowSteps: string[] };
+    slowSteps.push(...j.slowSteps);
+    return j.row;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -398,10 +425,10 @@ export const bench: Bench = {
     try {
       for (const c of cfgs) {
         const windowMs = Math.max(opts.quick ? 1500 : 3000, 4 * (c.pollMs ?? 0));
-        await stage(`${c.mode} ${c.tablets} tablets${c.pollMs ? ` every ${c.pollMs} ms` : ""}`, () => measure(c, windowMs, dataDir), rows);
+        await stage(`${c.mode} ${c.tablets} tablets${c.pollMs ? ` every ${c.pollMs} ms` : ""}`, () => measureInChild(c, windowMs, dataDir), rows);
       }
       for (const n of runs("packed") ? ns : []) {
-        await stage(`push ${n} tablets, ${PACKED_THREADS} threads`, () => measure({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS }, opts.quick ? 1500 : 3000, dataDir), packed);
+        await stage(`push ${n} tablets, ${PACKED_THREADS} threads`, () => measureInChild({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS }, opts.quick ? 1500 : 3000, dataDir), packed);
       }
       for (const n of runs("baseline") ? ns : []) await stage(`baseline ${n} bare workers`, () => rawFanOut(n, opts.quick ? 10 : 20), baseline);
     } finally {
@@ -413,7 +440,7 @@ export const bench: Bench = {
       if (slowSteps.length > 0) console.log(`${slowSteps.length} slow control steps retried (first: ${slowSteps[0]})`);
     }
     console.log(`Propagation: tablet's node.now() when it holds the update (or a newer one) − obelix's node.now() when it applied it.`);
-    console.log(`All nodes are worker threads of one process,`);
+    console.log(`All nodes of a stage are worker threads of one process (each stage runs in its own),`);
     console.log(`so node.now() is one clock on every node (smallest sample: ${Math.min(...rows.map((r) => r.propagationMinMs))} ms; negative would mean skew).`);
     console.log(`Cacofonix (testing mode) updates every ${RATE_MS} ms; every tablet is interested in Gaul, so each update reaches all N. Storage in memory. Times in ms.`);
     printTable(
