@@ -183,6 +183,19 @@ describe("linearizability checker", () => {
     expect(r.unknown).toEqual(["x"]);
   });
 
+  test("a step budget gives the same verdict and step count whatever the clock does (a busy machine)", () => {
+    const h: Op[] = Array.from({ length: 60 }, (_, i) => op(`p${i}`, "write", i, [0, 100]));
+    h.push(op("r", "read", 999, [101, 102]));
+    let slow = 0;
+    const quiet = checkLinearizable(h, registerModel, { maxSteps: 50_000 });
+    const busy = checkLinearizable(h, registerModel, { maxSteps: 50_000, budgetMs: 1e12, clock: () => (slow += 1000) });
+    expect(quiet.verdict).toBe("unknown");
+    expect(busy.verdict).toBe("unknown");
+    expect(busy.steps).toBe(quiet.steps);
+    expect(quiet.steps).toBeGreaterThanOrEqual(50_000);
+    expect(quiet.steps).toBeLessThan(50_000 + 1024 + 1);
+  });
+
   test("memoisation keeps wide concurrency tractable", () => {
     // 200 concurrent increments then reads of the total: without memoisation this is 200! orders.
     const h: Op[] = Array.from({ length: 200 }, (_, i) => op(`p${i}`, "increment", 1, [0, 100]));

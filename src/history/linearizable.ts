@@ -100,6 +100,12 @@ export interface CheckOptions {
   budgetMs?: number;
   /** The clock the budget is measured on (default performance.now). */
   clock?: () => number;
+  /**
+   * Give up (verdict `unknown`) after this many search steps over all partitions (default: no limit).
+   * Unlike budgetMs it does not depend on how busy the machine is: the same history gets the same
+   * verdict on any machine, under any load.
+   */
+  maxSteps?: number;
   /** Stop at the first non-linearizable partition (default false: check all). */
   firstFailure?: boolean;
 }
@@ -145,7 +151,7 @@ export function checkLinearizable<S>(history: History, model: Model<S>, options:
       if (options.firstFailure) break;
       continue;
     }
-    const r = checkPartition(key, list, model, deadline, clock);
+    const r = checkPartition(key, list, model, deadline, clock, (options.maxSteps ?? Infinity) - result.steps);
     result.steps += r.steps;
     if (r.verdict === "not linearizable") {
       result.failures.push(r.failure!);
@@ -162,7 +168,7 @@ interface PartitionSearch extends PartitionResult {
 }
 
 /** One key's search. Entries: 2i is op i's call, 2i+1 its return; `head` is a sentinel before the first. */
-function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: number, clock: () => number): PartitionSearch {
+function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: number, clock: () => number, maxSteps: number): PartitionSearch {
   const n = ops.length;
   const hash = model.hash ?? ((s: S) => JSON.stringify(s) ?? "undefined");
   const describe = model.describe ?? ((s: S) => JSON.stringify(s) ?? "undefined");
@@ -239,7 +245,7 @@ function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: nu
 
   while (linearizedDefinite < definite) {
     if (entry < 0) throw new Error("assertion failed: the entry list ended before every definite operation was linearized");
-    if ((++steps & (CLOCK_EVERY - 1)) === 0 && clock() > deadline) return { key, verdict: "unknown", ops: n, steps };
+    if ((++steps & (CLOCK_EVERY - 1)) === 0 && (clock() > deadline || steps > maxSteps)) return { key, verdict: "unknown", ops: n, steps };
     if ((entry & 1) === 0) {
       const i = entry >> 1;
       const after = model.step(state, ops[i]!);
