@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { parseJsonLines } from "../src/history/jsonl.ts";
 import { UsageError, parseOptions, replayCommand } from "../src/main/options.ts";
 import { scenario as echo } from "../src/workers/echo/scenario.ts";
+import { runCli } from "./helpers.ts";
 
 // Starts workers or OS processes: give it room on a loaded 2-core machine.
 setDefaultTimeout(30_000);
@@ -13,11 +14,7 @@ const CLI = new URL("../src/main/cli.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "menhir-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const p = Bun.spawn([process.execPath, CLI, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, MENHIR_SECRET: "" } });
-  const code = await p.exited;
-  return { code, out: await new Response(p.stdout).text(), err: await new Response(p.stderr).text() };
-}
+const cli = (...args: string[]) => runCli(args, 60_000);
 const lastJson = (out: string) => JSON.parse(out.trim().split("\n").at(-1)!);
 
 describe("bun run cluster", () => {

@@ -119,3 +119,21 @@ export async function simHttp(c: Simulation, node: string, method: string, path:
   const res = await c.fetch(node, new Request(`http://${node}.test${path}`, init));
   return { status: res.status, body: await res.json(), headers: res.headers };
 }
+
+const CLI = new URL("../src/main/cli.ts", import.meta.url).pathname;
+
+/**
+ * Runs the CLI in its own process with no secret or password from the environment (unless `env`
+ * gives one); a run that does not end within `limitMs` is killed and reported as hung (code null).
+ */
+export async function runCli(args: string[], limitMs = 20_000, env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
+  const p = Bun.spawn([process.execPath, CLI, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, MENHIR_SECRET: "", MENHIR_OLYMPICS_PASSWORD: "", ...env } });
+  let hung = false;
+  const t = setTimeout(() => {
+    hung = true;
+    p.kill("SIGKILL");
+  }, limitMs);
+  const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  clearTimeout(t);
+  return { code: hung ? null : code, out, err };
+}

@@ -10,26 +10,15 @@ import { join } from "node:path";
 import { TcpBridge } from "../src/main/bridge.ts";
 import { ThreadCluster } from "../src/main/supervisor.ts";
 import { FrameDecoder, encodeFrame, proof } from "../src/workers/runtime/wire.ts";
+import { runCli } from "./helpers.ts";
 
 setDefaultTimeout(60_000);
 
 const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
-const CLI = new URL("../src/main/cli.ts", import.meta.url).pathname;
 const SECRET = "hostile-bridge-secret";
 const dir = mkdtempSync(join(tmpdir(), "menhir-hostile-bridge-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function cli(args: string[], limitMs: number): Promise<{ code: number | null; out: string; err: string }> {
-  const p = Bun.spawn([process.execPath, CLI, ...args], { stdout: "pipe", stderr: "pipe" });
-  let hung = false;
-  const t = setTimeout(() => {
-    hung = true;
-    p.kill("SIGKILL");
-  }, limitMs);
-  const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
-  clearTimeout(t);
-  return { code: hung ? null : code, out, err };
-}
 
 /** One line on stderr, no stack trace, exit 1, no summary. */
 function expectRunError(r: { code: number | null; out: string; err: string }, pattern: RegExp): void {
@@ -43,7 +32,7 @@ describe("hostile bridge: ports and peers", () => {
   test("a taken --listen port is one line and exit 1", async () => {
     const held = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     try {
-      const r = await cli(["echo", "--host", "a", "--listen", `127.0.0.1:${held.port}`, "--peer", "b=127.0.0.1:1", "--secret", SECRET, "--duration", "1", "--data-dir", join(dir, "busy")], 20_000);
+      const r = await runCli(["echo", "--host", "a", "--listen", `127.0.0.1:${held.port}`, "--peer", "b=127.0.0.1:1", "--secret", SECRET, "--duration", "1", "--data-dir", join(dir, "busy")], 20_000);
       expectRunError(r, new RegExp(`^error: --listen 127.0.0.1:${held.port}: cannot listen`));
     } finally {
       held.stop(true);
@@ -53,8 +42,8 @@ describe("hostile bridge: ports and peers", () => {
   test("an unreachable peer host fails the run within --connect-timeout, on the driver host and on the others", async () => {
     const common = ["--listen", "127.0.0.1:0", "--secret", SECRET, "--connect-timeout", "1.5", "--data-dir", join(dir, "no-peer"), "--duration", "1"];
     // Killed at 15 s: well past the stated 1.5 s, well short of the old fixed 60 s.
-    expectRunError(await cli(["echo", "--host", "a", "--peer", "b=127.0.0.1:1", ...common], 15_000), /^error: peer hosts not connected within --connect-timeout 1.5 s: b at 127.0.0.1:1$/m);
-    expectRunError(await cli(["echo", "--host", "b", "--peer", "a=127.0.0.1:1", ...common], 15_000), /^error: peer hosts not connected within --connect-timeout 1.5 s: a at 127.0.0.1:1$/m);
+    expectRunError(await runCli(["echo", "--host", "a", "--peer", "b=127.0.0.1:1", ...common], 15_000), /^error: peer hosts not connected within --connect-timeout 1.5 s: b at 127.0.0.1:1$/m);
+    expectRunError(await runCli(["echo", "--host", "b", "--peer", "a=127.0.0.1:1", ...common], 15_000), /^error: peer hosts not connected within --connect-timeout 1.5 s: a at 127.0.0.1:1$/m);
   });
 });
 

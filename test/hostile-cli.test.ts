@@ -10,6 +10,7 @@ import { MAX_NODES, UsageError, forSeed, maxThreads, parseOptions } from "../src
 import { scenario as echo } from "../src/workers/echo/scenario.ts";
 import { scenario as olympics } from "../src/workers/olympics/scenario.ts";
 import { scenario as paxos } from "../src/workers/paxos/scenario.ts";
+import { runCli } from "./helpers.ts";
 import { startCli } from "./raw-http.ts";
 
 setDefaultTimeout(60_000);
@@ -18,18 +19,6 @@ const CLI = new URL("../src/main/cli.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "menhir-hostile-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs the CLI; a run that does not end within `limitMs` is killed and reported as hung (code null). */
-async function cli(args: string[], limitMs = 20_000, env: Record<string, string> = {}): Promise<{ code: number | null; out: string; err: string }> {
-  const p = Bun.spawn([process.execPath, CLI, ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, MENHIR_SECRET: "", MENHIR_OLYMPICS_PASSWORD: "", ...env } });
-  let hung = false;
-  const t = setTimeout(() => {
-    hung = true;
-    p.kill("SIGKILL");
-  }, limitMs);
-  const [code, out, err] = await Promise.all([p.exited, new Response(p.stdout).text(), new Response(p.stderr).text()]);
-  clearTimeout(t);
-  return { code: hung ? null : code, out, err };
-}
 
 /** A usage error: exit 2, the message on stderr, no stack trace, nothing started. */
 function expectUsage(r: { code: number | null; out: string; err: string }, pattern: RegExp): void {
@@ -41,7 +30,7 @@ function expectUsage(r: { code: number | null; out: string; err: string }, patte
 
 describe("hostile CLI: systems and counts", () => {
   test("an unknown system is a usage error that lists the systems, not a stocks run", async () => {
-    const r = await cli(["nosuchsystem", "--duration", "1", "--port", "0", "--data-dir", join(dir, "nosuch")]);
+    const r = await runCli(["nosuchsystem", "--duration", "1", "--port", "0", "--data-dir", join(dir, "nosuch")]);
     expectUsage(r, /unknown system "nosuchsystem" \(systems: echo, paxos, olympics, stocks, bookstore\)/);
   });
 
@@ -59,7 +48,7 @@ describe("hostile CLI: systems and counts", () => {
       [["paxos", "--window", "0"], /--window must be an integer >= 1/],
     ];
     // --sim: should a case slip through, it runs in memory instead of binding ports or spawning threads.
-    for (const [args, pattern] of cases) expectUsage(await cli([...args, "--sim", "--duration", "1", "--data-dir", join(dir, "counts")], 10_000), pattern);
+    for (const [args, pattern] of cases) expectUsage(await runCli([...args, "--sim", "--duration", "1", "--data-dir", join(dir, "counts")], 10_000), pattern);
   });
 
   test("more worker threads than this machine's memory holds is refused up front, with the way out", () => {
@@ -80,9 +69,9 @@ describe("hostile CLI: systems and counts", () => {
 
 describe("hostile CLI: values", () => {
   test("a negative value is out of range, not an unknown option", async () => {
-    expectUsage(await cli(["echo", "--seed", "-1", "--sim"]), /--seed must be an integer >= 0.*got "-1"/);
-    expectUsage(await cli(["echo", "--loss", "-0.1", "--sim"]), /--loss must be a number >= 0 and <= 1, got "-0.1"/);
-    expectUsage(await cli(["stocks", "--initial-quantity", "-5", "--sim"]), /--initial-quantity must be an integer >= 0/);
+    expectUsage(await runCli(["echo", "--seed", "-1", "--sim"]), /--seed must be an integer >= 0.*got "-1"/);
+    expectUsage(await runCli(["echo", "--loss", "-0.1", "--sim"]), /--loss must be a number >= 0 and <= 1, got "-0.1"/);
+    expectUsage(await runCli(["stocks", "--initial-quantity", "-5", "--sim"]), /--initial-quantity must be an integer >= 0/);
   });
 
   test("values are taken as typed: a secret of digits keeps every digit, an empty one is refused", async () => {
@@ -94,16 +83,16 @@ describe("hostile CLI: values", () => {
     } finally {
       await run.stop();
     }
-    expectUsage(await cli(["echo", "--secret", "", "--sim"]), /--secret <secret>` value is missing/);
-    expectUsage(await cli(["echo", "--data-dir=", "--sim"]), /--data-dir <dir>` value is missing/);
+    expectUsage(await runCli(["echo", "--secret", "", "--sim"]), /--secret <secret>` value is missing/);
+    expectUsage(await runCli(["echo", "--data-dir=", "--sim"]), /--data-dir <dir>` value is missing/);
   });
 
   test("a stray word after a system is refused", async () => {
-    expectUsage(await cli(["echo", "extra", "--sim"]), /unexpected argument "extra"/);
+    expectUsage(await runCli(["echo", "extra", "--sim"]), /unexpected argument "extra"/);
   });
 
   test("--help shows no misleading default for a --no- flag", async () => {
-    const r = await cli(["stocks", "--help"]);
+    const r = await runCli(["stocks", "--help"]);
     expect(r.code).toBe(0);
     const line = r.out.split("\n").find((l) => l.includes("--no-cache"));
     expect(line).toBeDefined();
@@ -179,11 +168,11 @@ describe("hostile CLI: ports", () => {
   }
 
   test("a node that cannot bind its HTTP port fails the run", async () => {
-    const r = await cli(["stocks", "--port", String(held.port), "--duration", "2", "--clients", "1", "--data-dir", join(dir, "busy-http"), "--fresh"], 30_000);
+    const r = await runCli(["stocks", "--port", String(held.port), "--duration", "2", "--clients", "1", "--data-dir", join(dir, "busy-http"), "--fresh"], 30_000);
     expectRunError(r, new RegExp(`^error: node frontend failed to start: .*${held.port}`));
   });
 
   test("a taken --admin-port is one line and exit 1", async () => {
-    expectRunError(await cli(["echo", "--admin-port", String(held.port), "--duration", "1", "--data-dir", join(dir, "busy-admin")]), new RegExp(`^error: --admin-port ${held.port}: cannot serve`));
+    expectRunError(await runCli(["echo", "--admin-port", String(held.port), "--duration", "1", "--data-dir", join(dir, "busy-admin")]), new RegExp(`^error: --admin-port ${held.port}: cannot serve`));
   });
 });
