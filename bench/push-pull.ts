@@ -21,7 +21,7 @@ import type { ObelixSnapshot } from "../src/workers/olympics/scenario.ts";
 import type { NodeSpec } from "../src/workers/runtime/types.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
-import { printTable, progress, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
+import { printTable, progress, runChild, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
 
 const PASSWORD = "bench-password";
 /**
@@ -160,23 +160,9 @@ const STAGE_TIMEOUT_MS = 15 * 60_000;
  * process, and a stage that hangs is killed and reported as failed instead of stopping the bench.
  */
 async function measureInChild(c: Config, windowMs: number, dataDir: string): Promise<Row> {
-  const child = Bun.spawn([process.execPath, new URL("./lib/push-pull-child.ts", import.meta.url).pathname, JSON.stringify(c), String(windowMs), dataDir], { stdout: "pipe", stderr: "pipe" });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill("SIGKILL");
-  }, STAGE_TIMEOUT_MS);
-  try {
-    const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-    const line = out.trim().split("\n").pop() ?? "";
-    if (timedOut) throw new Error(`no result within ${STAGE_TIMEOUT_MS / 60_000} min: the stage's process was killed`);
-    if (code !== 0 || !line.startsWith("{")) throw new Error(`exit ${code}: ${err.trim().split("\n").slice(-3).join(" | ") || "no output"}`);
-    const j = JSON.parse(line) as { row: Row; slowSteps: string[] };
-    slowSteps.push(...j.slowSteps);
-    return j.row;
-  } finally {
-    clearTimeout(timer);
-  }
+  const j = await runChild<{ row: Row; slowSteps: string[] }>("./push-pull-child.ts", [JSON.stringify(c), String(windowMs), dataDir], STAGE_TIMEOUT_MS);
+  slowSteps.push(...j.slowSteps);
+  return j.row;
 }
 
 export async function measure(c: Config, windowMs: number, dataDir: string): Promise<Row> {

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { lineChart, writeSvg } from "./lib/plot.ts";
-import { printTable, progress, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
+import { printTable, progress, runChild, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
 
 export interface ScaleRow {
   nodes: number;
@@ -23,12 +23,14 @@ export interface ScaleRow {
   answered: number;
 }
 
+/** A configuration has this long to start and serve (1000 threads on a busy 2-core machine: minutes). */
+const CHILD_TIMEOUT_MS = 15 * 60_000;
+
 async function one(clients: number, packed: boolean, dataDir: string): Promise<ScaleRow> {
-  const child = Bun.spawn([process.execPath, new URL("./lib/scale-child.ts", import.meta.url).pathname, String(clients), packed ? "2" : "0", dataDir], { stdout: "pipe", stderr: "pipe" });
-  const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
-  const line = out.trim().split("\n").pop() ?? "";
-  if (code !== 0 || !line.startsWith("{")) throw new Error(`${clients + 1} nodes ${packed ? "packed" : "thread per node"}: exit ${code}: ${err.trim().split("\n").slice(-3).join(" | ")}`);
-  const j = JSON.parse(line);
+  const what = `${clients + 1} nodes ${packed ? "packed" : "thread per node"}`;
+  const j = await runChild<Omit<ScaleRow, "layout">>("./scale-child.ts", [String(clients), packed ? "2" : "0", dataDir], CHILD_TIMEOUT_MS).catch((e: unknown) => {
+    throw new Error(`${what}: ${e instanceof Error ? e.message : String(e)}`);
+  });
   return { nodes: j.nodes, layout: packed ? "packed" : "thread per node", threads: j.threads, startedMs: j.startedMs, servingMs: j.servingMs, rssMb: j.rssMb, perNodeMb: j.perNodeMb, answered: j.answered };
 }
 

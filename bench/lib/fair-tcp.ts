@@ -7,6 +7,9 @@
  * Framing: a 4-byte big-endian length, then one msgpack-encoded message.
  */
 import { Packr } from "msgpackr";
+// Lengths by hand, as the wire writes them: a DataView over a small fresh array makes the engine
+// materialize its ArrayBuffer (0.2–0.35 µs each time), which a floor should not pay.
+import { readLength, writeLength } from "../../src/workers/runtime/wire.ts";
 
 export const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -85,21 +88,6 @@ export class MessageReader {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/*
- * Lengths by hand, as the wire does: a DataView over a small fresh array makes the engine
- * materialize its ArrayBuffer (0.2–0.35 µs each time), which a floor should not pay.
- */
-function writeLength(buf: Uint8Array, off: number, len: number): void {
-  buf[off] = len >>> 24;
-  buf[off + 1] = (len >>> 16) & 0xff;
-  buf[off + 2] = (len >>> 8) & 0xff;
-  buf[off + 3] = len & 0xff;
-}
-
-function readLength(buf: Uint8Array, off: number): number {
-  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
-}
 
 /** Write everything, waiting for drain when the socket's buffer is full. */
 export function writeAll(sock: { write(b: Uint8Array): number }, chunks: Uint8Array[], onDrain: (fn: () => void) => void): Promise<void> {

@@ -19,6 +19,7 @@ import { LinkPlanner, defaultNetwork } from "../../src/workers/runtime/network.t
 import { seededRandom } from "../../src/workers/runtime/random.ts";
 import { NodeSlot, type SlotHost } from "../../src/workers/runtime/slot.ts";
 import { SqliteStorage } from "../../src/workers/runtime/storage.ts";
+import { realNow } from "../../src/workers/runtime/real-clock.ts";
 import type { Message, NodeId, NodeSpec, Role } from "../../src/workers/runtime/types.ts";
 import { summarize } from "../../src/driver/stats.ts";
 
@@ -70,7 +71,7 @@ class Host {
   ) {
     const net = defaultNetwork();
     const host: SlotHost = {
-      now: () => performance.timeOrigin + performance.now(),
+      now: realNow,
       setTimer: (ms, fn) => setTimeout(fn, ms),
       clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
       network: () => net,

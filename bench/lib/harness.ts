@@ -35,6 +35,29 @@ export function progress(label: string, total: number): { tick(note?: string): v
   };
 }
 
+/**
+ * Runs a bench/lib script in its own process (a clean process per configuration: memory measured
+ * from a fresh start, no threads left over from the last one) and returns its last stdout line as
+ * JSON. A child that has not answered within `limitMs` is killed; either failure throws, naming it.
+ */
+export async function runChild<T>(script: string, args: string[], limitMs: number): Promise<T> {
+  const child = Bun.spawn([process.execPath, new URL(script, import.meta.url).pathname, ...args], { stdout: "pipe", stderr: "pipe" });
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, limitMs);
+  try {
+    const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    if (timedOut) throw new Error(`no result within ${Math.round(limitMs / 1000)} s: its process was killed`);
+    const line = out.trim().split("\n").pop() ?? "";
+    if (code !== 0 || !line.startsWith("{")) throw new Error(`exit ${code}: ${err.trim().split("\n").slice(-3).join(" | ") || "no output"}`);
+    return JSON.parse(line) as T;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export function writeJson(path: string, value: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, JSON.stringify(value, null, 2) + "\n");
