@@ -13,6 +13,8 @@ export const echoClient = defineRole<EchoClientConfig>((node) => {
   if (node.incarnation === 0) node.storage.delete("mismatched");
   const state: EchoClientState = { sent: 0, ok: 0, mismatched: node.storage.get<number>("mismatched") ?? 0, failed: 0, slow: 0, latenciesMs: [] };
   let running = true;
+  // Stored before it is counted, so a crash of this client does not erase it.
+  const mismatch = () => node.storage.put("mismatched", ++state.mismatched);
 
   async function loop(): Promise<void> {
     while (running) {
@@ -25,12 +27,12 @@ export const echoClient = defineRole<EchoClientConfig>((node) => {
         const onLateReply = (late: Record<string, unknown>) => {
           state.failed--;
           if (late.echo === payload) state.slow++;
-          else node.storage.put("mismatched", ++state.mismatched);
+          else mismatch();
         };
         const reply = await node.request<EchoOk>(server, { type: "echo", echo: payload }, { timeoutMs, onLateReply });
         op.ok(reply.echo);
         if (reply.echo === payload) state.ok++;
-        else node.storage.put("mismatched", ++state.mismatched);
+        else mismatch();
         if (state.latenciesMs.length < MAX_SAMPLES) state.latenciesMs.push(node.now() - t0);
       } catch (e) {
         if (!(e instanceof RpcError)) throw e;

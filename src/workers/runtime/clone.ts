@@ -10,17 +10,25 @@
  * One difference, on purpose: an object reachable twice within one message is copied twice (the
  * copy is a tree), as the msgpack form a message takes between hosts already does, so node code
  * never sees shared references inside a message on any transport. A cycle, or a message nested
- * deeper than MAX_DEPTH or larger than MAX_VALUES, goes to structuredClone.
+ * deeper than PLAIN_MAX_DEPTH or larger than PLAIN_MAX_VALUES, goes to structuredClone.
  */
 
-const MAX_DEPTH = 32;
-/** Past this many values the hand copy gives way to structuredClone (big messages: its native walk pays off, and a bound keeps the copy's work explicit). */
-const MAX_VALUES = 4096;
+/** Both walks over plain data (this copy, and port-codec's JSON check) stop at this depth... */
+export const PLAIN_MAX_DEPTH = 32;
+/** ...and this many values: past them the native path takes over (its walk pays off for big messages, and a bound keeps ours explicit). */
+export const PLAIN_MAX_VALUES = 4096;
+
+/** What a walk over plain data may descend into: an array (the walk checks for holes), or an object whose prototype is Object's or null; anything else is not plain. */
+export function plainShape(v: object): "array" | "object" | null {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Array.prototype ? "array" : proto === Object.prototype || proto === null ? "object" : null;
+}
 
 /** Marks a value the hand copy does not take. */
 const NOT_PLAIN: unique symbol = Symbol("not plain");
 
-interface Budget {
+/** Values a walk may still visit (shared down the recursion). */
+export interface Budget {
   values: number;
 }
 
@@ -39,9 +47,9 @@ function copy(v: unknown, depth: number, budget: Budget): unknown {
       return NOT_PLAIN; // functions and symbols: structuredClone throws its own error for them
   }
   if (v === null) return null;
-  if (depth >= MAX_DEPTH) return NOT_PLAIN;
-  const proto = Object.getPrototypeOf(v);
-  if (proto === Array.prototype) {
+  if (depth >= PLAIN_MAX_DEPTH) return NOT_PLAIN;
+  const shape = plainShape(v);
+  if (shape === "array") {
     const a = v as unknown[];
     const out = new Array<unknown>(a.length);
     for (let i = 0; i < a.length; i++) {
@@ -52,7 +60,7 @@ function copy(v: unknown, depth: number, budget: Budget): unknown {
     }
     return out;
   }
-  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN;
+  if (shape === null) return NOT_PLAIN;
   const o = v as Record<string, unknown>;
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(o)) {
@@ -67,6 +75,6 @@ function copy(v: unknown, depth: number, budget: Budget): unknown {
 
 /** A deep copy of `value` that shares nothing mutable with it: by hand for plain data, else structuredClone's. */
 export function cloneMessage<T>(value: T): T {
-  const c = copy(value, 0, { values: MAX_VALUES });
+  const c = copy(value, 0, { values: PLAIN_MAX_VALUES });
   return c === NOT_PLAIN ? structuredClone(value) : (c as T);
 }

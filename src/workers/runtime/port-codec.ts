@@ -7,15 +7,8 @@
  * Map, a typed array, a bigint, a cycle, a very large one...) goes as the object itself, as before.
  * Node messages are objects, so a string on a link is always one encoded here.
  */
+import { PLAIN_MAX_DEPTH, PLAIN_MAX_VALUES, plainShape, type Budget } from "./clone.ts";
 import type { Message } from "./types.ts";
-
-const MAX_DEPTH = 32;
-/** Larger messages are posted as objects: the walk stays bounded, and for them serialisation is no longer the cost that dominates. */
-const MAX_VALUES = 4096;
-
-interface Budget {
-  values: number;
-}
 
 /** True when JSON.parse(JSON.stringify(v)) equals v exactly. */
 function jsonExact(v: unknown, depth: number, budget: Budget): boolean {
@@ -32,14 +25,15 @@ function jsonExact(v: unknown, depth: number, budget: Budget): boolean {
       return false;
   }
   if (v === null) return true;
-  if (depth >= MAX_DEPTH) return false;
-  const proto = Object.getPrototypeOf(v);
-  if (proto === Array.prototype) {
+  // Deeper or larger messages are posted as objects: for them serialisation is no longer the cost that dominates.
+  if (depth >= PLAIN_MAX_DEPTH) return false;
+  const shape = plainShape(v);
+  if (shape === "array") {
     const a = v as unknown[];
     for (let i = 0; i < a.length; i++) if (!(i in a) || !jsonExact(a[i], depth + 1, budget)) return false;
     return true;
   }
-  if (proto !== Object.prototype && proto !== null) return false;
+  if (shape === null) return false;
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) if (k === "__proto__" || !jsonExact(o[k], depth + 1, budget)) return false;
   return true;
@@ -47,7 +41,7 @@ function jsonExact(v: unknown, depth: number, budget: Budget): boolean {
 
 /** The form to post: JSON text when it carries the message exactly, else the message. */
 export function toPort(msg: Message): Message | string {
-  return jsonExact(msg, 0, { values: MAX_VALUES }) ? JSON.stringify(msg) : msg;
+  return jsonExact(msg, 0, { values: PLAIN_MAX_VALUES }) ? JSON.stringify(msg) : msg;
 }
 
 /** What arrived on a link, decoded. Text that does not parse is handed on as is, for the runtime to refuse as malformed. */

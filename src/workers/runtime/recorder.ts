@@ -88,10 +88,11 @@ export function historyRecorder(host: RecorderHost): BatchingRecorder {
   };
   const record = (e: RecordedEvent) => {
     // Bounding only the two free-form parts is fast for the usual scalars and flat objects; walking
-    // every event would double a busy client's cost.
-    if (tooBig(e.value) || tooBig(e.fields)) throw new RpcError(ErrorCode.TooLarge, `history operation "${String(e.f ?? e.n)}" carries more than ${HALF} bytes`);
+    // every event would double a busy client's cost. A small part cannot be too big: one walk at most.
+    const small = isSmall(e.value) && isSmall(e.fields);
+    if (!small && (tooBig(e.value) || tooBig(e.fields))) throw new RpcError(ErrorCode.TooLarge, `history operation "${String(e.f ?? e.n)}" carries more than ${HALF} bytes`);
     batch.push(e);
-    if (batch.length >= MAX_HISTORY_BATCH || !isSmall(e.value) || !isSmall(e.fields)) flush();
+    if (batch.length >= MAX_HISTORY_BATCH || !small) flush();
     else if (!scheduled) {
       scheduled = true;
       queueMicrotask(flush);
