@@ -1,6 +1,6 @@
 /**
- * Where a commit's work goes, in one thread: the bench consensus load (f, clients, pipeline, client
- * batch, window, slot batch as there) run by the deterministic simulator, so `bun --cpu-prof` sees
+ * Where a commit's work goes, in one thread: the bench consensus cluster and load (nodesFor) run by
+ * the deterministic simulator, so `bun --cpu-prof` sees
  * the replicas, the clients and the runtime together (it cannot see into worker threads). Prints the
  * messages and structured-clone bytes per commit, by message type and by sender role.
  *
@@ -19,7 +19,8 @@ import { parseArgs } from "node:util";
 import { Simulation } from "../src/sim/simulator.ts";
 import type { ClientSnapshot, ReplicaSnapshot } from "../src/workers/paxos/messages.ts";
 import { roles } from "../src/workers/paxos/roles.ts";
-import { paxosTopology, replicaIds } from "../src/workers/paxos/scenario.ts";
+import { replicaIds } from "../src/workers/paxos/scenario.ts";
+import { CLIENTS, PIPELINE, nodesFor } from "./consensus.ts";
 import type { Message } from "../src/workers/runtime/types.ts";
 
 const { values } = parseArgs({
@@ -27,29 +28,14 @@ const { values } = parseArgs({
     f: { type: "string", default: "1" },
     seconds: { type: "string", default: "2" },
     durable: { type: "boolean", default: false },
-    clients: { type: "string", default: process.env.PX_CLIENTS ?? "3" },
-    pipeline: { type: "string", default: process.env.PX_PIPELINE ?? "8" },
-    cbatch: { type: "string", default: process.env.PX_CBATCH ?? "64" },
-    sbatch: { type: "string", default: process.env.PX_SBATCH ?? "1024" },
-    window: { type: "string", default: process.env.PX_WINDOW ?? "4" },
-    interval: { type: "string", default: process.env.PX_INTERVAL ?? "0" },
     /** Count messages and their bytes (serializing each costs about as much as the rest: off for a CPU figure). */
     count: { type: "boolean", default: false },
   },
 });
 const f = Number(values.f);
 const seconds = Number(values.seconds);
-const nodes = paxosTopology({
-  f,
-  clients: Number(values.clients),
-  pipeline: Number(values.pipeline),
-  clientBatch: Number(values.cbatch),
-  batch: Number(values.sbatch),
-  window: Number(values.window),
-  memory: !values.durable,
-  clientTimeoutMs: 100,
-  intervalMs: Number(values.interval),
-}).map((n) => (n.role === "client" ? { ...n, config: { ...n.config, recordAcked: false } } : n));
+// The bench's own cluster, batching on (PX_* environment variables change its load, as there).
+const nodes = nodesFor({ f, batching: true, durable: values.durable, clients: CLIENTS, pipeline: PIPELINE });
 const roleOf = new Map(nodes.map((n) => [n.id, n.role] as const));
 roleOf.set("driver", "driver");
 

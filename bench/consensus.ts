@@ -53,8 +53,8 @@ export interface ConsensusRow {
   cpuUsPerCommit: number;
 }
 
-const CLIENTS = Number(process.env.PX_CLIENTS ?? 3);
-const PIPELINE = Number(process.env.PX_PIPELINE ?? 8);
+export const CLIENTS = Number(process.env.PX_CLIENTS ?? 3);
+export const PIPELINE = Number(process.env.PX_PIPELINE ?? 8);
 const CLIENT_BATCH = Number(process.env.PX_CBATCH ?? 64);
 const SLOT_BATCH = Number(process.env.PX_SBATCH ?? 1024);
 const WINDOW = Number(process.env.PX_WINDOW ?? 4);
@@ -100,7 +100,8 @@ export async function rawMessageChannel(ms: number): Promise<number> {
   }
 }
 
-function nodesFor(o: { f: number; batching: boolean; durable: boolean; clients: number; pipeline: number; electionMs?: number }): NodeSpec[] {
+/** The bench's cluster for one configuration (bench/consensus-profile.ts runs the same one in the simulator). */
+export function nodesFor(o: { f: number; batching: boolean; durable: boolean; clients: number; pipeline: number; electionMs?: number }): NodeSpec[] {
   // Batching off: one message per client request AND one message per slot. Requests outstanding: 8x
   // more than with batching (more would only queue at the leader: one slot per round trip each).
   const clientBatch = o.batching ? CLIENT_BATCH : 1;
