@@ -36,6 +36,23 @@ function harness(incarnation = 0) {
 }
 
 describe("NodeRuntime without a network", () => {
+  test("sendMany is send to each destination in order, with one body; a bad destination or body sends nothing", async () => {
+    const { rt, sent } = harness();
+    let ctx!: Parameters<Parameters<typeof defineRole>[0]>[0];
+    await rt.start(defineRole((n) => void (ctx = n)));
+    const body = { type: "push", v: 1 };
+    ctx.sendMany(new Set(["b", "a", "b"]), body);
+    expect(sent.map((m) => [m.src, m.dest, m.body])).toEqual([["a", "b", body], ["a", "a", body]]);
+    expect(rt.stats.sent).toBe(2);
+    expect(() => ctx.sendMany(["b", "nobody"], body)).toThrow(/no node "nobody"/);
+    expect(() => ctx.sendMany(["b"], { type: "big", s: "x".repeat(2 ** 21) })).toThrow(/exceeds/);
+    expect(() => ctx.sendMany(["b"], { nope: 1 } as never)).toThrow(/type/);
+    expect(sent.length).toBe(2);
+    expect(rt.stats.sent).toBe(2);
+    ctx.sendMany([], body);
+    expect(sent.length).toBe(2);
+  });
+
   test("a late reply to a request of the node's earlier life never answers a request of its new one", async () => {
     // The first life asks b something, then crashes before b answers.
     const before = harness(0);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { fromPort, toPort } from "../src/workers/runtime/port-codec.ts";
+import { SharedBody, fromPort, toPort } from "../src/workers/runtime/port-codec.ts";
 import type { Message } from "../src/workers/runtime/types.ts";
 
 const msg = (body: Record<string, unknown>): Message => ({ src: "a", dest: "b", body: { type: "t", ...body } });
@@ -45,5 +45,35 @@ describe("a node message on a MessageChannel", () => {
   test("text that is not JSON is handed on unparsed (the runtime refuses it as malformed)", () => {
     expect(fromPort("{not json")).toBe("{not json");
     expect(fromPort(7)).toBe(7);
+  });
+
+  test("a body shared by a fan-out is encoded once and posts, for each recipient, what that recipient's own message would", () => {
+    const bodies: Array<Record<string, unknown>> = [
+      { type: "tally_update", tally: { team: "Gaul", gold: 1, version: 2, updatedAt: 1763764000000.123 } },
+      { type: "t", s: 'quote " and \\ and \u{2028}' },
+      { type: "t", z: -0 },
+      { type: "t", m: new Map([[1, 2]]) },
+      JSON.parse('{"type":"t","__proto__":{"polluted":true}}') as Record<string, unknown>,
+    ];
+    for (const body of bodies) {
+      const shared = new SharedBody(body as Message["body"]);
+      for (const dest of ["b", 'odd "name"', "tablet-500"]) {
+        const m: Message = { src: "obelix", dest, body: body as Message["body"] };
+        const mine = shared.toPort(m);
+        const own = toPort(m);
+        expect(typeof mine).toBe(typeof own);
+        if (typeof own === "string") expect(JSON.parse(mine as string)).toEqual(JSON.parse(own));
+        else expect(mine).toBe(m);
+      }
+    }
+    // The walk's budget counts the message around the body, as toPort's walk of the whole message does.
+    const atLimit = { type: "t", xs: Array.from({ length: 4096 - 6 }, () => 1) };
+    const over = { type: "t", xs: Array.from({ length: 4096 - 5 }, () => 1) };
+    for (const body of [atLimit, over]) {
+      const m: Message = { src: "a", dest: "b", body };
+      expect(typeof new SharedBody(body).toPort(m)).toBe(typeof toPort(m));
+    }
+    expect(typeof toPort({ src: "a", dest: "b", body: atLimit })).toBe("string");
+    expect(typeof toPort({ src: "a", dest: "b", body: over })).toBe("object");
   });
 });

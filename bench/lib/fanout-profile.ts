@@ -75,7 +75,7 @@ class Host {
       setTimer: (ms, fn) => setTimeout(fn, ms),
       clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
       network: () => net,
-      deliver: (msg) => this.links.post(msg),
+      deliver: (msg, _delayed, shared) => this.links.post(msg, shared),
       toDriver: () => {},
       emitLog: (level, node, text) => level === "error" && console.error(`${node}: ${text}`),
       serveHttp: () => {

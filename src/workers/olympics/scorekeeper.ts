@@ -144,17 +144,15 @@ export class Scorekeeper {
     }
   }
 
-  /** One send per interested tablet, none awaited: the last tablet does not wait on the first one's round trip. */
+  /** One send per interested tablet, none awaited: the last tablet does not wait on the first one's round trip. The body is encoded once for all. */
   private fanOut(tablets: ReadonlySet<NodeId>, body: TallyUpdate | ScoreUpdate): void {
     if (tablets.size === 0) return;
     const t0 = this.node.now();
-    for (const tablet of tablets) {
-      try {
-        this.node.send(tablet, body);
-        this.stats.pushes++;
-      } catch (e) {
-        this.node.log.warn(`push to ${tablet} failed: ${e instanceof Error ? e.message : String(e)}`);
-      }
+    try {
+      this.node.sendMany(tablets, body);
+      this.stats.pushes += tablets.size;
+    } catch (e) {
+      this.node.log.warn(`push to ${tablets.size} tablets failed: ${e instanceof Error ? e.message : String(e)}`);
     }
     const ms = this.node.now() - t0;
     if (this.stats.fanOutMs.length >= MAX_FAN_OUT_SAMPLES) this.stats.fanOutMs.shift();

@@ -14,7 +14,7 @@
 import { assert } from "./assert.ts";
 import { cloneMessage } from "./clone.ts";
 import { Limits } from "./limits.ts";
-import { fromPort, toPort } from "./port-codec.ts";
+import { fromPort, toPort, type SharedBody } from "./port-codec.ts";
 import type { Message, NodeId } from "./types.ts";
 import { wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
 
@@ -55,7 +55,8 @@ export class Links {
 
   constructor(private readonly host: LinksHost) {}
 
-  post(msg: Message): void {
+  /** `shared`: msg's body is one sent to many nodes in this turn, encoded once for all of them. */
+  post(msg: Message, shared?: SharedBody): void {
     const near = this.host.colocated(msg.dest);
     if (near) {
       // Same thread: no port, but still a copy (nodes share no memory) and still asynchronous.
@@ -66,7 +67,7 @@ export class Links {
     const link = this.links.get(msg.dest);
     switch (link?.kind) {
       case "port":
-        link.port.postMessage(toPort(msg));
+        link.port.postMessage(shared ? shared.toPort(msg) : toPort(msg));
         return;
       case "wire":
         if (link.batch.push(msg) === 1) queueMicrotask(() => this.flush(link));

@@ -4,6 +4,7 @@ import { Limits, exceedsSize } from "./limits.ts";
 import { historyRecorder, type BatchingRecorder } from "./recorder.ts";
 import { makeLogger } from "./log.ts";
 import { seededRandom } from "./random.ts";
+import { SharedBody } from "./port-codec.ts";
 import {
   DRIVER_ID,
   ErrorCode,
@@ -34,8 +35,8 @@ export interface Env {
   now(): number;
   setTimer(ms: number, fn: () => void): unknown;
   clearTimer(handle: unknown): void;
-  /** Hand a message to the network. */
-  transmit(msg: Message): void;
+  /** Hand a message to the network; `shared`: its body goes to several nodes in this turn (sendMany), encoded once. */
+  transmit(msg: Message, shared?: SharedBody): void;
   readonly storage: Storage;
   emitLog(level: Exclude<LogLevel, "silent">, node: NodeId, text: string, fields?: Record<string, unknown>): void;
   uid(): string;
@@ -295,15 +296,31 @@ export class NodeRuntime {
     if (!this.knownIds.has(dest)) throw new RpcError(ErrorCode.NodeNotFound, `no node "${dest}" in this cluster`);
   }
 
-  private transmit(dest: NodeId, body: Body): void {
-    if (this.stopped) return;
+  private checkBody(dest: string, body: Body): void {
     if (typeof body !== "object" || body === null || typeof body.type !== "string") throw new TypeError("a message body needs a string `type`");
     if (exceedsSize(body, Limits.maxMessageBytes)) {
       this.stats.refused++;
       throw new RpcError(ErrorCode.TooLarge, `message "${body.type}" to ${dest} exceeds ${Limits.maxMessageBytes} bytes`);
     }
+  }
+
+  private transmit(dest: NodeId, body: Body): void {
+    if (this.stopped) return;
+    this.checkBody(dest, body);
     this.stats.sent++;
     this.env.transmit({ src: this.identity.id, dest, body });
+  }
+
+  /** One body to every node of `dests`, in order: checked once and (on a MessageChannel) encoded once. */
+  private transmitMany(dests: readonly NodeId[], body: Body): void {
+    if (this.stopped || dests.length === 0) return;
+    this.checkBody(`${dests.length} nodes`, body);
+    const shared = new SharedBody(body);
+    const src = this.identity.id;
+    for (const dest of dests) {
+      this.stats.sent++;
+      this.env.transmit({ src, dest, body }, shared);
+    }
   }
 
   private replyError(req: Message, code: number, text: string): void {
@@ -359,6 +376,12 @@ export class NodeRuntime {
       send(dest, body) {
         self.checkDest(dest);
         self.transmit(dest, body);
+      },
+      sendMany(dests, body) {
+        const list = [...dests];
+        // Every destination is checked before anything is sent: a bad one changes nothing.
+        for (const dest of list) self.checkDest(dest);
+        self.transmitMany(list, body);
       },
       request<R = Body>(dest: NodeId, body: Body, opts?: RequestOptions): Promise<R> {
         if (self.stopped) return new Promise<R>(() => {});

@@ -7,8 +7,9 @@
  * Map, a typed array, a bigint, a cycle, a very large one...) goes as the object itself, as before.
  * Node messages are objects, so a string on a link is always one encoded here.
  */
+import { assert } from "./assert.ts";
 import { PLAIN_MAX_DEPTH, PLAIN_MAX_VALUES, plainShape, type Budget } from "./clone.ts";
-import type { Message } from "./types.ts";
+import type { Body, Message } from "./types.ts";
 
 /** True when JSON.parse(JSON.stringify(v)) equals v exactly. */
 function jsonExact(v: unknown, depth: number, budget: Budget): boolean {
@@ -42,6 +43,33 @@ function jsonExact(v: unknown, depth: number, budget: Budget): boolean {
 /** The form to post: JSON text when it carries the message exactly, else the message. */
 export function toPort(msg: Message): Message | string {
   return jsonExact(msg, 0, { values: PLAIN_MAX_VALUES }) ? JSON.stringify(msg) : msg;
+}
+
+/**
+ * One body that a node sends to many peers in one call (`sendMany`): the check and the JSON text
+ * of the body are made once, on first need, and each recipient's text only wraps it with its own
+ * src and dest. Lives for that one call's immediate posts: a copy the network delays is posted
+ * later (the body may have changed by then) and takes the per-message path.
+ */
+export class SharedBody {
+  /** undefined: not encoded yet; null: JSON does not carry this body exactly (post objects). */
+  private text: string | null | undefined;
+  constructor(readonly body: Body) {}
+
+  private json(): string | null {
+    if (this.text === undefined) {
+      // The message around the body costs the walk three values (itself, src, dest) and one level, as toPort's walk of the whole message does.
+      this.text = jsonExact(this.body, 1, { values: PLAIN_MAX_VALUES - 3 }) ? JSON.stringify(this.body) : null;
+    }
+    return this.text;
+  }
+
+  /** toPort(msg) for a message whose body is this one. */
+  toPort(msg: Message): Message | string {
+    assert(msg.body === this.body, "a shared body posted with another message's body");
+    const text = this.json();
+    return text === null ? msg : `{"src":${JSON.stringify(msg.src)},"dest":${JSON.stringify(msg.dest)},"body":${text}}`;
+  }
 }
 
 /** What arrived on a link, decoded. Text that does not parse is handed on as is, for the runtime to refuse as malformed. */

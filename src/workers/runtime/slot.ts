@@ -10,6 +10,7 @@ import { assert } from "./assert.ts";
 import { Limits } from "./limits.ts";
 import { isPerfect, type LinkPlanner, type NetworkSettings } from "./network.ts";
 import { NodeRuntime, type Env } from "./node.ts";
+import type { SharedBody } from "./port-codec.ts";
 import { DRIVER_ID, type HttpHandler, type HttpOptions, type LogLevel, type Message, type NodeId, type NodeSpec, type NodeStatus, type Role, type Storage } from "./types.ts";
 
 /** What a host provides to its slots. */
@@ -25,7 +26,7 @@ export interface SlotHost {
    * turn (`delayed` false: must not run the receiver synchronously) or from one of this host's
    * timers once a simulated latency has passed (`delayed` true: already a turn of its own).
    */
-  deliver(msg: Message, delayed: boolean): void;
+  deliver(msg: Message, delayed: boolean, shared?: SharedBody): void;
   /** A message for the driver. */
   toDriver(msg: Message): void;
   emitLog(level: Exclude<LogLevel, "silent">, node: NodeId, text: string, fields?: Record<string, unknown>): void;
@@ -77,7 +78,7 @@ export class NodeSlot {
       // A timer of a dead incarnation never fires, whatever the host's timers do.
       setTimer: (ms, fn) => host.setTimer(ms, () => alive() && fn()),
       clearTimer: (h) => host.clearTimer(h),
-      transmit: (msg) => this.transmit(msg, alive),
+      transmit: (msg, shared) => this.transmit(msg, alive, shared),
       storage,
       emitLog: (level, node, text, fields) => host.emitLog(level, node, text, fields),
       uid: () => this.uid(inc),
@@ -133,7 +134,7 @@ export class NodeSlot {
     return Object.fromEntries(this.linkCounts);
   }
 
-  private transmit(msg: Message, alive: () => boolean): void {
+  private transmit(msg: Message, alive: () => boolean, shared: SharedBody | undefined): void {
     if (msg.dest === DRIVER_ID) {
       this.host.toDriver(msg);
       return;
@@ -147,7 +148,7 @@ export class NodeSlot {
       this.perfect = isPerfect(net);
     }
     if (this.perfect) {
-      this.host.deliver(msg, false);
+      this.host.deliver(msg, false, shared);
       return;
     }
     const delays = this.planner.plan(net, msg.src, msg.dest, this.host.now());
@@ -157,7 +158,7 @@ export class NodeSlot {
     }
     for (const d of delays) {
       if (d <= 0) {
-        this.host.deliver(msg, false);
+        this.host.deliver(msg, false, shared);
         continue;
       }
       if (this.inFlight >= Limits.maxInFlight) {

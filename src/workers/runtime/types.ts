@@ -193,6 +193,12 @@ export interface NodeContext<C = Record<string, unknown>> {
   on<B extends Body = Body>(type: B["type"], handler: Handler<B>): void;
   /** Fire and forget. Never throws for network reasons: a lost message is just lost. */
   send(dest: NodeId, body: Body): void;
+  /**
+   * `send(dest, body)` to each of `dests` in order (each copy meets the network's faults on its own
+   * link), but the body is checked once and encoded once: a fan-out's cost per recipient. Throws
+   * before sending anything if a destination is not a node of the cluster or the body is refused.
+   */
+  sendMany(dests: Iterable<NodeId>, body: Body): void;
   /** Send with a fresh msg_id and wait for the reply. Rejects with RpcError (code Timeout on timeout, or the error replied). */
   request<R = Body>(dest: NodeId, body: Body, opts?: RequestOptions): Promise<R>;
   /** Reply to a request; sets in_reply_to. */

@@ -85,7 +85,7 @@ class NodeHost {
       setTimer: (ms, fn) => setTimeout(fn, ms),
       clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
       network: () => this.net,
-      deliver: (msg) => this.links.post(msg),
+      deliver: (msg, _delayed, shared) => this.links.post(msg, shared),
       toDriver: (msg) => shared.driverPort.postMessage(msg),
       emitLog: (level, node, text, fields) => printLine(level, formatLogLine(wallStamp(), node, level, text, fields)),
       serveHttp: (node, handler, opts) => {
