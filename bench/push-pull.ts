@@ -54,6 +54,11 @@ export interface Row {
   propagationMinMs: number;
   /** push: how long obelix took to hand one update to every tablet (the part of propagation spent sending). */
   fanOutP50Ms: number | null;
+  /**
+   * push: CPU time of the whole process (every thread) during the window, per update per tablet (µs):
+   * what one delivery costs the machine, comparable with the floor's `cpuUsPerPush` on a busy one.
+   */
+  cpuUsPerPush: number | null;
 }
 
 export interface Config {
@@ -185,7 +190,9 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
     }
     await resetSamples(cluster, c.tablets);
     const from = cluster.now();
+    const cpu0 = process.cpuUsage();
     await cluster.sleep(windowMs);
+    const cpu = process.cpuUsage(cpu0);
     await requestRetry(cluster, "cacofonix", { type: "cacofonix_stop" }, RATE_MS + 10_000);
     // Let every tablet catch up with the last update, so none is counted as never arriving.
     const obelix = (await inspectRetry<ObelixSnapshot>(cluster, "obelix"))!;
@@ -219,6 +226,7 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
       missing: d.missing,
       propagationMinMs: r3(d.ms.reduce((m, v) => Math.min(m, v), Infinity)),
       fanOutP50Ms: fanOut ? r3(fanOut.p50) : null,
+      cpuUsPerPush: c.mode === "push" && updates.length > 0 ? r3((cpu.user + cpu.system) / updates.length / c.tablets) : null,
     };
   } finally {
     if (cluster.lateAnswers > 0) slowSteps.push(`${c.mode} ${c.tablets} tablets: ${cluster.lateAnswers} control calls answered past their timeout, waited for while the calls sent with them kept being answered`);
@@ -245,6 +253,8 @@ export interface BaselineRow {
   propagationP50Ms: number;
   propagationP99Ms: number;
   propagationMaxMs: number;
+  /** CPU time of the whole process during the updates, per update per worker (µs). */
+  cpuUsPerPush: number;
 }
 
 export async function rawFanOut(n: number, updates: number): Promise<BaselineRow> {
@@ -264,12 +274,14 @@ export async function rawFanOut(n: number, updates: number): Promise<BaselineRow
     }
     await Promise.all(ready);
     await Bun.sleep(500);
+    const cpu0 = process.cpuUsage();
     for (let k = 1; k <= updates; k++) {
       const body = { type: "tally_update", tally: { team: "Gaul", gold: k, silver: 0, bronze: 0, version: k, updatedAt: performance.timeOrigin + performance.now() } };
       const text = JSON.stringify({ src: "obelix", dest: "tablet", body });
       for (const port of ports) port.postMessage(text);
       await Bun.sleep(RATE_MS);
     }
+    const cpu = process.cpuUsage(cpu0);
     const all: number[] = [];
     for (const w of workers) {
       const got = once(w);
@@ -278,7 +290,7 @@ export async function rawFanOut(n: number, updates: number): Promise<BaselineRow
     }
     const st = summarize(all);
     const r3 = (v: number) => Math.round(v * 1000) / 1000;
-    return { tablets: n, propagationP50Ms: r3(st.p50), propagationP99Ms: r3(st.p99), propagationMaxMs: r3(st.max) };
+    return { tablets: n, propagationP50Ms: r3(st.p50), propagationP99Ms: r3(st.p99), propagationMaxMs: r3(st.max), cpuUsPerPush: r3((cpu.user + cpu.system) / updates / n) };
   } finally {
     for (const w of workers) w.terminate();
     URL.revokeObjectURL(url);
@@ -441,6 +453,7 @@ export const bench: Bench = {
         "req p99": r.requestP99Ms,
         "req max": r.requestMaxMs,
         "fan-out p50": r.fanOutP50Ms,
+        "CPU µs/push": r.cpuUsPerPush,
         updates: r.updates,
         samples: r.samples,
         superseded: r.superseded,
@@ -448,9 +461,9 @@ export const bench: Bench = {
       })),
     );
     console.log("\nBaseline, the floor for push: the same fan-out over raw MessageChannels to N bare worker threads (no node runtime).");
-    printTable(baseline.map((b) => ({ tablets: b.tablets, "raw p50": b.propagationP50Ms, "raw p99": b.propagationP99Ms, "raw max": b.propagationMaxMs, "push p50": rows.find((r) => r.mode === "push" && r.tablets === b.tablets)?.propagationP50Ms })));
+    printTable(baseline.map((b) => ({ tablets: b.tablets, "raw p50": b.propagationP50Ms, "raw p99": b.propagationP99Ms, "raw max": b.propagationMaxMs, "raw CPU µs/push": b.cpuUsPerPush, "push p50": rows.find((r) => r.mode === "push" && r.tablets === b.tablets)?.propagationP50Ms, "push CPU µs/push": rows.find((r) => r.mode === "push" && r.tablets === b.tablets)?.cpuUsPerPush })));
     console.log(`\nPush with all nodes packed into ${PACKED_THREADS} worker threads (--threads ${PACKED_THREADS}) instead of one thread per node:`);
-    printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms })));
+    printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms, "CPU µs/push": r.cpuUsPerPush })));
     console.log("");
     for (const v of verdicts(rows)) console.log(`${v.ok ? "PASS" : "FAIL"}  ${v.target}: ${v.detail}`);
     for (const v of verdicts(packed)) console.log(`${v.ok ? "PASS" : "FAIL"}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
