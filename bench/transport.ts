@@ -5,6 +5,8 @@
  *        two hosts (the nodes' own TCP data links, set up through the hosts' bridge):
  *        - fair: the same small messages, each encoded and decoded with msgpackr, one write per turn,
  *          over one raw socket, no runtime: the floor the node API is judged against;
+ *        - fair, batch as records: the same, but a turn's messages packed whole as msgpackr records,
+ *          as the node's data link packs a large batch: what the runtime costs over its own encoding;
  *        - bytes: a pipe of pre-built frames (no codec at all): the physical ceiling, for reference.
  * Rounds are interleaved and every ratio is taken within a round (node over the same round's
  * baseline), then the median and spread over rounds are reported, so drift on a busy machine hits
@@ -16,7 +18,7 @@ import { join } from "node:path";
 import { percentile } from "../src/driver/stats.ts";
 import { TcpBridge } from "../src/main/bridge.ts";
 import { ThreadCluster } from "../src/main/supervisor.ts";
-import { BATCH, BatchWriter, MessageReader, encodeOne, writeAll } from "./lib/fair-tcp.ts";
+import { BATCH, BatchWriter, MessageReader, RecordBatchWriter, encodeOne, writeAll } from "./lib/fair-tcp.ts";
 import { fmtSpread, printTable, progress, ratioSpread, roundsFor, valueSpread, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
 
 interface Figures {
@@ -151,8 +153,12 @@ export async function rawTcp(n: number): Promise<Figures> {
   return figures(lat, blastN, elapsed);
 }
 
-/** The fair TCP baseline: msgpackr per message, one write per turn (see lib/fair-tcp.ts). */
-export async function fairTcp(n: number): Promise<Figures> {
+/**
+ * The fair TCP baseline: msgpackr per message, one write per turn (see lib/fair-tcp.ts). With
+ * `records`, a turn's batch is packed whole as msgpackr records instead, as the node's data link
+ * packs a batch of 64 or more (round trips are single messages either way).
+ */
+export async function fairTcp(n: number, records = false): Promise<Figures> {
   const server = Bun.spawn([process.execPath, new URL("./lib/fair-tcp-server.ts", import.meta.url).pathname], { stdout: "pipe" });
   const port = Number(new TextDecoder().decode((await server.stdout.getReader().read()).value).trim());
   const reader = new MessageReader();
@@ -179,7 +185,7 @@ export async function fairTcp(n: number): Promise<Figures> {
     const done = new Promise<void>((r) => (onMsg = (m) => m.body.type === "until_ok" && r()));
     // As the node does: one loop of sends in one turn, each message encoded alone, at most BATCH per write.
     const writes: Uint8Array[] = [];
-    const batch = new BatchWriter();
+    const batch = records ? new RecordBatchWriter() : new BatchWriter();
     for (let i = 0; i < blastN; i++) {
       batch.add({ src: "pinger", dest: "ponger", body: { type: "one", i } });
       if (batch.count === BATCH) writes.push(batch.take());
@@ -245,7 +251,7 @@ async function settle(): Promise<void> {
   await Bun.sleep(200);
 }
 
-type Series = "rawMc" | "nodeMc" | "bytesTcp" | "fairTcp" | "nodeTcp";
+type Series = "rawMc" | "nodeMc" | "bytesTcp" | "fairTcp" | "fairRecordsTcp" | "nodeTcp";
 
 export const bench: Bench = {
   name: "transport",
@@ -254,12 +260,13 @@ export const bench: Bench = {
     const n = o.quick ? 2_000 : 10_000;
     const rounds = roundsFor(o.quick, 3);
     const dataDir = mkdtempSync(join(tmpdir(), "menhir-bench-"));
-    const results: Record<Series, Figures[]> = { rawMc: [], nodeMc: [], bytesTcp: [], fairTcp: [], nodeTcp: [] };
+    const results: Record<Series, Figures[]> = { rawMc: [], nodeMc: [], bytesTcp: [], fairTcp: [], fairRecordsTcp: [], nodeTcp: [] };
     const steps: Array<[Series, () => Promise<Figures>]> = [
       ["rawMc", () => rawMc(n)],
       ["nodeMc", () => nodeMc(n, join(dataDir, `mc${results.nodeMc.length}`))],
       ["bytesTcp", () => rawTcp(n)],
       ["fairTcp", () => fairTcp(n)],
+      ["fairRecordsTcp", () => fairTcp(n, true)],
       ["nodeTcp", () => nodeTcp(n, join(dataDir, `tcp${results.nodeTcp.length}`))],
     ];
     const bar = progress("transport", rounds * steps.length);
@@ -299,6 +306,7 @@ export const bench: Bench = {
       mc: { ...link("rawMc", "nodeMc"), ...cmp("nodeMc", "rawMc") },
       tcp: { ...link("bytesTcp", "nodeTcp"), ...cmp("nodeTcp", "bytesTcp") },
       tcpFair: { ...link("fairTcp", "nodeTcp"), ...cmp("nodeTcp", "fairTcp") },
+      tcpFairRecords: { ...link("fairRecordsTcp", "nodeTcp"), ...cmp("nodeTcp", "fairRecordsTcp") },
       series: Object.fromEntries((Object.keys(results) as Series[]).map((k) => [k, { rounds: results[k], ...fig(k) }])),
       roundTrips: n,
       pipelined: n * 10,
@@ -319,6 +327,7 @@ export const bench: Bench = {
     printTable([
       row("mc: raw MessageChannel", "rawMc", "nodeMc"),
       row("tcp: fair (msgpackr/msg, batched)", "fairTcp", "nodeTcp"),
+      row("tcp: fair, batch as records", "fairRecordsTcp", "nodeTcp"),
       row("tcp: byte pipe (ceiling)", "bytesTcp", "nodeTcp"),
     ]);
     console.log(`medians over ${rounds} interleaved rounds, ratio per round then median (range); NOISY: rounds disagree by more than the effect`);
@@ -328,6 +337,8 @@ export const bench: Bench = {
       const slow = results[base].filter((b, i) => b.rttP50Us > results[node][i]!.rttP50Us).length;
       if (slow > 0) console.log(`WARNING: in ${slow} of ${rounds} rounds the ${base} round trip was slower than ${node}'s: not a floor in those rounds; see the per-round series in --json`);
     }
+    const overtook = results.fairRecordsTcp.filter((b, i) => b.msgsPerSec < results.nodeTcp[i]!.msgsPerSec).length;
+    if (overtook > 0) console.log(`WARNING: in ${overtook} of ${rounds} rounds the node's pipelined throughput beat fairRecordsTcp (the same encoding, no runtime): not a floor in those rounds`);
     console.log("targets: rtt ratio <= 1.25 (mc, tcp fair), throughput ratio >= 0.6 (mc, tcp fair); the byte pipe is a ceiling, not a target");
     if (o.json) writeJson(o.json, json);
     return json;
