@@ -33,6 +33,15 @@ const NODES = [
   { id: "ponger", role: "ponger" },
 ];
 
+/**
+ * Messages in a timed pipelined blast: ten per round trip, and at least 100,000 even with --quick.
+ * 20,000 took 30–170 ms here, so a busy machine's scheduling decided the figure (a quick run's
+ * node throughput ranged 0.10–1.30× its baseline's within one run).
+ */
+function pipelined(roundTrips: number): number {
+  return Math.max(roundTrips * 10, 100_000);
+}
+
 function figures(latMs: number[], blastN: number, elapsedMs: number): Figures {
   return { rttP50Us: percentile(latMs, 50) * 1000, rttP99Us: percentile(latMs, 99) * 1000, msgsPerSec: blastN / (elapsedMs / 1000) };
 }
@@ -48,11 +57,11 @@ export async function rawMc(n: number): Promise<Figures> {
   });
   const res = await new Promise<{ lat: number[]; elapsedMs: number }>((r) => {
     a.onmessage = (e) => r(e.data);
-    a.postMessage({ port: ch.port1, role: "ping", n, warmup: WARMUP_ROUND_TRIPS }, [ch.port1]);
+    a.postMessage({ port: ch.port1, role: "ping", n, warmup: WARMUP_ROUND_TRIPS, warmupBlast: WARMUP_BLAST_MESSAGES, blast: pipelined(n) }, [ch.port1]);
   });
   a.terminate();
   b.terminate();
-  return figures(res.lat, n * 10, res.elapsedMs);
+  return figures(res.lat, pipelined(n), res.elapsedMs);
 }
 
 /**
@@ -70,13 +79,21 @@ export async function rawMc(n: number): Promise<Figures> {
  */
 export const WARMUP_ROUND_TRIPS = 20_000;
 
+/**
+ * Untimed pipelined messages before the timed blast, whatever the run's size: with --quick the
+ * timed blast is 20,000 messages, which a node's data link sends as five frames — too few calls for
+ * the engine to have compiled the per-frame path (batch encoding, the records' readers), so a quick
+ * run timed the node's frames cold against a per-message baseline that had long been hot.
+ */
+export const WARMUP_BLAST_MESSAGES = 200_000;
+
 async function nodeOn(cluster: ThreadCluster, n: number): Promise<Figures> {
   // Warm the link first (the first message sets it up through the supervisor), then the codec and handlers.
   await cluster.request("pinger", { type: "rtt", n: WARMUP_ROUND_TRIPS }, 120_000);
-  await cluster.request("pinger", { type: "blast", n: n * 10 }, 120_000);
+  await cluster.request("pinger", { type: "blast", n: WARMUP_BLAST_MESSAGES }, 120_000);
   const rtt = await cluster.request<{ lat: number[] }>("pinger", { type: "rtt", n }, 120_000);
-  const blast = await cluster.request<{ elapsedMs: number }>("pinger", { type: "blast", n: n * 10 }, 120_000);
-  return figures(rtt.lat, n * 10, blast.elapsedMs);
+  const blast = await cluster.request<{ elapsedMs: number }>("pinger", { type: "blast", n: pipelined(n) }, 120_000);
+  return figures(rtt.lat, pipelined(n), blast.elapsedMs);
 }
 
 export async function nodeMc(n: number, dataDir: string): Promise<Figures> {
@@ -120,7 +137,7 @@ export async function rawTcp(n: number): Promise<Figures> {
     });
     if (i >= 0) lat.push(performance.now() - t0);
   }
-  const blastN = n * 10;
+  const blastN = pipelined(n);
   const t0 = performance.now();
   const done = new Promise<void>((r) => (onData = () => r()));
   // Frames are written in batches of 256, as a sender that coalesces would.
@@ -199,10 +216,10 @@ export async function fairTcp(n: number, records = false): Promise<Figures> {
   try {
     // The same untimed warm-up as the node gets (see WARMUP_ROUND_TRIPS).
     await roundTrips(WARMUP_ROUND_TRIPS, null);
-    await blast(n * 10);
+    await blast(WARMUP_BLAST_MESSAGES);
     const lat: number[] = [];
     await roundTrips(n, lat);
-    return figures(lat, n * 10, await blast(n * 10));
+    return figures(lat, pipelined(n), await blast(pipelined(n)));
   } finally {
     sock.end();
     server.kill();
@@ -309,7 +326,7 @@ export const bench: Bench = {
       tcpFairRecords: { ...link("fairRecordsTcp", "nodeTcp"), ...cmp("nodeTcp", "fairRecordsTcp") },
       series: Object.fromEntries((Object.keys(results) as Series[]).map((k) => [k, { rounds: results[k], ...fig(k) }])),
       roundTrips: n,
-      pipelined: n * 10,
+      pipelined: pipelined(n),
       rounds,
     };
     const row = (name: string, base: Series, node: Series) => {
@@ -331,7 +348,7 @@ export const bench: Bench = {
       row("tcp: byte pipe (ceiling)", "bytesTcp", "nodeTcp"),
     ]);
     console.log(`medians over ${rounds} interleaved rounds, ratio per round then median (range); NOISY: rounds disagree by more than the effect`);
-    console.log(`${n} round trips and ${n * 10} pipelined messages per round`);
+    console.log(`${n} round trips and ${pipelined(n)} pipelined messages per round`);
     // A baseline is a floor: a round where it is slower than the node measured something else (usually the machine).
     for (const [base, node] of [["rawMc", "nodeMc"], ["fairTcp", "nodeTcp"]] as const) {
       const slow = results[base].filter((b, i) => b.rttP50Us > results[node][i]!.rttP50Us).length;

@@ -26,7 +26,7 @@ interface Msg {
 }
 
 self.onmessage = (e: MessageEvent) => {
-  const { port, role, n, warmup } = e.data as { port: MessagePort; role: "ping" | "pong"; n: number; warmup: number };
+  const { port, role, n, warmup, warmupBlast, blast: blastN } = e.data as { port: MessagePort; role: "ping" | "pong"; n: number; warmup: number; warmupBlast: number; blast: number };
   const post = (msg: Msg) => port.postMessage(JSON.stringify(msg));
   const read = (m: { data: unknown }) => JSON.parse(m.data as string) as Msg;
   if (role === "pong") {
@@ -59,19 +59,19 @@ self.onmessage = (e: MessageEvent) => {
     t0 = performance.now();
     post({ src: "pinger", dest: "ponger", body: { type: "ping", msg_id: i } });
   };
-  const blast = (then: (elapsedMs: number) => void) => {
+  const blast = (count: number, then: (elapsedMs: number) => void) => {
     const start = performance.now();
     port.onmessage = (m) => {
       read(m);
       then(performance.now() - start);
     };
-    for (let k = 0; k < n * 10; k++) post({ src: "pinger", dest: "ponger", body: { type: "one", i: k } });
-    post({ src: "pinger", dest: "ponger", body: { type: "until", n: n * 10, msg_id: -1 } });
+    for (let k = 0; k < count; k++) post({ src: "pinger", dest: "ponger", body: { type: "one", i: k } });
+    post({ src: "pinger", dest: "ponger", body: { type: "until", n: count, msg_id: -1 } });
   };
   const lat: number[] = [];
   roundTrips(warmup, null, () =>
-    blast(() =>
-      roundTrips(n, lat, () => blast((elapsedMs) => self.postMessage({ lat, elapsedMs }))),
+    blast(warmupBlast, () =>
+      roundTrips(n, lat, () => blast(blastN, (elapsedMs) => self.postMessage({ lat, elapsedMs }))),
     ),
   );
 };
