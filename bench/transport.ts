@@ -275,7 +275,8 @@ export const bench: Bench = {
   description: "node API vs raw MessageChannel and raw TCP (fair: msgpackr per message; bytes: pre-built frames): serial round trip and pipelined throughput",
   async run(o: BenchOptions) {
     const n = o.quick ? 2_000 : 10_000;
-    const rounds = roundsFor(o.quick, 3);
+    // A full run takes about a minute: five rounds give the medians room on a busy machine.
+    const rounds = roundsFor(o.quick, 5);
     const dataDir = mkdtempSync(join(tmpdir(), "menhir-bench-"));
     const results: Record<Series, Figures[]> = { rawMc: [], nodeMc: [], bytesTcp: [], fairTcp: [], fairRecordsTcp: [], nodeTcp: [] };
     const steps: Array<[Series, () => Promise<Figures>]> = [
