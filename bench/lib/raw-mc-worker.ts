@@ -11,7 +11,10 @@
  * (range 11.6–16.7) against 10.8 µs as JSON text (9.1–12.6), node API 13.2 µs (10.5–14.4); process
  * CPU per timed round trip 21 µs against 13.5 µs. The threads wait alike: every series took two
  * context switches per round trip (perf stat), whether the raw worker or the node ran, so how the
- * worker was started or waits was not it; pinning both threads to one CPU (taskset) changed no median.
+ * worker was started or waits was not it. Pinned to one CPU (taskset -c 0) the JSON and node
+ * medians stayed put (11.2, 13.2 µs); posting objects still swung between ~11 and ~16.6 µs from
+ * round to round, and its CPU per round trip with it (13 or 21 µs). The node's clock (epoch-based,
+ * 0.24 µs steps) against performance.now() here is too fine a difference to matter.
  *
  * It does what the node side does, in the same order: untimed round trips and an untimed pipelined
  * blast (the node's warm-up, see transport.ts), then the timed round trips, then the timed blast.
