@@ -8,6 +8,7 @@
  * far less than wall time.
  *
  *   bun --cpu-prof --cpu-prof-dir=/tmp/prof bench/lib/tcp-profile.ts --messages 100000 --rounds 5
+ *   bun bench/lib/tcp-profile.ts --rtt --messages 20000   (serial round trips instead: CPU per round trip)
  */
 import { roles } from "../nodes/transport-roles.ts";
 import { Links } from "../../src/workers/runtime/links.ts";
@@ -19,7 +20,7 @@ import { realNow } from "../../src/workers/runtime/real-clock.ts";
 import { acceptWireFrame } from "../../src/workers/runtime/data-link.ts";
 import { WireConn, wireListen } from "../../src/workers/runtime/wire.ts";
 import { DRIVER_ID, type Message, type NodeId, type NodeSpec, type Role } from "../../src/workers/runtime/types.ts";
-import { BATCH, BatchWriter, MessageReader, writeAll } from "./fair-tcp.ts";
+import { BATCH, BatchWriter, MessageReader, encodeOne, writeAll } from "./fair-tcp.ts";
 
 const SECRET = "profile-secret";
 const SPECS: NodeSpec[] = [
@@ -94,15 +95,27 @@ function cpuMs(): number {
   const c = process.cpuUsage();
   return (c.user + c.system) / 1000;
 }
+// Not for serial round trips: reading the CPU clock around every one-message chunk cost a fifth of a round trip's CPU.
+const measureReceiving = !process.argv.includes("--rtt");
 const onData = WireConn.prototype.onData;
-WireConn.prototype.onData = function (this: WireConn, chunk: Uint8Array) {
-  const t0 = cpuMs();
-  onData.call(this, chunk);
-  receiving.node += cpuMs() - t0;
-};
+if (measureReceiving) {
+  WireConn.prototype.onData = function (this: WireConn, chunk: Uint8Array) {
+    const t0 = cpuMs();
+    onData.call(this, chunk);
+    receiving.node += cpuMs() - t0;
+  };
+}
 
 /** Replies the nodes send to the driver (here: the end of a blast). */
 let toDriver: (msg: Message) => void = () => {};
+
+/** Serial: `n` request/reply round trips, each waiting for the last. */
+function nodeRtt(pinger: Host, n: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    toDriver = () => resolve();
+    pinger.slot.receive({ src: DRIVER_ID, dest: "pinger", body: { type: "rtt", n, msg_id: 2 } });
+  });
+}
 
 /** Pipelined: `n` one-way messages in one turn, then a request the receiver answers once it has them all. */
 function nodeBlast(pinger: Host, n: number): Promise<void> {
@@ -122,10 +135,11 @@ async function fairSetup() {
         s.setNoDelay?.(true);
       },
       data(s, chunk) {
-        const t0 = cpuMs();
+        const t0 = measureReceiving ? cpuMs() : 0;
         try {
           s.data.reader.push(chunk, (m) => {
-          if (m.body.type === "one") s.data.count++;
+          if (m.body.type === "ping") s.write(encodeOne({ src: m.dest, dest: m.src, body: { type: "pong", in_reply_to: m.body.msg_id } }));
+          else if (m.body.type === "one") s.data.count++;
           else if (m.body.type === "until") s.data.want = m.body.n;
           if (s.data.want >= 0 && s.data.count >= s.data.want) {
             s.write(new Uint8Array([0, 0, 0, 1, 0xc0]));
@@ -134,16 +148,25 @@ async function fairSetup() {
           }
         });
         } finally {
-          receiving.fair += cpuMs() - t0;
+          if (measureReceiving) receiving.fair += cpuMs() - t0;
         }
       },
     },
   });
   let done = () => {};
   let drained: (() => void) | null = null;
-  const sock = await Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { data: () => done(), drain: () => drained?.() } });
+  const reader = new MessageReader();
+  const sock = await Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { data: (_s, d) => reader.push(d, () => done()), drain: () => drained?.() } });
   sock.setNoDelay?.(true);
-  return async (n: number) => {
+  const rtt = async (n: number) => {
+    for (let i = 0; i < n; i++) {
+      await new Promise<void>((r) => {
+        done = r;
+        sock.write(encodeOne({ src: "pinger", dest: "ponger", body: { type: "ping", msg_id: i } }));
+      });
+    }
+  };
+  const blast = async (n: number) => {
     const finished = new Promise<void>((r) => (done = r));
     const writes: Uint8Array[] = [];
     const batch = new BatchWriter();
@@ -156,6 +179,7 @@ async function fairSetup() {
     await writeAll(sock, writes, (fn) => (drained = fn));
     await finished;
   };
+  return { rtt, blast };
 }
 
 async function main(): Promise<void> {
@@ -168,7 +192,10 @@ async function main(): Promise<void> {
   for (const s of SPECS) hosts.set(s.id, new Host(s, hosts));
   for (const h of hosts.values()) await h.slot.start(roles[h.spec.role as keyof typeof roles] as Role);
   const pinger = hosts.get("pinger")!;
-  const fair = await fairSetup();
+  const fairSides = await fairSetup();
+  const serial = args.includes("--rtt");
+  const fair = serial ? fairSides.rtt : fairSides.blast;
+  const nodeRun = serial ? nodeRtt : nodeBlast;
   // Set the data link up first: a link being dialed holds only a bounded backlog.
   await new Promise<void>((resolve) => {
     toDriver = () => resolve();
@@ -186,25 +213,26 @@ async function main(): Promise<void> {
   };
   // Warm-up: the JIT settles after a few hundred thousand messages (see transport.ts WARMUP_ROUND_TRIPS).
   for (let i = 0; i < 3; i++) {
-    if (only !== "fair") await nodeBlast(pinger, n);
+    if (only !== "fair") await nodeRun(pinger, n);
     if (only !== "node") await fair(n);
   }
   type Row = { cpuNs: number; recvNs: number; sendNs: number };
   const res: Record<"node" | "fair", Row[]> = { node: [], fair: [] };
   for (let r = 0; r < rounds; r++) {
-    if (only !== "fair") res.node.push(await cpu("node", () => nodeBlast(pinger, n)));
+    if (only !== "fair") res.node.push(await cpu("node", () => nodeRun(pinger, n)));
     if (only !== "node") res.fair.push(await cpu("fair", () => fair(n)));
   }
   const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? NaN;
   for (const [k, rows] of Object.entries(res)) {
     if (rows.length === 0) continue;
     const col = (f: keyof Row) => `${med(rows.map((x) => x[f])).toFixed(0)} (${Math.min(...rows.map((x) => x[f])).toFixed(0)}..${Math.max(...rows.map((x) => x[f])).toFixed(0)})`;
-    console.log(`${k}: ns per message, median (range) of ${rows.length} rounds: CPU both ends ${col("cpuNs")}; receiving ${col("recvNs")}; the rest (sending, sockets) ${col("sendNs")}`);
+    console.log(`${k}: ns per ${serial ? "round trip" : "message"}, median (range) of ${rows.length} rounds: CPU both ends ${col("cpuNs")}${serial ? "" : `; receiving ${col("recvNs")}; the rest (sending, sockets) ${col("sendNs")}`}`);
   }
   if (res.node.length && res.fair.length) {
     // Pipelined across two processes, the slower half sets the pace.
     const half = (rows: Row[]) => med(rows.map((x) => Math.max(x.recvNs, x.sendNs)));
-    console.log(`fair/node of the slower half: ${(half(res.fair) / half(res.node)).toFixed(2)} (what the throughput ratio would be with each half on its own core)`);
+    if (serial) console.log(`node/fair CPU per round trip: ${(med(res.node.map((x) => x.cpuNs)) / med(res.fair.map((x) => x.cpuNs))).toFixed(2)}`);
+    else console.log(`fair/node of the slower half: ${(half(res.fair) / half(res.node)).toFixed(2)} (what the throughput ratio would be with each half on its own core)`);
   }
   for (const h of hosts.values()) h.slot.crash();
   process.exit(0);
