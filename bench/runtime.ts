@@ -58,6 +58,10 @@ export const bench: Bench = {
     const chunks: Uint8Array[] = [];
     for (let off = 0; off < bigFrame.length; off += 64 * 1024) chunks.push(bigFrame.subarray(off, off + 64 * 1024));
     const bigDecoder = new FrameDecoder();
+    // The same batch as a data link sends it (64 or more messages: records, see wire.ts).
+    const recordsFrame = encodeFrame({ t: "msgs", ms: batch }, true);
+    const recordChunks: Uint8Array[] = [];
+    for (let off = 0; off < recordsFrame.length; off += 64 * 1024) recordChunks.push(recordsFrame.subarray(off, off + 64 * 1024));
     // The largest frame a link accepts, arriving in small reads (a slow or congested connection).
     const fullFrame = encodeFrame({ t: "msgs", ms: [{ src: "pinger", dest: "ponger", body: { type: "blob", data: "x".repeat(Limits.maxFrameBytes - 1024) } }] });
     const smallChunks: Uint8Array[] = [];
@@ -111,6 +115,12 @@ export const bench: Bench = {
       .add(`wire: decode ${MAX_FRAME_MESSAGES}-message frame from 64 KiB chunks`, () => {
         let n = 0;
         for (const c of chunks) n += bigDecoder.push(c).length;
+        if (n !== 1) throw new Error(`decoded ${n} frames`);
+      })
+      .add(`wire: encode ${MAX_FRAME_MESSAGES}-message frame as records (a data link's batch)`, () => void encodeFrame({ t: "msgs", ms: batch }, true))
+      .add(`wire: decode ${MAX_FRAME_MESSAGES}-message records frame from 64 KiB chunks`, () => {
+        let n = 0;
+        for (const c of recordChunks) n += bigDecoder.push(c).length;
         if (n !== 1) throw new Error(`decoded ${n} frames`);
       })
       .add("wire: decode a largest-size frame from 4 KiB chunks", () => {

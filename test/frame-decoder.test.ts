@@ -83,4 +83,25 @@ describe("FrameDecoder", () => {
     expect(() => new FrameDecoder().push(new Uint8Array([0, 0, 0, 0]))).toThrow(FrameError);
     expect(() => new FrameDecoder().push(new Uint8Array([0, 0, 0, 1, 0x81]))).toThrow(FrameError);
   });
+
+  test("a batch encoded as records is half the bytes and decodes to the same messages; each frame states its own shapes", () => {
+    const batch = (n: number, k: string) => ({
+      t: "msgs",
+      ms: Array.from({ length: n }, (_, i) => ({ src: "a", dest: "b", body: { type: k, i, [`k${i % 7}`]: [i, { s: `v${i}` }], n: null } })),
+    });
+    const one = batch(4096, "one");
+    const plain = encodeFrame(one);
+    const records = encodeFrame(one, true);
+    expect(records.length).toBeLessThan(plain.length * 0.6);
+    // Two record frames whose shapes differ, a plain frame between them: in order, out of order, split anyhow.
+    const other = batch(100, "two");
+    const frames = [records, encodeFrame({ t: "c" }), encodeFrame(other, true)];
+    const values = [one, { t: "c" }, other];
+    const bytes = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+    frames.reduce((off, f) => (bytes.set(f, off), off + f.length), 0);
+    expect(decodeIn(bytes, () => bytes.length)).toEqual(values);
+    expect(decodeIn(bytes, (i) => (i * 7919) % 5000)).toEqual(values);
+    const d = new FrameDecoder();
+    expect([...d.push(frames[2]!), ...d.push(frames[0]!)]).toEqual([other, one]);
+  });
 });

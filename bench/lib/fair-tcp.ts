@@ -12,6 +12,8 @@ import { Packr } from "msgpackr";
 import { readLength, writeLength } from "../../src/workers/runtime/wire.ts";
 
 export const packr = new Packr({ useRecords: false, moreTypes: false });
+/** The records variant packs a turn's batch whole, as a data link does (wire.ts recordPackr). */
+const recordPackr = new Packr({ useRecords: true, moreTypes: false });
 
 /** Node messages per write, as the node's data link caps a frame (links.ts MAX_FRAME_MESSAGES). */
 export const BATCH = 4096;
@@ -53,6 +55,29 @@ export class BatchWriter {
   }
 }
 
+/**
+ * The records variant of the fair baseline: a turn's messages are collected and packed as one
+ * msgpackr records array (each shape's keys once, as the node's data link packs a batch of 64 or
+ * more), one length prefix per batch. Still no runtime: what a node costs over the same encoding.
+ */
+export class RecordBatchWriter {
+  private ms: unknown[] = [];
+  get count(): number {
+    return this.ms.length;
+  }
+  add(msg: unknown): void {
+    this.ms.push(msg);
+  }
+  take(): Uint8Array {
+    const payload = recordPackr.pack(this.ms);
+    this.ms = [];
+    const out = new Uint8Array(4 + payload.length);
+    writeLength(out, 0, payload.length);
+    out.set(payload, 4);
+    return out;
+  }
+}
+
 /** One message alone (a ping or a pong): exactly its bytes. */
 export function encodeOne(msg: unknown): Uint8Array {
   const payload = packr.pack(msg);
@@ -80,7 +105,10 @@ export class MessageReader {
     while (joined.length - off >= 4) {
       const len = readLength(joined, off);
       if (joined.length - off - 4 < len) break;
-      each(packr.unpack(joined.subarray(off + 4, off + 4 + len)));
+      // A message, or a records batch of them (RecordBatchWriter).
+      const v = packr.unpack(joined.subarray(off + 4, off + 4 + len));
+      if (Array.isArray(v)) for (const m of v) each(m);
+      else each(v);
       off += 4 + len;
     }
     this.buf = off === joined.length ? EMPTY : joined.slice(off);

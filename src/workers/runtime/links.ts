@@ -16,7 +16,7 @@ import { cloneMessage } from "./clone.ts";
 import { Limits } from "./limits.ts";
 import { fromPort, toPort, type SharedBody } from "./port-codec.ts";
 import type { Message, NodeId } from "./types.ts";
-import { wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
+import { RECORDS_MIN_MESSAGES, wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
 
 /** How the supervisor answers a request for a link: a port to the given incarnation of the peer, or where to dial it. */
 export type LinkGrant = { port: MessagePort; incarnation: number } | { wire: Endpoint };
@@ -175,7 +175,7 @@ export class Links {
 
   /** A batch too large for one frame is split in halves until each fits; a lone oversized message is dropped. */
   private sendBatch(conn: WireConn, ms: Message[]): void {
-    if (conn.send({ t: "msgs", ms })) return;
+    if (conn.send({ t: "msgs", ms }, ms.length >= RECORDS_MIN_MESSAGES)) return;
     if (ms.length === 1 || !conn.ready) {
       this.dropped += ms.length;
       return;

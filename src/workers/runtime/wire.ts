@@ -18,9 +18,23 @@ import { Limits } from "./limits.ts";
 export const MAX_FRAME_BYTES = Limits.maxFrameBytes;
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
+/**
+ * For frames of many like-shaped objects (a data link's batch): msgpackr records, where a frame
+ * states each object shape (its keys) once and every object of that shape carries only its values.
+ * A frame is self-contained — msgpackr starts every pack and unpack with no shapes — and any
+ * decoder reads it (the one above included: records are part of msgpackr's format, not an option
+ * of the reader). For a batch of 4096 small node messages (measured, bun 1.4): half the bytes
+ * (24 against 49 a message), a third less to pack, and 40% less to unpack, since a plain map makes
+ * msgpackr read every key of every message (and above ~180 bytes it skips its key cache). Below a
+ * few dozen objects it loses: each shape read more than twice compiles a reader, once per frame.
+ */
+const recordPackr = new Packr({ useRecords: true, moreTypes: false });
 
-export function encodeFrame(value: unknown): Uint8Array {
-  const payload = packr.pack(value);
+/** Data-link frames with at least this many messages are encoded as records (see recordPackr). */
+export const RECORDS_MIN_MESSAGES = 64;
+
+export function encodeFrame(value: unknown, records = false): Uint8Array {
+  const payload = (records ? recordPackr : packr).pack(value);
   if (payload.length > MAX_FRAME_BYTES) throw new RangeError(`frame of ${payload.length} bytes exceeds ${MAX_FRAME_BYTES}`);
   const out = new Uint8Array(4 + payload.length);
   writeLength(out, 0, payload.length);
@@ -183,12 +197,12 @@ export class WireConn {
     return this.peerHost !== null && !this.closed;
   }
 
-  /** Queue a frame; false if it was refused (not ready, too large, or the buffer bound is reached). */
-  send(frame: unknown): boolean {
+  /** Queue a frame (`records`: see recordPackr); false if it was refused (not ready, too large, or the buffer bound is reached). */
+  send(frame: unknown, records = false): boolean {
     if (!this.ready) return false;
     let bytes: Uint8Array;
     try {
-      bytes = encodeFrame(frame);
+      bytes = encodeFrame(frame, records);
     } catch {
       return false;
     }

@@ -10,17 +10,18 @@ import * as Comlink from "comlink";
 import type hyperid from "hyperid";
 import { join } from "node:path";
 import { DEFAULT_MAX_HTTP_BODY, guardHttp } from "./http.ts";
-import { Links, MAX_FRAME_MESSAGES, type LinkGrant } from "./links.ts";
+import { Links, type LinkGrant } from "./links.ts";
 import { formatLogLine, printLine, wallStamp } from "./log.ts";
 import { assert } from "./assert.ts";
 import { LinkPlanner, type NetworkSettings } from "./network.ts";
-import { NodeRuntime, isMessage, type NodeStats } from "./node.ts";
+import { NodeRuntime, type NodeStats } from "./node.ts";
 import { NodeSlot, type SlotHost } from "./slot.ts";
 import { realNow } from "./real-clock.ts";
 import { seededRandom } from "./random.ts";
 import { SqliteStorage } from "./storage.ts";
 import type { LogLevel, Message, NodeId, NodeSpec, Role } from "./types.ts";
 import { wireListen, type WireConn } from "./wire.ts";
+import { acceptWireFrame } from "./data-link.ts";
 
 export interface WorkerInit {
   /** The system's name (for messages) and the module its roles come from (resolved by the supervisor). */
@@ -152,16 +153,9 @@ class NodeHost {
 
   /** Validate a data-link frame whole, then deliver it: messages for this node, from nodes on the authenticated host. */
   private wireFrame(conn: WireConn, frame: Record<string, unknown>): Message[] {
-    if (frame.t !== "msgs" || !Array.isArray(frame.ms) || frame.ms.length === 0 || frame.ms.length > MAX_FRAME_MESSAGES) {
-      throw new Error(`expected a batch of 1 to ${MAX_FRAME_MESSAGES} messages`);
-    }
-    for (const m of frame.ms) {
-      if (!isMessage(m)) throw new Error("malformed node message");
-      if (m.dest !== this.id) throw new Error(`message for "${m.dest}" on ${this.id}'s data link`);
-      if (this.placement[m.src] !== conn.peerHost) throw new Error(`host ${conn.peerHost} sent a message from "${m.src}", which does not live there`);
-    }
-    for (const m of frame.ms as Message[]) this.slot.receive(m);
-    return frame.ms as Message[];
+    const ms = acceptWireFrame(frame, this.id, this.placement, conn.peerHost);
+    for (const m of ms) this.slot.receive(m);
+    return ms;
   }
 
   /** A message from a port, the driver, or a node in the same worker. */
