@@ -367,6 +367,35 @@ describe("paxos message validation", () => {
     again.apply(4, [b]);
     expect(again.hash).toBe(log.hash);
   });
+
+  test("seqs executed out of order are each executed once; the low water and retries are honoured", () => {
+    const log = new ChatLog();
+    const op = (s: number, lw: number): Op => ({ id: `m${s}`, c: "c1", s, lw, t: "t" });
+    expect(log.apply(1, [op(2, 0), op(0, 0), op(5, 0)]).executed.map((o) => o.s)).toEqual([2, 0, 5]);
+    expect([0, 1, 2, 3, 4, 5, 6].map((s) => log.isDone("c1", s))).toEqual([true, false, true, false, false, true, false]);
+    // 1 closes the gap up to 2; a retry of 2 or 5 is a duplicate; 3 still executes.
+    const a = log.apply(2, [op(1, 0), op(2, 0), op(5, 0), op(3, 1)]);
+    expect(a.executed.map((o) => o.s)).toEqual([1, 3]);
+    expect(a.duplicates.map((o) => o.s)).toEqual([2, 5]);
+    // A low water of 8: everything below is done (never sent again), whether it ran or not.
+    expect(log.apply(3, [op(9, 8)]).executed.map((o) => o.s)).toEqual([9]);
+    expect([4, 7, 8, 9, 10].map((s) => log.isDone("c1", s))).toEqual([true, true, false, true, false]);
+    expect(log.apply(4, [op(8, 8), op(4, 8), op(10, 8)]).executed.map((o) => o.s)).toEqual([8, 10]);
+    expect(log.opsExecuted).toBe(8);
+    expect(log.dupsSkipped).toBe(3);
+  });
+
+  test("the chain hash covers every field of every op: logs that differ in client, seq or low water differ", () => {
+    const base: Op = { id: "a", c: "c1", s: 3, lw: 1, t: "x" };
+    const hashOf = (v: Op[]) => {
+      const log = new ChatLog();
+      log.apply(1, v);
+      return log.hash;
+    };
+    const h = hashOf([base]);
+    expect(hashOf([{ ...base }])).toBe(h);
+    for (const other of [{ ...base, c: "c2" }, { ...base, s: 4 }, { ...base, lw: 2 }, { ...base, t: "y" }, { ...base, id: "b" }]) expect(hashOf([other])).not.toBe(h);
+  });
 });
 
 describe("paxos value encoding", () => {
@@ -383,8 +412,9 @@ describe("paxos value encoding", () => {
     expect(decodeValue(null)).toBeNull();
     for (const bad of ["", "x", 42, [v], "a\u001fc\u001f1\u001f0", "a\u001fc\u001fx\u001f0\u001ft", "a\u001fc\u001f1\u001f2\u001ft"]) expect(decodeValue(bad)).toBeUndefined();
     expect(opProblem({ id: "a", c: "c", s: 1, lw: 0, t: "sneaky\u001eseparator" })).toContain("U+001E");
-    // Six fields, a trailing separator, an empty id or client, a sign, too many digits, a text too long.
-    for (const bad of ["a\u001fc\u001f1\u001f0\u001ft\u001fx", w + "\u001e", "\u001fc\u001f1\u001f0\u001ft", "a\u001f\u001f1\u001f0\u001ft", "a\u001fc\u001f-1\u001f0\u001ft", "a\u001fc\u001f1\u001f+0\u001ft", "a\u001fc\u001f12345678901234567\u001f0\u001ft", "a\u001fc\u001f1\u001f0\u001f" + "t".repeat(1025)])
+    // Six fields, a trailing separator, an empty id or client, a sign, too many digits, a leading zero
+    // (one value, one spelling: the chain hash covers the encoding), a text too long.
+    for (const bad of ["a\u001fc\u001f1\u001f0\u001ft\u001fx", w + "\u001e", "\u001fc\u001f1\u001f0\u001ft", "a\u001f\u001f1\u001f0\u001ft", "a\u001fc\u001f-1\u001f0\u001ft", "a\u001fc\u001f1\u001f+0\u001ft", "a\u001fc\u001f12345678901234567\u001f0\u001ft", "a\u001fc\u001f01\u001f0\u001ft", "a\u001fc\u001f1\u001f00\u001ft", "a\u001fc\u001f1\u001f0\u001f" + "t".repeat(1025)])
       expect(decodeValue(bad)).toBeUndefined();
   });
 

@@ -316,12 +316,15 @@ export function encodeValue(v: Value): WireValue {
   return e;
 }
 
-const FIELD_CODE = 0x1f;
 const MAX_DIGITS = 16;
 
-/** A non-negative decimal integer in w[from, to), digits only; -1 when it is not one (or not safe). */
+/**
+ * A non-negative decimal integer in w[from, to), digits only and no leading zero (so an encoding
+ * is canonical: the chain hash covers the encoded value); -1 when it is not one (or not safe).
+ */
 function digitsAt(w: string, from: number, to: number): number {
   if (to <= from || to - from > MAX_DIGITS) return -1;
+  if (to - from > 1 && w.charCodeAt(from) === 48) return -1;
   let n = 0;
   for (let i = from; i < to; i++) {
     const d = w.charCodeAt(i) - 48;
@@ -356,7 +359,8 @@ export function decodeValue(w: unknown): Value | undefined {
     if (f3 < 0 || f3 >= end) return undefined;
     const f4 = w.indexOf(FIELD_SEP, f3 + 1);
     if (f4 < 0 || f4 >= end) return undefined;
-    for (let k = f4 + 1; k < end; k++) if (w.charCodeAt(k) === FIELD_CODE) return undefined;
+    const f5 = w.indexOf(FIELD_SEP, f4 + 1);
+    if (f5 >= 0 && f5 < end) return undefined;
     const idLen = f1 - i;
     const cLen = f2 - f1 - 1;
     if (idLen === 0 || idLen > PaxosLimits.maxIdChars || cLen === 0 || cLen > PaxosLimits.maxIdChars || end - f4 - 1 > PaxosLimits.maxTextChars) return undefined;
