@@ -293,6 +293,20 @@ function startsWithRun(v: Op[], at: number, run: Op[]): boolean {
   return true;
 }
 
+/** One op's encoding (fields validated by the caller: none may hold a separator). */
+export function encodeOp(id: string, c: string, s: number, lw: number, t: string): string {
+  return `${id}${FIELD_SEP}${c}${FIELD_SEP}${s}${FIELD_SEP}${lw}${FIELD_SEP}${t}`;
+}
+
+/**
+ * A batch's encoding from its ops' encodings (encodeOp): what a client sends without building an
+ * op object per message first. One join makes a flat string; concatenating op by op made a rope
+ * that the port then had to flatten.
+ */
+export function joinOps(encodedOps: string[]): string {
+  return encodedOps.join(OP_SEP);
+}
+
 export function encodeValue(v: Value): WireValue {
   if (v === null) return null;
   let e = encoded.get(v);
@@ -307,7 +321,7 @@ export function encodeValue(v: Value): WireValue {
         e += sep + w;
         i += run!.length;
       } else {
-        e += sep + op.id + FIELD_SEP + op.c + FIELD_SEP + op.s + FIELD_SEP + op.lw + FIELD_SEP + op.t;
+        e += sep + encodeOp(op.id, op.c, op.s, op.lw, op.t);
         i++;
       }
     }
