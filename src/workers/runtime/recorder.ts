@@ -20,17 +20,6 @@ interface RecorderHost {
   send(body: Body): void;
 }
 
-/** One event in a batch: the message's `incarnation` applies to all. */
-export interface RecordedEvent {
-  ev: "invoke" | "complete";
-  n: number;
-  t: number;
-  f?: string;
-  value?: unknown;
-  fields?: Record<string, unknown>;
-  outcome?: "ok" | "fail" | "info";
-}
-
 /**
  * A batch travels flat: EVENT_STRIDE slots per event, [kind (0 invoke, 1 complete), n, t, f or
  * outcome, value (undefined: none), fields (undefined: none)]. Cloning one array of scalars
@@ -68,31 +57,23 @@ export interface BatchingRecorder extends HistoryRecorder {
 
 export function historyRecorder(host: RecorderHost): BatchingRecorder {
   let n = 0;
-  let batch: RecordedEvent[] = [];
+  /** This turn's events, already in the flat layout the message carries (no object per event). */
+  let events: unknown[] = [];
   let scheduled = false;
   const flush = () => {
     scheduled = false;
-    if (batch.length === 0) return;
-    const events: unknown[] = new Array(batch.length * EVENT_STRIDE);
-    let j = 0;
-    for (const e of batch) {
-      events[j++] = e.ev === "invoke" ? 0 : 1;
-      events[j++] = e.n;
-      events[j++] = e.t;
-      events[j++] = e.ev === "invoke" ? e.f : e.outcome;
-      events[j++] = e.value;
-      events[j++] = e.fields;
-    }
-    batch = [];
-    host.send({ type: "history", incarnation: host.incarnation, events });
+    if (events.length === 0) return;
+    const batch = events;
+    events = [];
+    host.send({ type: "history", incarnation: host.incarnation, events: batch });
   };
-  const record = (e: RecordedEvent) => {
+  const record = (kind: 0 | 1, on: number, fOrOutcome: string, value: unknown, fields: Record<string, unknown> | undefined) => {
     // Bounding only the two free-form parts is fast for the usual scalars and flat objects; walking
     // every event would double a busy client's cost. A small part cannot be too big: one walk at most.
-    const small = isSmall(e.value) && isSmall(e.fields);
-    if (!small && (tooBig(e.value) || tooBig(e.fields))) throw new RpcError(ErrorCode.TooLarge, `history operation "${String(e.f ?? e.n)}" carries more than ${HALF} bytes`);
-    batch.push(e);
-    if (batch.length >= MAX_HISTORY_BATCH || !small) flush();
+    const small = isSmall(value) && isSmall(fields);
+    if (!small && (tooBig(value) || tooBig(fields))) throw new RpcError(ErrorCode.TooLarge, `history operation "${kind === 0 ? fOrOutcome : on}" carries more than ${HALF} bytes`);
+    events.push(kind, on, host.now(), fOrOutcome, value, fields);
+    if (events.length >= MAX_HISTORY_BATCH * EVENT_STRIDE || !small) flush();
     else if (!scheduled) {
       scheduled = true;
       queueMicrotask(flush);
@@ -100,10 +81,9 @@ export function historyRecorder(host: RecorderHost): BatchingRecorder {
   };
   return {
     invoke(f, value, fields) {
-      const e: RecordedEvent = { ev: "invoke", n: n++, t: host.now(), f, value: value ?? null };
-      if (fields) e.fields = fields;
-      record(e);
-      return new OpenOp(host, record, e.n, f);
+      const on = n++;
+      record(0, on, f, value ?? null, fields || undefined);
+      return new OpenOp(host, record, on, f);
     },
     flush,
   };
@@ -114,17 +94,14 @@ class OpenOp implements RecordedOp {
   private done = false;
   constructor(
     private readonly host: RecorderHost,
-    private readonly record: (e: RecordedEvent) => void,
+    private readonly record: (kind: 0 | 1, n: number, fOrOutcome: string, value: unknown, fields: Record<string, unknown> | undefined) => void,
     private readonly n: number,
     private readonly f: string,
   ) {}
   private complete(outcome: "ok" | "fail" | "info", value: unknown, fields: Record<string, unknown> | undefined): void {
     if (this.done) throw new Error(`assertion failed: ${this.host.id}: operation ${this.n} (${this.f}) completed twice`);
     this.done = true;
-    const end: RecordedEvent = { ev: "complete", n: this.n, t: this.host.now(), outcome };
-    if (value !== undefined) end.value = value;
-    if (fields) end.fields = fields;
-    this.record(end);
+    this.record(1, this.n, outcome, value, fields || undefined);
   }
   ok(value?: unknown): void {
     this.complete("ok", value, undefined);
