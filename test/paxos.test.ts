@@ -408,20 +408,22 @@ describe("paxos value encoding", () => {
     const w = encodeValue(v);
     expect(typeof w).toBe("string");
     expect(decodeValue(w)).toEqual(v);
+    // Messages cross threads as JSON text: the separators go through it as themselves, unescaped.
+    expect(JSON.stringify(w)).toBe(`"${w}"`);
     expect(encodeValue(null)).toBeNull();
     expect(decodeValue(null)).toBeNull();
-    for (const bad of ["", "x", 42, [v], "a\u001fc\u001f1\u001f0", "a\u001fc\u001fx\u001f0\u001ft", "a\u001fc\u001f1\u001f2\u001ft"]) expect(decodeValue(bad)).toBeUndefined();
-    expect(opProblem({ id: "a", c: "c", s: 1, lw: 0, t: "sneaky\u001eseparator" })).toContain("U+001E");
+    for (const bad of ["", "x", 42, [v], "a\u009fc\u009f1\u009f0", "a\u009fc\u009fx\u009f0\u009ft", "a\u009fc\u009f1\u009f2\u009ft"]) expect(decodeValue(bad)).toBeUndefined();
+    expect(opProblem({ id: "a", c: "c", s: 1, lw: 0, t: "sneaky\u009eseparator" })).toContain("U+009E");
     // Six fields, a trailing separator, an empty id or client, a sign, too many digits, a leading zero
     // (one value, one spelling: the chain hash covers the encoding), a text too long.
-    for (const bad of ["a\u001fc\u001f1\u001f0\u001ft\u001fx", w + "\u001e", "\u001fc\u001f1\u001f0\u001ft", "a\u001f\u001f1\u001f0\u001ft", "a\u001fc\u001f-1\u001f0\u001ft", "a\u001fc\u001f1\u001f+0\u001ft", "a\u001fc\u001f12345678901234567\u001f0\u001ft", "a\u001fc\u001f01\u001f0\u001ft", "a\u001fc\u001f1\u001f00\u001ft", "a\u001fc\u001f1\u001f0\u001f" + "t".repeat(1025)])
+    for (const bad of ["a\u009fc\u009f1\u009f0\u009ft\u009fx", w + "\u009e", "\u009fc\u009f1\u009f0\u009ft", "a\u009f\u009f1\u009f0\u009ft", "a\u009fc\u009f-1\u009f0\u009ft", "a\u009fc\u009f1\u009f+0\u009ft", "a\u009fc\u009f12345678901234567\u009f0\u009ft", "a\u009fc\u009f01\u009f0\u009ft", "a\u009fc\u009f1\u009f00\u009ft", "a\u009fc\u009f1\u009f0\u009f" + "t".repeat(1025)])
       expect(decodeValue(bad)).toBeUndefined();
   });
 
   test("a slot made of decoded client batches (whole, cut, or mixed with other ops) encodes as if op by op", async () => {
     const { encodeValue, decodeValue } = await import("../src/workers/paxos/messages.ts");
     const mk = (c: string, from: number, n: number): Op[] => Array.from({ length: n }, (_, i) => ({ id: `${c}-${from + i}`, c, s: from + i, lw: from, t: `text ${from + i}` }));
-    const byHand = (v: Op[]) => v.map((op) => [op.id, op.c, op.s, op.lw, op.t].join("\u001f")).join("\u001e");
+    const byHand = (v: Op[]) => v.map((op) => [op.id, op.c, op.s, op.lw, op.t].join("\u009f")).join("\u009e");
     const a = decodeValue(encodeValue(mk("client-1", 0, 3)))!;
     const b = decodeValue(encodeValue(mk("client-2", 5, 2)))!;
     const loose = mk("client-3", 9, 1);
