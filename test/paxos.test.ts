@@ -382,6 +382,9 @@ describe("paxos message validation", () => {
     expect([4, 7, 8, 9, 10].map((s) => log.isDone("c1", s))).toEqual([true, true, false, true, false]);
     expect(log.apply(4, [op(8, 8), op(4, 8), op(10, 8)]).executed.map((o) => o.s)).toEqual([8, 10]);
     expect(log.opsExecuted).toBe(8);
+    const probe = [0, 4, 6, 7, 8, 11].map((s) => op(s, 0));
+    expect(log.notDone([...probe, { ...op(0, 0), c: "c2" }]).map((o) => `${o.c}:${o.s}`)).toEqual(["c1:11", "c2:0"]);
+    expect(log.notDone(probe)).toEqual(probe.filter((o) => !log.isDone(o.c, o.s)));
     expect(log.dupsSkipped).toBe(3);
   });
 

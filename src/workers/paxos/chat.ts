@@ -57,6 +57,21 @@ export class ChatLog {
     return s !== undefined && (seq < s.low || s.done.has(seq));
   }
 
+  /** The ops not yet executed (isDone false), in order; a run of one client's ops looks its session up once. */
+  notDone(ops: Op[]): Op[] {
+    const out: Op[] = [];
+    let lastC: string | null = null;
+    let s: Session | undefined;
+    for (const op of ops) {
+      if (op.c !== lastC) {
+        s = this.sessions.get(op.c);
+        lastC = op.c;
+      }
+      if (s === undefined || (op.s >= s.low && !s.done.has(op.s))) out.push(op);
+    }
+    return out;
+  }
+
   apply(slot: number, value: Value): Applied {
     assert(slot === this.applied + 1, `apply slot ${slot} after ${this.applied} (must be contiguous)`);
     this.applied = slot;
