@@ -5,7 +5,7 @@
  * real clock on threads — never with the node's adjustable clock. Sending the invocation at once
  * means an operation open when its client crashed still appears (as `info`: it may have happened).
  */
-import { EVENT_STRIDE, MAX_HISTORY_BATCH } from "../workers/runtime/recorder.ts";
+import { EVENT_STRIDE, HISTORY_COMPLETE, HISTORY_COMPLETE_WITH_VALUE, HISTORY_INVOKE, MAX_HISTORY_BATCH } from "../workers/runtime/recorder.ts";
 import { MAX_HISTORY_OPS, type History, type Op, type OpType } from "./op.ts";
 
 /** The body of a recorder's message to the driver. */
@@ -75,8 +75,21 @@ export class HistoryLog {
   add(body: unknown, process?: string): void {
     if (process !== undefined && typeof body === "object" && body !== null) (body as Record<string, unknown>).process = process;
     const b = body as Record<string, unknown> | null;
-    if (typeof b === "object" && b !== null && b.events !== undefined) {
-      const events = b.events;
+    if (typeof b === "object" && b !== null && (b.events !== undefined || b.text !== undefined)) {
+      // A batch as JSON text (see EVENT_STRIDE) or as the array itself.
+      let events = b.events;
+      if (b.text !== undefined) {
+        if (typeof b.text !== "string" || b.events !== undefined) {
+          this.refused++;
+          return;
+        }
+        try {
+          events = JSON.parse(b.text) as unknown;
+        } catch {
+          this.refused++;
+          return;
+        }
+      }
       if (b.type !== "history" || !Array.isArray(events) || events.length % EVENT_STRIDE !== 0 || events.length > MAX_HISTORY_BATCH * EVENT_STRIDE) {
         this.refused++;
         return;
@@ -94,17 +107,18 @@ export class HistoryLog {
         const kind = events[i];
         const n = events[i + 1];
         const t = events[i + 2];
-        const fields = events[i + 5];
+        // null: no fields.
+        const fields = events[i + 5] ?? undefined;
         if (!Number.isSafeInteger(n) || typeof t !== "number" || !Number.isFinite(t) || (fields !== undefined && !isFields(fields))) {
           this.refused++;
           continue;
         }
         const fOrOutcome = events[i + 3];
-        if (kind === 0) {
+        if (kind === HISTORY_INVOKE) {
           if (typeof fOrOutcome !== "string" || fOrOutcome.length === 0 || fOrOutcome.length > 64) this.refused++;
           else this.invoke(pid, process, n as number, t, fOrOutcome, events[i + 4], fields as Record<string, unknown> | undefined);
-        } else if (kind === 1 && (fOrOutcome === "ok" || fOrOutcome === "fail" || fOrOutcome === "info")) {
-          this.complete(pid, n as number, t, fOrOutcome, events[i + 4] !== undefined, events[i + 4], fields as Record<string, unknown> | undefined);
+        } else if ((kind === HISTORY_COMPLETE || kind === HISTORY_COMPLETE_WITH_VALUE) && (fOrOutcome === "ok" || fOrOutcome === "fail" || fOrOutcome === "info")) {
+          this.complete(pid, n as number, t, fOrOutcome, kind === HISTORY_COMPLETE_WITH_VALUE, events[i + 4], fields as Record<string, unknown> | undefined);
         } else this.refused++;
       }
       return;
