@@ -23,6 +23,11 @@
  * one per slot. One-after-another clients would measure round trips, not the log's capacity. A small
  * window (4 slots) makes the leader batch what queues while slots are in flight: per-slot costs (a
  * storage transaction and two messages per follower) are paid per batch, not per request.
+ * The floor, in the same rounds: the raw pipeline (bench/lib/raw-paxos.ts) moves the same messages
+ * with the same payloads in the same pattern over plain workers and MessageChannels, encoded and
+ * decoded as the runtime does, with no checks, storage, history or chat log; per f, batching load.
+ * Each batching row gives its commits/s as a share of that floor's ("x floor").
+ *
  * PX_CLIENTS, PX_PIPELINE, PX_CBATCH, PX_SBATCH, PX_WINDOW, PX_TIMEOUT override the load for experiments;
  * PX_SWEEP=40,60,80 picks the election timeouts swept; PX_ONLY_ELECTIONS=1 skips the throughput rows.
  */
@@ -36,6 +41,7 @@ import { paxosTopology, replicaIds } from "../src/workers/paxos/scenario.ts";
 import type { NodeSpec } from "../src/workers/runtime/types.ts";
 import { printTable, progress, ratioSpread, roundsFor, valueSpread, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
 import { groupedBarChart, writeSvg } from "./lib/plot.ts";
+import { rawPaxos, type RawPaxosResult } from "./lib/raw-paxos.ts";
 
 export interface ConsensusRow {
   f: number;
@@ -59,6 +65,8 @@ const CLIENT_BATCH = Number(process.env.PX_CBATCH ?? 64);
 const SLOT_BATCH = Number(process.env.PX_SBATCH ?? 1024);
 const WINDOW = Number(process.env.PX_WINDOW ?? 4);
 const CLIENT_TIMEOUT_MS = Number(process.env.PX_TIMEOUT ?? 100);
+/** The clients' chat text length (paxosTopology's). */
+const TEXT_CHARS = 24;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -247,15 +255,21 @@ async function run(opts: BenchOptions): Promise<unknown> {
   const sweep = [...new Set([...swept, defaultElectionMs])].sort((a, b) => a - b);
   const quietMs = opts.quick ? 1500 : 3000;
   const loadBefore = +loadavg()[0]!.toFixed(2);
-  const bar = progress("consensus", rounds * (configs.length + 1) + sweep.length);
+  const bar = progress("consensus", rounds * (configs.length + 1 + new Set(configs.filter((c) => c.batching).map((c) => c.f)).size) + sweep.length);
 
   // Interleaved rounds: each round measures the raw baseline, then every configuration once, so a
   // burst of load from other processes hits one round of everything rather than all of one thing.
   const raw: number[] = [];
+  const fs = [...new Set(configs.filter((c) => c.batching).map((c) => c.f))];
+  const floors = new Map<number, RawPaxosResult[]>(fs.map((f) => [f, []]));
   const byKey = new Map<string, ConsensusRow[]>();
   for (let r = 0; r < rounds; r++) {
     raw.push(await rawMessageChannel(rawMs));
     bar.tick(`round ${r + 1}: raw MessageChannel`);
+    for (const f of fs) {
+      floors.get(f)!.push(await rawPaxos({ f, clients: CLIENTS, pipeline: PIPELINE, clientBatch: CLIENT_BATCH, slotBatch: SLOT_BATCH, window: WINDOW, textChars: TEXT_CHARS }, warmupMs, measureMs));
+      bar.tick(`round ${r + 1}: raw pipeline f=${f}`);
+    }
     for (const cfg of configs) {
       const row = await throughput(cfg, warmupMs, measureMs);
       byKey.set(keyOf(cfg), [...(byKey.get(keyOf(cfg)) ?? []), row]);
@@ -271,6 +285,22 @@ async function run(opts: BenchOptions): Promise<unknown> {
   bar.done();
 
   const rawSpread = valueSpread(raw);
+  /** Batching rows: commits/s as a share of the same round's raw pipeline at the same f. */
+  const floorOf = (cfg: Config, rs: ConsensusRow[]) => {
+    const fl = cfg.batching ? floors.get(cfg.f) : undefined;
+    if (!fl) return {};
+    const x = ratioSpread(
+      rs.map((r) => r.commitsPerSec),
+      fl.map((r) => r.commitsPerSec),
+    );
+    return { xFloor: +x.median.toFixed(3), xFloorLo: +x.lo.toFixed(3), xFloorHi: +x.hi.toFixed(3) };
+  };
+  const floorRows = fs.map((f) => {
+    const fl = floors.get(f)!;
+    const c = valueSpread(fl.map((r) => r.commitsPerSec));
+    const cpu = valueSpread(fl.map((r) => r.cpuUsPerCommit));
+    return { f, commitsPerSec: Math.round(c.median), commitsLo: Math.round(c.lo), commitsHi: Math.round(c.hi), cpuUsPerCommit: cpu.median, cpuUsLo: cpu.lo, cpuUsHi: cpu.hi, rounds: fl.map((r) => r.commitsPerSec) };
+  });
   const rows = configs.map((cfg) => {
     const rs = byKey.get(keyOf(cfg))!;
     const commits = valueSpread(rs.map((x) => x.commitsPerSec));
@@ -294,6 +324,7 @@ async function run(opts: BenchOptions): Promise<unknown> {
       p50Ms: valueSpread(rs.map((x) => x.p50Ms)).median,
       p99Ms: valueSpread(rs.map((x) => x.p99Ms)).median,
       rounds: rs.map((x) => x.commitsPerSec),
+      ...floorOf(cfg, rs),
     };
   });
   const def = elections.find((e) => e.electionMs === defaultElectionMs)!;
@@ -313,6 +344,7 @@ async function run(opts: BenchOptions): Promise<unknown> {
       "x raw": `${r.xRaw.toFixed(3)} (${r.xRawLo.toFixed(3)}..${r.xRawHi.toFixed(3)})`,
       "CPU us/commit": `${r.cpuUsPerCommit} (${r.cpuUsLo}..${r.cpuUsHi})`,
       "cores/CPU": r.cpuCeiling,
+      "x floor": r.xFloor === undefined ? "-" : `${r.xFloor.toFixed(2)} (${r.xFloorLo!.toFixed(2)}..${r.xFloorHi!.toFixed(2)})`,
       p50Ms: r.p50Ms,
       p99Ms: r.p99Ms,
     })),
@@ -321,6 +353,15 @@ async function run(opts: BenchOptions): Promise<unknown> {
     `CPU us/commit: CPU time of every thread (replicas, clients, driver) over the window, per commit; cores/CPU = ${navigator.hardwareConcurrency} cores x 1e6 / that: the commits/s this machine could reach at that cost with nothing else running (a ceiling, not a measurement)`,
   );
   console.log(`raw MessageChannel (2 workers, ping-pong, 1000 in flight): ${Math.round(rawSpread.median)} msgs/s (${Math.round(rawSpread.lo)}..${Math.round(rawSpread.hi)}); each row's "x raw" is per round against that round's baseline`);
+  console.log("floor: the raw pipeline (same threads, messages, payloads and pattern, encoded and decoded as the runtime does; no runtime, checks, storage, history or chat log), batching load:");
+  printTable(
+    floorRows.map((r) => ({
+      f: r.f,
+      "commits/s": `${r.commitsPerSec} (${r.commitsLo}..${r.commitsHi})`,
+      "CPU us/commit": `${r.cpuUsPerCommit} (${r.cpuUsLo}..${r.cpuUsHi})`,
+      "cores/CPU": Math.round((navigator.hardwareConcurrency * 1e6) / r.cpuUsPerCommit),
+    })),
+  );
   const wide = rows.filter((r) => r.xRawHi - r.xRawLo > 0.5 * r.xRaw);
   if (wide.length > 0) console.log(`NOISY: ${wide.length} row(s) spread over more than half their median (${wide.map((r) => keyOf(r)).join("; ")}): the machine was busy; compare medians only`);
   console.log(`machine: ${navigator.hardwareConcurrency} cores, 1-min load average ${loadBefore} at start, ${+loadavg()[0]!.toFixed(2)} at end (other processes share the cores)`);
@@ -350,6 +391,8 @@ async function run(opts: BenchOptions): Promise<unknown> {
     defaultElectionMs,
     rawMsgsPerSec: Math.round(rawSpread.median),
     rawRounds: raw,
+    /** The raw pipeline per f (batching load): the floor each batching row's xFloor is against. */
+    floor: floorRows,
     rounds,
     loadAverage: loadBefore,
     load: { clients: CLIENTS, pipeline: PIPELINE, clientBatch: CLIENT_BATCH, slotBatch: SLOT_BATCH, window: WINDOW },

@@ -17,6 +17,9 @@ import { ErrorCode, RpcError, type Message } from "../src/workers/runtime/types.
 
 const w = (process: string, value: unknown, invokeMs: number, completeMs: number | null, type: Op["type"] = "ok", f = "write"): Op => ({ process, type, f, value, invokeMs, completeMs, key: "x" });
 
+/** A history batch's events, whichever form it travelled in (JSON text or the array). */
+const eventsOf = (body: Record<string, unknown>): unknown[] => (body.text !== undefined ? (JSON.parse(body.text as string) as unknown[]) : (body.events as unknown[]));
+
 describe("history JSON Lines", () => {
   test("fixed fields first, in order, then the system's fields sorted; round-trips", async () => {
     const h: Op[] = [{ key: "nvidia", error: "not enough stock", process: "client-1", type: "fail", f: "buy", value: 3, invokeMs: 1.5, completeMs: 4 }, w("client-2", null, 2, null, "info")];
@@ -146,6 +149,7 @@ describe("node.history (the runtime's recorder)", () => {
     expect(sent).toEqual([]); // sent at the end of the turn ...
     await Promise.resolve();
     expect(sent.length).toBe(1); // ... all of it in one message
+    // A value JSON cannot carry exactly ([3, 4] is an array) sends the batch as the array itself.
     expect((sent[0]!.body.events as unknown[]).length).toBe(7 * EVENT_STRIDE);
     expect(sent.every((m) => m.dest === "driver" && m.body.type === "history")).toBe(true);
     const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
@@ -173,7 +177,7 @@ describe("node.history (the runtime's recorder)", () => {
     // The halt sent what its turn had recorded (one message); nothing after it.
     expect(a.sent.length).toBe(1);
     await Promise.resolve();
-    expect(a.sent.flatMap((m) => m.body.events as unknown[]).length).toBe(3 * EVENT_STRIDE);
+    expect(a.sent.flatMap((m) => eventsOf(m.body)).length).toBe(3 * EVENT_STRIDE);
     const b = node("c", 1);
     b.tick(2);
     b.rt.ctx.history.invoke("write", 10).ok();
@@ -192,20 +196,58 @@ describe("node.history (the runtime's recorder)", () => {
     for (let i = 0; i < MAX_HISTORY_BATCH + 10; i++) rt.ctx.history.invoke("write", i).ok();
     rt.ctx.history.invoke("write", "y".repeat(4000)).ok();
     await Promise.resolve();
-    expect(sent.map((m) => (m.body.events as unknown[]).length / EVENT_STRIDE)).toEqual([MAX_HISTORY_BATCH, MAX_HISTORY_BATCH, 21, 1]);
+    expect(sent.map((m) => eventsOf(m.body).length / EVENT_STRIDE)).toEqual([MAX_HISTORY_BATCH, MAX_HISTORY_BATCH, 21, 1]);
     const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
     for (const m of sent) calls.settle(m);
     const h = calls.history.history();
     expect(h.length).toBe(MAX_HISTORY_BATCH + 11);
     expect(h.every((o) => o.type === "ok" && o.process === "c")).toBe(true);
-    const big = { ...sent[0]!.body, events: [...(sent[0]!.body.events as unknown[]), ...(sent[1]!.body.events as unknown[])] };
+    const big = { type: "history", incarnation: 0, events: [...eventsOf(sent[0]!.body), ...eventsOf(sent[1]!.body)] };
     const log = new HistoryLog();
     log.add(big, "c");
     log.add({ type: "history", incarnation: 0, events: "no" }, "c");
     log.add({ type: "history", incarnation: 0, events: [0, 1, 2] }, "c");
     log.add({ type: "history", incarnation: 0, events: [7, 0, 1, "send", null, undefined] }, "c");
-    expect(log.refused).toBe(4);
+    log.add({ type: "history", incarnation: 0, text: "[0, 1, " }, "c");
+    log.add({ type: "history", incarnation: 0, text: JSON.stringify([...eventsOf(sent[0]!.body), ...eventsOf(sent[1]!.body)]) }, "c");
+    log.add({ type: "history", incarnation: 0, text: [0, 1, 2, "send", 1, null] }, "c");
+    expect(log.refused).toBe(7);
     expect(log.size).toBe(0);
+  });
+
+  test("a batch JSON carries exactly goes as JSON text; the driver assembles the same history from text as from the array", async () => {
+    const { rt, sent, tick } = node("c");
+    const a = rt.ctx.history.invoke("send", "id-1", { seq: 0 });
+    const b = rt.ctx.history.invoke("send", "id-2", { seq: 1 });
+    const c = rt.ctx.history.invoke("read", "k");
+    await Promise.resolve();
+    tick(3);
+    a.ok(); // keeps the invocation's value
+    b.ok(null); // a completion's own value, null, replaces it
+    c.info("timed out");
+    await Promise.resolve();
+    expect(sent.map((m) => typeof m.body.text)).toEqual(["string", "string"]);
+    expect(sent.every((m) => m.body.events === undefined)).toBe(true);
+    const fromText = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of sent) fromText.settle(m);
+    const fromArray = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of sent) fromArray.settle({ ...m, body: { type: "history", incarnation: m.body.incarnation, events: eventsOf(m.body) } });
+    const expected: Op[] = [
+      { process: "c", type: "ok", f: "send", value: "id-1", invokeMs: 5000, completeMs: 5003, seq: 0 },
+      { process: "c", type: "ok", f: "send", value: null, invokeMs: 5000, completeMs: 5003, seq: 1 },
+      { process: "c", type: "info", f: "read", value: "k", invokeMs: 5000, completeMs: 5003, error: "timed out" },
+    ];
+    expect(fromText.history.history()).toEqual(expected);
+    expect(fromArray.history.history()).toEqual(expected);
+    // -0, NaN, undefined inside a part: JSON would change them, so the batch goes as the array.
+    for (const v of [-0, Number.NaN, { x: undefined }]) {
+      const n = sent.length;
+      rt.ctx.history.invoke("write", v);
+      await Promise.resolve();
+      expect(sent.length).toBe(n + 1);
+      expect(sent[n]!.body.text).toBeUndefined();
+      expect(Object.is((sent[n]!.body.events as unknown[])[4], v)).toBe(true);
+    }
   });
 
   test("an operation too large for a message is refused with a clear error", () => {

@@ -300,7 +300,7 @@ describe("paxos in the simulator", () => {
         expect((e as RpcError).code).toBe(ErrorCode.MalformedRequest);
       }
       // A batch in its compact (encoded string) form: a bad field, a wrong field count, an empty string.
-      for (const ops of ["x\u001fc\u001f1\u001f2\u001ft", "x\u001fc\u001f1", ""]) {
+      for (const ops of ["x\u009fc\u009f1\u009f2\u009ft", "x\u009fc\u009f1", ""]) {
         const e = await c.request("replica-0", { type: "chat_batch", ops }, 200).catch((e) => e);
         expect((e as RpcError).code).toBe(ErrorCode.MalformedRequest);
       }

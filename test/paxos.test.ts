@@ -367,6 +367,38 @@ describe("paxos message validation", () => {
     again.apply(4, [b]);
     expect(again.hash).toBe(log.hash);
   });
+
+  test("seqs executed out of order are each executed once; the low water and retries are honoured", () => {
+    const log = new ChatLog();
+    const op = (s: number, lw: number): Op => ({ id: `m${s}`, c: "c1", s, lw, t: "t" });
+    expect(log.apply(1, [op(2, 0), op(0, 0), op(5, 0)]).executed.map((o) => o.s)).toEqual([2, 0, 5]);
+    expect([0, 1, 2, 3, 4, 5, 6].map((s) => log.isDone("c1", s))).toEqual([true, false, true, false, false, true, false]);
+    // 1 closes the gap up to 2; a retry of 2 or 5 is a duplicate; 3 still executes.
+    const a = log.apply(2, [op(1, 0), op(2, 0), op(5, 0), op(3, 1)]);
+    expect(a.executed.map((o) => o.s)).toEqual([1, 3]);
+    expect(a.duplicates.map((o) => o.s)).toEqual([2, 5]);
+    // A low water of 8: everything below is done (never sent again), whether it ran or not.
+    expect(log.apply(3, [op(9, 8)]).executed.map((o) => o.s)).toEqual([9]);
+    expect([4, 7, 8, 9, 10].map((s) => log.isDone("c1", s))).toEqual([true, true, false, true, false]);
+    expect(log.apply(4, [op(8, 8), op(4, 8), op(10, 8)]).executed.map((o) => o.s)).toEqual([8, 10]);
+    expect(log.opsExecuted).toBe(8);
+    const probe = [0, 4, 6, 7, 8, 11].map((s) => op(s, 0));
+    expect(log.notDone([...probe, { ...op(0, 0), c: "c2" }]).map((o) => `${o.c}:${o.s}`)).toEqual(["c1:11", "c2:0"]);
+    expect(log.notDone(probe)).toEqual(probe.filter((o) => !log.isDone(o.c, o.s)));
+    expect(log.dupsSkipped).toBe(3);
+  });
+
+  test("the chain hash covers every field of every op: logs that differ in client, seq or low water differ", () => {
+    const base: Op = { id: "a", c: "c1", s: 3, lw: 1, t: "x" };
+    const hashOf = (v: Op[]) => {
+      const log = new ChatLog();
+      log.apply(1, v);
+      return log.hash;
+    };
+    const h = hashOf([base]);
+    expect(hashOf([{ ...base }])).toBe(h);
+    for (const other of [{ ...base, c: "c2" }, { ...base, s: 4 }, { ...base, lw: 2 }, { ...base, t: "y" }, { ...base, id: "b" }]) expect(hashOf([other])).not.toBe(h);
+  });
 });
 
 describe("paxos value encoding", () => {
@@ -379,19 +411,22 @@ describe("paxos value encoding", () => {
     const w = encodeValue(v);
     expect(typeof w).toBe("string");
     expect(decodeValue(w)).toEqual(v);
+    // Messages cross threads as JSON text: the separators go through it as themselves, unescaped.
+    expect(JSON.stringify(w)).toBe(`"${w}"`);
     expect(encodeValue(null)).toBeNull();
     expect(decodeValue(null)).toBeNull();
-    for (const bad of ["", "x", 42, [v], "a\u001fc\u001f1\u001f0", "a\u001fc\u001fx\u001f0\u001ft", "a\u001fc\u001f1\u001f2\u001ft"]) expect(decodeValue(bad)).toBeUndefined();
-    expect(opProblem({ id: "a", c: "c", s: 1, lw: 0, t: "sneaky\u001eseparator" })).toContain("U+001E");
-    // Six fields, a trailing separator, an empty id or client, a sign, too many digits, a text too long.
-    for (const bad of ["a\u001fc\u001f1\u001f0\u001ft\u001fx", w + "\u001e", "\u001fc\u001f1\u001f0\u001ft", "a\u001f\u001f1\u001f0\u001ft", "a\u001fc\u001f-1\u001f0\u001ft", "a\u001fc\u001f1\u001f+0\u001ft", "a\u001fc\u001f12345678901234567\u001f0\u001ft", "a\u001fc\u001f1\u001f0\u001f" + "t".repeat(1025)])
+    for (const bad of ["", "x", 42, [v], "a\u009fc\u009f1\u009f0", "a\u009fc\u009fx\u009f0\u009ft", "a\u009fc\u009f1\u009f2\u009ft"]) expect(decodeValue(bad)).toBeUndefined();
+    expect(opProblem({ id: "a", c: "c", s: 1, lw: 0, t: "sneaky\u009eseparator" })).toContain("U+009E");
+    // Six fields, a trailing separator, an empty id or client, a sign, too many digits, a leading zero
+    // (one value, one spelling: the chain hash covers the encoding), a text too long.
+    for (const bad of ["a\u009fc\u009f1\u009f0\u009ft\u009fx", w + "\u009e", "\u009fc\u009f1\u009f0\u009ft", "a\u009f\u009f1\u009f0\u009ft", "a\u009fc\u009f-1\u009f0\u009ft", "a\u009fc\u009f1\u009f+0\u009ft", "a\u009fc\u009f12345678901234567\u009f0\u009ft", "a\u009fc\u009f01\u009f0\u009ft", "a\u009fc\u009f1\u009f00\u009ft", "a\u009fc\u009f1\u009f0\u009f" + "t".repeat(1025)])
       expect(decodeValue(bad)).toBeUndefined();
   });
 
   test("a slot made of decoded client batches (whole, cut, or mixed with other ops) encodes as if op by op", async () => {
     const { encodeValue, decodeValue } = await import("../src/workers/paxos/messages.ts");
     const mk = (c: string, from: number, n: number): Op[] => Array.from({ length: n }, (_, i) => ({ id: `${c}-${from + i}`, c, s: from + i, lw: from, t: `text ${from + i}` }));
-    const byHand = (v: Op[]) => v.map((op) => [op.id, op.c, op.s, op.lw, op.t].join("\u001f")).join("\u001e");
+    const byHand = (v: Op[]) => v.map((op) => [op.id, op.c, op.s, op.lw, op.t].join("\u009f")).join("\u009e");
     const a = decodeValue(encodeValue(mk("client-1", 0, 3)))!;
     const b = decodeValue(encodeValue(mk("client-2", 5, 2)))!;
     const loose = mk("client-3", 9, 1);

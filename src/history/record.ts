@@ -5,7 +5,7 @@
  * real clock on threads — never with the node's adjustable clock. Sending the invocation at once
  * means an operation open when its client crashed still appears (as `info`: it may have happened).
  */
-import { EVENT_STRIDE, MAX_HISTORY_BATCH } from "../workers/runtime/recorder.ts";
+import { EVENT_STRIDE, HISTORY_COMPLETE, HISTORY_COMPLETE_WITH_VALUE, HISTORY_INVOKE, MAX_HISTORY_BATCH } from "../workers/runtime/recorder.ts";
 import { MAX_HISTORY_OPS, type History, type Op, type OpType } from "./op.ts";
 
 /** The body of a recorder's message to the driver. */
@@ -75,65 +75,100 @@ export class HistoryLog {
   add(body: unknown, process?: string): void {
     if (process !== undefined && typeof body === "object" && body !== null) (body as Record<string, unknown>).process = process;
     const b = body as Record<string, unknown> | null;
-    if (typeof b === "object" && b !== null && b.events !== undefined) {
-      const events = b.events;
+    if (typeof b === "object" && b !== null && (b.events !== undefined || b.text !== undefined)) {
+      // A batch as JSON text (see EVENT_STRIDE) or as the array itself.
+      let events = b.events;
+      if (b.text !== undefined) {
+        if (typeof b.text !== "string" || b.events !== undefined) {
+          this.refused++;
+          return;
+        }
+        try {
+          events = JSON.parse(b.text) as unknown;
+        } catch {
+          this.refused++;
+          return;
+        }
+      }
       if (b.type !== "history" || !Array.isArray(events) || events.length % EVENT_STRIDE !== 0 || events.length > MAX_HISTORY_BATCH * EVENT_STRIDE) {
         this.refused++;
         return;
       }
-      const pid = `${b.process}#${b.incarnation}`;
+      const process = b.process;
+      const incarnation = b.incarnation;
+      if (typeof process !== "string" || !Number.isSafeInteger(incarnation)) {
+        this.refused += events.length / EVENT_STRIDE;
+        return;
+      }
+      const pid = `${process}#${incarnation}`;
       for (let i = 0; i < events.length; i += EVENT_STRIDE) {
         // The batch's process and incarnation apply to every event (see EVENT_STRIDE for the layout).
+        // Each event is checked as isHistoryEvent checks a single one, without building it first.
         const kind = events[i];
-        const e: Record<string, unknown> = { type: "history", ev: kind === 0 ? "invoke" : kind === 1 ? "complete" : null, process: b.process, incarnation: b.incarnation, n: events[i + 1], t: events[i + 2] };
-        if (kind === 0) e.f = events[i + 3];
-        else e.outcome = events[i + 3];
-        if (events[i + 4] !== undefined) e.value = events[i + 4];
-        if (events[i + 5] !== undefined) e.fields = events[i + 5];
-        this.addEvent(e, pid);
+        const n = events[i + 1];
+        const t = events[i + 2];
+        // null: no fields.
+        const fields = events[i + 5] ?? undefined;
+        if (!Number.isSafeInteger(n) || typeof t !== "number" || !Number.isFinite(t) || (fields !== undefined && !isFields(fields))) {
+          this.refused++;
+          continue;
+        }
+        const fOrOutcome = events[i + 3];
+        if (kind === HISTORY_INVOKE) {
+          if (typeof fOrOutcome !== "string" || fOrOutcome.length === 0 || fOrOutcome.length > 64) this.refused++;
+          else this.invoke(pid, process, n as number, t, fOrOutcome, events[i + 4], fields as Record<string, unknown> | undefined);
+        } else if ((kind === HISTORY_COMPLETE || kind === HISTORY_COMPLETE_WITH_VALUE) && (fOrOutcome === "ok" || fOrOutcome === "fail" || fOrOutcome === "info")) {
+          this.complete(pid, n as number, t, fOrOutcome, kind === HISTORY_COMPLETE_WITH_VALUE, events[i + 4], fields as Record<string, unknown> | undefined);
+        } else this.refused++;
       }
       return;
     }
     this.addEvent(body);
   }
 
-  /** `pid`: the event's process#incarnation, when the caller has it already (a batch's events share it). */
-  private addEvent(body: unknown, pid?: string): void {
+  /** One event on its own (what a driver-side recorder adds). */
+  private addEvent(body: unknown): void {
     if (!isHistoryEvent(body)) {
       this.refused++;
       return;
     }
     const e = body;
-    pid ??= `${e.process}#${e.incarnation}`;
-    let open = this.open.get(pid);
-    if (e.ev === "invoke") {
-      if (this.size >= this.maxOps) {
-        this.truncated = true;
-        this.refused++;
-        return;
-      }
-      if (!open) this.open.set(pid, (open = new Map()));
-      if (open.has(e.n)) {
-        this.refused++;
-        return;
-      }
-      const op: Op = { process: e.process, type: "info", f: e.f!, value: e.value ?? null, invokeMs: e.t, completeMs: null };
-      addFields(op, e.fields);
-      open.set(e.n, op);
-      this.openCount++;
-      return;
-    }
-    const op = open?.get(e.n);
-    if (!op || e.t < op.invokeMs) {
+    const pid = `${e.process}#${e.incarnation}`;
+    if (e.ev === "invoke") this.invoke(pid, e.process, e.n, e.t, e.f!, e.value, e.fields);
+    else this.complete(pid, e.n, e.t, e.outcome!, "value" in e, e.value, e.fields);
+  }
+
+  private invoke(pid: string, process: string, n: number, t: number, f: string, value: unknown, fields: Record<string, unknown> | undefined): void {
+    if (this.size >= this.maxOps) {
+      this.truncated = true;
       this.refused++;
       return;
     }
-    open!.delete(e.n);
+    let open = this.open.get(pid);
+    if (!open) this.open.set(pid, (open = new Map()));
+    if (open.has(n)) {
+      this.refused++;
+      return;
+    }
+    const op: Op = { process, type: "info", f, value: value ?? null, invokeMs: t, completeMs: null };
+    addFields(op, fields);
+    open.set(n, op);
+    this.openCount++;
+  }
+
+  private complete(pid: string, n: number, t: number, outcome: OpType, hasValue: boolean, value: unknown, fields: Record<string, unknown> | undefined): void {
+    const open = this.open.get(pid);
+    const op = open?.get(n);
+    if (!op || t < op.invokeMs) {
+      this.refused++;
+      return;
+    }
+    open!.delete(n);
     this.openCount--;
-    op.type = e.outcome!;
-    op.completeMs = e.t;
-    if ("value" in e) op.value = e.value ?? null;
-    addFields(op, e.fields);
+    op.type = outcome;
+    op.completeMs = t;
+    if (hasValue) op.value = value ?? null;
+    addFields(op, fields);
     this.done.push(op);
   }
 

@@ -295,7 +295,7 @@ const paxos: SystemView = {
       const text = (body as { text?: unknown } | null)?.text;
       if (typeof text !== "string" || text.trim().length === 0) throw new ActionError("text must be a non-empty string");
       if (text.length > MAX_CHAT_CHARS) throw new ActionError(`text must be at most ${MAX_CHAT_CHARS} characters`);
-      if (/[\u001e\u001f]/.test(text)) throw new ActionError("text must not contain U+001E or U+001F");
+      if (/[\u009e\u009f]/.test(text)) throw new ActionError("text must not contain U+009E or U+009F");
       const seq = chatSeq++;
       const op = { id: `${chatSession}:${seq}`, c: chatSession, s: seq, lw: seq, t: text };
       const replicas = cluster.nodes.filter((n) => n.role === "replica").map((n) => n.id);

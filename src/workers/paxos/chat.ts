@@ -1,5 +1,5 @@
 import { assert } from "../runtime/assert.ts";
-import type { Op, Value } from "./messages.ts";
+import { encodeValue, type Op, type Value } from "./messages.ts";
 
 /** Sessions tracked before the oldest is forgotten (bounded memory). */
 const MAX_SESSIONS = 100_000;
@@ -7,11 +7,14 @@ const MAX_SESSIONS = 100_000;
 const MAX_DONE_PER_SESSION = 65_536;
 
 interface Session {
-  /** Every seq below floor is executed or will never be sent again. */
-  floor: number;
-  /** Executed seqs >= floor (and some below it, until the next sweep). */
+  /**
+   * Every seq below low is executed or will never be sent again (below the client's low water).
+   * Seqs mostly execute in order, so most ops only move low up by one.
+   */
+  low: number;
+  /** Executed seqs above low (out of order), and some below it until the next sweep. */
   done: Set<number>;
-  /** Sweep seqs below floor out of `done` once it holds more than this. */
+  /** Sweep seqs below low out of `done` once it holds more than this. */
   sweepAt: number;
 }
 
@@ -51,7 +54,22 @@ export class ChatLog {
   /** True when this (client, seq) has been executed (or is below the client's low water). */
   isDone(client: string, seq: number): boolean {
     const s = this.sessions.get(client);
-    return s !== undefined && (seq < s.floor || s.done.has(seq));
+    return s !== undefined && (seq < s.low || s.done.has(seq));
+  }
+
+  /** The ops not yet executed (isDone false), in order; a run of one client's ops looks its session up once. */
+  notDone(ops: Op[]): Op[] {
+    const out: Op[] = [];
+    let lastC: string | null = null;
+    let s: Session | undefined;
+    for (const op of ops) {
+      if (op.c !== lastC) {
+        s = this.sessions.get(op.c);
+        lastC = op.c;
+      }
+      if (s === undefined || (op.s >= s.low && !s.done.has(op.s))) out.push(op);
+    }
+    return out;
   }
 
   apply(slot: number, value: Value): Applied {
@@ -77,44 +95,50 @@ export class ChatLog {
           const oldest = this.sessions.keys().next().value!;
           this.sessions.delete(oldest);
         }
-        s = { floor: 0, done: new Set(), sweepAt: SWEEP_MIN };
+        s = { low: 0, done: new Set(), sweepAt: SWEEP_MIN };
         this.sessions.set(op.c, s);
       }
-      if (op.s < s.floor || s.done.has(op.s)) {
+      const q = op.s;
+      if (q < s.low || s.done.has(q)) {
         duplicates.push(op);
         this.dupsSkipped++;
       } else {
-        s.done.add(op.s);
+        if (q === s.low) s.low++;
+        else s.done.add(q);
         executed.push(op);
         this.opsExecuted++;
       }
-      if (op.lw > s.floor) s.floor = op.lw;
+      if (op.lw > s.low) s.low = op.lw;
+      // Seqs executed out of order that now sit at low join the prefix.
+      if (s.done.size > 0) while (s.done.delete(s.low)) s.low++;
       if (s.done.size > s.sweepAt) {
-        // Entries below the floor are dead weight (the floor answers for them): sweep them out once
-        // `done` has doubled since the last sweep, so a sweep costs O(1) per op amortized. (Sweeping
-        // at every rise of the floor once past 1024 entries walked ~1000 entries per client batch
-        // on every replica with 8 x 64 messages in flight per client.)
-        for (const q of s.done) if (q < s.floor) s.done.delete(q);
+        // Entries below low are dead weight (low answers for them): sweep them out once `done` has
+        // doubled since the last sweep, so a sweep costs O(1) per op amortized.
+        for (const x of s.done) if (x < s.low) s.done.delete(x);
         s.sweepAt = Math.min(MAX_DONE_PER_SESSION, Math.max(SWEEP_MIN, 2 * s.done.size));
       }
       if (s.done.size > MAX_DONE_PER_SESSION) {
         // A client that never raises its low water: forget its oldest seqs (it may then get a duplicate executed).
-        const min = Math.min(...s.done);
+        let min = Infinity;
+        for (const x of s.done) if (x < min) min = x;
         s.done.delete(min);
-        s.floor = Math.max(s.floor, min + 1);
+        s.low = Math.max(s.low, min + 1);
+        while (s.done.delete(s.low)) s.low++;
       }
     }
     return { slot, executed, duplicates, noop: false };
   }
 }
 
-/** The text hashed for one slot: slot number and the ops' ids and texts (or "noop"). */
+/**
+ * The text hashed for one slot: its number and its value's encoding (or "noop"). The encoding is
+ * every field of every op in order (id, client, seq, low water, text) and is canonical (one string
+ * per value: decodeValue refuses any other spelling), so equal hashes mean equal logs op for op.
+ * It is also what the slot travelled and is stored as, already built (the leader encoded it to send
+ * it, a follower received it), so hashing costs one pass over it rather than a string built op by op.
+ */
 function slotDigestText(slot: number, value: Value): string {
-  if (value === null) return `${slot}|noop`;
-  let s = `${slot}`;
-  // The id names the message (its client and seq travel with it); the text is what was said.
-  for (const op of value) s += "|" + op.id + ":" + op.t;
-  return s;
+  return value === null ? `${slot}|noop` : `${slot}|${encodeValue(value)}`;
 }
 
 /** Replay a whole log (e.g. read from a replica) through a fresh ChatLog: what a checker uses. */

@@ -1,6 +1,6 @@
 import { seqKey } from "../runtime/keys.ts";
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
-import { encodeValue, type ChatOk, type ChatRedirect, type ClientSnapshot, type Op, type PaxosClientConfig } from "./messages.ts";
+import { encodeOp, joinOps, type ChatOk, type ChatRedirect, type ClientSnapshot, type Op, type PaxosClientConfig } from "./messages.ts";
 
 const MAX_LATENCY_SAMPLES = 20_000;
 const MAX_ACKED_IDS = 2_000_000;
@@ -84,10 +84,16 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
     while (running) {
       if (!first) state.retries++;
       first = false;
-      // Fresh op objects per send: bodies may be shared with the receiver (simulator), never mutate one.
+      // A fresh body per send: bodies may be shared with the receiver (simulator), never mutate one.
+      // A batch goes encoded, built field by field (no op object per message on the way).
       const low = lowWater();
-      const ops: Op[] = seqs.map((s, i) => ({ id: ids[i]!, c: session, s, lw: low, t: text(s) }));
-      const body = ops.length === 1 ? { type: "chat", op: ops[0]! } : { type: "chat_batch", ops: encodeValue(ops) };
+      let body: { type: string; [k: string]: unknown };
+      if (seqs.length === 1) body = { type: "chat", op: { id: ids[0]!, c: session, s: seqs[0]!, lw: low, t: text(seqs[0]!) } satisfies Op };
+      else {
+        const parts: string[] = new Array(seqs.length);
+        for (let i = 0; i < seqs.length; i++) parts[i] = encodeOp(ids[i]!, session, seqs[i]!, low, text(seqs[i]!));
+        body = { type: "chat_batch", ops: joinOps(parts) };
+      }
       const target = replicas[leader]!;
       try {
         const r = await node.request<ChatOk | ChatRedirect>(target, body, { timeoutMs: cfg.timeoutMs });

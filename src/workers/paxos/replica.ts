@@ -196,7 +196,7 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
 
   /** Take client ops: answer at once if all are done, redirect if not leader, else wait for execution. */
   function takeOps(msg: Message, ops: Op[]): void {
-    const todo = ops.filter((op) => !chat.isDone(op.c, op.s));
+    const todo = chat.notDone(ops);
     const okType = msg.body.type === "chat_batch" ? "chat_batch_ok" : "chat_ok";
     if (todo.length === 0) {
       node.reply(msg, { type: okType });

@@ -20,23 +20,19 @@ interface RecorderHost {
   send(body: Body): void;
 }
 
-/** One event in a batch: the message's `incarnation` applies to all. */
-export interface RecordedEvent {
-  ev: "invoke" | "complete";
-  n: number;
-  t: number;
-  f?: string;
-  value?: unknown;
-  fields?: Record<string, unknown>;
-  outcome?: "ok" | "fail" | "info";
-}
-
 /**
- * A batch travels flat: EVENT_STRIDE slots per event, [kind (0 invoke, 1 complete), n, t, f or
- * outcome, value (undefined: none), fields (undefined: none)]. Cloning one array of scalars
- * between threads costs a third to a fifth of cloning an object per event.
+ * A batch travels flat: EVENT_STRIDE slots per event, [kind, n, t, f or outcome, value, fields
+ * (null: none)], kind 0 an invocation (its value is always there), 1 a completion with no value, 2
+ * one with a value. Cloning one array of scalars between threads costs a third to a fifth of
+ * cloning an object per event. When every value and field is one JSON carries exactly (the usual
+ * ids, numbers and flat objects of them), the batch goes as JSON text (`text`) instead of `events`:
+ * writing and parsing it cost ~25% less CPU than cloning the array (~0.8 vs ~1.05 us per
+ * operation's two events, the clone of each `{ seq }` object above all).
  */
 export const EVENT_STRIDE = 6;
+export const HISTORY_INVOKE = 0;
+export const HISTORY_COMPLETE = 1;
+export const HISTORY_COMPLETE_WITH_VALUE = 2;
 
 /** `value` and `fields` may each take half a message; the rest of an event is a few scalars. */
 const HALF = Limits.maxMessageBytes / 2;
@@ -49,6 +45,21 @@ export const MAX_HISTORY_BATCH = 256;
 const SMALL = 1024;
 const tooBig = (v: unknown) => (typeof v === "string" ? v.length * 3 > HALF : typeof v === "object" && v !== null && exceedsSize(v, HALF));
 const isSmall = (v: unknown) => (typeof v === "string" ? v.length * 2 <= SMALL : typeof v !== "object" || v === null || isFlatSmall(v) || !exceedsSize(v, SMALL));
+
+/** A scalar JSON carries exactly (JSON.parse(JSON.stringify(v)) is v). */
+const jsonScalar = (v: unknown) =>
+  v === null || typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v) && !Object.is(v, -0));
+
+/** null, a JSON-exact scalar, or a plain object of at most 8 of them: JSON carries it exactly. */
+function jsonFlat(v: unknown): boolean {
+  if (jsonScalar(v)) return true;
+  if (typeof v !== "object" || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return false;
+  let n = 0;
+  for (const k in v) {
+    if (++n > 8 || k === "__proto__" || !jsonScalar((v as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}
 
 /** A plain object of at most 8 scalars (`{ seq: 3 }`, `{ key: "x" }`): small without a walk. */
 function isFlatSmall(v: object): boolean {
@@ -68,31 +79,28 @@ export interface BatchingRecorder extends HistoryRecorder {
 
 export function historyRecorder(host: RecorderHost): BatchingRecorder {
   let n = 0;
-  let batch: RecordedEvent[] = [];
+  /** This turn's events, already in the flat layout the message carries (no object per event). */
+  let events: unknown[] = [];
+  /** Every value and field so far in this batch is one JSON carries exactly. */
+  let json = true;
   let scheduled = false;
   const flush = () => {
     scheduled = false;
-    if (batch.length === 0) return;
-    const events: unknown[] = new Array(batch.length * EVENT_STRIDE);
-    let j = 0;
-    for (const e of batch) {
-      events[j++] = e.ev === "invoke" ? 0 : 1;
-      events[j++] = e.n;
-      events[j++] = e.t;
-      events[j++] = e.ev === "invoke" ? e.f : e.outcome;
-      events[j++] = e.value;
-      events[j++] = e.fields;
-    }
-    batch = [];
-    host.send({ type: "history", incarnation: host.incarnation, events });
+    if (events.length === 0) return;
+    const batch = events;
+    events = [];
+    const asText = json;
+    json = true;
+    host.send(asText ? { type: "history", incarnation: host.incarnation, text: JSON.stringify(batch) } : { type: "history", incarnation: host.incarnation, events: batch });
   };
-  const record = (e: RecordedEvent) => {
+  const record = (kind: number, on: number, fOrOutcome: string, value: unknown, fields: Record<string, unknown> | null) => {
     // Bounding only the two free-form parts is fast for the usual scalars and flat objects; walking
     // every event would double a busy client's cost. A small part cannot be too big: one walk at most.
-    const small = isSmall(e.value) && isSmall(e.fields);
-    if (!small && (tooBig(e.value) || tooBig(e.fields))) throw new RpcError(ErrorCode.TooLarge, `history operation "${String(e.f ?? e.n)}" carries more than ${HALF} bytes`);
-    batch.push(e);
-    if (batch.length >= MAX_HISTORY_BATCH || !small) flush();
+    const small = isSmall(value) && isSmall(fields);
+    if (!small && (tooBig(value) || tooBig(fields))) throw new RpcError(ErrorCode.TooLarge, `history operation "${kind === HISTORY_INVOKE ? fOrOutcome : on}" carries more than ${HALF} bytes`);
+    if (json && !(jsonFlat(value) && jsonFlat(fields))) json = false;
+    events.push(kind, on, host.now(), fOrOutcome, value, fields);
+    if (events.length >= MAX_HISTORY_BATCH * EVENT_STRIDE || !small) flush();
     else if (!scheduled) {
       scheduled = true;
       queueMicrotask(flush);
@@ -100,10 +108,9 @@ export function historyRecorder(host: RecorderHost): BatchingRecorder {
   };
   return {
     invoke(f, value, fields) {
-      const e: RecordedEvent = { ev: "invoke", n: n++, t: host.now(), f, value: value ?? null };
-      if (fields) e.fields = fields;
-      record(e);
-      return new OpenOp(host, record, e.n, f);
+      const on = n++;
+      record(HISTORY_INVOKE, on, f, value ?? null, fields || null);
+      return new OpenOp(host, record, on, f);
     },
     flush,
   };
@@ -114,17 +121,15 @@ class OpenOp implements RecordedOp {
   private done = false;
   constructor(
     private readonly host: RecorderHost,
-    private readonly record: (e: RecordedEvent) => void,
+    private readonly record: (kind: number, n: number, fOrOutcome: string, value: unknown, fields: Record<string, unknown> | null) => void,
     private readonly n: number,
     private readonly f: string,
   ) {}
   private complete(outcome: "ok" | "fail" | "info", value: unknown, fields: Record<string, unknown> | undefined): void {
     if (this.done) throw new Error(`assertion failed: ${this.host.id}: operation ${this.n} (${this.f}) completed twice`);
     this.done = true;
-    const end: RecordedEvent = { ev: "complete", n: this.n, t: this.host.now(), outcome };
-    if (value !== undefined) end.value = value;
-    if (fields) end.fields = fields;
-    this.record(end);
+    if (value === undefined) this.record(HISTORY_COMPLETE, this.n, outcome, null, fields || null);
+    else this.record(HISTORY_COMPLETE_WITH_VALUE, this.n, outcome, value, fields || null);
   }
   ok(value?: unknown): void {
     this.complete("ok", value, undefined);
