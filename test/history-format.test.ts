@@ -75,6 +75,15 @@ describe("total order (paxos)", () => {
     const r = checkTotalOrder(h, [{ id: "b1" }, { id: "a1" }, { id: "a2" }]);
     expect(r).toMatchObject({ ok: true, acked: 3, logged: 3 });
   });
+  test("a log kept from an earlier run: its messages at the head are that run's; an unknown message after them is still caught", () => {
+    const h = [s("a", "a1", 0, 1), s("a", "a2", 2, 3)];
+    expect(checkTotalOrder(h, [{ id: "old1" }, { id: "old2" }, { id: "a1" }, { id: "a2" }], { prior: 2 })).toMatchObject({ ok: true, acked: 2, logged: 2 });
+    const r = checkTotalOrder(h, [{ id: "old1" }, { id: "a1" }, { id: "zz" }, { id: "a2" }], { prior: 1 });
+    expect(r.ok).toBe(false);
+    expect(r.counts.neverSent).toBe(1);
+    // Without the earlier run's share, its messages are faults.
+    expect(checkTotalOrder(h, [{ id: "old1" }, { id: "a1" }, { id: "a2" }]).counts.neverSent).toBe(1);
+  });
   test.each([
     ["an acknowledged message missing", [{ id: "a1" }], "missing"],
     ["a message twice", [{ id: "a1" }, { id: "a2" }, { id: "b1" }, { id: "a1" }], "duplicated"],

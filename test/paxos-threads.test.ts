@@ -30,6 +30,19 @@ function expectAllChecks(r: RunResult): void {
 }
 
 describe("paxos on worker threads", () => {
+  test("a second run over the same durable log (no --fresh) passes every check: the earlier run's messages are not this run's faults", async () => {
+    const dir = tmp();
+    const opts = { f: 1, clients: 2, intervalMs: 2 } as PaxosOptions;
+    for (const round of [1, 2]) {
+      const r = await withThreads({ system: "paxos", nodes: paxosTopology(opts), seed: round, dataDir: dir, fresh: round === 1, logLevel: "silent" }, (c) =>
+        runPaxos(c, opts, { untilStopped: () => c.sleep(600), stopping: () => false }, { quietTimeoutMs: 5000 }),
+      );
+      expect({ round, failing: Object.entries(r.checks).filter(([, c]) => !c.ok) }).toEqual({ round, failing: [] });
+      if (round === 2) expect(r.checks["total order"]?.detail).toContain("an earlier run logged");
+    }
+  }, 60_000);
+
+
   test("leader killed and restarted from its sqlite state: a new leader takes over, logs identical, exactly once", async () => {
     let old: string | null = null;
     const r = await threaded({ f: 1, nemesis: ["kill"] } as Partial<PaxosOptions>, async (c) => {

@@ -423,6 +423,21 @@ describe("paxos value encoding", () => {
       expect(decodeValue(bad)).toBeUndefined();
   });
 
+  test("a slot stored with the earlier separators (U+001E/U+001F) reads as the same ops; one whose text holds today's separators is not guessed at", async () => {
+    const { encodeValue, decodeValue, fromLegacySeparators } = await import("../src/workers/paxos/messages.ts");
+    const v: Op[] = [
+      { id: "a", c: "client-1", s: 0, lw: 0, t: "hello" },
+      { id: "b", c: "client-2", s: 7, lw: 3, t: "" },
+    ];
+    const legacy = v.map((op) => [op.id, op.c, op.s, op.lw, op.t].join("\u001f")).join("\u001e");
+    expect(decodeValue(legacy)).toBeUndefined();
+    expect(fromLegacySeparators(legacy)).toBe(encodeValue(v)!);
+    expect(decodeValue(fromLegacySeparators(legacy))).toEqual(v);
+    expect(fromLegacySeparators(legacy.replace("hello", "he\u009ello"))).toBeUndefined();
+    expect(fromLegacySeparators(encodeValue(v))).toBeUndefined();
+    expect(fromLegacySeparators(null)).toBeUndefined();
+  });
+
   test("a slot made of decoded client batches (whole, cut, or mixed with other ops) encodes as if op by op", async () => {
     const { encodeValue, decodeValue } = await import("../src/workers/paxos/messages.ts");
     const mk = (c: string, from: number, n: number): Op[] => Array.from({ length: n }, (_, i) => ({ id: `${c}-${from + i}`, c, s: from + i, lw: from, t: `text ${from + i}` }));

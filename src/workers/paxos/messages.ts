@@ -227,6 +227,8 @@ export interface ReplicaSnapshot {
   voter: boolean;
   incarnation: number;
   skipSlots: number[];
+  /** The highest slot this replica held (chosen or accepted) when this run began: the log outlives runs. */
+  runStart: number;
 }
 
 export interface ClientSnapshot {
@@ -280,6 +282,18 @@ export function opProblem(op: unknown): string | null {
 const OP_SEP = "\u009e";
 const FIELD_SEP = "\u009f";
 const SEPARATORS = /[\u009e\u009f]/;
+
+const LEGACY_SEPARATORS = /[\u001e\u001f]/;
+
+/**
+ * A slot stored before the separators changed (U+001E between ops, U+001F between fields; same
+ * fields, same order), in today's form; undefined when `w` is not one. Text of that time could
+ * hold U+009E/U+009F, which would now read as separators: such a value is not converted.
+ */
+export function fromLegacySeparators(w: unknown): string | undefined {
+  if (typeof w !== "string" || !LEGACY_SEPARATORS.test(w) || SEPARATORS.test(w)) return undefined;
+  return w.replaceAll("\u001e", OP_SEP).replaceAll("\u001f", FIELD_SEP);
+}
 
 /** A slot value as it travels and is stored. */
 export type WireValue = string | null;

@@ -6,6 +6,7 @@ import {
   DEFAULT_REPLICA_CONFIG,
   PEER_TYPES,
   decodeValue,
+  fromLegacySeparators,
   encodePeerMsg,
   encodeValue,
   PaxosLimits,
@@ -79,8 +80,14 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
     const rows = st.scan<[number, WireValue]>({ start, prefix: SLOT_PREFIX, limit: LOAD_PAGE });
     for (const [k, [b, w]] of rows) {
       const s = slotOf(k);
-      const v = decodeValue(w);
-      if (v === undefined) throw new Error(`stored slot ${s} does not decode`);
+      let v = decodeValue(w);
+      const upgraded = v === undefined ? fromLegacySeparators(w) : undefined;
+      if (upgraded !== undefined) {
+        v = decodeValue(upgraded);
+        // Stored again in today's form (before this node answers anyone), so reads of the log find it.
+        if (v !== undefined) st.put(k, [b, upgraded]);
+      }
+      if (v === undefined) throw new Error(`stored slot ${s} does not decode (wipe the data dir, e.g. with --fresh, to start over)`);
       if (s <= durable.commit) chat.apply(s, v);
       else durable.accepted.push([s, b, v]);
     }
@@ -90,6 +97,14 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
   if (chat.applied !== durable.commit) throw new Error(`stored log has ${chat.applied} contiguous chosen slots, commit says ${durable.commit}`);
   const fresh = durable.promised === 0 && durable.commit === 0 && durable.accepted.length === 0;
   if (!meta) st.put("meta", { n: replicas.length });
+  // Where the log stood when this run began (the first boot in this process): a data dir kept from
+  // an earlier run holds that run's messages, which no client of this run sent.
+  if (node.incarnation === 0) {
+    let held = durable.commit;
+    for (const [s] of durable.accepted) held = Math.max(held, s);
+    st.put("runStart", held);
+  }
+  const runStart = st.get<number>("runStart") ?? 0;
   const firstBoot = fresh && node.incarnation === 0;
   // Restarted and its storage is gone (memory storage: even `meta`, written first thing at every boot,
   // is missing): it may have promised or accepted things it no longer knows, so it must never vote
@@ -302,6 +317,7 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
     voter: !learner,
     incarnation: node.incarnation,
     skipSlots: me === 0 && firstBoot ? cfg.skipSlots : [],
+    runStart,
   });
   return { inspect: snapshot };
 });

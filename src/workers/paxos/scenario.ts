@@ -244,14 +244,18 @@ export async function runPaxos(cluster: Cluster, o: Opts, control: RunControl, e
     "progress made": { ok: acked > 0 && maxCommit > 0, detail: `${acked} of ${sent} messages acknowledged, ${maxCommit} slots` },
   };
   let to: TotalOrderResult | undefined;
+  let prior = 0;
   if (cluster.history) {
     // Judged from what clients saw: the executed log against every client's sends. The log names a
     // client's session (`<node>#<boot>`, a new one per restart); the history names the node.
-    to = checkTotalOrder(cluster.history.history(), executed.map((op) => ({ id: op.id, process: op.c.replace(/#\d+$/, "") })));
+    // Slots up to where any replica's log stood when this run began may hold an earlier run's messages.
+    const runStart = Math.max(0, ...live.map((s) => s.runStart ?? 0));
+    prior = replay(log.filter(([slot]) => slot <= runStart)).executed.length;
+    to = checkTotalOrder(cluster.history.history(), executed.map((op) => ({ id: op.id, process: op.c.replace(/#\d+$/, "") })), { prior });
     const counts = Object.entries(to.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
     checks["total order"] = {
       ok: to.ok && !cluster.history.truncated && to.acked > 0,
-      detail: `${to.acked} acknowledged sends, ${to.logged} in the log${cluster.history.truncated ? "; history truncated" : ""}${counts.length ? `; ${counts.join(", ")}: ${to.problems.slice(0, 3).join("; ")}` : ""}`,
+      detail: `${to.acked} acknowledged sends, ${to.logged} in the log${prior > 0 ? ` (after ${prior} messages an earlier run logged)` : ""}${cluster.history.truncated ? "; history truncated" : ""}${counts.length ? `; ${counts.join(", ")}: ${to.problems.slice(0, 3).join("; ")}` : ""}`,
     };
   }
   if (skip.length > 0) {
