@@ -34,7 +34,7 @@ export const frontend = defineRole<TieredConfig>((node) => {
   const clock = followClock(node, cfg.dispatchers);
   const delivery = new Delivery();
   const waiters = new Map<number, Array<() => void>>();
-  const subscriptions = new Subscriptions(node.storage, node.nodeIds.length);
+  const subscriptions = new Subscriptions(node.storage, node.nodeIds.length, node.incarnation === 0);
   const clients = new Map<NodeId, number>();
   const state = { requests: 0, forwarded: 0, dbRetries: 0, pushes: 0, joined: false, refused: 0 };
   let lastFetch = -Infinity;

@@ -44,7 +44,7 @@ export class Scorekeeper {
     private readonly password: string | undefined,
   ) {
     this.board = new Board(node.storage);
-    this.subscriptions = new Subscriptions(node.storage, node.nodeIds.length);
+    this.subscriptions = new Subscriptions(node.storage, node.nodeIds.length, node.incarnation === 0);
     this.writeLog = new WriteLog(node.storage, WRITE_LOG_CAPACITY);
   }
 

@@ -18,11 +18,19 @@ export class Subscriptions {
   private readonly byTeam = new Map<Team, Set<NodeId>>();
   private readonly byEvent = new Map<Event, Set<NodeId>>();
 
-  /** `maxTablets` bounds the table: registrations come only from cluster nodes, so this is their count. */
+  /**
+   * `maxTablets` bounds the table: registrations come only from cluster nodes, so this is their count.
+   * `newRun`: the node's first boot in this run. Its tablets are new and register afresh, maybe with
+   * other interests and through another server: a table kept from an earlier run (the data dir
+   * outlives runs) would push them what they never asked for, so it is dropped. A restart within a
+   * run keeps the table.
+   */
   constructor(
     private readonly storage: Storage,
     private readonly maxTablets: number,
+    newRun: boolean,
   ) {
+    if (newRun) for (const [key] of storage.scan({ prefix: PREFIX })) storage.delete(key);
     for (const [key, value] of storage.scan<Interests>({ prefix: PREFIX })) {
       if (this.byTablet.size >= maxTablets) break;
       this.index(key.slice(PREFIX.length), value);
