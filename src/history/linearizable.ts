@@ -41,6 +41,16 @@ export interface Model<S = unknown> {
    */
   refute?(ops: readonly Op[], key: string): Refutation | null;
   /**
+   * Operations with the same key here are interchangeable: in every state the model accepts them
+   * alike and they lead to the same state (a counter's increments by the same amount); null for an
+   * operation that has no such twin. Among interchangeable operations that could all be linearized
+   * next, the search tries only the one that returns first: if a linearization puts another one
+   * here, swapping the two gives one that puts this one here (the other still returns after the
+   * swapped-to point). Without it, n concurrent increments and a read between them cost the search
+   * every subset of them of the read's size.
+   */
+  interchangeable?(op: Op): string | null;
+  /**
    * Every operation depends on nothing but itself (echo: the reply must carry what was sent): each
    * is stepped alone from its key's initial state, with no search. A million echoes check in a blink.
    */
@@ -202,6 +212,38 @@ function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: nu
     next[prev[e]!] = e;
   };
 
+  // Interchangeable operations (see Model.interchangeable): each one's class, as the class's members
+  // in the order they return (ties by index), and where each entry sits in time order.
+  const twins: Array<number[] | undefined> = new Array(n);
+  const pos = new Int32Array(2 * n);
+  order.forEach((e, k) => (pos[e] = k));
+  if (model.interchangeable) {
+    const classes = new Map<string, number[]>();
+    for (let i = 0; i < n; i++) {
+      const c = model.interchangeable(ops[i]!);
+      if (c !== null) (classes.get(c) ?? classes.set(c, []).get(c)!).push(i);
+    }
+    for (const members of classes.values()) {
+      if (members.length < 2) continue;
+      members.sort((a, b) => retTime(a) - retTime(b) || a - b);
+      for (const i of members) twins[i] = members;
+    }
+  }
+  /** A twin of op i that returns before it and could be linearized now: then trying i now is redundant. */
+  const dominated = (i: number, from: number): boolean => {
+    const members = twins[i];
+    if (!members) return false;
+    // Every entry before `from` is a call (the scan stops at the first return): find that return.
+    let e = from;
+    while (e >= 0 && (e & 1) === 0) e = next[e]!;
+    const firstReturn = e < 0 ? Infinity : pos[e]!;
+    for (const j of members) {
+      if (j === i) return false;
+      if ((bits[j >>> 5]! & (1 << (j & 31))) === 0 && pos[2 * j]! < firstReturn) return true;
+    }
+    throw new Error("assertion failed: an operation missing from its own class");
+  };
+
   let definite = 0;
   for (const op of ops) if (op.type !== "info") definite++;
   const words = (n + 31) >>> 5;
@@ -248,6 +290,10 @@ function checkPartition<S>(key: string, ops: Op[], model: Model<S>, deadline: nu
     if ((++steps & (CLOCK_EVERY - 1)) === 0 && (clock() > deadline || steps > maxSteps)) return { key, verdict: "unknown", ops: n, steps };
     if ((entry & 1) === 0) {
       const i = entry >> 1;
+      if (dominated(i, entry)) {
+        entry = next[entry]!;
+        continue;
+      }
       const after = model.step(state, ops[i]!);
       if (after !== REJECT) {
         const w = i >>> 5;

@@ -109,6 +109,8 @@ export function talliesModel(opts: { initial?: number } = {}): Model<TallyState>
     hash: (s) => `${s.base}+${s.added}`,
     describe: (s) => (s.base === null ? `tally unknown + ${s.added}` : `tally ${s.base + s.added}`),
     refute: (ops) => refuteCounter(ops, opts.initial ?? null),
+    // An increment observes nothing: two by the same amount are alike in every state.
+    interchangeable: (op) => (op.f === "increment" ? `increment ${JSON.stringify(op.value ?? 1)}` : null),
     step(s, op) {
       if (op.f === "increment") {
         const by = op.value === null || op.value === undefined ? 1 : op.value;
