@@ -59,7 +59,9 @@ export class Links {
   post(msg: Message, shared?: SharedBody): void {
     const near = this.host.colocated(msg.dest);
     if (near) {
-      // Same thread: no port, but still a copy (nodes share no memory) and still asynchronous.
+      // Same thread: no port, but still a copy (nodes share no memory) and still asynchronous. A
+      // fan-out's copies are made at the end of its call, after its posts to other threads.
+      if (shared) return shared.local(near, msg);
       const copy = cloneMessage(msg);
       queueMicrotask(() => near(copy));
       return;
