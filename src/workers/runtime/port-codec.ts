@@ -75,11 +75,12 @@ export class SharedBody {
     return this.text;
   }
 
-  /** toPort(msg) for a message whose body is this one. */
-  toPort(msg: Message): Message | string {
+  /** toPort(msg) for a message whose body is this one; `head`, if given, is messageHead(msg.src, msg.dest), made once per link. */
+  toPort(msg: Message, head?: string): Message | string {
     assert(msg.body === this.body, "a shared body posted with another message's body");
     const text = this.json();
     if (text === null) return msg;
+    if (head !== undefined) return `${head}${text}}`;
     if (this.src === undefined) [this.src, this.srcField] = [msg.src, `{"src":${JSON.stringify(msg.src)}`];
     assert(msg.src === this.src, "a shared body posted from two senders");
     return `${this.srcField},"dest":${JSON.stringify(msg.dest)},"body":${text}}`;
@@ -99,6 +100,11 @@ export class SharedBody {
       queueMicrotask(() => deliver(c));
     }
   }
+}
+
+/** The JSON text of a message up to its body, `{"src":...,"dest":...,"body":`: the same for every message on one link. */
+export function messageHead(src: string, dest: string): string {
+  return `{"src":${JSON.stringify(src)},"dest":${JSON.stringify(dest)},"body":`;
 }
 
 /** What arrived on a link, decoded. Text that does not parse is handed on as is, for the runtime to refuse as malformed. */
