@@ -4,6 +4,8 @@ import { fromPort } from "../src/workers/runtime/port-codec.ts";
 import { acceptWireFrame } from "../src/workers/runtime/data-link.ts";
 import { WireConn, wireListen } from "../src/workers/runtime/wire.ts";
 import type { Message } from "../src/workers/runtime/types.ts";
+import { NodeRuntime, type Env } from "../src/workers/runtime/node.ts";
+import { SqliteStorage } from "../src/workers/runtime/storage.ts";
 
 /** A node's links with the supervisor played by hand: every grant request waits for the test to answer it. */
 function harness() {
@@ -139,6 +141,71 @@ describe("a TCP data link", () => {
       WireConn.prototype.onData = onData;
       links.close();
       listener.stop(true);
+    }
+  });
+});
+
+describe("a fan-out from a packed thread", () => {
+  /** Node n1 whose links reach n3 and n4 in this thread and n2 over a MessageChannel; what each receives, in order. */
+  async function fanOutHarness() {
+    const got: Array<{ to: string; body: unknown }> = [];
+    const far = new MessageChannel();
+    far.port2.onmessage = (e) => got.push({ to: "n2", body: (fromPort(e.data) as Message).body });
+    const near = (to: string) => (m: Message) => void got.push({ to, body: m.body });
+    const links = new Links({
+      id: "n1",
+      grant: async () => ({ port: far.port1, incarnation: 0 }),
+      colocated: (dest) => (dest === "n3" || dest === "n4" ? near(dest) : undefined),
+      receive: () => {},
+      wireFrame: () => {},
+      wire: null,
+      now: () => performance.now(),
+    });
+    const storage = new SqliteStorage(null, "memory");
+    const env: Env = {
+      now: () => performance.now(),
+      setTimer: (ms, fn) => setTimeout(fn, ms),
+      clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+      transmit: (msg, shared) => links.post(msg, shared),
+      storage,
+      emitLog: () => {},
+      uid: () => "u",
+      serveHttp: () => {},
+    };
+    const rt = new NodeRuntime({ id: "n1", role: "r", config: {}, nodeIds: ["n1", "n2", "n3", "n4"], incarnation: 0, seed: 1, logLevel: "error" }, env);
+    // Open the port link first, so the fan-out below posts on it.
+    rt.ctx.send("n2", { type: "open" });
+    for (let i = 0; i < 50 && !got.some((g) => g.to === "n2"); i++) await Bun.sleep(5);
+    got.length = 0;
+    const close = () => {
+      links.close();
+      far.port2.close();
+      storage.close();
+    };
+    return { rt, got, close };
+  }
+
+  test("each recipient gets the body as it was when sendMany returned, in order per recipient, in-thread ones included", async () => {
+    const { rt, got, close } = await fanOutHarness();
+    try {
+      const body = { type: "u", n: 1, inner: { v: 1 } };
+      rt.ctx.send("n3", { type: "before" });
+      rt.ctx.sendMany(["n3", "n2", "n4", "n3"], body);
+      // The sender changes its object at once: no recipient may see that (nodes share no memory).
+      body.n = 2;
+      body.inner.v = 2;
+      rt.ctx.send("n3", { type: "after" });
+      for (let i = 0; i < 50 && got.length < 6; i++) await Bun.sleep(5);
+      const to = (d: string) => got.filter((g) => g.to === d).map((g) => g.body);
+      const sent = { type: "u", n: 1, inner: { v: 1 } };
+      expect(to("n3")).toEqual([{ type: "before" }, sent, sent, { type: "after" }]);
+      expect(to("n4")).toEqual([sent]);
+      expect(to("n2")).toEqual([sent]);
+      // Two copies for the recipient named twice, not one object handed on twice.
+      const [, a, b] = to("n3") as object[];
+      expect(a).not.toBe(b);
+    } finally {
+      close();
     }
   });
 });

@@ -68,8 +68,11 @@ export const tablet = defineRole<TabletConfig>((node) => {
     if (node.log.enabled?.("info") ?? true) node.log.info(show(next));
     return true;
   }
-  const applyTally = (t: Tally) => apply(state.tallies[t.team], t, formatTally, (v) => (state.tallies[v.team] = v));
-  const applyScore = (s: Score) => apply(state.scores[s.event], s, formatScore, (v) => (state.scores[v.event] = v));
+  // Made once: every push passes one of these.
+  const storeTally = (v: Tally) => (state.tallies[v.team] = v);
+  const storeScore = (v: Score) => (state.scores[v.event] = v);
+  const applyTally = (t: Tally) => apply(state.tallies[t.team], t, formatTally, storeTally);
+  const applyScore = (s: Score) => apply(state.scores[s.event], s, formatScore, storeScore);
 
   function refuse(msg: Message, why: string): void {
     state.refused++;

@@ -14,7 +14,7 @@
 import { assert } from "./assert.ts";
 import { cloneMessage } from "./clone.ts";
 import { Limits } from "./limits.ts";
-import { fromPort, toPort, type SharedBody } from "./port-codec.ts";
+import { fromPort, messageHead, toPort, type SharedBody } from "./port-codec.ts";
 import type { Message, NodeId } from "./types.ts";
 import { RECORDS_MIN_MESSAGES, wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
 
@@ -26,7 +26,7 @@ export const MAX_FRAME_MESSAGES = Limits.maxFrameMessages;
 const DOWN_RETRY_MS = Limits.linkDownRetryMs;
 
 type Link =
-  | { kind: "port"; port: MessagePort; incarnation: number }
+  | { kind: "port"; port: MessagePort; incarnation: number; /** messageHead of this node's messages to the peer. */ head: string }
   | { kind: "wire"; conn: WireConn; batch: Message[] }
   | { kind: "pending"; backlog: Message[] }
   | { kind: "down"; until: number };
@@ -59,7 +59,9 @@ export class Links {
   post(msg: Message, shared?: SharedBody): void {
     const near = this.host.colocated(msg.dest);
     if (near) {
-      // Same thread: no port, but still a copy (nodes share no memory) and still asynchronous.
+      // Same thread: no port, but still a copy (nodes share no memory) and still asynchronous. A
+      // fan-out's copies are made at the end of its call, after its posts to other threads.
+      if (shared) return shared.local(near, msg);
       const copy = cloneMessage(msg);
       queueMicrotask(() => near(copy));
       return;
@@ -67,7 +69,7 @@ export class Links {
     const link = this.links.get(msg.dest);
     switch (link?.kind) {
       case "port":
-        link.port.postMessage(shared ? shared.toPort(msg) : toPort(msg));
+        link.port.postMessage(shared ? shared.toPort(msg, msg.src === this.host.id ? link.head : undefined) : toPort(msg));
         return;
       case "wire":
         if (link.batch.push(msg) === 1) queueMicrotask(() => this.flush(link));
@@ -147,7 +149,7 @@ export class Links {
   /** A port link to `incarnation` of `peer`; it ends when the port closes (the partner's thread ended). */
   private setPort(peer: NodeId, port: MessagePort, incarnation: number): void {
     assert(incarnation >= this.floor(peer), `${this.host.id}: a link to ${peer}#${incarnation}, known dead`);
-    const link: Link = { kind: "port", port, incarnation };
+    const link: Link = { kind: "port", port, incarnation, head: messageHead(this.host.id, peer) };
     port.onmessage = (e) => this.host.receive(fromPort(e.data));
     port.addEventListener("close", () => {
       if (this.links.get(peer) === link) this.links.delete(peer);

@@ -317,9 +317,14 @@ export class NodeRuntime {
     this.checkBody(`${dests.length} nodes`, body);
     const shared = new SharedBody(body);
     const src = this.identity.id;
-    for (const dest of dests) {
-      this.stats.sent++;
-      this.env.transmit({ src, dest, body }, shared);
+    try {
+      for (const dest of dests) {
+        this.stats.sent++;
+        this.env.transmit({ src, dest, body }, shared);
+      }
+    } finally {
+      // Copies for nodes in this thread are made last, still before sendMany returns (see SharedBody).
+      shared.flushLocal();
     }
   }
 

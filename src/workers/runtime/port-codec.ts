@@ -8,7 +8,7 @@
  * Node messages are objects, so a string on a link is always one encoded here.
  */
 import { assert } from "./assert.ts";
-import { PLAIN_MAX_DEPTH, PLAIN_MAX_VALUES, plainShape, type Budget } from "./clone.ts";
+import { PLAIN_MAX_DEPTH, PLAIN_MAX_VALUES, cloneMessage, plainShape, type Budget } from "./clone.ts";
 import type { Body, Message } from "./types.ts";
 
 /** True when JSON.parse(JSON.stringify(v)) equals v exactly. */
@@ -50,10 +50,21 @@ export function toPort(msg: Message): Message | string {
  * of the body are made once, on first need, and each recipient's text only wraps it with its own
  * src and dest. Lives for that one call's immediate posts: a copy the network delays is posted
  * later (the body may have changed by then) and takes the per-message path.
+ *
+ * It also holds the call's hand-offs to nodes in the sender's own thread until the call ends
+ * (`local`, then `flushLocal`): the posts to other threads go first, so those threads start on
+ * their share while this one still copies and queues its own. Each copy is still made inside the
+ * call, so what a recipient gets is the body as it was sent; only the order between different
+ * recipients changes (a recipient named twice gets its two copies in order). Whoever makes a
+ * SharedBody calls flushLocal before the call returns.
  */
 export class SharedBody {
   /** undefined: not encoded yet; null: JSON does not carry this body exactly (post objects). */
   private text: string | null | undefined;
+  /** The call's sender and the start of its text, `{"src":"..."`, made once. */
+  private src: string | undefined;
+  private srcField = "";
+  private readonly held: Array<{ deliver: (m: Message) => void; msg: Message }> = [];
   constructor(readonly body: Body) {}
 
   private json(): string | null {
@@ -64,12 +75,36 @@ export class SharedBody {
     return this.text;
   }
 
-  /** toPort(msg) for a message whose body is this one. */
-  toPort(msg: Message): Message | string {
+  /** toPort(msg) for a message whose body is this one; `head`, if given, is messageHead(msg.src, msg.dest), made once per link. */
+  toPort(msg: Message, head?: string): Message | string {
     assert(msg.body === this.body, "a shared body posted with another message's body");
     const text = this.json();
-    return text === null ? msg : `{"src":${JSON.stringify(msg.src)},"dest":${JSON.stringify(msg.dest)},"body":${text}}`;
+    if (text === null) return msg;
+    if (head !== undefined) return `${head}${text}}`;
+    if (this.src === undefined) [this.src, this.srcField] = [msg.src, `{"src":${JSON.stringify(msg.src)}`];
+    assert(msg.src === this.src, "a shared body posted from two senders");
+    return `${this.srcField},"dest":${JSON.stringify(msg.dest)},"body":${text}}`;
   }
+
+  /** A hand-off to a node in this thread, made at flushLocal (still within the call); as many as the call has recipients. */
+  local(deliver: (m: Message) => void, msg: Message): void {
+    assert(msg.body === this.body, "a shared body handed on with another message's body");
+    this.held.push({ deliver, msg });
+  }
+
+  /** Copy the body for each held recipient, in order, and queue its delivery (asynchronous, as every delivery is). */
+  flushLocal(): void {
+    const held = this.held.splice(0);
+    for (const { deliver, msg } of held) {
+      const c = cloneMessage(msg);
+      queueMicrotask(() => deliver(c));
+    }
+  }
+}
+
+/** The JSON text of a message up to its body, `{"src":...,"dest":...,"body":`: the same for every message on one link. */
+export function messageHead(src: string, dest: string): string {
+  return `{"src":${JSON.stringify(src)},"dest":${JSON.stringify(dest)},"body":`;
 }
 
 /** What arrived on a link, decoded. Text that does not parse is handed on as is, for the runtime to refuse as malformed. */

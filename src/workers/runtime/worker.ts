@@ -105,10 +105,7 @@ class NodeHost {
     this.links = new Links({
       id: this.id,
       grant: (dest) => shared.supervisor.requestLink(this.id, this.incarnation, dest),
-      colocated: (dest) => {
-        const peer = shared.colocated(dest);
-        return peer ? (msg) => peer.receive(msg) : undefined;
-      },
+      colocated: (dest) => shared.colocated(dest)?.receiveHere,
       receive: (data) => this.receive(data),
       wireFrame: (conn, frame) => void this.wireFrame(conn, frame),
       wire: wire ? { host: wire.host, secret: wire.secret, peers: new Set(wire.peerHosts) } : null,
@@ -157,6 +154,9 @@ class NodeHost {
     for (const m of ms) this.slot.receive(m);
     return ms;
   }
+
+  /** receive, bound once: a fan-out hands it to every in-thread recipient. */
+  readonly receiveHere = (msg: Message): void => this.receive(msg);
 
   /** A message from a port, the driver, or a node in the same worker. */
   receive(msg: unknown): void {
