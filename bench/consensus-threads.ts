@@ -51,22 +51,22 @@ function tasks(): Map<number, TaskCpu> {
 
 const nodes = nodesFor({ f, batching: true, durable: values.durable, clients: CLIENTS, pipeline: PIPELINE });
 const before = tasks();
-let a: Map<number, TaskCpu> | null = null;
-let b: Map<number, TaskCpu> | null = null;
+const samples: { a?: Map<number, TaskCpu>; b?: Map<number, TaskCpu> } = {};
 // Inside the measured window (it starts after the warm-up and a reset of the clients' stats).
 const t0 = performance.now();
-setTimeout(() => (a = tasks()), warmupMs + 100);
-setTimeout(() => (b = tasks()), warmupMs + measureMs - 50);
+setTimeout(() => (samples.a = tasks()), warmupMs + 100);
+setTimeout(() => (samples.b = tasks()), warmupMs + measureMs - 50);
 const row = await throughput({ f, batching: true, loss: 0, durable: values.durable }, warmupMs, measureMs);
+const { a, b } = samples;
 if (!a || !b) throw new Error("the measured window ended before both samples were taken");
 const windowSec = (measureMs - 150) / 1000;
 const commits = row.commitsPerSec * windowSec;
 // Clock ticks per second: 100 on Linux unless the kernel was built otherwise.
 const TICK_US = 10_000;
-const workers = [...b.keys()].filter((t) => !before.has(t) && b!.get(t)!.name === "Worker").sort((x, y) => x - y);
+const workers = [...b.keys()].filter((t) => !before.has(t) && b.get(t)!.name === "Worker").sort((x, y) => x - y);
 const names = new Map(workers.map((t, i) => [t, nodes[i]?.id ?? `worker ${i}`] as const));
 const rows = [...b].flatMap(([tid, cur]) => {
-  const old = a!.get(tid);
+  const old = a.get(tid);
   if (!old || cur.ticks === old.ticks) return [];
   const us = ((cur.ticks - old.ticks) * TICK_US) / commits;
   return [{ thread: names.get(tid) ?? (before.has(tid) && cur.name === "bun" ? "main (driver)" : cur.name), tid, usPerCommit: +us.toFixed(2) }];
