@@ -44,32 +44,40 @@ export const MAX_HISTORY_BATCH = 256;
  */
 const SMALL = 1024;
 const tooBig = (v: unknown) => (typeof v === "string" ? v.length * 3 > HALF : typeof v === "object" && v !== null && exceedsSize(v, HALF));
-const isSmall = (v: unknown) => (typeof v === "string" ? v.length * 2 <= SMALL : typeof v !== "object" || v === null || isFlatSmall(v) || !exceedsSize(v, SMALL));
 
 /** A scalar JSON carries exactly (JSON.parse(JSON.stringify(v)) is v). */
 const jsonScalar = (v: unknown) =>
   v === null || typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v) && !Object.is(v, -0));
 
-/** null, a JSON-exact scalar, or a plain object of at most 8 of them: JSON carries it exactly. */
-function jsonFlat(v: unknown): boolean {
-  if (jsonScalar(v)) return true;
-  if (typeof v !== "object" || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return false;
-  let n = 0;
-  for (const k in v) {
-    if (++n > 8 || k === "__proto__" || !jsonScalar((v as Record<string, unknown>)[k])) return false;
-  }
-  return true;
-}
+/** shapeOf bits: the part is small (it rides in a batch), and JSON carries it exactly. */
+const SMALL_PART = 1;
+const JSON_PART = 2;
 
-/** A plain object of at most 8 scalars (`{ seq: 3 }`, `{ key: "x" }`): small without a walk. */
-function isFlatSmall(v: object): boolean {
-  if (Array.isArray(v)) return false;
+/**
+ * Whether a value or fields part is small (up to SMALL, checked without a walk for a scalar or a
+ * plain object of at most 8 short scalars such as `{ seq: 3 }`) and whether JSON carries it exactly
+ * (null, a JSON-exact scalar, or a plain object of at most 8 of them): both from ONE pass over an
+ * object's keys. A busy client records two events per operation, and walking `{ seq }` twice (once
+ * per question) was a fair share of what recording cost.
+ */
+function shapeOf(v: unknown): number {
+  if (typeof v === "string") return (v.length * 2 <= SMALL ? SMALL_PART : 0) | JSON_PART;
+  if (typeof v !== "object" || v === null) return SMALL_PART | (jsonScalar(v) ? JSON_PART : 0);
+  if (Array.isArray(v)) return exceedsSize(v, SMALL) ? 0 : SMALL_PART;
   let n = 0;
+  let flatSmall = true;
+  let json = Object.getPrototypeOf(v) === Object.prototype;
   for (const k in v) {
     const x = (v as Record<string, unknown>)[k];
-    if (++n > 8 || k.length > 32 || (typeof x === "object" && x !== null) || (typeof x === "string" && x.length > 32)) return false;
+    if (++n > 8) {
+      flatSmall = json = false;
+      break;
+    }
+    if (k.length > 32 || (typeof x === "object" && x !== null) || (typeof x === "string" && x.length > 32)) flatSmall = false;
+    if (json && (k === "__proto__" || !jsonScalar(x))) json = false;
+    if (!flatSmall && !json) break;
   }
-  return true;
+  return (flatSmall || !exceedsSize(v, SMALL) ? SMALL_PART : 0) | (json ? JSON_PART : 0);
 }
 
 export interface BatchingRecorder extends HistoryRecorder {
@@ -96,9 +104,10 @@ export function historyRecorder(host: RecorderHost): BatchingRecorder {
   const record = (kind: number, on: number, fOrOutcome: string, value: unknown, fields: Record<string, unknown> | null) => {
     // Bounding only the two free-form parts is fast for the usual scalars and flat objects; walking
     // every event would double a busy client's cost. A small part cannot be too big: one walk at most.
-    const small = isSmall(value) && isSmall(fields);
+    const shape = (value === null ? SMALL_PART | JSON_PART : shapeOf(value)) & (fields === null ? SMALL_PART | JSON_PART : shapeOf(fields));
+    const small = (shape & SMALL_PART) !== 0;
     if (!small && (tooBig(value) || tooBig(fields))) throw new RpcError(ErrorCode.TooLarge, `history operation "${kind === HISTORY_INVOKE ? fOrOutcome : on}" carries more than ${HALF} bytes`);
-    if (json && !(jsonFlat(value) && jsonFlat(fields))) json = false;
+    if ((shape & JSON_PART) === 0) json = false;
     events.push(kind, on, host.now(), fOrOutcome, value, fields);
     if (events.length >= MAX_HISTORY_BATCH * EVENT_STRIDE || !small) flush();
     else if (!scheduled) {
