@@ -64,6 +64,26 @@ export async function rawMc(n: number): Promise<Figures> {
   return figures(res.lat, pipelined(n), res.elapsedMs);
 }
 
+/** Round trips through shared memory with Atomics.wait/notify (bench/lib/wake-worker.ts): what waking a sleeping thread costs here. */
+export async function wakeFloor(n: number): Promise<Figures> {
+  const url = new URL("./lib/wake-worker.ts", import.meta.url).href;
+  const a = new Worker(url);
+  const b = new Worker(url);
+  const sab = new SharedArrayBuffer(8);
+  const warmup = 2_000;
+  await new Promise((r) => {
+    b.onmessage = r;
+    b.postMessage({ sab, role: "pong", n, warmup });
+  });
+  const res = await new Promise<{ lat: number[] }>((r) => {
+    a.onmessage = (e) => r(e.data);
+    a.postMessage({ sab, role: "ping", n, warmup });
+  });
+  a.terminate();
+  b.terminate();
+  return { rttP50Us: percentile(res.lat, 50) * 1000, rttP99Us: percentile(res.lat, 99) * 1000, msgsPerSec: 0 };
+}
+
 /**
  * Untimed work before each timed run, the same for the node and the fair baseline: both sides of
  * every series are fresh threads or processes each round, and msgpackr's pack only reaches full
@@ -268,7 +288,7 @@ async function settle(): Promise<void> {
   await Bun.sleep(200);
 }
 
-type Series = "rawMc" | "nodeMc" | "bytesTcp" | "fairTcp" | "fairRecordsTcp" | "nodeTcp";
+type Series = "wake" | "rawMc" | "nodeMc" | "bytesTcp" | "fairTcp" | "fairRecordsTcp" | "nodeTcp";
 
 export const bench: Bench = {
   name: "transport",
@@ -278,8 +298,9 @@ export const bench: Bench = {
     // A full run takes about a minute: five rounds give the medians room on a busy machine.
     const rounds = roundsFor(o.quick, 5);
     const dataDir = mkdtempSync(join(tmpdir(), "menhir-bench-"));
-    const results: Record<Series, Figures[]> = { rawMc: [], nodeMc: [], bytesTcp: [], fairTcp: [], fairRecordsTcp: [], nodeTcp: [] };
+    const results: Record<Series, Figures[]> = { wake: [], rawMc: [], nodeMc: [], bytesTcp: [], fairTcp: [], fairRecordsTcp: [], nodeTcp: [] };
     const steps: Array<[Series, () => Promise<Figures>]> = [
+      ["wake", () => wakeFloor(n)],
       ["rawMc", () => rawMc(n)],
       ["nodeMc", () => nodeMc(n, join(dataDir, `mc${results.nodeMc.length}`))],
       ["bytesTcp", () => rawTcp(n)],
@@ -325,6 +346,8 @@ export const bench: Bench = {
       tcp: { ...link("bytesTcp", "nodeTcp"), ...cmp("nodeTcp", "bytesTcp") },
       tcpFair: { ...link("fairTcp", "nodeTcp"), ...cmp("nodeTcp", "fairTcp") },
       tcpFairRecords: { ...link("fairRecordsTcp", "nodeTcp"), ...cmp("nodeTcp", "fairRecordsTcp") },
+      // Not a baseline with a ratio: the floor under every serial round trip between two threads on this machine.
+      wakeFloor: { rttP50Us: median("wake", "rttP50Us"), rttP99Us: median("wake", "rttP99Us"), spread: valueSpread(col("wake", "rttP50Us")) },
       series: Object.fromEntries((Object.keys(results) as Series[]).map((k) => [k, { rounds: results[k], ...fig(k) }])),
       roundTrips: n,
       pipelined: pipelined(n),
@@ -348,6 +371,8 @@ export const bench: Bench = {
       row("tcp: fair, batch as records", "fairRecordsTcp", "nodeTcp"),
       row("tcp: byte pipe (ceiling)", "bytesTcp", "nodeTcp"),
     ]);
+    console.log(`wake floor: two threads handing a counter back and forth with Atomics.wait/notify (no message, no event loop): round trip p50 ${fmtSpread({ ...valueSpread(col("wake", "rttP50Us")), noisy: false }, 1)} µs.`);
+    console.log(`  Every serial round trip between two threads pays it (two thread wake-ups); where it is most of the MessageChannel round trip, raw and node ratios sit within its jitter.`);
     console.log(`medians over ${rounds} interleaved rounds, ratio per round then median (range); NOISY: rounds disagree by more than the effect`);
     console.log(`${n} round trips and ${pipelined(n)} pipelined messages per round`);
     // A baseline is a floor: a round where it is slower than the node measured something else (usually the machine).
