@@ -69,7 +69,9 @@ export class Links {
     const link = this.links.get(msg.dest);
     switch (link?.kind) {
       case "port":
-        link.port.postMessage(shared ? shared.toPort(msg, msg.src === this.host.id ? link.head : undefined) : toPort(msg));
+        // The link's head names this node as the sender: a link carries only its own node's messages.
+        assert(msg.src === this.host.id, `${this.host.id}: posting a message from ${msg.src}`);
+        link.port.postMessage(shared ? shared.toPort(msg, link.head) : toPort(msg));
         return;
       case "wire":
         if (link.batch.push(msg) === 1) queueMicrotask(() => this.flush(link));

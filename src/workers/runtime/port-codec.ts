@@ -61,9 +61,6 @@ export function toPort(msg: Message): Message | string {
 export class SharedBody {
   /** undefined: not encoded yet; null: JSON does not carry this body exactly (post objects). */
   private text: string | null | undefined;
-  /** The call's sender and the start of its text, `{"src":"..."`, made once. */
-  private src: string | undefined;
-  private srcField = "";
   private readonly held: Array<{ deliver: (m: Message) => void; msg: Message }> = [];
   constructor(readonly body: Body) {}
 
@@ -75,15 +72,11 @@ export class SharedBody {
     return this.text;
   }
 
-  /** toPort(msg) for a message whose body is this one; `head`, if given, is messageHead(msg.src, msg.dest), made once per link. */
-  toPort(msg: Message, head?: string): Message | string {
+  /** toPort(msg) for a message whose body is this one; `head` is messageHead(msg.src, msg.dest), made once per link. */
+  toPort(msg: Message, head: string): Message | string {
     assert(msg.body === this.body, "a shared body posted with another message's body");
     const text = this.json();
-    if (text === null) return msg;
-    if (head !== undefined) return `${head}${text}}`;
-    if (this.src === undefined) [this.src, this.srcField] = [msg.src, `{"src":${JSON.stringify(msg.src)}`];
-    assert(msg.src === this.src, "a shared body posted from two senders");
-    return `${this.srcField},"dest":${JSON.stringify(msg.dest)},"body":${text}}`;
+    return text === null ? msg : `${head}${text}}`;
   }
 
   /** A hand-off to a node in this thread, made at flushLocal (still within the call); as many as the call has recipients. */
