@@ -32,12 +32,15 @@ export function isHistoryEvent(b: unknown): b is HistoryEvent {
   if (typeof b !== "object" || b === null) return false;
   const e = b as Record<string, unknown>;
   if (e.type !== "history" || (e.ev !== "invoke" && e.ev !== "complete")) return false;
-  if (typeof e.process !== "string" || !Number.isSafeInteger(e.incarnation) || !Number.isSafeInteger(e.n)) return false;
-  if (typeof e.t !== "number" || !Number.isFinite(e.t)) return false;
+  if (typeof e.process !== "string" || !Number.isSafeInteger(e.incarnation) || !isStamp(e.n, e.t)) return false;
   if (e.fields !== undefined && !isFields(e.fields)) return false;
-  if (e.ev === "invoke") return typeof e.f === "string" && e.f.length > 0 && e.f.length <= 64;
-  return e.outcome === "ok" || e.outcome === "fail" || e.outcome === "info";
+  return e.ev === "invoke" ? isOpName(e.f) : isOutcome(e.outcome);
 }
+
+/** An event's operation number and time. The checks here serve single events and a batch's alike. */
+const isStamp = (n: unknown, t: unknown): n is number => Number.isSafeInteger(n) && typeof t === "number" && Number.isFinite(t);
+const isOpName = (f: unknown): f is string => typeof f === "string" && f.length > 0 && f.length <= 64;
+const isOutcome = (o: unknown): o is OpType => o === "ok" || o === "fail" || o === "info";
 
 function isFields(v: unknown): v is Record<string, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
@@ -109,16 +112,14 @@ export class HistoryLog {
         const t = events[i + 2];
         // null: no fields.
         const fields = events[i + 5] ?? undefined;
-        if (!Number.isSafeInteger(n) || typeof t !== "number" || !Number.isFinite(t) || (fields !== undefined && !isFields(fields))) {
+        if (!isStamp(n, t) || (fields !== undefined && !isFields(fields))) {
           this.refused++;
           continue;
         }
         const fOrOutcome = events[i + 3];
-        if (kind === HISTORY_INVOKE) {
-          if (typeof fOrOutcome !== "string" || fOrOutcome.length === 0 || fOrOutcome.length > 64) this.refused++;
-          else this.invoke(pid, process, n as number, t, fOrOutcome, events[i + 4], fields as Record<string, unknown> | undefined);
-        } else if ((kind === HISTORY_COMPLETE || kind === HISTORY_COMPLETE_WITH_VALUE) && (fOrOutcome === "ok" || fOrOutcome === "fail" || fOrOutcome === "info")) {
-          this.complete(pid, n as number, t, fOrOutcome, kind === HISTORY_COMPLETE_WITH_VALUE, events[i + 4], fields as Record<string, unknown> | undefined);
+        if (kind === HISTORY_INVOKE && isOpName(fOrOutcome)) this.invoke(pid, process, n, t as number, fOrOutcome, events[i + 4], fields);
+        else if ((kind === HISTORY_COMPLETE || kind === HISTORY_COMPLETE_WITH_VALUE) && isOutcome(fOrOutcome)) {
+          this.complete(pid, n, t as number, fOrOutcome, kind === HISTORY_COMPLETE_WITH_VALUE, events[i + 4], fields);
         } else this.refused++;
       }
       return;

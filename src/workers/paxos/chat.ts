@@ -18,6 +18,11 @@ interface Session {
   sweepAt: number;
 }
 
+/** Whether the session has executed seq (or will never see it again: below the client's low water). */
+function hasRun(s: Session | undefined, seq: number): boolean {
+  return s !== undefined && (seq < s.low || s.done.has(seq));
+}
+
 /** The smallest sweep threshold: below it, stale seqs are left in place. */
 const SWEEP_MIN = 1024;
 
@@ -53,8 +58,7 @@ export class ChatLog {
 
   /** True when this (client, seq) has been executed (or is below the client's low water). */
   isDone(client: string, seq: number): boolean {
-    const s = this.sessions.get(client);
-    return s !== undefined && (seq < s.low || s.done.has(seq));
+    return hasRun(this.sessions.get(client), seq);
   }
 
   /** The ops not yet executed (isDone false), in order; a run of one client's ops looks its session up once. */
@@ -67,7 +71,7 @@ export class ChatLog {
         s = this.sessions.get(op.c);
         lastC = op.c;
       }
-      if (s === undefined || (op.s >= s.low && !s.done.has(op.s))) out.push(op);
+      if (!hasRun(s, op.s)) out.push(op);
     }
     return out;
   }
@@ -99,7 +103,7 @@ export class ChatLog {
         this.sessions.set(op.c, s);
       }
       const q = op.s;
-      if (q < s.low || s.done.has(q)) {
+      if (hasRun(s, q)) {
         duplicates.push(op);
         this.dupsSkipped++;
       } else {

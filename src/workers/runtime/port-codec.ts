@@ -11,21 +11,15 @@ import { assert } from "./assert.ts";
 import { PLAIN_MAX_DEPTH, PLAIN_MAX_VALUES, cloneMessage, plainShape, type Budget } from "./clone.ts";
 import type { Body, Message } from "./types.ts";
 
+/** A scalar JSON carries exactly (JSON.parse(JSON.stringify(v)) is v): null, a string, a boolean, a finite number other than -0. */
+export function jsonExactScalar(v: unknown): boolean {
+  return v === null || typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v) && !Object.is(v, -0));
+}
+
 /** True when JSON.parse(JSON.stringify(v)) equals v exactly. */
 function jsonExact(v: unknown, depth: number, budget: Budget): boolean {
   if (--budget.values < 0) return false;
-  switch (typeof v) {
-    case "string":
-    case "boolean":
-      return true;
-    case "number":
-      return Number.isFinite(v) && !Object.is(v, -0);
-    case "object":
-      break;
-    default:
-      return false;
-  }
-  if (v === null) return true;
+  if (typeof v !== "object" || v === null) return jsonExactScalar(v);
   // Deeper or larger messages are posted as objects: for them serialisation is no longer the cost that dominates.
   if (depth >= PLAIN_MAX_DEPTH) return false;
   const shape = plainShape(v);

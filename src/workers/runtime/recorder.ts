@@ -9,6 +9,7 @@
  * (as indefinite).
  */
 import { Limits, exceedsSize } from "./limits.ts";
+import { jsonExactScalar } from "./port-codec.ts";
 import { ErrorCode, RpcError, type Body, type HistoryRecorder, type NodeId, type RecordedOp } from "./types.ts";
 
 interface RecorderHost {
@@ -45,9 +46,6 @@ export const MAX_HISTORY_BATCH = 256;
 const SMALL = 1024;
 const tooBig = (v: unknown) => (typeof v === "string" ? v.length * 3 > HALF : typeof v === "object" && v !== null && exceedsSize(v, HALF));
 
-/** A scalar JSON carries exactly (JSON.parse(JSON.stringify(v)) is v). */
-const jsonScalar = (v: unknown) =>
-  v === null || typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v) && !Object.is(v, -0));
 
 /** shapeOf bits: the part is small (it rides in a batch), and JSON carries it exactly. */
 const SMALL_PART = 1;
@@ -62,7 +60,7 @@ const JSON_PART = 2;
  */
 function shapeOf(v: unknown): number {
   if (typeof v === "string") return (v.length * 2 <= SMALL ? SMALL_PART : 0) | JSON_PART;
-  if (typeof v !== "object" || v === null) return SMALL_PART | (jsonScalar(v) ? JSON_PART : 0);
+  if (typeof v !== "object" || v === null) return SMALL_PART | (jsonExactScalar(v) ? JSON_PART : 0);
   if (Array.isArray(v)) return exceedsSize(v, SMALL) ? 0 : SMALL_PART;
   let n = 0;
   let flatSmall = true;
@@ -74,7 +72,7 @@ function shapeOf(v: unknown): number {
       break;
     }
     if (k.length > 32 || (typeof x === "object" && x !== null) || (typeof x === "string" && x.length > 32)) flatSmall = false;
-    if (json && (k === "__proto__" || !jsonScalar(x))) json = false;
+    if (json && (k === "__proto__" || !jsonExactScalar(x))) json = false;
     if (!flatSmall && !json) break;
   }
   return (flatSmall || !exceedsSize(v, SMALL) ? SMALL_PART : 0) | (json ? JSON_PART : 0);
