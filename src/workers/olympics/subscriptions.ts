@@ -30,7 +30,10 @@ export class Subscriptions {
     private readonly maxTablets: number,
     newRun: boolean,
   ) {
-    if (newRun) for (const [key] of storage.scan({ prefix: PREFIX })) storage.delete(key);
+    if (newRun) {
+      for (const [key] of storage.scan({ prefix: PREFIX })) storage.delete(key);
+      return;
+    }
     for (const [key, value] of storage.scan<Interests>({ prefix: PREFIX })) {
       if (this.byTablet.size >= maxTablets) break;
       this.index(key.slice(PREFIX.length), value);

@@ -148,10 +148,17 @@ function chainSlot(h: bigint, slot: number, value: Value): bigint {
   return Bun.hash.wyhash(encodeValue(value)!, Bun.hash.wyhash(`${slot}|`, h));
 }
 
-/** Replay a whole log (e.g. read from a replica) through a fresh ChatLog: what a checker uses. */
-export function replay(entries: Iterable<[number, Value]>): { log: ChatLog; executed: Op[] } {
+/**
+ * Replay a whole log (e.g. read from a replica) through a fresh ChatLog: what a checker uses.
+ * `atMark`: how many ops the slots up to `mark` executed.
+ */
+export function replay(entries: Iterable<[number, Value]>, mark = 0): { log: ChatLog; executed: Op[]; atMark: number } {
   const log = new ChatLog();
   const executed: Op[] = [];
-  for (const [slot, v] of entries) executed.push(...log.apply(slot, v).executed);
-  return { log, executed };
+  let atMark = 0;
+  for (const [slot, v] of entries) {
+    executed.push(...log.apply(slot, v).executed);
+    if (slot <= mark) atMark = executed.length;
+  }
+  return { log, executed, atMark };
 }

@@ -210,7 +210,9 @@ export async function runPaxos(cluster: Cluster, o: Opts, control: RunControl, e
   const maxCommit = Math.max(0, ...live.map((s) => s.commit));
   const source = live.find((s) => s.commit === maxCommit);
   const log = source ? await readLog(cluster, source.id, maxCommit) : [];
-  const { log: replayed, executed } = replay(log);
+  // Slots up to where any replica's log stood when this run began may hold an earlier run's messages.
+  const runStart = Math.max(0, ...live.map((s) => s.runStart ?? 0));
+  const { log: replayed, executed, atMark: prior } = replay(log, runStart);
 
   const cs = (await Promise.all(clients.map((c) => cluster.inspect<ClientSnapshot>(c).catch(() => null)))).filter((s): s is ClientSnapshot => s !== null);
   const acked = cs.reduce((a, s) => a + s.acked, 0);
@@ -244,13 +246,9 @@ export async function runPaxos(cluster: Cluster, o: Opts, control: RunControl, e
     "progress made": { ok: acked > 0 && maxCommit > 0, detail: `${acked} of ${sent} messages acknowledged, ${maxCommit} slots` },
   };
   let to: TotalOrderResult | undefined;
-  let prior = 0;
   if (cluster.history) {
     // Judged from what clients saw: the executed log against every client's sends. The log names a
     // client's session (`<node>#<boot>`, a new one per restart); the history names the node.
-    // Slots up to where any replica's log stood when this run began may hold an earlier run's messages.
-    const runStart = Math.max(0, ...live.map((s) => s.runStart ?? 0));
-    prior = replay(log.filter(([slot]) => slot <= runStart)).executed.length;
     to = checkTotalOrder(cluster.history.history(), executed.map((op) => ({ id: op.id, process: op.c.replace(/#\d+$/, "") })), { prior });
     const counts = Object.entries(to.counts).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
     checks["total order"] = {
