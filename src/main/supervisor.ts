@@ -15,6 +15,7 @@ import { isMessage } from "../workers/runtime/node.ts";
 import { formatLogLine, makeLogger, printLine, wallStamp } from "../workers/runtime/log.ts";
 import { seededRandom } from "../workers/runtime/random.ts";
 import { ErrorCode, RpcError, type Body, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random } from "../workers/runtime/types.ts";
+import type { LanePeer } from "../workers/runtime/lanes.ts";
 import type { LinkGrant, SupervisorPort, WorkerApi, WorkerInit } from "../workers/runtime/worker.ts";
 import type { LocalHost, RemoteHosts } from "./hosts.ts";
 import { realNow } from "../workers/runtime/real-clock.ts";
@@ -49,6 +50,8 @@ export interface StartOptions {
 
 /** A worker thread and the nodes it holds. */
 interface Group {
+  /** Its place among this host's threads (a lane names the thread at its far end by it). */
+  index: number;
   worker: Worker | null;
   api: Comlink.Remote<WorkerApi> | null;
   driverPort: MessagePort | null;
@@ -63,6 +66,8 @@ interface Group {
   exited: Promise<void>;
   /** Control calls sent to this worker and not yet answered (each waits behind the others). */
   inflight: number;
+  /** The current worker answered connect (packed threads: it is given lanes to the others). */
+  connected: boolean;
 }
 
 /** A worker, for messages: its nodes, but not five hundred of them. */
@@ -111,6 +116,8 @@ export class ThreadCluster implements Cluster, LocalHost {
   private readonly populated = Promise.withResolvers<void>();
   /** Where workers import the roles from (they know no registry). */
   private readonly rolesModule: string;
+  /** Packed threads: every pair of worker threads shares one lane (lanes.ts) instead of a port per pair of nodes. */
+  private lanes = false;
 
   constructor(private readonly opts: StartOptions) {
     this.rolesModule = rolesModule(opts.system);
@@ -144,7 +151,8 @@ export class ThreadCluster implements Cluster, LocalHost {
     mkdirSync(this.opts.dataDir, { recursive: true });
     const specs = this.opts.nodes.filter((s) => this.isLocal(s.id));
     const threads = this.opts.threads === undefined ? specs.length : Math.max(1, Math.min(this.opts.threads, specs.length));
-    const groups: Group[] = Array.from({ length: threads }, () => ({ worker: null, api: null, driverPort: null, supervisorPort: null, members: [], gone: null, spawning: null, exited: Promise.resolve(), inflight: 0 }));
+    const groups: Group[] = Array.from({ length: threads }, (_, index) => ({ index, worker: null, api: null, driverPort: null, supervisorPort: null, members: [], gone: null, spawning: null, exited: Promise.resolve(), inflight: 0, connected: false }));
+    this.lanes = this.opts.threads !== undefined && threads > 1;
     specs.forEach((spec, i) => {
       const group = groups[i % threads]!;
       group.members.push(spec.id);
@@ -205,6 +213,30 @@ export class ThreadCluster implements Cluster, LocalHost {
       this.workerLost(g, `died: ${(e as ErrorEvent).message}`);
     });
     await this.callWorker(g, "connect", (w) => w.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2])), Limits.workerSpawnTimeoutMs);
+    if (g.worker !== worker) return;
+    g.connected = true;
+    if (this.lanes) await this.connectLanes(g);
+  }
+
+  /**
+   * A lane between a newly connected worker and every other connected one, before any node of the
+   * new one starts (the other side's lane to this group's earlier worker is replaced). Made by
+   * whichever of a pair connects second, so each pair gets exactly one. A worker that ends meanwhile
+   * is given its lanes again when it is replaced.
+   */
+  private async connectLanes(g: Group): Promise<void> {
+    const placement: Record<NodeId, LanePeer> = {};
+    for (const [id, n] of this.local) placement[id] = { group: n.group.index, incarnation: Math.max(0, n.incarnation), up: n.incarnation < 0 || n.status !== "crashed" };
+    const others = this.groups().filter((h) => h !== g && h.connected);
+    await Promise.all(
+      others.map(async (h) => {
+        const ch = new MessageChannel();
+        const theirs = this.callWorker(h, `lane to ${describeGroup(g)}`, (api) => api.connectLane(h.index, g.index, Comlink.transfer(ch.port2, [ch.port2]), placement)).catch((e: unknown) => {
+          if (!(e instanceof WorkerGone)) throw e;
+        });
+        await Promise.all([this.callWorker(g, `lane to ${describeGroup(h)}`, (api) => api.connectLane(g.index, h.index, Comlink.transfer(ch.port1, [ch.port1]), placement)), theirs]);
+      }),
+    );
   }
 
   /**
@@ -320,6 +352,7 @@ export class ThreadCluster implements Cluster, LocalHost {
     g.supervisorPort?.close();
     g.worker = null;
     g.api = null;
+    g.connected = false;
     g.driverPort = null;
     g.supervisorPort = null;
     g.gone = null;

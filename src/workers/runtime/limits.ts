@@ -32,6 +32,12 @@ export const Limits = {
   maxEventsPerInstant: 250_000,
   /** Node messages in one frame on a TCP data link (a receiver refuses more). */
   maxFrameMessages: 4096,
+  /**
+   * Packed threads: entries in one post on a lane between two threads (a receiver refuses a larger
+   * post), and the JSON text a sender gathers before it posts without waiting for the turn's end.
+   */
+  maxLaneBatch: 4096,
+  maxLaneBatchChars: 1 << 20,
   /** A peer found down is asked for again after this long (sends meanwhile are dropped). */
   linkDownRetryMs: 200,
   /** The host bridge: a control request to another host that takes longer failed; redial backoff; calls pending at once. */

@@ -14,6 +14,7 @@
 import { assert } from "./assert.ts";
 import { cloneMessage } from "./clone.ts";
 import { Limits } from "./limits.ts";
+import type { WorkerLanes } from "./lanes.ts";
 import { fromPort, messageHead, toPort, type SharedBody } from "./port-codec.ts";
 import type { Message, NodeId } from "./types.ts";
 import { RECORDS_MIN_MESSAGES, wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
@@ -33,6 +34,8 @@ type Link =
 
 export interface LinksHost {
   readonly id: NodeId;
+  /** With packed threads: the lanes that reach every node of this process in another thread (lanes.ts), and this node's incarnation. */
+  readonly packed?: { readonly lanes: WorkerLanes; readonly incarnation: number };
   grant(dest: NodeId): Promise<LinkGrant | null>;
   /** Delivery to a node in the same worker thread, if dest is one. */
   colocated(dest: NodeId): ((msg: Message) => void) | undefined;
@@ -51,6 +54,8 @@ export class Links {
   private readonly extra = new Set<MessagePort>();
   /** Per peer, the oldest incarnation that may still be alive (older ones are known dead). */
   private readonly alive = new Map<NodeId, number>();
+  /** messageHead of this node's messages to each peer reached over a lane (bounded by the number of nodes). */
+  private readonly laneHeads = new Map<NodeId, string>();
   dropped = 0;
 
   constructor(private readonly host: LinksHost) {}
@@ -66,6 +71,8 @@ export class Links {
       queueMicrotask(() => near(copy));
       return;
     }
+    const packed = this.host.packed;
+    if (packed?.lanes.routes(msg.dest)) return this.postLane(packed.lanes, packed.incarnation, msg, shared);
     const link = this.links.get(msg.dest);
     switch (link?.kind) {
       case "port":
@@ -89,6 +96,23 @@ export class Links {
         break;
     }
     this.open(msg.dest, [msg]);
+  }
+
+  /** To a node in another thread of this process: onto that thread's lane, addressed to the incarnation believed live. */
+  private postLane(lanes: WorkerLanes, incarnation: number, msg: Message, shared: SharedBody | undefined): void {
+    assert(msg.src === this.host.id, `${this.host.id}: posting a message from ${msg.src}`);
+    const destInc = lanes.target(msg.dest);
+    if (destInc === null) {
+      this.dropped++;
+      return;
+    }
+    let data: Message | string;
+    if (shared) {
+      let head = this.laneHeads.get(msg.dest);
+      if (head === undefined) this.laneHeads.set(msg.dest, (head = messageHead(this.host.id, msg.dest)));
+      data = shared.toPort(msg, head);
+    } else data = toPort(msg);
+    lanes.push(msg, incarnation, destInc, typeof data === "string" ? data : null);
   }
 
   private floor(peer: NodeId): number {

@@ -10,6 +10,7 @@ import * as Comlink from "comlink";
 import type hyperid from "hyperid";
 import { join } from "node:path";
 import { DEFAULT_MAX_HTTP_BODY, guardHttp } from "./http.ts";
+import { WorkerLanes, type LanePeer, type LaneTarget } from "./lanes.ts";
 import { Links, type LinkGrant } from "./links.ts";
 import { formatLogLine, printLine, wallStamp } from "./log.ts";
 import { assert } from "./assert.ts";
@@ -54,11 +55,13 @@ interface WorkerShared {
   driverPort: MessagePort;
   /** Another node in this worker, if dest lives here and is up. */
   colocated(dest: NodeId): NodeHost | undefined;
+  /** Packed threads: the lanes to the other threads of this process. */
+  lanes: WorkerLanes;
   uid(): string;
 }
 
 /** One node inside a worker: its slot (state, runtime, fault planning), storage, links and sockets. */
-class NodeHost {
+class NodeHost implements LaneTarget {
   readonly id: NodeId;
   readonly incarnation: number;
   private readonly slot: NodeSlot;
@@ -68,7 +71,7 @@ class NodeHost {
   private server: ReturnType<typeof Bun.serve> | null = null;
   private dataListener: TCPSocketListener<WireConn> | null = null;
   private readonly placement: Record<NodeId, string>;
-  /** Messages that arrived on a link for another node. */
+  /** Messages that arrived on a link for another node, or on a lane for another incarnation of this one or from a dead one. */
   private misrouted = 0;
 
   constructor(
@@ -104,6 +107,7 @@ class NodeHost {
     const wire = init.wire;
     this.links = new Links({
       id: this.id,
+      packed: { lanes: shared.lanes, incarnation: this.incarnation },
       grant: (dest) => shared.supervisor.requestLink(this.id, this.incarnation, dest),
       colocated: (dest) => shared.colocated(dest)?.receiveHere,
       receive: (data) => this.receive(data),
@@ -168,6 +172,10 @@ class NodeHost {
     this.slot.receive(msg);
   }
 
+  refuseFromLane(): void {
+    this.misrouted++;
+  }
+
   acceptLink(peer: NodeId, incarnation: number, port: MessagePort): void {
     this.links.accept(peer, incarnation, port);
   }
@@ -229,6 +237,7 @@ class WorkerHost {
   private supervisor!: Comlink.Remote<SupervisorPort>;
   private driverPort!: MessagePort;
   private readonly nodes = new Map<NodeId, NodeHost>();
+  private readonly lanes = new WorkerLanes((id) => this.nodes.get(id));
   /**
    * Made on a node's first uid(): hyperid loads uuid and node:crypto, a fifth of what a worker
    * thread spends starting, and most nodes never ask for an id.
@@ -255,6 +264,7 @@ class WorkerHost {
       supervisor: this.supervisor,
       driverPort: this.driverPort,
       colocated: (dest) => this.nodes.get(dest),
+      lanes: this.lanes,
       uid: () => this.uid(),
     });
     this.nodes.set(init.spec.id, host);
@@ -272,7 +282,17 @@ class WorkerHost {
     if (!n || n.incarnation !== incarnation) return;
     this.nodes.delete(id);
     n.halt();
+    this.lanes.peerDown(id, incarnation);
     for (const other of this.nodes.values()) other.peerDown(id, incarnation);
+  }
+
+  /**
+   * Packed threads: the lane between this thread (`self`) and thread `other`, given before any node
+   * here runs code, and again when `other` is replaced. `placement` says where every node of this
+   * process lives and which incarnation of it is current.
+   */
+  connectLane(self: number, other: number, port: MessagePort, placement: Record<NodeId, LanePeer>): void {
+    this.lanes.connect(self, other, port, placement);
   }
 
   private node(id: NodeId): NodeHost {
@@ -290,11 +310,13 @@ class WorkerHost {
 
   /** `incarnation` of `peer` crashed: every node here forgets its links to it. */
   peerDown(peer: NodeId, incarnation: number): void {
+    this.lanes.peerDown(peer, incarnation);
     for (const n of this.nodes.values()) if (n.id !== peer) n.peerDown(peer, incarnation);
   }
 
   /** `incarnation` of `peer` started: links to older ones are stale, and it is worth asking for at once. */
   peerUp(peer: NodeId, incarnation: number): void {
+    this.lanes.peerUp(peer, incarnation);
     for (const n of this.nodes.values()) if (n.id !== peer) n.peerUp(peer, incarnation);
   }
 
@@ -326,6 +348,6 @@ class WorkerHost {
   }
 }
 
-export type WorkerApi = Pick<WorkerHost, "connect" | "startNode" | "crashNode" | "acceptLink" | "peerDown" | "peerUp" | "setNetwork" | "pause" | "resume" | "stats" | "inspect" | "stopNode">;
+export type WorkerApi = Pick<WorkerHost, "connect" | "connectLane" | "startNode" | "crashNode" | "acceptLink" | "peerDown" | "peerUp" | "setNetwork" | "pause" | "resume" | "stats" | "inspect" | "stopNode">;
 
 Comlink.expose(new WorkerHost(), globalThis as unknown as Comlink.Endpoint);

@@ -1,0 +1,198 @@
+/**
+ * Lanes: with nodes packed into worker threads (`--threads`), one MessageChannel per pair of
+ * threads carries every message between their nodes, a turn's worth at a time. Per-node ports would
+ * make a fan-out from one node to 250 nodes of another thread 250 posts, and the receiving thread
+ * pay one event per message (several µs each, more than parsing and handling the message); a lane
+ * makes it one post and one event.
+ *
+ * A lane keeps what per-node ports gave (raft's "term on every message"): every entry carries the
+ * sender's incarnation and the incarnation of the destination the sender believes live. The
+ * receiving thread delivers an entry only to that incarnation of the destination; an entry from a
+ * sender incarnation known dead is dropped, and one from a newer incarnation than known announces
+ * it. The sending thread keeps, per node, its incarnation and whether it is up (from the
+ * supervisor's peerUp/peerDown, and from entries received), and drops a message for a node known
+ * down. One lane per pair of threads is FIFO, so each pair of nodes is: a node in another thread
+ * of this process is always reached over the lane, never over a port of its own.
+ *
+ * On the lane, a post is the batch: consecutive entries JSON carries exactly are one JSON text (an
+ * array of `[srcInc, destInc, message]`: one parse for the whole run costs about half of what a
+ * text per entry does), and an entry JSON does not carry exactly is posted as the entry itself,
+ * in its place. A batch of one text is posted as the bare string.
+ */
+import { assert } from "./assert.ts";
+import { Limits } from "./limits.ts";
+import type { Message, NodeId } from "./types.ts";
+
+/** Where a node of this process lives and which of its incarnations the supervisor last knew of. */
+export interface LanePeer {
+  group: number;
+  incarnation: number;
+  up: boolean;
+}
+
+/** An entry as it travels: the sender's incarnation, the destination's, the message. */
+type Entry = [srcInc: number, destInc: number, msg: Message];
+/** A post on a lane: JSON texts of entry arrays and entries, in order (or one bare text). */
+type LaneBatch = Array<string | Entry> | string;
+
+/** A node hosted in this thread, as a lane delivers to it. */
+export interface LaneTarget {
+  readonly incarnation: number;
+  receive(msg: Message): void;
+  /** An entry for this node that was not delivered (another incarnation's, or from a dead sender). */
+  refuseFromLane(): void;
+}
+
+interface Lane {
+  readonly port: MessagePort;
+  /** Entries of the current JSON run, each `[srcInc,destInc,<message text>]`. */
+  run: string[];
+  parts: Array<string | Entry>;
+  /** Entries waiting in run and parts, and the length of the texts among them. */
+  count: number;
+  chars: number;
+}
+
+export class WorkerLanes {
+  private self = -1;
+  /** Every node of this process in another thread, and the incarnation believed current; empty until the first lane. */
+  private readonly peers = new Map<NodeId, LanePeer>();
+  private readonly lanes = new Map<number, Lane>();
+  /** Entries refused for their shape, batches over the bound, entries for nodes not hosted here. */
+  refused = 0;
+
+  constructor(private readonly hosted: (id: NodeId) => LaneTarget | undefined) {}
+
+  /**
+   * The lane to thread `other` (replacing an earlier one, whose far end has ended). `placement` names
+   * every node of this process; the first lane adopts it, later ones keep what this thread has learnt.
+   */
+  connect(self: number, other: number, port: MessagePort, placement: Record<NodeId, LanePeer>): void {
+    assert(self >= 0 && other >= 0 && self !== other, `a lane from thread ${self} to ${other}`);
+    assert(this.self === -1 || this.self === self, `thread ${this.self} given a lane as thread ${self}`);
+    if (this.self === -1) {
+      this.self = self;
+      for (const [id, p] of Object.entries(placement)) this.peers.set(id, { ...p });
+    }
+    this.lanes.get(other)?.port.close();
+    const lane: Lane = { port, run: [], parts: [], count: 0, chars: 0 };
+    port.onmessage = (e) => this.receive(other, e.data);
+    port.addEventListener("close", () => {
+      if (this.lanes.get(other) === lane) this.lanes.delete(other);
+    });
+    this.lanes.set(other, lane);
+  }
+
+  /** True when dest is a node of this process in another thread: it is reached over a lane or not at all. */
+  routes(dest: NodeId): boolean {
+    const p = this.peers.get(dest);
+    return p !== undefined && p.group !== this.self;
+  }
+
+  /** The incarnation of dest a message may be addressed to, or null when dest is known down (or its thread has no lane). */
+  target(dest: NodeId): number | null {
+    const p = this.peers.get(dest);
+    assert(p !== undefined && p.group !== this.self, `${dest} is not reached over a lane`);
+    return p.up && this.lanes.has(p.group) ? p.incarnation : null;
+  }
+
+  /** Queue a message for dest's lane; `text` is its JSON text, or null to post the message itself. */
+  push(msg: Message, srcInc: number, destInc: number, text: string | null): void {
+    const lane = this.lanes.get(this.peers.get(msg.dest)!.group);
+    assert(lane !== undefined, `no lane to ${msg.dest}`);
+    if (text !== null) {
+      lane.run.push(`[${srcInc},${destInc},${text}]`);
+      lane.chars += text.length;
+    } else {
+      closeRun(lane);
+      lane.parts.push([srcInc, destInc, msg]);
+    }
+    if (++lane.count === 1) queueMicrotask(() => this.flush(lane));
+    else if (lane.count >= Limits.maxLaneBatch || lane.chars >= Limits.maxLaneBatchChars) this.flush(lane);
+  }
+
+  private flush(lane: Lane): void {
+    if (lane.count === 0) return;
+    closeRun(lane);
+    const parts = lane.parts;
+    lane.parts = [];
+    lane.count = 0;
+    lane.chars = 0;
+    lane.port.postMessage(parts.length === 1 && typeof parts[0] === "string" ? parts[0] : parts);
+  }
+
+  /** `incarnation` of a node started (from the supervisor, or seen on an entry): messages go to it. */
+  peerUp(id: NodeId, incarnation: number): void {
+    const p = this.peers.get(id);
+    if (!p || incarnation < p.incarnation) return;
+    p.incarnation = incarnation;
+    p.up = true;
+  }
+
+  /** `incarnation` of a node died: messages for it are dropped at send until a newer one is up. */
+  peerDown(id: NodeId, incarnation: number): void {
+    const p = this.peers.get(id);
+    if (!p || incarnation < p.incarnation) return;
+    p.incarnation = incarnation;
+    p.up = false;
+  }
+
+  /** One post from thread `from`: every entry is checked and delivered on its own. */
+  private receive(from: number, data: unknown): void {
+    const parts: unknown[] | null = typeof data === "string" ? [data] : Array.isArray(data) ? data : null;
+    if (parts === null || parts.length > Limits.maxLaneBatch) {
+      this.refused++;
+      return;
+    }
+    let budget = Limits.maxLaneBatch;
+    for (const part of parts) {
+      if (typeof part !== "string") {
+        if (--budget < 0) return void this.refused++;
+        this.entry(from, part);
+        continue;
+      }
+      let entries: unknown;
+      try {
+        entries = JSON.parse(part);
+      } catch {
+        entries = null;
+      }
+      if (!Array.isArray(entries) || entries.length > budget) {
+        this.refused++;
+        continue;
+      }
+      budget -= entries.length;
+      for (const e of entries) this.entry(from, e);
+    }
+  }
+
+  private entry(from: number, e: unknown): void {
+    if (!Array.isArray(e) || e.length !== 3 || !isIncarnation(e[0]) || !isIncarnation(e[1])) return void this.refused++;
+    const msg = e[2] as Message | null;
+    if (typeof msg !== "object" || msg === null || typeof msg.src !== "string" || typeof msg.dest !== "string") return void this.refused++;
+    const sender = this.peers.get(msg.src);
+    const target = this.hosted(msg.dest);
+    // A lane carries only messages from nodes of the thread at its far end.
+    if (sender === undefined || sender.group !== from || target === undefined) return void this.refused++;
+    const srcInc = e[0] as number;
+    if (srcInc > sender.incarnation) this.peerUp(msg.src, srcInc);
+    else if (srcInc < sender.incarnation || !sender.up) return target.refuseFromLane();
+    if (target.incarnation !== e[1]) return target.refuseFromLane();
+    try {
+      target.receive(msg);
+    } catch {
+      // The runtime already keeps a handler's failure to itself; whatever else throws costs this entry only.
+      target.refuseFromLane();
+    }
+  }
+}
+
+function closeRun(lane: Lane): void {
+  if (lane.run.length === 0) return;
+  lane.parts.push(`[${lane.run.join(",")}]`);
+  lane.run = [];
+}
+
+function isIncarnation(v: unknown): v is number {
+  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+}
