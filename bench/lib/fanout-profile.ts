@@ -10,10 +10,14 @@
  *
  * It prints, per update: obelix's fan-out time and the time until the last tablet applied it, both
  * divided by the number of tablets (the serial cost per tablet per update on one thread).
+ *
+ * Groups reach each other as packed threads do, over one lane per pair of groups (lanes.ts);
+ * `--lanes 0` gives every pair of nodes its own MessageChannel instead, as thread-per-node mode does.
  */
 import { roles } from "../../src/workers/olympics/roles.ts";
 import type { CacofonixConfig, ObelixConfig, TabletConfig, TabletState } from "../../src/workers/olympics/messages.ts";
 import type { ObelixSnapshot } from "../../src/workers/olympics/scenario.ts";
+import { WorkerLanes, type LanePeer } from "../../src/workers/runtime/lanes.ts";
 import { Links } from "../../src/workers/runtime/links.ts";
 import { LinkPlanner, defaultNetwork } from "../../src/workers/runtime/network.ts";
 import { seededRandom } from "../../src/workers/runtime/random.ts";
@@ -30,14 +34,15 @@ interface Options {
   groups: number;
   updates: number;
   rateMs: number;
+  lanes: number;
 }
 
 function parse(argv: string[]): Options {
-  const o: Options = { tablets: 500, groups: 2, updates: 200, rateMs: 20 };
+  const o: Options = { tablets: 500, groups: 2, updates: 200, rateMs: 20, lanes: 1 };
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i]!.replace(/^--/, "") as keyof Options;
     const v = Number(argv[i + 1]);
-    if (!(k in o) || !Number.isInteger(v) || v < 1) throw new Error(`usage: --tablets N --groups G --updates U --rateMs MS (got ${argv[i]} ${argv[i + 1]})`);
+    if (!(k in o) || !Number.isInteger(v) || v < (k === "lanes" ? 0 : 1)) throw new Error(`usage: --tablets N --groups G --updates U --rateMs MS --lanes 0|1 (got ${argv[i]} ${argv[i + 1]})`);
     o[k] = v;
   }
   return o;
@@ -61,6 +66,7 @@ const receiveMs = { ms: 0, n: 0 };
 
 /** One node as a packed worker holds it (worker.ts's NodeHost, minus HTTP, TCP and the control plane). */
 class Host {
+  readonly incarnation = 0;
   readonly slot: NodeSlot;
   readonly links: Links;
   constructor(
@@ -68,6 +74,7 @@ class Host {
     readonly group: number,
     nodeIds: NodeId[],
     hosts: Map<NodeId, Host>,
+    lanes: WorkerLanes | null,
   ) {
     const net = defaultNetwork();
     const host: SlotHost = {
@@ -84,6 +91,7 @@ class Host {
     };
     this.links = new Links({
       id: spec.id,
+      packed: lanes ? { lanes, incarnation: 0 } : undefined,
       grant: async (dest) => {
         const peer = hosts.get(dest)!;
         const ch = new MessageChannel();
@@ -105,6 +113,10 @@ class Host {
     this.slot.boot(new SqliteStorage(null, "memory"), 0);
   }
 
+  refuseFromLane(): void {
+    throw new Error(`${this.spec.id}: a lane entry refused`);
+  }
+
   receive(msg: unknown): void {
     if (typeof msg === "object" && msg !== null && (msg as Message).dest !== this.spec.id) return;
     const t0 = performance.now();
@@ -121,7 +133,17 @@ async function main(): Promise<void> {
   const specs = topology(o);
   const nodeIds = specs.map((s) => s.id);
   const hosts = new Map<NodeId, Host>();
-  specs.forEach((s, i) => hosts.set(s.id, new Host(s, i % o.groups, nodeIds, hosts)));
+  const lanes = o.lanes === 1 && o.groups > 1 ? Array.from({ length: o.groups }, (_, g) => new WorkerLanes((id) => (hosts.get(id)?.group === g ? hosts.get(id) : undefined))) : null;
+  if (lanes) {
+    const placement: Record<NodeId, LanePeer> = Object.fromEntries(specs.map((s, i) => [s.id, { group: i % o.groups, incarnation: 0, up: true }]));
+    for (let a = 0; a < o.groups; a++)
+      for (let b = a + 1; b < o.groups; b++) {
+        const ch = new MessageChannel();
+        lanes[a]!.connect(a, b, ch.port1, placement);
+        lanes[b]!.connect(b, a, ch.port2, placement);
+      }
+  }
+  specs.forEach((s, i) => hosts.set(s.id, new Host(s, i % o.groups, nodeIds, hosts, lanes?.[i % o.groups] ?? null)));
   const all = [...hosts.values()];
   // Tablets first, then the writer: every tablet registers before the first update.
   for (const h of all) if (h.spec.role !== "cacofonix") await h.slot.start(roles[h.spec.role as keyof typeof roles] as Role);
@@ -163,7 +185,7 @@ async function main(): Promise<void> {
   const prop = summarize(p50);
   const us = (ms: number) => ((ms * 1000) / o.tablets).toFixed(2);
   const cpu = process.cpuUsage();
-  console.log(`${o.tablets} tablets in ${o.groups} group(s), ${measured.length} updates measured (${elapsed.toFixed(0)} ms, process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms)`);
+  console.log(`${o.tablets} tablets in ${o.groups} group(s)${lanes ? " (lanes)" : ""}, ${measured.length} updates measured (${elapsed.toFixed(0)} ms, process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms)`);
   console.log(`CPU per tablet per update (whole process, ${cpuUpdates} updates after warm-up): ${((cpu1.user + cpu1.system) / cpuUpdates / o.tablets).toFixed(2)} µs`);
   console.log(`obelix fan-out p50      ${fan.p50.toFixed(3)} ms = ${us(fan.p50)} µs per tablet`);
   console.log(`last tablet applied p50 ${last.p50.toFixed(3)} ms = ${us(last.p50)} µs per tablet (fan-out plus every tablet's receive and apply, all on this thread)`);
