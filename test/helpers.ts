@@ -82,8 +82,15 @@ export const kvNode: Role = defineRole((node) => {
   });
   node.on("seqs", (m) => node.reply(m, { type: "seqs_ok", seqs }));
   node.on("blast", (m) => {
-    for (let i = 0; i < Number(m.body.n); i++) node.send(String(m.body.to), { type: "count", seq: i });
+    // With `odd: k`, every k-th message carries a NaN (JSON does not carry it: such a message travels as an object).
+    const odd = Number(m.body.odd ?? 0);
+    for (let i = 0; i < Number(m.body.n); i++) node.send(String(m.body.to), odd > 0 && i % odd === 0 ? { type: "count", seq: i, nan: NaN } : { type: "count", seq: i });
     node.reply(m, { type: "blast_ok" });
+  });
+  // Answers, then never runs another turn: its whole worker thread hangs.
+  node.on("hang", (m) => {
+    node.reply(m, { type: "hanging" });
+    for (;;);
   });
   node.on("ping", (m) => node.reply(m, { type: "pong", at: node.now() }));
   // A node configured to greet a peer talks at once on start: links made during a (re)start must hold.

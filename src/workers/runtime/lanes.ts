@@ -124,7 +124,8 @@ export class WorkerLanes {
   /** `incarnation` of a node started (from the supervisor, or seen on an entry): messages go to it. */
   peerUp(id: NodeId, incarnation: number): void {
     const p = this.peers.get(id);
-    if (!p || incarnation < p.incarnation) return;
+    // An incarnation known to have died stays dead (an announcement can arrive after its crash's).
+    if (!p || incarnation < p.incarnation || (incarnation === p.incarnation && !p.up)) return;
     p.incarnation = incarnation;
     p.up = true;
   }

@@ -1,0 +1,217 @@
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
+import type { ThreadCluster } from "../src/main/supervisor.ts";
+import { WorkerLanes, type LanePeer, type LaneTarget } from "../src/workers/runtime/lanes.ts";
+import { Limits } from "../src/workers/runtime/limits.ts";
+import { Links } from "../src/workers/runtime/links.ts";
+import type { Message, NodeId } from "../src/workers/runtime/types.ts";
+import { tempDirs, withThreads } from "./helpers.ts";
+
+/**
+ * Lanes: with packed threads, one MessageChannel per pair of threads carries their nodes' messages,
+ * a turn's worth per post. First two "threads" on this one (each end of a channel held here), then
+ * a packed cluster on real worker threads.
+ */
+
+setDefaultTimeout(60_000);
+
+class Target implements LaneTarget {
+  readonly got: Message[] = [];
+  refused = 0;
+  throws = false;
+  constructor(public incarnation: number) {}
+  receive(msg: Message): void {
+    if (this.throws) throw new Error("deliberate");
+    this.got.push(msg);
+  }
+  refuseFromLane(): void {
+    this.refused++;
+  }
+}
+
+/** Thread 0 holds a1, thread 1 holds b1 and b2; each node of thread 0 sends through its own Links, as in a worker. */
+function pair() {
+  const placement: Record<NodeId, LanePeer> = { a1: { group: 0, incarnation: 0, up: true }, b1: { group: 1, incarnation: 0, up: true }, b2: { group: 1, incarnation: 0, up: true } };
+  const targets = new Map<NodeId, Target>([
+    ["b1", new Target(0)],
+    ["b2", new Target(0)],
+  ]);
+  const a = new WorkerLanes(() => undefined);
+  const b = new WorkerLanes((id) => targets.get(id));
+  const ch = new MessageChannel();
+  a.connect(0, 1, ch.port1, placement);
+  b.connect(1, 0, ch.port2, placement);
+  const links = (id: NodeId, incarnation: number) =>
+    new Links({
+      id,
+      packed: { lanes: a, incarnation },
+      grant: () => Promise.reject(new Error("a lane peer is never asked for a link")),
+      colocated: () => undefined,
+      receive: () => {},
+      wireFrame: () => {},
+      wire: null,
+      now: () => performance.now(),
+    });
+  return { a, b, targets, port: ch.port1, links, close: () => (ch.port1.close(), ch.port2.close()) };
+}
+
+const settle = () => Bun.sleep(20);
+const count = (seq: number, extra: Record<string, unknown> = {}): Message => ({ src: "a1", dest: "b1", body: { type: "count", seq, ...extra } });
+
+describe("lanes between two threads", () => {
+  test("FIFO per pair across JSON runs, entries posted as objects and batches cut at the bound", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const n = Limits.maxLaneBatch * 2 + 100;
+    // Every 7th carries a NaN: posted as the entry itself, between two JSON runs.
+    for (let i = 0; i < n; i++) a1.post(count(i, i % 7 === 0 ? { nan: NaN } : {}));
+    a1.post({ src: "a1", dest: "b2", body: { type: "count", seq: 0 } });
+    await settle();
+    const got = p.targets.get("b1")!.got;
+    expect(got.map((m) => m.body.seq)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(Number.isNaN(got[7]!.body.nan)).toBe(true);
+    expect(p.targets.get("b2")!.got.length).toBe(1);
+    expect([p.b.refused, a1.dropped, p.targets.get("b1")!.refused]).toEqual([0, 0, 0]);
+    p.close();
+  });
+
+  test("an entry for an incarnation other than the one hosted is refused and counted; it flows once the sender knows the new one", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const b1 = p.targets.get("b1")!;
+    b1.incarnation = 1; // b1 restarted; thread 0 has not heard yet
+    a1.post(count(1));
+    await settle();
+    expect([b1.got.length, b1.refused]).toEqual([0, 1]);
+    p.a.peerUp("b1", 1);
+    a1.post(count(2));
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([2]);
+    p.close();
+  });
+
+  test("a node known down is dropped at send, until a newer incarnation is up", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const b1 = p.targets.get("b1")!;
+    p.a.peerDown("b1", 0);
+    a1.post(count(1));
+    await settle();
+    expect([a1.dropped, b1.got.length, b1.refused]).toEqual([1, 0, 0]);
+    p.a.peerDown("b1", 0); // a stale down changes nothing
+    p.a.peerUp("b1", 0); // nor does an up for the incarnation that died
+    a1.post(count(2));
+    expect(a1.dropped).toBe(2);
+    b1.incarnation = 1;
+    p.a.peerUp("b1", 1);
+    a1.post(count(3));
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([3]);
+    p.close();
+  });
+
+  test("a newer sender incarnation announces itself; entries from the one before it are then refused", async () => {
+    const p = pair();
+    const old = p.links("a1", 0);
+    const fresh = p.links("a1", 1);
+    const b1 = p.targets.get("b1")!;
+    fresh.post(count(1));
+    await settle();
+    old.post(count(2));
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([1]);
+    expect(b1.refused).toBe(1);
+    p.close();
+  });
+
+  test("bad entries are refused one by one; the rest of the batch, and a throwing receiver's neighbours, still get theirs", async () => {
+    const p = pair();
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const good = (dest: NodeId, seq: number) => [0, 0, { src: "a1", dest, body: { type: "count", seq } }];
+    b2.throws = true;
+    p.port.postMessage([
+      "not json",
+      JSON.stringify([good("b1", 1), [0, 0, 5], [-1, 0, { src: "a1", dest: "b1", body: {} }], [0, 0, { src: "b2", dest: "b1", body: {} }], [0, 0, { src: "a1", dest: "zz", body: {} }], good("b2", 2), good("b1", 3)]),
+      [0, 0, null],
+      { length: 3 },
+      good("b1", 4),
+    ]);
+    p.port.postMessage(42);
+    p.port.postMessage(Array.from({ length: Limits.maxLaneBatch + 1 }, () => good("b1", 9)));
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([1, 3, 4]);
+    expect(b2.refused).toBe(1); // its receive threw
+    // "not json", [0,0,5], the negative incarnation, the impostor from b2, the unknown dest, [0,0,null], {length:3}, 42, the oversized post
+    expect(p.b.refused).toBe(9);
+    p.close();
+  });
+});
+
+const FIXTURE = new URL("./fixtures/kv-roles.ts", import.meta.url).href;
+const tmp = tempDirs("lanes");
+
+/** Four kv nodes packed into two threads: n1 and n3 share one, n2 and n4 the other. */
+function packed<T>(fn: (c: ThreadCluster) => Promise<T>, controlTimeoutMs?: number): Promise<T> {
+  const nodes = ["n1", "n2", "n3", "n4"].map((id) => ({ id, role: "kv", storage: "memory" as const }));
+  return withThreads({ system: FIXTURE, nodes, seed: 1, dataDir: tmp(), logLevel: "silent", threads: 2, controlTimeoutMs }, fn);
+}
+
+const seqsOf = async (c: ThreadCluster, id: NodeId) => (await c.request<{ seqs: number[] }>(id, { type: "seqs" })).seqs;
+const relay = (c: ThreadCluster, from: NodeId, to: NodeId) => c.request<{ reply: { type: string } }>(from, { type: "relay", to, inner: { type: "ping" }, timeoutMs: 2000 }, 5000).then((r) => r.reply.type);
+
+/** Wait for a condition (a loaded machine is slow, never wrong). */
+async function until(ok: () => Promise<boolean>, ms = 10_000): Promise<boolean> {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    if (await ok()) return true;
+    await Bun.sleep(10);
+  }
+  return ok();
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+describe("lanes on packed threads", () => {
+  test("per-pair FIFO over a lane, across batch bounds and messages JSON does not carry", async () => {
+    await packed(async (c) => {
+      const n = Limits.maxLaneBatch + 1000;
+      await c.request("n1", { type: "blast", to: "n2", n, odd: 5 });
+      expect(await until(async () => (await seqsOf(c, "n2")).length === n)).toBe(true);
+      expect(await seqsOf(c, "n2")).toEqual(range(n));
+      const stats = (await c.info()).map((i) => i.stats!.refused);
+      expect(stats).toEqual([0, 0, 0, 0]);
+    });
+  });
+
+  test("a crashed node's messages are dropped at send, not handed to its next incarnation; after a restart they flow both ways", async () => {
+    await packed(async (c) => {
+      await c.crash("n2");
+      const refusedBefore = (await c.info())[0]!.stats!.refused;
+      await c.request("n1", { type: "blast", to: "n2", n: 50 });
+      expect((await c.info())[0]!.stats!.refused - refusedBefore).toBe(50);
+      expect(await c.restart("n2")).toBe("running");
+      expect(await c.inspect<{ incarnation: number }>("n2")).toMatchObject({ incarnation: 1 });
+      expect(await seqsOf(c, "n2")).toEqual([]);
+      expect(await relay(c, "n1", "n2")).toBe("pong");
+      expect(await relay(c, "n2", "n1")).toBe("pong");
+      expect(await relay(c, "n2", "n3")).toBe("pong");
+      await c.request("n1", { type: "blast", to: "n2", n: 20 });
+      await c.request("n2", { type: "blast", to: "n3", n: 20 });
+      expect(await until(async () => (await seqsOf(c, "n2")).length === 20 && (await seqsOf(c, "n3")).length === 20)).toBe(true);
+      expect([await seqsOf(c, "n2"), await seqsOf(c, "n3")]).toEqual([range(20), range(20)]);
+    });
+  });
+
+  test("a worker replaced after it hung gets working lanes again", async () => {
+    await packed(async (c) => {
+      expect(await c.request("n2", { type: "hang" })).toMatchObject({ type: "hanging" });
+      // The crash call times out: the worker of n2 and n4 is ended, both are crashed.
+      await c.crash("n2");
+      expect([c.status("n2"), c.status("n4")]).toEqual(["crashed", "crashed"]);
+      expect(await Promise.all([c.restart("n2"), c.restart("n4")])).toEqual(["running", "running"]);
+      for (const [from, to] of [["n1", "n2"], ["n2", "n1"], ["n4", "n3"], ["n3", "n4"]] as const) expect(await relay(c, from, to)).toBe("pong");
+      await c.request("n3", { type: "blast", to: "n4", n: 500, odd: 3 });
+      expect(await until(async () => (await seqsOf(c, "n4")).length === 500)).toBe(true);
+      expect(await seqsOf(c, "n4")).toEqual(range(500));
+    }, 500);
+  });
+});
