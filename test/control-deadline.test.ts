@@ -12,10 +12,10 @@ function idle(n: number, delayMs: (i: number) => number = () => 0): NodeSpec[] {
 }
 
 describe("control calls to workers", () => {
-  test("a first start is one call per worker and one per node, not one per node per worker", async () => {
+  test("a first start is one call per worker, one per lane end and one per node, not one per node per worker", async () => {
     const calls = await withThreads({ system: ROLES, nodes: idle(30), seed: 1, dataDir: tmp(), logLevel: "silent", threads: 3 }, async (c) => c.controlCalls);
-    // 3 connects and 30 starts (announcing each node to every worker was 90 more).
-    expect(calls).toBe(33);
+    // 3 connects, 3 lanes (one per pair of threads, handed to both ends) and 30 starts (announcing each node to every worker was 90 more).
+    expect(calls).toBe(3 + 3 * 2 + 30);
   });
 
   test("a step slower than its timeout is waited for while the calls sent with it keep being answered", async () => {
