@@ -1,7 +1,8 @@
 /**
  * A node's links to its peers, made on first use. A node in the same worker thread is handed a
  * copy of the message; a local peer in another worker is reached over a direct MessageChannel (as
- * JSON text when that carries the message exactly: see port-codec.ts); a peer on another host over this node's own TCP connection to that peer's data
+ * JSON text when that carries the message exactly: see port-codec.ts) or, with packed threads, over
+ * the lane its thread shares with ours (lanes.ts); a peer on another host over this node's own TCP connection to that peer's data
  * endpoint (msgpack frames, one frame per turn's worth of messages). A link being set up holds a
  * bounded backlog; a peer found down is retried after a short pause — messages meanwhile are
  * dropped, as they would be to a crashed node.
