@@ -231,8 +231,10 @@ export class ThreadCluster implements Cluster, LocalHost {
     await Promise.all(
       others.map(async (h) => {
         const ch = new MessageChannel();
+        // The other worker failing to take its end does not fail this one's start: its nodes are then
+        // unreachable from here, as a hung worker's are anyway, until it is replaced and given lanes again.
         const theirs = this.callWorker(h, `lane to ${describeGroup(g)}`, (api) => api.connectLane(h.index, g.index, Comlink.transfer(ch.port2, [ch.port2]), placement)).catch((e: unknown) => {
-          if (!(e instanceof WorkerGone)) throw e;
+          if (!(e instanceof WorkerGone)) this.log.warn(String(e instanceof Error ? e.message : e));
         });
         await Promise.all([this.callWorker(g, `lane to ${describeGroup(h)}`, (api) => api.connectLane(g.index, h.index, Comlink.transfer(ch.port1, [ch.port1]), placement)), theirs]);
       }),
