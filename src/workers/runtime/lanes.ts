@@ -111,6 +111,11 @@ export class WorkerLanes {
     else if (lane.count >= Limits.maxLaneBatch || lane.chars >= Limits.maxLaneBatchChars) this.flush(lane);
   }
 
+  /** Post every lane's batch now (a fan-out's, before its sender copies it for its own thread), not at the end of the turn. */
+  readonly flushAll = (): void => {
+    for (const lane of this.lanes.values()) this.flush(lane);
+  };
+
   private flush(lane: Lane): void {
     if (lane.count === 0) return;
     closeRun(lane);

@@ -112,6 +112,7 @@ export class Links {
       let head = this.laneHeads.get(msg.dest);
       if (head === undefined) this.laneHeads.set(msg.dest, (head = messageHead(this.host.id, msg.dest)));
       data = shared.toPort(msg, head);
+      shared.queued(lanes.flushAll);
     } else data = toPort(msg);
     lanes.push(msg, incarnation, destInc, typeof data === "string" ? data : null);
   }

@@ -46,7 +46,8 @@ export function toPort(msg: Message): Message | string {
  * later (the body may have changed by then) and takes the per-message path.
  *
  * It also holds the call's hand-offs to nodes in the sender's own thread until the call ends
- * (`local`, then `flushLocal`): the posts to other threads go first, so those threads start on
+ * (`local`, then `flushLocal`): the posts to other threads go first (with packed threads, the lane
+ * batches the call filled are posted then, not at the end of the turn), so those threads start on
  * their share while this one still copies and queues its own. Each copy is still made inside the
  * call, so what a recipient gets is the body as it was sent; only the order between different
  * recipients changes (a recipient named twice gets its two copies in order). Whoever makes a
@@ -56,7 +57,15 @@ export class SharedBody {
   /** undefined: not encoded yet; null: JSON does not carry this body exactly (post objects). */
   private text: string | null | undefined;
   private readonly held: Array<{ deliver: (m: Message) => void; msg: Message }> = [];
+  /** Posts the call queued for other threads (packed threads' lanes hold a turn's messages), made before the local copies. */
+  private postQueued: (() => void) | null = null;
   constructor(readonly body: Body) {}
+
+  /** The call queued messages for other threads: `post` sends them at flushLocal, before the copies for this thread are made. */
+  queued(post: () => void): void {
+    assert(this.postQueued === null || this.postQueued === post, "a fan-out's posts queued in two places");
+    this.postQueued = post;
+  }
 
   private json(): string | null {
     if (this.text === undefined) {
@@ -81,6 +90,7 @@ export class SharedBody {
 
   /** Copy the body for each held recipient, in order, and queue its delivery (asynchronous, as every delivery is). */
   flushLocal(): void {
+    this.postQueued?.();
     const held = this.held.splice(0);
     for (const { deliver, msg } of held) {
       const c = cloneMessage(msg);
