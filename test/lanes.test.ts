@@ -74,6 +74,20 @@ describe("lanes between two threads", () => {
     p.close();
   });
 
+  test("what arrives is the message as it was sent, though the batch is posted later", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const asText = { type: "count", seq: 1, list: [1] };
+    const asObject = { type: "count", seq: 2, list: [1], nan: NaN };
+    a1.post({ src: "a1", dest: "b1", body: asText });
+    a1.post({ src: "a1", dest: "b1", body: asObject });
+    asText.list.push(2);
+    asObject.list.push(2);
+    await settle();
+    expect(p.targets.get("b1")!.got.map((m) => m.body.list)).toEqual([[1], [1]]);
+    p.close();
+  });
+
   test("an entry for an incarnation other than the one hosted is refused and counted; it flows once the sender knows the new one", async () => {
     const p = pair();
     const a1 = p.links("a1", 0);

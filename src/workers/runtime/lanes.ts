@@ -20,6 +20,7 @@
  * in its place. A batch of one text is posted as the bare string.
  */
 import { assert } from "./assert.ts";
+import { cloneMessage } from "./clone.ts";
 import { Limits } from "./limits.ts";
 import type { Message, NodeId } from "./types.ts";
 
@@ -105,7 +106,8 @@ export class WorkerLanes {
       lane.chars += text.length;
     } else {
       closeRun(lane);
-      lane.parts.push([srcInc, destInc, msg]);
+      // Copied now, as a port's postMessage would: the sender may change the body before the batch is posted.
+      lane.parts.push([srcInc, destInc, cloneMessage(msg)]);
     }
     if (++lane.count === 1) queueMicrotask(() => this.flush(lane));
     else if (lane.count >= Limits.maxLaneBatch || lane.chars >= Limits.maxLaneBatchChars) this.flush(lane);
