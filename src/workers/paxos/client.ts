@@ -74,8 +74,9 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
   /** Send messages `seqs` (one request) until they are acknowledged, retrying at other replicas. */
   async function send(seqs: number[]): Promise<void> {
     const ids = seqs.map(() => node.uid());
-    // One history operation per message: acknowledged (ok), refused (fail), or still open at the end (info).
-    const recs = seqs.map((s, i) => node.history.invoke("send", ids[i], { seq: s }));
+    // One history operation per message: acknowledged (ok), refused (fail), or still open at the end
+    // (info); the request's messages start and end together, so they are recorded as one group.
+    const recs = node.history.invokeGroup("send", ids, { seq: seqs });
     const t0 = node.now();
     state.sent += seqs.length;
     state.inflight += seqs.length;
@@ -102,7 +103,7 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
           if (lastAckAt >= 0 && now - lastAckAt > state.maxGapMs) state.maxGapMs = now - lastAckAt;
           lastAckAt = now;
           state.acked += seqs.length;
-          for (const r of recs) r.ok();
+          recs.ok();
           record(now - t0);
           if (cfg.recordAcked) {
             for (const id of ids)
@@ -128,7 +129,7 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
         if (e.code === ErrorCode.MalformedRequest || e.code === ErrorCode.TooLarge) {
           // Definite and permanent: retrying the same request cannot help.
           state.refused++;
-          for (const r of recs) r.fail(e.text);
+          recs.fail(e.text);
           node.log.error(`messages ${seqs[0]}..${seqs[seqs.length - 1]} refused: ${e.text}`);
           break;
         }
