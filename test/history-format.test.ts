@@ -346,6 +346,7 @@ describe("node.history (the runtime's recorder)", () => {
     add(HISTORY_COMPLETE_GROUP, 0, 6, "ok", null, null);
     add(HISTORY_COMPLETE_GROUP, 0, 7, "ok", null, null); // twice
     expect(log.refused).toBe(10);
+    expect(log.size).toBe(3);
     expect(log.history().map((o) => [o.value, o.type, o.completeMs])).toEqual([
       ["a", "ok", 6],
       ["b", "ok", 6],

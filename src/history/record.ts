@@ -76,12 +76,44 @@ function addFields(op: Op, fields: Record<string, unknown> | undefined): void {
   for (const k in fields) if (!RESERVED.has(k)) op[k] = fields[k];
 }
 
+/**
+ * A group's operations (invokeGroup) as they arrived, filed as one entry: each becomes an Op of its
+ * own only when the history is asked for. Making 64 objects per request as it arrived was most of
+ * what the driver's thread spent per operation, on work a run needs once, at its end.
+ */
+class Group {
+  type: OpType = "info";
+  completeMs: number | null = null;
+  fields: Record<string, unknown> | undefined = undefined;
+  constructor(
+    readonly process: string,
+    readonly f: string,
+    readonly values: unknown[],
+    /** Column names (reserved ones left out) and their arrays, as long as values. */
+    readonly names: string[],
+    readonly cols: unknown[][],
+    readonly invokeMs: number,
+  ) {}
+
+  /** Its operations, each as invoke and complete would have filed it. */
+  ops(out: Op[]): void {
+    for (let i = 0; i < this.values.length; i++) {
+      const op: Op = { process: this.process, type: this.type, f: this.f, value: this.values[i] ?? null, invokeMs: this.invokeMs, completeMs: this.completeMs };
+      for (let c = 0; c < this.names.length; c++) op[this.names[c]!] = this.cols[c]![i];
+      addFields(op, this.fields);
+      out.push(op);
+    }
+  }
+}
+
 /** The driver's history under construction: bounded; past the bound it is marked truncated (checkers then say `unknown`). */
 export class HistoryLog {
   /** Open operations by process incarnation ("client-1#0"), then by operation number (a group's: its first). */
-  private readonly open = new Map<string, Map<number, Op | Op[]>>();
+  private readonly open = new Map<string, Map<number, Op | Group>>();
   private openCount = 0;
-  private readonly done: Op[] = [];
+  /** Completed operations and groups, in the order they completed. */
+  private readonly done: Array<Op | Group> = [];
+  private doneCount = 0;
   /** Events refused (malformed, unmatched completion, or over the limit). */
   refused = 0;
   truncated = false;
@@ -89,7 +121,7 @@ export class HistoryLog {
   constructor(private readonly maxOps = MAX_HISTORY_OPS) {}
 
   get size(): number {
-    return this.done.length + this.openCount;
+    return this.doneCount + this.openCount;
   }
 
   /**
@@ -199,38 +231,30 @@ export class HistoryLog {
       return;
     }
     const names = columns === undefined ? [] : Object.keys(columns).filter((k) => !RESERVED.has(k) && k !== "__proto__");
-    const cols = names.map((k) => columns![k] as unknown[]);
-    const ops: Op[] = new Array(values.length);
-    for (let i = 0; i < values.length; i++) {
-      const op: Op = { process, type: "info", f, value: values[i] ?? null, invokeMs: t, completeMs: null };
-      for (let c = 0; c < names.length; c++) op[names[c]!] = cols[c]![i];
-      ops[i] = op;
-    }
-    open.set(n, ops);
-    this.openCount += ops.length;
+    open.set(n, new Group(process, f, values, names, names.map((k) => columns![k] as unknown[]), t));
+    this.openCount += values.length;
   }
 
   private completeGroup(pid: string, n: number, t: number, outcome: OpType, fields: Record<string, unknown> | undefined): void {
     const open = this.open.get(pid);
-    const ops = open?.get(n);
-    if (!Array.isArray(ops) || t < ops[0]!.invokeMs) {
+    const g = open?.get(n);
+    if (!(g instanceof Group) || t < g.invokeMs) {
       this.refused++;
       return;
     }
     open!.delete(n);
-    this.openCount -= ops.length;
-    for (const op of ops) {
-      op.type = outcome;
-      op.completeMs = t;
-      addFields(op, fields);
-      this.done.push(op);
-    }
+    this.openCount -= g.values.length;
+    g.type = outcome;
+    g.completeMs = t;
+    g.fields = fields;
+    this.done.push(g);
+    this.doneCount += g.values.length;
   }
 
   private complete(pid: string, n: number, t: number, outcome: OpType, hasValue: boolean, value: unknown, fields: Record<string, unknown> | undefined): void {
     const open = this.open.get(pid);
     const op = open?.get(n);
-    if (!op || Array.isArray(op) || t < op.invokeMs) {
+    if (!op || op instanceof Group || t < op.invokeMs) {
       this.refused++;
       return;
     }
@@ -241,11 +265,22 @@ export class HistoryLog {
     if (hasValue) op.value = value ?? null;
     addFields(op, fields);
     this.done.push(op);
+    this.doneCount++;
   }
 
   /** Every operation so far, by invocation time; those still open are `info` with completeMs null (copies: they may complete later). */
   history(): History {
-    const open = [...this.open.values()].flatMap((m) => [...m.values()].flatMap((op) => (Array.isArray(op) ? op : [op]).map((o) => ({ ...o }))));
-    return [...this.done, ...open].sort((a, b) => a.invokeMs - b.invokeMs || (a.process < b.process ? -1 : a.process > b.process ? 1 : 0));
+    const all: Op[] = [];
+    for (const e of this.done) {
+      if (e instanceof Group) e.ops(all);
+      else all.push(e);
+    }
+    for (const m of this.open.values()) {
+      for (const e of m.values()) {
+        if (e instanceof Group) e.ops(all);
+        else all.push({ ...e });
+      }
+    }
+    return all.sort((a, b) => a.invokeMs - b.invokeMs || (a.process < b.process ? -1 : a.process > b.process ? 1 : 0));
   }
 }
