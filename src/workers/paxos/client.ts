@@ -25,6 +25,11 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
   const lanes = Math.max(1, Math.min(1024, Math.floor(cfg.pipeline || 1)));
   let leader = 0;
   let nextSeq = 0;
+  /**
+   * Each request's seqs are a run handed out in order, [start, end): the runs not yet passed by the
+   * low water, by start, and those of them still unacknowledged. Per request, not per message.
+   */
+  const runEnd = new Map<number, number>();
   const unacked = new Set<number>();
   const batch = Math.max(1, Math.min(1024, Math.floor(cfg.batch ?? 1)));
   let running = true;
@@ -56,9 +61,13 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
     return base.length >= cfg.textChars ? base.slice(0, cfg.textChars) : base + filler.slice(base.length);
   };
 
-  /** The smallest unacknowledged seq (amortized O(1): seqs are handed out in order). */
+  /** The smallest unacknowledged seq (amortized O(1) per request: runs are handed out in order and tile the seqs). */
   function lowWater(): number {
-    while (lw < nextSeq && !unacked.has(lw)) lw++;
+    while (lw < nextSeq && !unacked.has(lw)) {
+      const end = runEnd.get(lw)!;
+      runEnd.delete(lw);
+      lw = end;
+    }
     return lw;
   }
 
@@ -71,16 +80,19 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
     }
   }
 
-  /** Send messages `seqs` (one request) until they are acknowledged, retrying at other replicas. */
+  /** Send messages `seqs` (one request: a run of consecutive seqs) until they are acknowledged, retrying at other replicas. */
   async function send(seqs: number[]): Promise<void> {
-    const ids = seqs.map(() => node.uid());
+    const ids: string[] = new Array(seqs.length);
+    for (let i = 0; i < seqs.length; i++) ids[i] = node.uid();
     // One history operation per message: acknowledged (ok), refused (fail), or still open at the end
     // (info); the request's messages start and end together, so they are recorded as one group.
     const recs = node.history.invokeGroup("send", ids, { seq: seqs });
     const t0 = node.now();
     state.sent += seqs.length;
     state.inflight += seqs.length;
-    for (const s of seqs) unacked.add(s);
+    const start = seqs[0]!;
+    runEnd.set(start, start + seqs.length);
+    unacked.add(start);
     let first = true;
     while (running) {
       if (!first) state.retries++;
@@ -138,14 +150,15 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
         leader = (leader + 1) % replicas.length;
       }
     }
-    for (const s of seqs) unacked.delete(s);
+    unacked.delete(start);
     state.inflight -= seqs.length;
   }
 
   async function lane(): Promise<void> {
     while (running && (!cfg.maxMessages || nextSeq < cfg.maxMessages)) {
       const n = cfg.maxMessages ? Math.min(batch, cfg.maxMessages - nextSeq) : batch;
-      const seqs = Array.from({ length: n }, () => nextSeq++);
+      const seqs: number[] = new Array(n);
+      for (let i = 0; i < n; i++) seqs[i] = nextSeq++;
       await send(seqs);
       if (cfg.intervalMs > 0) await node.sleep(cfg.intervalMs);
     }
