@@ -11,7 +11,7 @@ import { renderHistoryReport } from "../src/history/report.ts";
 import { checkTotalOrder } from "../src/history/total-order.ts";
 import { DriverCalls } from "../src/driver/calls.ts";
 import { NodeRuntime, type Env } from "../src/workers/runtime/node.ts";
-import { EVENT_STRIDE, MAX_HISTORY_BATCH } from "../src/workers/runtime/recorder.ts";
+import { EVENT_STRIDE, HISTORY_COMPLETE_GROUP, HISTORY_INVOKE_GROUP, MAX_GROUP_OPS, MAX_HISTORY_BATCH } from "../src/workers/runtime/recorder.ts";
 import { SqliteStorage } from "../src/workers/runtime/storage.ts";
 import { ErrorCode, RpcError, type Message } from "../src/workers/runtime/types.ts";
 
@@ -257,6 +257,106 @@ describe("node.history (the runtime's recorder)", () => {
       expect(sent[n]!.body.text).toBeUndefined();
       expect(Object.is((sent[n]!.body.events as unknown[])[4], v)).toBe(true);
     }
+  });
+
+  test("a group is one event per invocation and completion, and the driver files the same operations as one invoke each", async () => {
+    const ids = ["id-0", "id-1", "id-2"];
+    const seqs = [4, 5, 6];
+    const one = node("c");
+    const ops = ids.map((id, i) => one.rt.ctx.history.invoke("send", id, { seq: seqs[i] }));
+    const grouped = node("c");
+    const g = grouped.rt.ctx.history.invokeGroup("send", ids, { seq: seqs });
+    const open = grouped.rt.ctx.history.invokeGroup("send", ["id-9"], { seq: [9] }); // open at the end
+    ids[0] = "changed"; // the group copied its arrays
+    const single = grouped.rt.ctx.history.invoke("read", "k"); // numbered after both groups
+    await Promise.resolve();
+    one.tick(3);
+    grouped.tick(3);
+    for (const op of ops) op.ok();
+    g.ok();
+    single.ok(7);
+    expect(() => g.fail("again")).toThrow(/completed twice/);
+    await Promise.resolve();
+    const events = grouped.sent.flatMap((m) => eventsOf(m.body));
+    expect(events.filter((_, i) => i % EVENT_STRIDE === 0)).toEqual([HISTORY_INVOKE_GROUP, HISTORY_INVOKE_GROUP, 0, HISTORY_COMPLETE_GROUP, 2]);
+    const a = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of one.sent) a.settle(m);
+    const b = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of grouped.sent) b.settle(m);
+    const sent = (id: string, seq: number): Op => ({ process: "c", type: "ok", f: "send", value: id, invokeMs: 5000, completeMs: 5003, seq });
+    expect(a.history.history()).toEqual([sent("id-0", 4), sent("id-1", 5), sent("id-2", 6)]);
+    expect(b.history.history()).toEqual([
+      sent("id-0", 4),
+      sent("id-1", 5),
+      sent("id-2", 6),
+      { process: "c", type: "ok", f: "read", value: 7, invokeMs: 5000, completeMs: 5003 },
+      { process: "c", type: "info", f: "send", value: "id-9", invokeMs: 5000, completeMs: null, seq: 9 },
+    ]);
+    expect(b.history.refused).toBe(0);
+    open.error(new RpcError(ErrorCode.Timeout, "no reply"));
+    await Promise.resolve();
+    b.settle(grouped.sent.at(-1)!);
+    expect(b.history.history()[4]).toEqual({ process: "c", type: "info", f: "send", value: "id-9", invokeMs: 5000, completeMs: 5003, seq: 9, error: "no reply", code: 0 });
+  });
+
+  test("a group whose parts a group event does not carry is recorded one operation at a time; groups count toward a batch's bound", async () => {
+    const { rt, sent } = node("c");
+    const g = rt.ctx.history.invokeGroup("send", [[1], "x".repeat(100), 3], { seq: [0, 1, 2] });
+    g.fail("refused");
+    await Promise.resolve();
+    expect(eventsOf(sent[0]!.body).filter((_, i) => i % EVENT_STRIDE === 0)).toEqual([0, 0, 0, 1, 1, 1]);
+    const calls = new DriverCalls({ setTimer: () => 0, clearTimer: () => {} });
+    for (const m of sent) calls.settle(m);
+    expect(calls.history.history().map((o) => [o.value, o.seq, o.type, o.error])).toEqual([
+      [[1], 0, "fail", "refused"],
+      ["x".repeat(100), 1, "fail", "refused"],
+      [3, 2, "fail", "refused"],
+    ]);
+    // Columns of the wrong length or too many values: one at a time too.
+    const n = sent.length;
+    rt.ctx.history.invokeGroup("send", [1, 2], { seq: [0] });
+    rt.ctx.history.invokeGroup("send", Array.from({ length: MAX_GROUP_OPS + 1 }, (_, i) => i));
+    await Promise.resolve();
+    expect(sent.slice(n).flatMap((m) => eventsOf(m.body)).filter((_, i) => i % EVENT_STRIDE === 0).every((k) => k === 0)).toBe(true);
+    // Groups of 100: two fit a batch of MAX_HISTORY_BATCH (256) operations, the third starts the next.
+    const m = sent.length;
+    for (let i = 0; i < 3; i++) rt.ctx.history.invokeGroup("send", Array.from({ length: 100 }, (_, j) => j));
+    await Promise.resolve();
+    expect(sent.slice(m).map((x) => eventsOf(x.body).length / EVENT_STRIDE)).toEqual([2, 1]);
+  });
+
+  test("the driver refuses a malformed group event and files nothing of it", () => {
+    const log = new HistoryLog();
+    const add = (...events: unknown[]) => log.add({ type: "history", incarnation: 0, events }, "c");
+    add(HISTORY_INVOKE_GROUP, 0, 1, "send", "not an array", null);
+    add(HISTORY_INVOKE_GROUP, 0, 1, "send", [], null);
+    add(HISTORY_INVOKE_GROUP, 0, 1, "send", ["a", "b"], { seq: [1] });
+    add(HISTORY_INVOKE_GROUP, 0, 1, "send", ["a"], { seq: 1 });
+    add(HISTORY_INVOKE_GROUP, 0, 1, "send", Array.from({ length: MAX_GROUP_OPS + 1 }, () => "a"), null);
+    expect(log.refused).toBe(5);
+    expect(log.size).toBe(0);
+    add(HISTORY_INVOKE_GROUP, 0, 5, "send", ["a", "b"], { seq: [1, 2] });
+    add(0, 2, 5, "read", null, null);
+    expect(log.size).toBe(3);
+    add(1, 0, 6, "ok", null, null); // a group does not complete as a single operation ...
+    add(HISTORY_COMPLETE_GROUP, 2, 6, "ok", null, null); // ... nor a single operation as a group
+    add(HISTORY_COMPLETE_GROUP, 0, 4, "ok", null, null); // before its invocation
+    add(HISTORY_COMPLETE_GROUP, 0, 6, "ok", "a value", null); // a group's completion has no value
+    expect(log.refused).toBe(9);
+    add(HISTORY_COMPLETE_GROUP, 0, 6, "ok", null, null);
+    add(HISTORY_COMPLETE_GROUP, 0, 7, "ok", null, null); // twice
+    expect(log.refused).toBe(10);
+    expect(log.size).toBe(3);
+    expect(log.history().map((o) => [o.value, o.type, o.completeMs])).toEqual([
+      ["a", "ok", 6],
+      ["b", "ok", 6],
+      [null, "info", null],
+    ]);
+    // Over the history's limit: the whole group is refused and the history says it is truncated.
+    const small = new HistoryLog(3);
+    small.add({ type: "history", incarnation: 0, events: [HISTORY_INVOKE_GROUP, 0, 1, "send", ["a", "b", "c", "d"], null] }, "c");
+    expect(small.truncated).toBe(true);
+    expect(small.size).toBe(0);
   });
 
   test("an operation too large for a message is refused with a clear error", () => {

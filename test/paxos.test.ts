@@ -451,3 +451,27 @@ describe("paxos value encoding", () => {
     }
   });
 });
+
+describe("client seq runs", () => {
+  test("the low water is the smallest seq of a run still open, whatever order the runs are acknowledged in", async () => {
+    const { SeqRuns } = await import("../src/workers/paxos/client.ts");
+    const r = new SeqRuns();
+    expect(r.lowWater()).toBe(0);
+    const a = r.take(4);
+    const b = r.take(4);
+    const c = r.take(1);
+    expect([a, b, c, r.next]).toEqual([0, 4, 8, 9]);
+    expect(r.lowWater()).toBe(0);
+    r.done(b); // acknowledged out of order: the low water stays below run a
+    expect(r.lowWater()).toBe(0);
+    r.done(a); // now past a and b, up to c
+    expect(r.lowWater()).toBe(8);
+    const d = r.take(3);
+    r.done(d);
+    expect(r.lowWater()).toBe(8);
+    r.done(c);
+    expect(r.lowWater()).toBe(12);
+    expect(() => r.done(c)).toThrow(/run 8 is open/);
+    expect(() => r.take(0)).toThrow(/a run of 0 seqs/);
+  });
+});

@@ -5,7 +5,17 @@
  * real clock on threads — never with the node's adjustable clock. Sending the invocation at once
  * means an operation open when its client crashed still appears (as `info`: it may have happened).
  */
-import { EVENT_STRIDE, HISTORY_COMPLETE, HISTORY_COMPLETE_WITH_VALUE, HISTORY_INVOKE, MAX_HISTORY_BATCH } from "../workers/runtime/recorder.ts";
+import {
+  EVENT_STRIDE,
+  HISTORY_COMPLETE,
+  HISTORY_COMPLETE_GROUP,
+  HISTORY_COMPLETE_WITH_VALUE,
+  HISTORY_INVOKE,
+  HISTORY_INVOKE_GROUP,
+  MAX_GROUP_COLUMNS,
+  MAX_GROUP_OPS,
+  MAX_HISTORY_BATCH,
+} from "../workers/runtime/recorder.ts";
 import { MAX_HISTORY_OPS, type History, type Op, type OpType } from "./op.ts";
 
 /** The body of a recorder's message to the driver. */
@@ -49,17 +59,61 @@ function isFields(v: unknown): v is Record<string, unknown> {
   return true;
 }
 
+/** A group's columns: at most MAX_GROUP_COLUMNS arrays of `length` entries each. */
+function isColumns(v: unknown, length: number): v is Record<string, unknown[]> | undefined {
+  if (v === undefined) return true;
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
+  let n = 0;
+  for (const k in v) {
+    const col = (v as Record<string, unknown>)[k];
+    if (++n > MAX_GROUP_COLUMNS || !Array.isArray(col) || col.length !== length) return false;
+  }
+  return true;
+}
+
 function addFields(op: Op, fields: Record<string, unknown> | undefined): void {
   if (fields === undefined) return;
   for (const k in fields) if (!RESERVED.has(k)) op[k] = fields[k];
 }
 
+/**
+ * A group's operations (invokeGroup) as they arrived, filed as one entry: each becomes an Op of its
+ * own only when the history is asked for. Making 64 objects per request as it arrived was most of
+ * what the driver's thread spent per operation, on work a run needs once, at its end.
+ */
+class Group {
+  type: OpType = "info";
+  completeMs: number | null = null;
+  fields: Record<string, unknown> | undefined = undefined;
+  constructor(
+    readonly process: string,
+    readonly f: string,
+    readonly values: unknown[],
+    /** Column names (reserved ones left out) and their arrays, as long as values. */
+    readonly names: string[],
+    readonly cols: unknown[][],
+    readonly invokeMs: number,
+  ) {}
+
+  /** Its operations, each as invoke and complete would have filed it. */
+  ops(out: Op[]): void {
+    for (let i = 0; i < this.values.length; i++) {
+      const op: Op = { process: this.process, type: this.type, f: this.f, value: this.values[i] ?? null, invokeMs: this.invokeMs, completeMs: this.completeMs };
+      for (let c = 0; c < this.names.length; c++) op[this.names[c]!] = this.cols[c]![i];
+      addFields(op, this.fields);
+      out.push(op);
+    }
+  }
+}
+
 /** The driver's history under construction: bounded; past the bound it is marked truncated (checkers then say `unknown`). */
 export class HistoryLog {
-  /** Open operations by process incarnation ("client-1#0"), then by operation number. */
-  private readonly open = new Map<string, Map<number, Op>>();
+  /** Open operations by process incarnation ("client-1#0"), then by operation number (a group's: its first). */
+  private readonly open = new Map<string, Map<number, Op | Group>>();
   private openCount = 0;
-  private readonly done: Op[] = [];
+  /** Completed operations and groups, in the order they completed. */
+  private readonly done: Array<Op | Group> = [];
+  private doneCount = 0;
   /** Events refused (malformed, unmatched completion, or over the limit). */
   refused = 0;
   truncated = false;
@@ -67,7 +121,7 @@ export class HistoryLog {
   constructor(private readonly maxOps = MAX_HISTORY_OPS) {}
 
   get size(): number {
-    return this.done.length + this.openCount;
+    return this.doneCount + this.openCount;
   }
 
   /**
@@ -120,7 +174,9 @@ export class HistoryLog {
         if (kind === HISTORY_INVOKE && isOpName(fOrOutcome)) this.invoke(pid, process, n, t as number, fOrOutcome, events[i + 4], fields);
         else if ((kind === HISTORY_COMPLETE || kind === HISTORY_COMPLETE_WITH_VALUE) && isOutcome(fOrOutcome)) {
           this.complete(pid, n, t as number, fOrOutcome, kind === HISTORY_COMPLETE_WITH_VALUE, events[i + 4], fields);
-        } else this.refused++;
+        } else if (kind === HISTORY_INVOKE_GROUP && isOpName(fOrOutcome)) this.invokeGroup(pid, process, n, t as number, fOrOutcome, events[i + 4], fields);
+        else if (kind === HISTORY_COMPLETE_GROUP && isOutcome(fOrOutcome) && events[i + 4] === null) this.completeGroup(pid, n, t as number, fOrOutcome, fields);
+        else this.refused++;
       }
       return;
     }
@@ -157,10 +213,48 @@ export class HistoryLog {
     this.openCount++;
   }
 
+  /** A group's operations, each as invoke files one: `values[i]` its value, `columns[k][i]` its field k. */
+  private invokeGroup(pid: string, process: string, n: number, t: number, f: string, values: unknown, columns: Record<string, unknown> | undefined): void {
+    if (!Array.isArray(values) || values.length === 0 || values.length > MAX_GROUP_OPS || !isColumns(columns, values.length)) {
+      this.refused++;
+      return;
+    }
+    if (this.size + values.length > this.maxOps) {
+      this.truncated = true;
+      this.refused += values.length;
+      return;
+    }
+    let open = this.open.get(pid);
+    if (!open) this.open.set(pid, (open = new Map()));
+    if (open.has(n)) {
+      this.refused += values.length;
+      return;
+    }
+    const names = columns === undefined ? [] : Object.keys(columns).filter((k) => !RESERVED.has(k) && k !== "__proto__");
+    open.set(n, new Group(process, f, values, names, names.map((k) => columns![k] as unknown[]), t));
+    this.openCount += values.length;
+  }
+
+  private completeGroup(pid: string, n: number, t: number, outcome: OpType, fields: Record<string, unknown> | undefined): void {
+    const open = this.open.get(pid);
+    const g = open?.get(n);
+    if (!(g instanceof Group) || t < g.invokeMs) {
+      this.refused++;
+      return;
+    }
+    open!.delete(n);
+    this.openCount -= g.values.length;
+    g.type = outcome;
+    g.completeMs = t;
+    g.fields = fields;
+    this.done.push(g);
+    this.doneCount += g.values.length;
+  }
+
   private complete(pid: string, n: number, t: number, outcome: OpType, hasValue: boolean, value: unknown, fields: Record<string, unknown> | undefined): void {
     const open = this.open.get(pid);
     const op = open?.get(n);
-    if (!op || t < op.invokeMs) {
+    if (!op || op instanceof Group || t < op.invokeMs) {
       this.refused++;
       return;
     }
@@ -171,11 +265,22 @@ export class HistoryLog {
     if (hasValue) op.value = value ?? null;
     addFields(op, fields);
     this.done.push(op);
+    this.doneCount++;
   }
 
   /** Every operation so far, by invocation time; those still open are `info` with completeMs null (copies: they may complete later). */
   history(): History {
-    const open = [...this.open.values()].flatMap((m) => [...m.values()].map((op) => ({ ...op })));
-    return [...this.done, ...open].sort((a, b) => a.invokeMs - b.invokeMs || (a.process < b.process ? -1 : a.process > b.process ? 1 : 0));
+    const all: Op[] = [];
+    for (const e of this.done) {
+      if (e instanceof Group) e.ops(all);
+      else all.push(e);
+    }
+    for (const m of this.open.values()) {
+      for (const e of m.values()) {
+        if (e instanceof Group) e.ops(all);
+        else all.push({ ...e });
+      }
+    }
+    return all.sort((a, b) => a.invokeMs - b.invokeMs || (a.process < b.process ? -1 : a.process > b.process ? 1 : 0));
   }
 }

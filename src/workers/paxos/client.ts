@@ -1,3 +1,4 @@
+import { assert } from "../runtime/assert.ts";
 import { seqKey } from "../runtime/keys.ts";
 import { ErrorCode, RpcError, defineRole } from "../runtime/types.ts";
 import { encodeOp, joinOps, type ChatOk, type ChatRedirect, type ClientSnapshot, type Op, type PaxosClientConfig } from "./messages.ts";
@@ -24,11 +25,9 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
   const replicas = cfg.replicas;
   const lanes = Math.max(1, Math.min(1024, Math.floor(cfg.pipeline || 1)));
   let leader = 0;
-  let nextSeq = 0;
-  const unacked = new Set<number>();
+  const runs = new SeqRuns();
   const batch = Math.max(1, Math.min(1024, Math.floor(cfg.batch ?? 1)));
   let running = true;
-  let lw = 0;
   let lastAckAt = -1;
   let seen = 0;
   const state: ClientSnapshot = { sent: 0, acked: 0, refused: 0, retries: 0, redirects: 0, timeouts: 0, latenciesMs: [], ackedIds: [], stopped: false, inflight: 0, maxGapMs: 0 };
@@ -56,12 +55,6 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
     return base.length >= cfg.textChars ? base.slice(0, cfg.textChars) : base + filler.slice(base.length);
   };
 
-  /** The smallest unacknowledged seq (amortized O(1): seqs are handed out in order). */
-  function lowWater(): number {
-    while (lw < nextSeq && !unacked.has(lw)) lw++;
-    return lw;
-  }
-
   function record(latency: number): void {
     seen++;
     if (state.latenciesMs.length < MAX_LATENCY_SAMPLES) state.latenciesMs.push(latency);
@@ -71,22 +64,23 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
     }
   }
 
-  /** Send messages `seqs` (one request) until they are acknowledged, retrying at other replicas. */
+  /** Send messages `seqs` (one request: a run of consecutive seqs) until they are acknowledged, retrying at other replicas. */
   async function send(seqs: number[]): Promise<void> {
-    const ids = seqs.map(() => node.uid());
-    // One history operation per message: acknowledged (ok), refused (fail), or still open at the end (info).
-    const recs = seqs.map((s, i) => node.history.invoke("send", ids[i], { seq: s }));
+    const ids: string[] = new Array(seqs.length);
+    for (let i = 0; i < seqs.length; i++) ids[i] = node.uid();
+    // One history operation per message: acknowledged (ok), refused (fail), or still open at the end
+    // (info); the request's messages start and end together, so they are recorded as one group.
+    const recs = node.history.invokeGroup("send", ids, { seq: seqs });
     const t0 = node.now();
     state.sent += seqs.length;
     state.inflight += seqs.length;
-    for (const s of seqs) unacked.add(s);
     let first = true;
     while (running) {
       if (!first) state.retries++;
       first = false;
       // A fresh body per send: bodies may be shared with the receiver (simulator), never mutate one.
       // A batch goes encoded, built field by field (no op object per message on the way).
-      const low = lowWater();
+      const low = runs.lowWater();
       let body: { type: string; [k: string]: unknown };
       if (seqs.length === 1) body = { type: "chat", op: { id: ids[0]!, c: session, s: seqs[0]!, lw: low, t: text(seqs[0]!) } satisfies Op };
       else {
@@ -102,7 +96,7 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
           if (lastAckAt >= 0 && now - lastAckAt > state.maxGapMs) state.maxGapMs = now - lastAckAt;
           lastAckAt = now;
           state.acked += seqs.length;
-          for (const r of recs) r.ok();
+          recs.ok();
           record(now - t0);
           if (cfg.recordAcked) {
             for (const id of ids)
@@ -128,7 +122,7 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
         if (e.code === ErrorCode.MalformedRequest || e.code === ErrorCode.TooLarge) {
           // Definite and permanent: retrying the same request cannot help.
           state.refused++;
-          for (const r of recs) r.fail(e.text);
+          recs.fail(e.text);
           node.log.error(`messages ${seqs[0]}..${seqs[seqs.length - 1]} refused: ${e.text}`);
           break;
         }
@@ -137,14 +131,16 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
         leader = (leader + 1) % replicas.length;
       }
     }
-    for (const s of seqs) unacked.delete(s);
+    runs.done(seqs[0]!);
     state.inflight -= seqs.length;
   }
 
   async function lane(): Promise<void> {
-    while (running && (!cfg.maxMessages || nextSeq < cfg.maxMessages)) {
-      const n = cfg.maxMessages ? Math.min(batch, cfg.maxMessages - nextSeq) : batch;
-      const seqs = Array.from({ length: n }, () => nextSeq++);
+    while (running && (!cfg.maxMessages || runs.next < cfg.maxMessages)) {
+      const n = cfg.maxMessages ? Math.min(batch, cfg.maxMessages - runs.next) : batch;
+      const seqs: number[] = new Array(n);
+      const start = runs.take(n);
+      for (let i = 0; i < n; i++) seqs[i] = start + i;
       await send(seqs);
       if (cfg.intervalMs > 0) await node.sleep(cfg.intervalMs);
     }
@@ -173,3 +169,43 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
     },
   };
 });
+
+/**
+ * A client's seqs, handed out in runs (one per request, [start, start + n)) in order, so the runs
+ * tile 0..next: the low water (smallest seq not yet acknowledged) moves a run at a time. Per
+ * request, not per message: a set of every open seq cost 128 set operations per request of 64.
+ */
+export class SeqRuns {
+  /** The next seq to hand out. */
+  next = 0;
+  private lw = 0;
+  /** Where each run the low water has not passed yet ends, by its start. */
+  private readonly runEnd = new Map<number, number>();
+  /** Starts of the runs not yet acknowledged. */
+  private readonly open = new Set<number>();
+
+  /** A new run of n seqs (n >= 1), open until done(start); returns its start. */
+  take(n: number): number {
+    assert(Number.isSafeInteger(n) && n >= 1, `a run of ${n} seqs`);
+    const start = this.next;
+    this.next += n;
+    this.runEnd.set(start, this.next);
+    this.open.add(start);
+    return start;
+  }
+
+  /** The run starting at start is acknowledged (or will never be sent again). */
+  done(start: number): void {
+    assert(this.open.delete(start), `run ${start} is open`);
+  }
+
+  /** The smallest seq of a run still open (next when none is): amortized O(1) per run. */
+  lowWater(): number {
+    while (this.lw < this.next && !this.open.has(this.lw)) {
+      const end = this.runEnd.get(this.lw)!;
+      this.runEnd.delete(this.lw);
+      this.lw = end;
+    }
+    return this.lw;
+  }
+}

@@ -533,6 +533,20 @@ export class PaxosCore {
 
   private sendAccepts(slots: number[], only?: (peer: number, f: InFlight) => boolean): void {
     if (slots.length === 0) return;
+    if (!only) {
+      // Every follower gets the same accepts: one message object for all of them, so the shell
+      // encodes it once (sendMany) rather than once per follower (a slot's value is ~25 KB).
+      const items: Array<[number, Value, number]> = [];
+      for (const s of slots) {
+        const f = this.inflight.get(s);
+        if (f) items.push([s, f.v, f.bytes]);
+      }
+      for (const part of chunk(items, (e) => e[2] + 16)) {
+        const msg: PeerMsg = { type: "accept", b: this.ballot, entries: part.map(([s, v]) => [s, v]), commit: this.commit };
+        for (let p = 0; p < this.n; p++) if (p !== this.me) this.send(p, msg);
+      }
+      return;
+    }
     for (let p = 0; p < this.n; p++) {
       if (p === this.me) continue;
       const items: Array<[number, Value, number]> = [];

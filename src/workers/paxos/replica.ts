@@ -172,13 +172,21 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
         if (r.commit !== null) st.put("commit", r.commit);
       });
     }
-    for (const { to, msg } of r.messages) {
+    const msgs = r.messages;
+    for (let i = 0; i < msgs.length; ) {
+      // Consecutive sends of one message object (the core's accepts to every follower) go as one
+      // fan-out: the body is encoded once for all of them.
+      const msg = msgs[i]!.msg;
+      let j = i + 1;
+      while (j < msgs.length && msgs[j]!.msg === msg) j++;
       try {
-        node.send(replicas[to]!, encodePeerMsg(msg));
+        if (j - i === 1) node.send(replicas[msgs[i]!.to]!, encodePeerMsg(msg));
+        else node.sendMany(msgs.slice(i, j).map((m) => replicas[m.to]!), encodePeerMsg(msg));
       } catch (e) {
         sendFailures++;
-        node.log.warn(`could not send ${msg.type} to ${replicas[to]}: ${e instanceof Error ? e.message : String(e)}`);
+        node.log.warn(`could not send ${msg.type} to ${msgs.slice(i, j).map((m) => replicas[m.to]).join(", ")}: ${e instanceof Error ? e.message : String(e)}`);
       }
+      i = j;
     }
     for (const [s, v] of r.execute) {
       const a = chat.apply(s, v);

@@ -165,7 +165,17 @@ export interface RequestOptions {
 export interface HistoryRecorder {
   /** An operation starts. `value` is its argument (null for reads); `fields` the system's (`key`, ...). */
   invoke(f: string, value: unknown, fields?: Record<string, unknown>): RecordedOp;
+  /**
+   * Operations that start together and end together (the messages of one request): each is an
+   * operation of its own in the history, exactly as `invoke` would record it, with `values[i]` its
+   * argument and `columns[k][i]` its field `k` — but the group costs one event per invocation and
+   * one per completion, not one per operation. The arrays are copied. Its completion has no value.
+   */
+  invokeGroup(f: string, values: readonly unknown[], columns?: Record<string, readonly unknown[]>): RecordedGroup;
 }
+
+/** The open operations of one group: exactly one of its methods is called, once, for all of them. */
+export type RecordedGroup = Omit<RecordedOp, "ok"> & { ok(): void };
 
 /** One open operation; exactly one of its methods is called, once. */
 export interface RecordedOp {
