@@ -3,6 +3,7 @@ import type { ThreadCluster } from "../src/main/supervisor.ts";
 import { WorkerLanes, type LanePeer, type LaneTarget } from "../src/workers/runtime/lanes.ts";
 import { Limits } from "../src/workers/runtime/limits.ts";
 import { Links } from "../src/workers/runtime/links.ts";
+import { SharedBody } from "../src/workers/runtime/port-codec.ts";
 import type { Message, NodeId } from "../src/workers/runtime/types.ts";
 import { tempDirs, withThreads } from "./helpers.ts";
 
@@ -134,6 +135,73 @@ describe("lanes between two threads", () => {
     await settle();
     expect(b1.got.map((m) => m.body.seq)).toEqual([1]);
     expect(b1.refused).toBe(1);
+    p.close();
+  });
+
+  test("a fan-out is one multicast entry per lane: the body once, each destination its own copy, in order and in its place", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const posted: unknown[] = [];
+    const post = p.port.postMessage.bind(p.port);
+    p.port.postMessage = (d: unknown) => (posted.push(d), post(d));
+    a1.post(count(1));
+    const body = { type: "count", seq: 2, marker: "only-once", nested: { n: 1 } };
+    const shared = new SharedBody(body);
+    for (const dest of ["b1", "b2", "b1"]) a1.post({ src: "a1", dest, body }, shared);
+    shared.flushLocal();
+    body.nested.n = 99; // after the call: every recipient has the body as it was sent
+    a1.post(count(3));
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([1, 2, 2, 3]);
+    expect(b2.got.map((m) => m.body.seq)).toEqual([2]);
+    const copies = [b1.got[1]!, b1.got[2]!, b2.got[0]!];
+    expect(copies.map((m) => [m.src, m.dest, (m.body.nested as { n: number }).n])).toEqual([["a1", "b1", 1], ["a1", "b1", 1], ["a1", "b2", 1]]);
+    expect(new Set(copies.map((m) => m.body)).size).toBe(3);
+    expect(new Set(copies.map((m) => m.body.nested)).size).toBe(3);
+    expect(JSON.stringify(posted).split("only-once").length - 1).toBe(1);
+    expect([p.b.refused, b1.refused, b2.refused]).toEqual([0, 0, 0]);
+    p.close();
+  });
+
+  test("a multicast checks each destination's incarnation on its own; one past the batch bound is cut in two", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    b2.incarnation = 1; // b2 restarted; thread 0 has not heard yet
+    const dests = ["b2", ...Array.from({ length: Limits.maxLaneBatch + 10 }, () => "b1")];
+    const body = { type: "count", seq: 7 };
+    const shared = new SharedBody(body);
+    for (const dest of dests) a1.post({ src: "a1", dest, body }, shared);
+    shared.flushLocal();
+    await settle();
+    expect([b1.got.length, b1.refused, b2.got.length, b2.refused, p.b.refused]).toEqual([Limits.maxLaneBatch + 10, 0, 0, 1, 0]);
+    p.close();
+  });
+
+  test("bad multicast entries are refused, each bad destination on its own", async () => {
+    const p = pair();
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const body = (seq: number) => ({ type: "count", seq });
+    p.port.postMessage(
+      JSON.stringify([
+        [0, "a1", [0, "b1", 0, "b2"], body(1)],
+        [0, "a1", [0, "b1", 0], body(2)], // odd list
+        [0, "a1", [], body(3)], // no destination
+        [0, "b2", [0, "b1"], body(4)], // b2 is not of the sending thread
+        [0, "a1", [0, "zz", -1, "b2", 0, "b1"], body(5)], // unknown node, bad incarnation: refused; b1 still gets it
+        [0, "a1", [0, "b1"], 5], // body not an object
+        [-1, "a1", [0, "b1"], body(6)], // bad sender incarnation
+        [0, 7, [0, "b1"], body(7)], // sender not a name
+        [0, "a1", [0, "b1"], body(8)],
+      ]),
+    );
+    p.port.postMessage(JSON.stringify([[0, "a1", Array.from({ length: Limits.maxLaneBatch + 1 }, () => [0, "b1"]).flat(), body(9)]]));
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([1, 5, 8]);
+    expect(b2.got.map((m) => m.body.seq)).toEqual([1]);
+    // odd, empty, impostor, zz, the bad incarnation, the body, the sender incarnation, the sender name, the oversized post
+    expect([p.b.refused, b1.refused, b2.refused]).toEqual([9, 0, 0]);
     p.close();
   });
 

@@ -18,6 +18,13 @@
  * array of `[srcInc, destInc, message]`: one parse for the whole run costs about half of what a
  * text per entry does), and an entry JSON does not carry exactly is posted as the entry itself,
  * in its place. A batch of one text is posted as the bare string.
+ *
+ * A fan-out (sendMany) to several nodes of one thread is one multicast entry in the run,
+ * `[srcInc, src, [destInc, dest, destInc, dest, ...], body]`: the body's text once, not once per
+ * destination (at 250 destinations the per-destination texts made the sender build, join and post
+ * ~75 KB and the receiver parse it). The receiving thread checks and delivers each destination as
+ * it would its own entry, in the list's order and in the entry's place in the lane, each with its
+ * own copy of the body. A multicast counts one entry per destination against the batch bounds.
  */
 import { assert } from "./assert.ts";
 import { cloneMessage } from "./clone.ts";
@@ -33,6 +40,15 @@ export interface LanePeer {
 
 /** An entry as it travels: the sender's incarnation, the destination's, the message. */
 type Entry = [srcInc: number, destInc: number, msg: Message];
+/** A fan-out's entries for one thread still being filled (see the header); `key` names the fan-out. */
+interface Multicast {
+  key: object;
+  src: NodeId;
+  srcInc: number;
+  /** `destInc,"dest"` per destination, in order. */
+  dests: string[];
+  body: string;
+}
 /** A post on a lane: JSON texts of entry arrays and entries, in order (or one bare text). */
 type LaneBatch = Array<string | Entry> | string;
 
@@ -49,6 +65,8 @@ interface Lane {
   /** Entries of the current JSON run, each `[srcInc,destInc,<message text>]`. */
   run: string[];
   parts: Array<string | Entry>;
+  /** The multicast being filled, the last entry of the run when not null. */
+  multi: Multicast | null;
   /** Entries waiting in run and parts, and the length of the texts among them. */
   count: number;
   chars: number;
@@ -59,6 +77,8 @@ export class WorkerLanes {
   /** Every node of this process in another thread, and the incarnation believed current; empty until the first lane. */
   private readonly peers = new Map<NodeId, LanePeer>();
   private readonly lanes = new Map<number, Lane>();
+  /** JSON.stringify of each node id a multicast names (bounded by the nodes of this process). */
+  private readonly quoted = new Map<NodeId, string>();
   /** Entries refused for their shape, batches over the bound, entries for nodes not hosted here. */
   refused = 0;
 
@@ -76,7 +96,7 @@ export class WorkerLanes {
       for (const [id, p] of Object.entries(placement)) this.peers.set(id, { ...p });
     }
     this.lanes.get(other)?.port.close();
-    const lane: Lane = { port, run: [], parts: [], count: 0, chars: 0 };
+    const lane: Lane = { port, run: [], parts: [], multi: null, count: 0, chars: 0 };
     port.onmessage = (e) => this.receive(other, e.data);
     port.addEventListener("close", () => {
       if (this.lanes.get(other) === lane) this.lanes.delete(other);
@@ -101,6 +121,7 @@ export class WorkerLanes {
   push(msg: Message, srcInc: number, destInc: number, text: string | null): void {
     const lane = this.lanes.get(this.peers.get(msg.dest)!.group);
     assert(lane !== undefined, `no lane to ${msg.dest}`);
+    closeMulticast(lane);
     if (text !== null) {
       lane.run.push(`[${srcInc},${destInc},${text}]`);
       lane.chars += text.length;
@@ -109,6 +130,30 @@ export class WorkerLanes {
       // Copied now, as a port's postMessage would: the sender may change the body before the batch is posted.
       lane.parts.push([srcInc, destInc, cloneMessage(msg)]);
     }
+    this.counted(lane);
+  }
+
+  /**
+   * Queue one destination of a fan-out: `key` names the fan-out (its body, whose JSON text is
+   * `body`); consecutive destinations of one fan-out on one lane become one multicast entry.
+   */
+  pushShared(key: object, src: NodeId, srcInc: number, dest: NodeId, destInc: number, body: string): void {
+    const lane = this.lanes.get(this.peers.get(dest)!.group);
+    assert(lane !== undefined, `no lane to ${dest}`);
+    let q = this.quoted.get(dest);
+    if (q === undefined) this.quoted.set(dest, (q = JSON.stringify(dest)));
+    const m = lane.multi;
+    if (m !== null && m.key === key && m.src === src && m.srcInc === srcInc) m.dests.push(`${destInc},${q}`);
+    else {
+      closeMulticast(lane);
+      lane.multi = { key, src, srcInc, dests: [`${destInc},${q}`], body };
+      lane.chars += body.length;
+    }
+    lane.chars += q.length;
+    this.counted(lane);
+  }
+
+  private counted(lane: Lane): void {
     if (++lane.count === 1) queueMicrotask(() => this.flush(lane));
     else if (lane.count >= Limits.maxLaneBatch || lane.chars >= Limits.maxLaneBatchChars) this.flush(lane);
   }
@@ -165,12 +210,49 @@ export class WorkerLanes {
       } catch {
         entries = null;
       }
-      if (!Array.isArray(entries) || entries.length > budget) {
+      const cost = Array.isArray(entries) ? runCost(entries) : Infinity;
+      if (cost > budget) {
         this.refused++;
         continue;
       }
-      budget -= entries.length;
-      for (const e of entries) this.entry(from, e);
+      budget -= cost;
+      for (const e of entries as unknown[]) {
+        if (isMulticast(e)) this.multicast(from, e);
+        else this.entry(from, e);
+      }
+    }
+  }
+
+  /** A multicast entry: each destination checked and delivered as its own entry would be, each with its own copy of the body. */
+  private multicast(from: number, e: unknown[]): void {
+    const [srcInc, src, dests, body] = e;
+    if (!isIncarnation(srcInc) || typeof src !== "string" || !Array.isArray(dests) || dests.length === 0 || dests.length % 2 !== 0) return void this.refused++;
+    if (typeof body !== "object" || body === null || Array.isArray(body)) return void this.refused++;
+    const sender = this.peers.get(src);
+    if (sender === undefined || sender.group !== from) return void this.refused++;
+    if (srcInc > sender.incarnation) this.peerUp(src, srcInc);
+    const senderDead = srcInc < sender.incarnation || !sender.up;
+    const last = dests.length - 2;
+    for (let i = 0; i < dests.length; i += 2) {
+      const destInc = dests[i];
+      const dest = dests[i + 1];
+      const target = typeof dest === "string" ? this.hosted(dest) : undefined;
+      if (!isIncarnation(destInc) || target === undefined) {
+        this.refused++;
+        continue;
+      }
+      if (senderDead || target.incarnation !== destInc) {
+        target.refuseFromLane();
+        continue;
+      }
+      // The parsed body is left untouched until the last destination, which gets it; every other gets
+      // a copy of it, so no recipient sees what another's handler changed.
+      const msg: Message = { src, dest: dest as NodeId, body: (i === last ? body : cloneMessage(body)) as Message["body"] };
+      try {
+        target.receive(msg);
+      } catch {
+        target.refuseFromLane();
+      }
     }
   }
 
@@ -195,7 +277,26 @@ export class WorkerLanes {
   }
 }
 
+function isMulticast(e: unknown): e is unknown[] {
+  return Array.isArray(e) && e.length === 4;
+}
+
+/** Entries a parsed run counts against a post's bound: one per destination of a multicast. */
+function runCost(entries: unknown[]): number {
+  let n = 0;
+  for (const e of entries) n += isMulticast(e) && Array.isArray(e[2]) ? Math.max(1, e[2].length >> 1) : 1;
+  return n;
+}
+
+function closeMulticast(lane: Lane): void {
+  const m = lane.multi;
+  if (m === null) return;
+  lane.multi = null;
+  lane.run.push(`[${m.srcInc},${JSON.stringify(m.src)},[${m.dests.join(",")}],${m.body}]`);
+}
+
 function closeRun(lane: Lane): void {
+  closeMulticast(lane);
   if (lane.run.length === 0) return;
   lane.parts.push(`[${lane.run.join(",")}]`);
   lane.run = [];

@@ -55,8 +55,6 @@ export class Links {
   private readonly extra = new Set<MessagePort>();
   /** Per peer, the oldest incarnation that may still be alive (older ones are known dead). */
   private readonly alive = new Map<NodeId, number>();
-  /** messageHead of this node's messages to each peer reached over a lane (bounded by the number of nodes). */
-  private readonly laneHeads = new Map<NodeId, string>();
   dropped = 0;
 
   constructor(private readonly host: LinksHost) {}
@@ -107,13 +105,14 @@ export class Links {
       this.dropped++;
       return;
     }
-    let data: Message | string;
-    if (shared) {
-      let head = this.laneHeads.get(msg.dest);
-      if (head === undefined) this.laneHeads.set(msg.dest, (head = messageHead(this.host.id, msg.dest)));
-      data = shared.toPort(msg, head);
+    const text = shared?.bodyText();
+    if (shared && typeof text === "string") {
+      // One multicast entry per lane for the whole fan-out: the body's text once (lanes.ts).
+      lanes.pushShared(shared, msg.src, incarnation, msg.dest, destInc, text);
       shared.queued(lanes.flushAll);
-    } else data = toPort(msg);
+      return;
+    }
+    const data = toPort(msg);
     lanes.push(msg, incarnation, destInc, typeof data === "string" ? data : null);
   }
 

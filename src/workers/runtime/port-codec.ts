@@ -67,6 +67,11 @@ export class SharedBody {
     this.postQueued = post;
   }
 
+  /** The body's JSON text, or null when JSON does not carry it exactly. */
+  bodyText(): string | null {
+    return this.json();
+  }
+
   private json(): string | null {
     if (this.text === undefined) {
       // The message around the body costs the walk three values (itself, src, dest) and one level, as toPort's walk of the whole message does.
