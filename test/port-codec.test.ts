@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { SharedBody, fromPort, messageHead, toPort } from "../src/workers/runtime/port-codec.ts";
+import { SharedBody, deliverInOrder, fromPort, messageHead, toPort } from "../src/workers/runtime/port-codec.ts";
 import type { Message } from "../src/workers/runtime/types.ts";
 
 const msg = (body: Record<string, unknown>): Message => ({ src: "a", dest: "b", body: { type: "t", ...body } });
@@ -76,5 +76,33 @@ describe("a node message on a MessageChannel", () => {
     }
     expect(typeof toPort({ src: "a", dest: "b", body: atLimit })).toBe("string");
     expect(typeof toPort({ src: "a", dest: "b", body: over })).toBe("object");
+  });
+});
+
+describe("a fan-out's copies for the sender's own thread", () => {
+  test("are made in the call and handed on later, in order, each recipient its own", async () => {
+    const body = { type: "t", nested: { v: 1 } };
+    const shared = new SharedBody(body);
+    const got: Message[] = [];
+    const deliver = (m: Message) => got.push(m);
+    for (const dest of ["x", "y", "x"]) shared.local(deliver, { src: "a", dest, body });
+    shared.flushLocal();
+    body.nested.v = 2; // after the call
+    expect(got.length).toBe(0); // asynchronous, as every delivery is
+    await Promise.resolve();
+    expect(got.map((m) => [m.dest, (m.body.nested as { v: number }).v])).toEqual([["x", 1], ["y", 1], ["x", 1]]);
+    expect(new Set(got.map((m) => m.body.nested)).size).toBe(3);
+  });
+
+  test("one delivery that throws costs the others nothing; its error is raised after them", () => {
+    const got: string[] = [];
+    const ok = (m: Message) => void got.push(m.dest);
+    const boom = (m: Message) => {
+      got.push(m.dest);
+      throw new Error(`deliberate ${m.dest}`);
+    };
+    const m = (dest: string): Message => ({ src: "a", dest, body: { type: "t" } });
+    expect(() => deliverInOrder([{ deliver: ok, msg: m("x") }, { deliver: boom, msg: m("y") }, { deliver: boom, msg: m("z") }, { deliver: ok, msg: m("w") }])).toThrow("deliberate y");
+    expect(got).toEqual(["x", "y", "z", "w"]);
   });
 });

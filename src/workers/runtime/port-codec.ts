@@ -93,15 +93,31 @@ export class SharedBody {
     this.held.push({ deliver, msg });
   }
 
-  /** Copy the body for each held recipient, in order, and queue its delivery (asynchronous, as every delivery is). */
+  /**
+   * Copy the body for each held recipient, in order, and queue their deliveries (asynchronous, as
+   * every delivery is) as one microtask that hands them on in that order: one task for the fan-out,
+   * not one per recipient.
+   */
   flushLocal(): void {
     this.postQueued?.();
     const held = this.held.splice(0);
-    for (const { deliver, msg } of held) {
-      const c = cloneMessage(msg);
-      queueMicrotask(() => deliver(c));
+    if (held.length === 0) return;
+    const copies = held.map(({ deliver, msg }) => ({ deliver, msg: cloneMessage(msg) }));
+    queueMicrotask(() => deliverInOrder(copies));
+  }
+}
+
+/** Hand each message on, in order; one whose delivery throws does not cost the rest theirs (the first error is raised after them). */
+export function deliverInOrder(list: ReadonlyArray<{ deliver: (m: Message) => void; msg: Message }>): void {
+  let failed: { error: unknown } | null = null;
+  for (const { deliver, msg } of list) {
+    try {
+      deliver(msg);
+    } catch (error) {
+      failed ??= { error };
     }
   }
+  if (failed !== null) throw failed.error;
 }
 
 /** The JSON text of a message up to its body, `{"src":...,"dest":...,"body":`: the same for every message on one link. */
