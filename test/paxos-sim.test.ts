@@ -1,7 +1,7 @@
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
 import type { RunResult } from "../src/driver/scenario.ts";
 import { Simulation } from "../src/sim/simulator.ts";
-import type { ReplicaSnapshot } from "../src/workers/paxos/messages.ts";
+import type { ClientSnapshot, ReplicaSnapshot } from "../src/workers/paxos/messages.ts";
 import { roles } from "../src/workers/paxos/roles.ts";
 import { paxosTopology, replicaIds, runPaxos, type PaxosOptions } from "../src/workers/paxos/scenario.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
@@ -280,6 +280,23 @@ describe("paxos in the simulator", () => {
       );
       expectAllChecks(r, seed);
       expect(acked(r)).toBeGreaterThan(1000);
+    }
+  });
+
+  test("requests whose messages span several slots are each answered, with no faults and no client timeouts", async () => {
+    // Batches of 8 messages into slots of at most 5: most requests end in a later slot than they
+    // start in, and the leader must answer each when its last message executes (a client that
+    // timed out would show a reply the leader failed to send; its retries at start, before a leader
+    // is known, are redirects).
+    for (const seed of [41, 42]) {
+      const clients: ClientSnapshot[] = [];
+      const { r } = await simulate(seed, { f: 1, clients: 2, pipeline: 3, clientBatch: 8, window: 2, batch: 5 }, async (c) => {
+        await c.sleep(800);
+        for (const id of ["client-1", "client-2"]) clients.push((await c.inspect<ClientSnapshot>(id))!);
+      });
+      expectAllChecks(r, seed);
+      expect(acked(r)).toBeGreaterThan(1000);
+      expect(clients.map((s) => s.timeouts)).toEqual([0, 0]);
     }
   });
 
