@@ -300,6 +300,23 @@ describe("paxos in the simulator", () => {
     }
   });
 
+  test("a leader that steps down redirects the requests it had queued", async () => {
+    const { r } = await simulate(9, { f: 1, clients: 2, window: 2, batch: 4 }, async (c) => {
+      await c.sleep(300);
+      const old = (await leaderOf(c, 1))!;
+      await c.setNetwork({ partitions: [{ from: [old], to: replicaIds(1).filter((id) => id !== old) }] });
+      // The clients fill its window at once (nothing commits), so these wait in its queue until it
+      // steps down for want of a majority, then are answered "not leader" rather than left to time out.
+      await c.sleep(50);
+      const ops = Array.from({ length: 12 }, (_, k) => ({ id: `probe-${k}`, c: "probe", s: k, lw: 0, t: "x" }));
+      const reply = await c.request(old, { type: "chat_batch", ops }, 3000);
+      expect(reply).toMatchObject({ type: "chat_redirect", reason: "not_leader" });
+      await c.setNetwork({ partitions: [] });
+      await c.sleep(800);
+    });
+    expectAllChecks(r, 9);
+  });
+
   test("malformed messages are refused or counted; the replica keeps working", async () => {
     const { r } = await simulate(7, { f: 1 }, async (c) => {
       await c.sleep(300);
