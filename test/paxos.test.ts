@@ -174,55 +174,6 @@ describe("paxos core (no network)", () => {
     expect(Math.max(...h.executed[0]!.map(([, v]) => v!.length))).toBe(3);
   });
 
-  test("a retried request still queued or in flight is not proposed twice; once committed it is", () => {
-    const h = new Harness(3, { maxBatch: 2, window: 1 });
-    h.deliver();
-    const c = h.cores[0]!;
-    h.cut.add("1>0").add("2>0"); // no acks: the first slot stays in flight, the rest queued
-    const req = [op(), op(), op(), op(), op()];
-    const again = () => req.map((o) => ({ ...o })); // a retry: same ids, new objects
-    const submitAll = (ops: Op[]) => {
-      const r = c.submitMany(ops);
-      h.apply(0, r.ready);
-      return r.status;
-    };
-    expect(submitAll(req)).toBe("queued");
-    expect(c.inflightCount).toBe(1);
-    expect(c.queued).toBe(3);
-    // The whole request again, then its tail only: nothing new is queued.
-    expect(submitAll(again())).toBe("queued");
-    expect(c.queued).toBe(3);
-    // A retry that goes on past the request: only the new op is queued.
-    const extra = op();
-    expect(submitAll([...again(), extra])).toBe("queued");
-    expect(c.queued).toBe(4);
-    // Slot 1 (req[0], req[1]) commits, and no more: a retry of what is left (req[2..]) is still not queued again.
-    h.cut.clear();
-    for (let k = 0; k < 100 && c.commit < 1; k++) {
-      if (h.queue.length === 0) h.apply(0, c.tick());
-      else h.deliver(1);
-    }
-    h.cut.add("1>0").add("2>0");
-    h.deliver();
-    expect(c.commit).toBe(1);
-    expect(c.inflightCount).toBe(1);
-    expect(c.queued).toBe(2);
-    expect(submitAll(again().slice(2))).toBe("queued");
-    expect(c.queued).toBe(2);
-    h.cut.clear();
-    h.tick(30);
-    const executedIds = () => h.executed[0]!.flatMap(([, v]) => v ?? []).map((o) => o.id);
-    // Every op went into the log once.
-    expect(executedIds()).toEqual([...req.map((o) => o.id), extra.id]);
-    expect(c.queued + c.inflightCount).toBe(0);
-    // Committed requests are forgotten: the same ids submitted now are proposed again (the chat log
-    // would skip them as duplicates).
-    expect(submitAll(again().slice(0, 2))).toBe("queued");
-    h.tick(30);
-    expect(executedIds()).toEqual([...req.map((o) => o.id), extra.id, req[0]!.id, req[1]!.id]);
-    logsAgree(h);
-  });
-
   test("followers refuse non-leaders and the client queue is bounded", () => {
     const h = new Harness(3, { queueLimit: 5 });
     h.deliver();

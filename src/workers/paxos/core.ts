@@ -82,11 +82,6 @@ interface InFlight {
   /** Resends so far: the next waits resendTicks x 2^min(resends, MAX_RESEND_BACKOFF). */
   resends: number;
 }
-interface QueuedRequest {
-  ops: Op[];
-  /** ops[0..done) are committed. */
-  done: number;
-}
 interface PromiseState {
   done: boolean;
   next: number;
@@ -161,13 +156,8 @@ export class PaxosCore {
   private readonly inflight = new Map<number, InFlight>();
   private queue: Op[] = [];
   private queueHead = 0;
-  /**
-   * The client requests queued or in flight at this leader, each filed under the id of its first op
-   * not yet committed: a retry of a request (same ids) that is still here is not queued twice. A
-   * request's ops are queued back to back and commit in that order, so committing a slot walks each
-   * request along its ops (a map entry per request and slot boundary, not one per op).
-   */
-  private readonly requests = new Map<string, QueuedRequest>();
+  /** Ids of ops queued or in flight at this leader. */
+  private readonly queuedKeys = new Set<string>();
   private peerLastHeard: number[] = [];
   private lastHeartbeat = -Infinity;
 
@@ -269,17 +259,10 @@ export class PaxosCore {
         status = "overloaded";
         return;
       }
-      // A retry of a request still queued or in flight here: its ops not yet committed are already
-      // on their way (the leader executes at commit, so they are exactly the retry's first ops).
-      let from = 0;
-      const earlier = ops.length > 0 ? this.requests.get(ops[0]!.id) : undefined;
-      if (earlier !== undefined) while (from < ops.length && earlier.done + from < earlier.ops.length && earlier.ops[earlier.done + from]!.id === ops[from]!.id) from++;
-      if (from < ops.length) {
-        const rest = from === 0 ? ops : ops.slice(from);
-        for (const op of rest) this.queue.push(op);
-        // An op already queued by some other request (an odd client) may then be proposed twice: the
-        // chat log executes it once and skips the other as a duplicate.
-        if (!this.requests.has(rest[0]!.id)) this.requests.set(rest[0]!.id, { ops: rest, done: 0 });
+      for (const op of ops) {
+        if (this.queuedKeys.has(op.id)) continue;
+        this.queue.push(op);
+        this.queuedKeys.add(op.id);
       }
       this.proposeFromQueue();
     });
@@ -320,8 +303,7 @@ export class PaxosCore {
       assert(this.nextSlot > this.commit, `nextSlot ${this.nextSlot} > commit ${this.commit}`);
       assert(this.inflight.size <= this.nextSlot - 1 - this.commit, `in flight ${this.inflight.size} <= slots above commit ${this.nextSlot - 1 - this.commit}`);
       assert(!this.inflight.has(this.commit), `committed slot ${this.commit} no longer in flight`);
-      assert(this.requests.size <= this.queued + this.inflight.size * this.cfg.maxBatch, `requests ${this.requests.size} each have an op queued or in flight`);
-    } else assert(this.inflight.size === 0 && this.queued === 0 && this.requests.size === 0, "only a leader has slots in flight or a client queue");
+    } else assert(this.inflight.size === 0 && this.queued === 0, "only a leader has slots in flight or a client queue");
     assert(!this.log.has(this.commit), `committed slot ${this.commit} is no longer an open acceptance`);
   }
 
@@ -488,7 +470,7 @@ export class PaxosCore {
     this.inflight.clear();
     this.queue = [];
     this.queueHead = 0;
-    this.requests.clear();
+    this.queuedKeys.clear();
     this.peerLastHeard = Array.from({ length: this.n }, () => this.tickNo);
     this.stuckTicks = 0;
     let maxSlot = this.commit;
@@ -652,31 +634,8 @@ export class PaxosCore {
     this.out.commit = s;
     this.out.execute.push([s, v]);
     this.log.delete(s);
-    if (this.inflight.delete(s) && v) this.requestsCommitted(v);
+    if (this.inflight.delete(s) && v) for (const op of v) this.queuedKeys.delete(op.id);
     if (s > this.knownCommit) this.knownCommit = s;
-  }
-
-  /** A slot's ops committed: walk the requests they belong to along; a request done leaves. */
-  private requestsCommitted(v: Op[]): void {
-    if (this.requests.size === 0) return;
-    let r: QueuedRequest | undefined;
-    for (const op of v) {
-      if (r !== undefined && r.ops[r.done]!.id === op.id) r.done++;
-      else {
-        if (r !== undefined) this.refileRequest(r);
-        r = this.requests.get(op.id);
-        if (r === undefined) continue;
-        this.requests.delete(op.id);
-        r.done++;
-      }
-      if (r.done === r.ops.length) r = undefined;
-    }
-    if (r !== undefined) this.refileRequest(r);
-  }
-
-  private refileRequest(r: QueuedRequest): void {
-    const key = r.ops[r.done]!.id;
-    if (!this.requests.has(key)) this.requests.set(key, r);
   }
 
   private onHeartbeat(from: number, b: number, commit: number): void {
@@ -773,7 +732,7 @@ export class PaxosCore {
       for (let i = this.queueHead; i < this.queue.length; i++) this.out.dropped.push(this.queue[i]!);
       this.queue = [];
       this.queueHead = 0;
-      this.requests.clear();
+      this.queuedKeys.clear();
       this.inflight.clear();
     }
     this.out.events.push(`${this.role} of ballot ${this.ballot} steps down: ${why}`);

@@ -21,7 +21,7 @@ import {
   type WireValue,
 } from "./messages.ts";
 
-/** Client requests a replica holds awaiting execution; beyond it, new ones are refused (overloaded). The core's queue limit bounds their ops. */
+/** Client requests a replica holds awaiting execution; beyond it, new ones are refused (Overloaded). */
 const MAX_PENDING = 200_000;
 /** A pending client request older than this is forgotten (its client retried long ago). */
 const PENDING_TTL_MS = 10_000;
@@ -131,26 +131,14 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
     durable,
   );
 
-  /**
-   * A client request waiting for its ops to execute: one op (chat) or several (chat_batch). The
-   * leader queues a request's ops back to back and executes them in that order, so a waiter is
-   * filed under the id of the next op it waits for (a retry reuses the ids and takes the place of the
-   * earlier copy), and executing a slot walks each waiter along its ops by comparing ids: a map entry
-   * per request and per slot boundary, not one per op.
-   */
+  /** A client request waiting for its ops to execute: one op (chat) or several (chat_batch). Keyed by op id (a retry reuses the id). */
   interface Waiter {
     msg: Message;
-    /** The ids of the ops not yet executed when the request came, in order. */
-    ids: string[];
-    /** ids[next] is the next op this request waits for. */
-    next: number;
-    /** Taken in this order: of two waiters for one op (a request and its retry), the later wins. */
-    order: number;
+    remaining: number;
     at: number;
     settled: boolean;
   }
   const pending = new Map<string, Waiter>();
-  let waiters = 0;
   let badMessages = 0;
   let sendFailures = 0;
 
@@ -160,48 +148,19 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
     node.reply(w.msg, body);
   }
 
-  /** File a waiter again under the op it now waits for, unless a later request took that place. */
-  function refile(w: Waiter): void {
-    const key = w.ids[w.next]!;
-    const other = pending.get(key);
-    if (other === undefined || other.order < w.order) pending.set(key, w);
+  /** An op executed (or found already executed): its waiter is answered once all its ops are done. */
+  function opDone(key: string): void {
+    const w = pending.get(key);
+    if (!w) return;
+    pending.delete(key);
+    if (--w.remaining === 0) settle(w, { type: w.msg.body.type === "chat_batch" ? "chat_batch_ok" : "chat_ok" });
   }
 
-  /**
-   * A slot's ops executed (or found already executed): each waiter is answered once all its ops are
-   * done. An op that is not the next of the waiter in hand ends that waiter's run here.
-   */
-  function opsDone(ops: Op[]): void {
-    let w: Waiter | undefined;
-    for (const op of ops) {
-      if (w !== undefined && w.ids[w.next] === op.id) w.next++;
-      else {
-        if (w !== undefined) refile(w);
-        w = pending.get(op.id);
-        if (w === undefined) continue;
-        pending.delete(op.id);
-        w.next++;
-      }
-      if (w.next === w.ids.length) {
-        settle(w, { type: w.msg.body.type === "chat_batch" ? "chat_batch_ok" : "chat_ok" });
-        w = undefined;
-      }
-    }
-    if (w !== undefined) refile(w);
-  }
-
-  /** Ops this replica will not propose (it stopped leading): a waiter for any of them is redirected. */
-  function opsDropped(ops: Op[]): void {
-    if (ops.length === 0 || pending.size === 0) return;
-    const dropped = new Set(ops.map((op) => op.id));
-    for (const [key, w] of pending) {
-      for (let i = w.next; i < w.ids.length; i++) {
-        if (!dropped.has(w.ids[i]!)) continue;
-        pending.delete(key);
-        settle(w, { type: "chat_redirect", leader: null, reason: "not_leader" });
-        break;
-      }
-    }
+  function opDropped(key: string): void {
+    const w = pending.get(key);
+    if (!w) return;
+    pending.delete(key);
+    settle(w, { type: "chat_redirect", leader: null, reason: "not_leader" });
   }
 
   /** Durable first, then send, then execute. */
@@ -230,12 +189,13 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
       i = j;
     }
     for (const [s, v] of r.execute) {
-      chat.apply(s, v);
+      const a = chat.apply(s, v);
       // Only the replica that took a client's request holds a waiter for it (a follower, none).
-      // Every op of the slot is executed now or was before (a duplicate): either way it is done.
-      if (pending.size > 0 && v !== null) opsDone(v);
+      if (pending.size === 0) continue;
+      for (const op of a.executed) opDone(op.id);
+      for (const op of a.duplicates) opDone(op.id);
     }
-    opsDropped(r.dropped);
+    for (const op of r.dropped) opDropped(op.id);
     for (const e of r.events) node.log.info(e);
   }
 
@@ -269,15 +229,15 @@ export const paxosReplica = defineRole<PaxosReplicaConfig>((node) => {
       node.reply(msg, { type: "chat_redirect", leader: core.leader >= 0 ? replicas[core.leader]! : null, reason: "not_leader" });
       return;
     }
-    if (pending.size + 1 > MAX_PENDING) {
+    if (pending.size + todo.length > MAX_PENDING) {
       node.reply(msg, { type: "chat_redirect", leader: node.id, reason: "overloaded" });
       return;
     }
-    const w: Waiter = { msg, ids: todo.map((op) => op.id), next: 0, order: waiters++, at: node.now(), settled: false };
-    pending.set(w.ids[0]!, w);
+    const w: Waiter = { msg, remaining: todo.length, at: node.now(), settled: false };
+    for (const op of todo) pending.set(op.id, w);
     const { status, ready } = core.submitMany(todo);
     if (status !== "queued") {
-      if (pending.get(w.ids[0]!) === w) pending.delete(w.ids[0]!);
+      for (const op of todo) if (pending.get(op.id) === w) pending.delete(op.id);
       settle(w, { type: "chat_redirect", leader: status === "overloaded" ? node.id : null, reason: status });
     }
     apply(ready);

@@ -15,12 +15,6 @@ export class SqliteStorage implements Storage {
   private readonly stmtGet;
   private readonly stmtPut;
   private readonly stmtDel;
-  /**
-   * One transaction wrapper made once: `db.transaction(fn)` builds a new wrapper (and its deferred,
-   * immediate and exclusive variants) per call, a measurable cost when a replica commits a
-   * transaction per message.
-   */
-  private readonly inTransaction: <R>(fn: () => R) => R;
   private closed = false;
 
   constructor(path: string | null, mode: StorageMode) {
@@ -38,7 +32,6 @@ export class SqliteStorage implements Storage {
     this.stmtGet = this.db.query<{ value: Uint8Array }, [string]>("SELECT value FROM kv WHERE key = ?");
     this.stmtPut = this.db.query("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
     this.stmtDel = this.db.query("DELETE FROM kv WHERE key = ?");
-    this.inTransaction = this.db.transaction(<R>(fn: () => R): R => fn()) as <R>(fn: () => R) => R;
   }
 
   get<T = unknown>(key: string): T | undefined {
@@ -82,7 +75,7 @@ export class SqliteStorage implements Storage {
   }
 
   transaction<R>(fn: () => R): R {
-    return this.inTransaction(fn);
+    return this.db.transaction(fn)();
   }
 
   close(): void {
