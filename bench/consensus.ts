@@ -265,7 +265,12 @@ async function run(opts: BenchOptions): Promise<unknown> {
   const raw: number[] = [];
   const fs = [...new Set(configs.filter((c) => c.batching).map((c) => c.f))];
   const floors = new Map<number, RawPaxosResult[]>(fs.map((f) => [f, []]));
-  const byKey = new Map<string, ConsensusRow[]>();
+  /** Each configuration's measured rounds, with the round each belongs to (a failed one is missing). */
+  const byKey = new Map<string, Array<ConsensusRow & { round: number }>>();
+  // A stage that fails (a control call timed out, say) is reported and skipped: the rest still run,
+  // and what was measured is still printed and written.
+  const failed: Array<{ stage: string; error: string }> = [];
+  const why = (e: unknown) => (e instanceof Error ? e.message : String(e));
   for (let r = 0; r < rounds; r++) {
     raw.push(await rawMessageChannel(rawMs));
     bar.tick(`round ${r + 1}: raw MessageChannel`);
@@ -274,27 +279,35 @@ async function run(opts: BenchOptions): Promise<unknown> {
       bar.tick(`round ${r + 1}: raw pipeline f=${f}`);
     }
     for (const cfg of configs) {
-      const row = await throughput(cfg, warmupMs, measureMs);
-      byKey.set(keyOf(cfg), [...(byKey.get(keyOf(cfg)) ?? []), row]);
+      try {
+        const row = await throughput(cfg, warmupMs, measureMs);
+        byKey.set(keyOf(cfg), [...(byKey.get(keyOf(cfg)) ?? []), { ...row, round: r }]);
+      } catch (e) {
+        failed.push({ stage: `round ${r + 1}: ${keyOf(cfg)}`, error: why(e) });
+      }
       bar.tick(`round ${r + 1}: ${keyOf(cfg)}`);
     }
   }
   const elections: ElectionRow[] = [];
   for (const ms of sweep) {
-    const t = await electionTrial(ms, quietMs, ms === defaultElectionMs ? (opts.quick ? 3 : 5) : opts.quick ? 1 : 2);
-    elections.push({ electionMs: ms, ...t });
+    try {
+      const t = await electionTrial(ms, quietMs, ms === defaultElectionMs ? (opts.quick ? 3 : 5) : opts.quick ? 1 : 2);
+      elections.push({ electionMs: ms, ...t });
+    } catch (e) {
+      failed.push({ stage: `election ${ms} ms`, error: why(e) });
+    }
     bar.tick(`election ${ms} ms`);
   }
   bar.done();
 
   const rawSpread = valueSpread(raw);
   /** Batching rows: commits/s as a share of the same round's raw pipeline at the same f. */
-  const floorOf = (cfg: Config, rs: ConsensusRow[]) => {
+  const floorOf = (cfg: Config, rs: Array<ConsensusRow & { round: number }>) => {
     const fl = cfg.batching ? floors.get(cfg.f) : undefined;
     if (!fl) return {};
     const x = ratioSpread(
       rs.map((r) => r.commitsPerSec),
-      fl.map((r) => r.commitsPerSec),
+      rs.map((r) => fl[r.round]!.commitsPerSec),
     );
     return { xFloor: +x.median.toFixed(3), xFloorLo: +x.lo.toFixed(3), xFloorHi: +x.hi.toFixed(3) };
   };
@@ -304,12 +317,13 @@ async function run(opts: BenchOptions): Promise<unknown> {
     const cpu = valueSpread(fl.map((r) => r.cpuUsPerCommit));
     return { f, commitsPerSec: Math.round(c.median), commitsLo: Math.round(c.lo), commitsHi: Math.round(c.hi), cpuUsPerCommit: cpu.median, cpuUsLo: cpu.lo, cpuUsHi: cpu.hi, rounds: fl.map((r) => r.commitsPerSec) };
   });
-  const rows = configs.map((cfg) => {
+  const rows = configs.filter((cfg) => byKey.has(keyOf(cfg))).map((cfg) => {
     const rs = byKey.get(keyOf(cfg))!;
     const commits = valueSpread(rs.map((x) => x.commitsPerSec));
+    // Each measured round against that same round's baseline.
     const ratio = ratioSpread(
       rs.map((x) => x.commitsPerSec),
-      raw,
+      rs.map((x) => raw[x.round]!),
     );
     return {
       ...cfg,
@@ -330,8 +344,9 @@ async function run(opts: BenchOptions): Promise<unknown> {
       ...floorOf(cfg, rs),
     };
   });
-  const def = elections.find((e) => e.electionMs === defaultElectionMs)!;
-  const failoverMs = percentile(def.failoverMs, 50);
+  const def = elections.find((e) => e.electionMs === defaultElectionMs);
+  const defRuns = def?.failoverMs ?? [];
+  const failoverMs = defRuns.length > 0 ? percentile(defRuns, 50) : null;
 
   console.log(
     `load: ${CLIENTS} client threads x ${PIPELINE} requests outstanding x ${CLIENT_BATCH} messages per request (batching on) or ${PIPELINE * 8} single-message requests (off); client retry timeout ${CLIENT_TIMEOUT_MS} ms; ` +
@@ -380,7 +395,8 @@ async function run(opts: BenchOptions): Promise<unknown> {
       "failover runs ms": e.failoverMs.join(", "),
     })),
   );
-  console.log(`failover after a leader crash (default election timeout ${defaultElectionMs}-${2 * defaultElectionMs} ms): median ${failoverMs} ms (runs: ${def.failoverMs.join(", ")})`);
+  if (failoverMs !== null) console.log(`failover after a leader crash (default election timeout ${defaultElectionMs}-${2 * defaultElectionMs} ms): median ${failoverMs} ms (runs: ${defRuns.join(", ")})`);
+  for (const f of failed) console.log(`FAILED  ${f.stage}: ${f.error} (skipped; the rest ran)`);
 
   const series = rows.map((r) => ({ ...r, config: `${r.durable ? "durable" : "memory"}, ${r.batching ? "batching" : "no batching"}, loss ${r.loss * 100}%`, replicas: `f=${r.f} (${2 * r.f + 1} replicas)` }));
   const svg = join(opts.resultsDir, "consensus.svg");
@@ -389,7 +405,7 @@ async function run(opts: BenchOptions): Promise<unknown> {
   const result = {
     rows,
     failoverMs,
-    failoverRunsMs: def.failoverMs,
+    failoverRunsMs: defRuns,
     elections,
     defaultElectionMs,
     rawMsgsPerSec: Math.round(rawSpread.median),
@@ -399,6 +415,8 @@ async function run(opts: BenchOptions): Promise<unknown> {
     rounds,
     loadAverage: loadBefore,
     load: { clients: CLIENTS, pipeline: PIPELINE, clientBatch: CLIENT_BATCH, slotBatch: SLOT_BATCH, window: WINDOW },
+    /** Stages that failed and were skipped (empty: every stage ran); a row then has fewer rounds, or is missing. */
+    failed,
   };
   if (opts.json) writeJson(opts.json, result);
   return result;
