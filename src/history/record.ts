@@ -195,18 +195,25 @@ export class HistoryLog {
     else this.complete(pid, e.n, e.t, e.outcome!, "value" in e, e.value, e.fields);
   }
 
-  private invoke(pid: string, process: string, n: number, t: number, f: string, value: unknown, fields: Record<string, unknown> | undefined): void {
-    if (this.size >= this.maxOps) {
+  /** The open operations of `pid`, where `count` more may be filed under n; null when refused (past the bound, or n already open). */
+  private openFor(pid: string, n: number, count: number) {
+    if (this.size + count > this.maxOps) {
       this.truncated = true;
-      this.refused++;
-      return;
+      this.refused += count;
+      return null;
     }
     let open = this.open.get(pid);
     if (!open) this.open.set(pid, (open = new Map()));
     if (open.has(n)) {
-      this.refused++;
-      return;
+      this.refused += count;
+      return null;
     }
+    return open;
+  }
+
+  private invoke(pid: string, process: string, n: number, t: number, f: string, value: unknown, fields: Record<string, unknown> | undefined): void {
+    const open = this.openFor(pid, n, 1);
+    if (!open) return;
     const op: Op = { process, type: "info", f, value: value ?? null, invokeMs: t, completeMs: null };
     addFields(op, fields);
     open.set(n, op);
@@ -219,17 +226,8 @@ export class HistoryLog {
       this.refused++;
       return;
     }
-    if (this.size + values.length > this.maxOps) {
-      this.truncated = true;
-      this.refused += values.length;
-      return;
-    }
-    let open = this.open.get(pid);
-    if (!open) this.open.set(pid, (open = new Map()));
-    if (open.has(n)) {
-      this.refused += values.length;
-      return;
-    }
+    const open = this.openFor(pid, n, values.length);
+    if (!open) return;
     const names = columns === undefined ? [] : Object.keys(columns).filter((k) => !RESERVED.has(k) && k !== "__proto__");
     open.set(n, new Group(process, f, values, names, names.map((k) => columns![k] as unknown[]), t));
     this.openCount += values.length;

@@ -228,10 +228,8 @@ export class WorkerLanes {
     const [srcInc, src, dests, body] = e;
     if (!isIncarnation(srcInc) || typeof src !== "string" || !Array.isArray(dests) || dests.length === 0 || dests.length % 2 !== 0) return void this.refused++;
     if (typeof body !== "object" || body === null || Array.isArray(body)) return void this.refused++;
-    const sender = this.peers.get(src);
-    if (sender === undefined || sender.group !== from) return void this.refused++;
-    if (srcInc > sender.incarnation) this.peerUp(src, srcInc);
-    const senderDead = srcInc < sender.incarnation || !sender.up;
+    const live = this.senderLive(from, src, srcInc);
+    if (live === null) return void this.refused++;
     const last = dests.length - 2;
     for (let i = 0; i < dests.length; i += 2) {
       const destInc = dests[i];
@@ -241,18 +239,10 @@ export class WorkerLanes {
         this.refused++;
         continue;
       }
-      if (senderDead || target.incarnation !== destInc) {
-        target.refuseFromLane();
-        continue;
-      }
+      if (!this.admits(target, destInc, live)) continue;
       // The parsed body is left untouched until the last destination, which gets it; every other gets
       // a copy of it, so no recipient sees what another's handler changed.
-      const msg: Message = { src, dest: dest as NodeId, body: (i === last ? body : cloneMessage(body)) as Message["body"] };
-      try {
-        target.receive(msg);
-      } catch {
-        target.refuseFromLane();
-      }
+      hand(target, { src, dest: dest as NodeId, body: (i === last ? body : cloneMessage(body)) as Message["body"] });
     }
   }
 
@@ -260,20 +250,38 @@ export class WorkerLanes {
     if (!Array.isArray(e) || e.length !== 3 || !isIncarnation(e[0]) || !isIncarnation(e[1])) return void this.refused++;
     const msg = e[2] as Message | null;
     if (typeof msg !== "object" || msg === null || typeof msg.src !== "string" || typeof msg.dest !== "string") return void this.refused++;
-    const sender = this.peers.get(msg.src);
     const target = this.hosted(msg.dest);
-    // A lane carries only messages from nodes of the thread at its far end.
-    if (sender === undefined || sender.group !== from || target === undefined) return void this.refused++;
-    const srcInc = e[0] as number;
-    if (srcInc > sender.incarnation) this.peerUp(msg.src, srcInc);
-    else if (srcInc < sender.incarnation || !sender.up) return target.refuseFromLane();
-    if (target.incarnation !== e[1]) return target.refuseFromLane();
-    try {
-      target.receive(msg);
-    } catch {
-      // The runtime already keeps a handler's failure to itself; whatever else throws costs this entry only.
-      target.refuseFromLane();
-    }
+    if (target === undefined) return void this.refused++;
+    const live = this.senderLive(from, msg.src, e[0]);
+    if (live === null) return void this.refused++;
+    if (this.admits(target, e[1], live)) hand(target, msg);
+  }
+
+  /**
+   * Whether the sender incarnation an entry names is live (a newer one than known announces itself);
+   * null when the sender is not a node of the thread at the lane's far end, the only ones a lane carries.
+   */
+  private senderLive(from: number, src: NodeId, srcInc: number): boolean | null {
+    const sender = this.peers.get(src);
+    if (sender === undefined || sender.group !== from) return null;
+    if (srcInc > sender.incarnation) this.peerUp(src, srcInc);
+    return srcInc === sender.incarnation && sender.up;
+  }
+
+  /** An entry reaches target only from a live sender and for the incarnation it names; else it is counted as refused there. */
+  private admits(target: LaneTarget, destInc: unknown, live: boolean): boolean {
+    if (live && target.incarnation === destInc) return true;
+    target.refuseFromLane();
+    return false;
+  }
+}
+
+/** Deliver one entry's message: whatever throws costs this entry only (the runtime already keeps a handler's failure to itself). */
+function hand(target: LaneTarget, msg: Message): void {
+  try {
+    target.receive(msg);
+  } catch {
+    target.refuseFromLane();
   }
 }
 
