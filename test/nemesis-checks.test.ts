@@ -157,6 +157,27 @@ describe("every summary checks that nodes are up and clients progress", () => {
     expect(failed(healthy)).toEqual([]);
   });
 
+  test("an operator's loss, latency and link changes are undone before the final window; the run's own network settings stay", async () => {
+    let during: unknown;
+    let after: unknown;
+    const operator: Scenario<any> = {
+      ...echo,
+      async run(c, o, control) {
+        await c.sleep(1000);
+        // Every message lost: without the heal no client could complete anything in the final window.
+        await c.setNetwork({ loss: 1, latencyMs: 50, links: { "client-1->server": { dup: 0.5 } } });
+        during = structuredClone(c.network());
+        const r = await echo.run(c, o, control);
+        after = structuredClone(c.network());
+        return r;
+      },
+    };
+    const s = await sim(operator, echoRoles, SYSTEMS.echo.opts, { seed: 5, duration: 4 }, { latencyMs: 2, distribution: "exponential", loss: 0.01 });
+    expect(during).toMatchObject({ defaults: { loss: 1, latencyMs: 50 }, links: { "client-1->server": { dup: 0.5 } } });
+    expect(after).toEqual({ defaults: { latencyMs: 2, distribution: "exponential", loss: 0.01, dup: 0, reorder: false }, links: {}, partitions: [] });
+    expect(s.checks["every client made progress after the faults healed"]).toBe(true);
+  });
+
   /** An echo client that stops sending after `stallAfterMs` of its own run (a wedged loop). */
   const stalling = (stallAfterMs: number) =>
     defineRole<{ server: string; intervalMs: number }>((node) => {

@@ -116,17 +116,24 @@ export async function runScenario<O extends Record<string, unknown>>(
   const clients = scenario.clients?.(opts) ?? [];
   let progress: Check | null = null;
   let stopping = false;
+  // The network the run was started with (--loss, --latency ...): what "healed" means at the end.
+  const startNet = structuredClone(cluster.network());
   const stopped = (async () => {
     await Promise.race([Number.isFinite(opts.duration) ? cluster.sleep(opts.duration * 1000) : new Promise<void>(() => {}), stop]);
     stopping = true;
     await nemesis.stop();
-    // Pauses and partitions, whoever made them, are healed before the checks. A node crashed by
-    // someone else (an operator) is not restarted: "every node is up at the end" must see it.
+    // Pauses, partitions and network changes, whoever made them (an operator on the dashboard
+    // setting 20% loss, say), are healed before the checks: the final window's allowance assumes
+    // the network the run started with. A node crashed by someone else is not restarted:
+    // "every node is up at the end" must see it.
     for (const { id } of cluster.nodes) {
       const s = cluster.status(id);
       if (s === "paused") await cluster.resume(id);
     }
-    if (cluster.network().partitions.length > 0) await cluster.setNetwork({ partitions: [] });
+    const now = cluster.network();
+    if (now.partitions.length > 0 || JSON.stringify([now.defaults, now.links]) !== JSON.stringify([startNet.defaults, startNet.links])) {
+      await cluster.setNetwork({ ...startNet.defaults, links: startNet.links, partitions: [] });
+    }
     if (clients.length > 0) progress = await finalWindow(cluster, clients);
   })();
   nemesis.start();
