@@ -1,5 +1,5 @@
 import { Database } from "bun:sqlite";
-import { pack, unpack } from "msgpackr";
+import { pack, unpack } from "./msgpack.ts";
 import type { ScanOptions, Storage, StorageMode } from "./types.ts";
 
 /** Zero-padded key for a non-negative integer, so numeric order is string order. */

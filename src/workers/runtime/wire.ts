@@ -10,8 +10,7 @@
  * of the layer above is closed and reported; nothing else is affected.
  */
 import type { Socket, TCPSocketListener } from "bun";
-import { Packr } from "msgpackr";
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { Packr, withNativeExtractor } from "./msgpack.ts";
 import { Limits } from "./limits.ts";
 
 /** A frame is a 4-byte big-endian length and a msgpack payload; larger frames are refused. */
@@ -131,17 +130,24 @@ function frameLength(buf: Uint8Array, off: number): number {
   return len;
 }
 
+/**
+ * node:crypto, loaded on the first handshake: about 1 MB in every worker thread that imports it,
+ * and a thread-per-node cluster on one host never opens a wire.
+ */
+let cryptoModule: typeof import("node:crypto") | null = null;
+const crypto = () => (cryptoModule ??= import.meta.require("node:crypto") as typeof import("node:crypto"));
+
 export function nonce(): string {
-  return randomBytes(16).toString("hex");
+  return crypto().randomBytes(16).toString("hex");
 }
 
 export function proof(secret: string, role: "dialer" | "listener", theirNonce: string, myHost: string, theirHost: string): string {
-  return createHmac("sha256", secret).update(`${role}|${theirNonce}|${myHost}|${theirHost}`).digest("hex");
+  return crypto().createHmac("sha256", secret).update(`${role}|${theirNonce}|${myHost}|${theirHost}`).digest("hex");
 }
 
 export function proofMatches(expected: string, given: unknown): boolean {
   if (typeof given !== "string" || given.length !== expected.length) return false;
-  return timingSafeEqual(Buffer.from(expected), Buffer.from(given));
+  return crypto().timingSafeEqual(Buffer.from(expected), Buffer.from(given));
 }
 
 export interface Endpoint {
@@ -329,11 +335,13 @@ function handlers(opts: WireOptions, dialed: boolean) {
 }
 
 export function wireListen(at: Endpoint, opts: WireOptions): TCPSocketListener<WireConn> {
+  void withNativeExtractor();
   return Bun.listen<WireConn>({ hostname: at.hostname, port: at.port, socket: handlers(opts, false) });
 }
 
 /** Dial a peer; resolves with the connection once TCP is up (opts.onReady fires after the handshake). */
 export async function wireDial(to: Endpoint, opts: WireOptions): Promise<WireConn> {
+  await withNativeExtractor();
   const s = await Bun.connect<WireConn>({ hostname: to.hostname, port: to.port, socket: handlers(opts, true) });
   return s.data;
 }
