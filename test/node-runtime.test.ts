@@ -53,32 +53,6 @@ describe("NodeRuntime without a network", () => {
     expect(sent.length).toBe(2);
   });
 
-  test("with nodes in this thread (packed), sendMany transmits to the others first and posts their batches before it hands out its own copies; each recipient's copies stay in order", async () => {
-    const events: string[] = [];
-    const postLanes = () => events.push("post lanes");
-    const env: Env = {
-      now: () => 0,
-      setTimer: () => 0,
-      clearTimer: () => {},
-      transmit: (m, shared) => {
-        events.push(`transmit ${m.dest}`);
-        // As a lane does: the first far message queues the batch's post on the fan-out.
-        if (shared && !["a", "c"].includes(m.dest)) shared.queued(postLanes);
-      },
-      near: (dest) => dest === "a" || dest === "c",
-      storage: new SqliteStorage(null, "memory"),
-      emitLog: () => {},
-      uid: () => "u",
-      serveHttp: () => {},
-    };
-    const rt = new NodeRuntime({ id: "a", role: "r", config: {}, nodeIds: ["a", "b", "c", "d"], incarnation: 0, seed: 1, logLevel: "error" }, env);
-    let ctx!: Parameters<Parameters<typeof defineRole>[0]>[0];
-    await rt.start(defineRole((n) => void (ctx = n)));
-    ctx.sendMany(["c", "b", "a", "d", "c", "b"], { type: "push" });
-    expect(events).toEqual(["transmit b", "transmit d", "transmit b", "post lanes", "transmit c", "transmit a", "transmit c"]);
-    expect(rt.stats.sent).toBe(6);
-  });
-
   test("a late reply to a request of the node's earlier life never answers a request of its new one", async () => {
     // The first life asks b something, then crashes before b answers.
     const before = harness(0);

@@ -37,12 +37,6 @@ export interface Env {
   clearTimer(handle: unknown): void;
   /** Hand a message to the network; `shared`: its body goes to several nodes in this turn (sendMany), encoded once. */
   transmit(msg: Message, shared?: SharedBody): void;
-  /**
-   * True for a node in this thread (packed workers). A fan-out transmits to the others first and
-   * posts their lane batches before it walks these: the other thread starts while this one still
-   * hands out its own copies. Absent: one pass in the order given.
-   */
-  near?(dest: NodeId): boolean;
   readonly storage: Storage;
   emitLog(level: Exclude<LogLevel, "silent">, node: NodeId, text: string, fields?: Record<string, unknown>): void;
   uid(): string;
@@ -323,26 +317,15 @@ export class NodeRuntime {
     this.checkBody(`${dests.length} nodes`, body);
     const shared = new SharedBody(body);
     const src = this.identity.id;
-    const near = this.env.near;
     try {
-      if (near === undefined) {
-        for (const dest of dests) this.transmitShared(src, dest, body, shared);
-      } else {
-        // Nodes in other threads first, and their batches posted, then this thread's own: only the
-        // order between different recipients changes (see SharedBody).
-        for (const dest of dests) if (!near(dest)) this.transmitShared(src, dest, body, shared);
-        shared.postNow();
-        for (const dest of dests) if (near(dest)) this.transmitShared(src, dest, body, shared);
+      for (const dest of dests) {
+        this.stats.sent++;
+        this.env.transmit({ src, dest, body }, shared);
       }
     } finally {
       // Copies for nodes in this thread are made last, still before sendMany returns (see SharedBody).
       shared.flushLocal();
     }
-  }
-
-  private transmitShared(src: NodeId, dest: NodeId, body: Body, shared: SharedBody): void {
-    this.stats.sent++;
-    this.env.transmit({ src, dest, body }, shared);
   }
 
   private replyError(req: Message, code: number, text: string): void {

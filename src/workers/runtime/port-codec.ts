@@ -67,13 +67,6 @@ export class SharedBody {
     this.postQueued = post;
   }
 
-  /** Post what the call queued for other threads so far (flushLocal posts anything queued after). */
-  postNow(): void {
-    const post = this.postQueued;
-    this.postQueued = null;
-    post?.();
-  }
-
   /** The body's JSON text, or null when JSON does not carry it exactly. */
   bodyText(): string | null {
     return this.json();
@@ -106,7 +99,7 @@ export class SharedBody {
    * not one per recipient.
    */
   flushLocal(): void {
-    this.postNow();
+    this.postQueued?.();
     const held = this.held.splice(0);
     if (held.length === 0) return;
     const copies = held.map(({ deliver, msg }) => ({ deliver, msg: cloneMessage(msg) }));

@@ -29,8 +29,6 @@ export interface SlotHost {
   deliver(msg: Message, delayed: boolean, shared?: SharedBody): void;
   /** A message for the driver. */
   toDriver(msg: Message): void;
-  /** True for a node in this thread (see Env.near); absent where there is no such distinction. */
-  near?(dest: NodeId): boolean;
   emitLog(level: Exclude<LogLevel, "silent">, node: NodeId, text: string, fields?: Record<string, unknown>): void;
   serveHttp(node: NodeId, handler: HttpHandler, opts: HttpOptions): void;
 }
@@ -81,7 +79,6 @@ export class NodeSlot {
       setTimer: (ms, fn) => host.setTimer(ms, () => alive() && fn()),
       clearTimer: (h) => host.clearTimer(h),
       transmit: (msg, shared) => this.transmit(msg, alive, shared),
-      ...(host.near ? { near: (dest: NodeId) => host.near!(dest) } : {}),
       storage,
       emitLog: (level, node, text, fields) => host.emitLog(level, node, text, fields),
       uid: () => this.uid(inc),

@@ -91,7 +91,6 @@ class NodeHost implements LaneTarget {
       network: () => this.net,
       deliver: (msg, _delayed, shared) => this.links.post(msg, shared),
       toDriver: (msg) => shared.driverPort.postMessage(msg),
-      near: (dest) => shared.colocated(dest) !== undefined,
       emitLog: (level, node, text, fields) => printLine(level, formatLogLine(wallStamp(), node, level, text, fields)),
       serveHttp: (node, handler, opts) => {
         if (this.server) throw new Error(`${node} already serves HTTP`);
