@@ -56,8 +56,10 @@ export interface RunOptions extends CommonOptions {
 }
 
 /**
- * Memory budgeted per worker thread. Measured RSS per thread: ~6 MiB for idle echo nodes, 8-10 MiB
- * for stocks and paxos nodes under load; the budget leaves room for queues and sqlite caches.
+ * Memory budgeted per worker thread. Measured RSS per thread: ~3.6 MiB for idle echo nodes (bench
+ * scale, 1000 nodes), 8-10 MiB for stocks and paxos nodes under load (measured while every thread
+ * still loaded msgpackr's native decoder and node:crypto, ~1.8 MiB it now loads only with a TCP
+ * wire); the budget leaves room for queues and sqlite caches.
  */
 export const THREAD_BUDGET_BYTES = 16 * 2 ** 20;
 
