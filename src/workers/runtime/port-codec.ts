@@ -67,12 +67,8 @@ export class SharedBody {
     this.postQueued = post;
   }
 
-  /** The body's JSON text, or null when JSON does not carry it exactly. */
+  /** The body's JSON text (made once), or null when JSON does not carry it exactly. */
   bodyText(): string | null {
-    return this.json();
-  }
-
-  private json(): string | null {
     if (this.text === undefined) {
       // The message around the body costs the walk three values (itself, src, dest) and one level, as toPort's walk of the whole message does.
       this.text = jsonExact(this.body, 1, { values: PLAIN_MAX_VALUES - 3 }) ? JSON.stringify(this.body) : null;
@@ -83,7 +79,7 @@ export class SharedBody {
   /** toPort(msg) for a message whose body is this one; `head` is messageHead(msg.src, msg.dest), made once per link. */
   toPort(msg: Message, head: string): Message | string {
     assert(msg.body === this.body, "a shared body posted with another message's body");
-    const text = this.json();
+    const text = this.bodyText();
     return text === null ? msg : `${head}${text}}`;
   }
 
