@@ -461,7 +461,9 @@ export const bench: Bench = {
     }
     console.log(`Propagation: tablet's node.now() when it holds the update (or a newer one) − obelix's node.now() when it applied it.`);
     console.log(`All nodes of a stage are worker threads of one process (each stage runs in its own),`);
-    console.log(`so node.now() is one clock on every node (smallest sample: ${Math.min(...rows.map((r) => r.propagationMinMs))} ms; negative would mean skew).`);
+    const smallest = Math.min(...rows.map((r) => r.propagationMinMs));
+    console.log(`so node.now() is one clock on every node (smallest sample: ${smallest} ms; negative would mean skew).`);
+    if (smallest < 0) console.log(`CLOCK SKEW: a tablet held an update ${-smallest} ms before obelix applied it: threads' clocks disagree, and every propagation figure above is off by as much`);
     console.log(`Cacofonix (testing mode) updates every ${RATE_MS} ms; every tablet is interested in Gaul, so each update reaches all N. Storage in memory. Times in ms.`);
     printTable(
       rows.map((r) => ({

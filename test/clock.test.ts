@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Nemesis } from "../src/driver/nemesis.ts";
 import { startCluster } from "../src/main/supervisor.ts";
 import { CLOCK_JUMP, NodeClock, drawClock, withClocks } from "../src/workers/runtime/clock.ts";
-import { realNow } from "../src/workers/runtime/real-clock.ts";
+import { epochOffsetMs, realNow } from "../src/workers/runtime/real-clock.ts";
 import { ErrorCode, RpcError } from "../src/workers/runtime/types.ts";
 import { kvNode, kvNodes, simulate } from "./helpers.ts";
 
@@ -39,6 +39,26 @@ describe("the real clock", () => {
     } finally {
       w.terminate();
     }
+  });
+
+  test("the epoch offset comes from the tightest pair of reads: a thread preempted between two reads does not skew its clock", () => {
+    // A monotonic clock at 5,000 ms and an epoch clock 1,000,000 ms ahead of it. The first four tries
+    // are preempted for 10 ms between reading ns() and ms(); each read otherwise takes 1 µs.
+    let t = 5_000;
+    let tries = 0;
+    const ns = () => {
+      t += 0.001;
+      return t * 1e6;
+    };
+    const ms = () => {
+      if (tries++ < 4) t += 10;
+      t += 0.001;
+      return t - 4_000;
+    };
+    // The epoch clock is origin + ms() = 1,004,000 + (t - 4,000): t + 1,000,000.
+    const offset = epochOffsetMs(ns, ms, 1_004_000);
+    expect(Math.abs(offset - 1_000_000)).toBeLessThan(0.002);
+    expect(tries).toBe(5);
   });
 });
 
