@@ -33,9 +33,9 @@ describe("the real clock", () => {
       await Bun.sleep(300);
       samples.push(read(), await inWorker());
       for (const s of samples) expect(outside(s)).toBeLessThan(0.05);
-      // And it moves with real time: 300 ms of sleep show on both threads.
-      expect(samples[2]!.r - samples[0]!.r).toBeGreaterThanOrEqual(299);
-      expect(samples[3]!.r - samples[1]!.r).toBeGreaterThanOrEqual(299);
+      // And it moves with real time: 300 ms of sleep show on both threads (a timer may fire a little early).
+      expect(samples[2]!.r - samples[0]!.r).toBeGreaterThanOrEqual(290);
+      expect(samples[3]!.r - samples[1]!.r).toBeGreaterThanOrEqual(290);
     } finally {
       w.terminate();
     }
