@@ -247,14 +247,14 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
 /**
  * The floor for push: the same fan-out (a push-sized message to each of N threads, every RATE_MS)
  * over raw MessageChannels to bare workers, without the node runtime. Push cannot beat it: the
- * update goes in its cheapest form, one JSON text built once and posted to every port (the runtime
- * posts JSON text too, but builds it per recipient), and each bare worker only parses it.
+ * update goes in its cheapest form, the body's JSON text built once and posted to every port (as the
+ * runtime posts it on a node's links: port-codec.ts toLink), and each bare worker only parses it.
  */
 const RAW_TABLET = `
 let got = [];
 self.onmessage = (e) => {
   if (e.data === "collect") { postMessage(got); got = []; return; }
-  e.data.port.onmessage = (m) => { got.push(performance.timeOrigin + performance.now() - JSON.parse(m.data).body.tally.updatedAt); };
+  e.data.port.onmessage = (m) => { got.push(performance.timeOrigin + performance.now() - JSON.parse(m.data).tally.updatedAt); };
   postMessage("ready");
 };`;
 
@@ -298,7 +298,7 @@ export async function rawFanOut(n: number, updates: number, warm = 0): Promise<B
       for (const end = k + count; k < end; ) {
         k++;
         const body = { type: "tally_update", tally: { team: "Gaul", gold: k, silver: 0, bronze: 0, version: k, updatedAt: performance.timeOrigin + performance.now() } };
-        const text = JSON.stringify({ src: "obelix", dest: "tablet", body });
+        const text = JSON.stringify(body);
         for (const port of ports) port.postMessage(text);
         await Bun.sleep(RATE_MS);
       }

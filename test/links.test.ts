@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { Links, type LinkGrant } from "../src/workers/runtime/links.ts";
-import { fromPort } from "../src/workers/runtime/port-codec.ts";
+import { fromLink } from "../src/workers/runtime/port-codec.ts";
 import { acceptWireFrame } from "../src/workers/runtime/data-link.ts";
 import { WireConn, wireListen } from "../src/workers/runtime/wire.ts";
 import type { Message } from "../src/workers/runtime/types.ts";
@@ -25,6 +25,20 @@ function harness() {
   return { links, asked, received, msg, turn };
 }
 
+describe("a port link's two ends", () => {
+  test("a body's text arriving on the link from n2 is a message from n2 to this node, whatever the text says; a whole message object arrives as posted", async () => {
+    const { links, received, turn } = harness();
+    const ch = new MessageChannel();
+    links.accept("n2", 0, ch.port2);
+    ch.port1.postMessage(JSON.stringify({ type: "hello", src: "n9" }));
+    const whole: Message = { src: "n2", dest: "n1", body: { type: "odd", z: -0 } };
+    ch.port1.postMessage(whole);
+    await turn();
+    expect(received).toEqual([{ src: "n2", dest: "n1", body: { type: "hello", src: "n9" } }, whole]);
+    ch.port1.close();
+  });
+});
+
 describe("links carry incarnations", () => {
   test("a port offered by an incarnation known dead is refused; the next send asks for a fresh link", async () => {
     const { links, asked, msg, turn } = harness();
@@ -47,14 +61,14 @@ describe("links carry incarnations", () => {
     links.peerDown("n2", 3);
     const late = new MessageChannel();
     const got: unknown[] = [];
-    late.port2.onmessage = (e) => void got.push(fromPort(e.data));
+    late.port2.onmessage = (e) => void got.push(fromLink(e.data, "n1", "n2"));
     asked[0]!.answer({ port: late.port1, incarnation: 3 });
     await turn();
     expect(got).toEqual([]);
     links.post(msg(2));
     expect(asked.length).toBe(2);
     const fresh = new MessageChannel();
-    fresh.port2.onmessage = (e) => void got.push(fromPort(e.data));
+    fresh.port2.onmessage = (e) => void got.push(fromLink(e.data, "n1", "n2"));
     asked[1]!.answer({ port: fresh.port1, incarnation: 4 });
     await turn();
     links.post(msg(3));
@@ -150,7 +164,7 @@ describe("a fan-out from a packed thread", () => {
   async function fanOutHarness() {
     const got: Array<{ to: string; body: unknown }> = [];
     const far = new MessageChannel();
-    far.port2.onmessage = (e) => got.push({ to: "n2", body: (fromPort(e.data) as Message).body });
+    far.port2.onmessage = (e) => got.push({ to: "n2", body: (fromLink(e.data, "n1", "n2") as Message).body });
     const near = (to: string) => (m: Message) => void got.push({ to, body: m.body });
     const links = new Links({
       id: "n1",

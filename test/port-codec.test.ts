@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { SharedBody, deliverInOrder, fromPort, messageHead, toPort } from "../src/workers/runtime/port-codec.ts";
+import { SharedBody, deliverInOrder, fromLink, fromPort, toLink, toPort } from "../src/workers/runtime/port-codec.ts";
 import type { Message } from "../src/workers/runtime/types.ts";
 
 const msg = (body: Record<string, unknown>): Message => ({ src: "a", dest: "b", body: { type: "t", ...body } });
@@ -47,6 +47,25 @@ describe("a node message on a MessageChannel", () => {
     expect(fromPort(7)).toBe(7);
   });
 
+  test("on a node's own link, a body goes as its text alone and arrives as a message from the link's one end to the other", async () => {
+    const m = msg({ tally: { team: "Gaul", gold: 1, version: 2, updatedAt: 1763764000000.123 } });
+    const posted = toLink(m);
+    expect(posted).toBe(JSON.stringify(m.body));
+    const ch = new MessageChannel();
+    const got = new Promise<unknown>((r) => (ch.port2.onmessage = (e) => r(fromLink(e.data, "a", "b"))));
+    ch.port1.postMessage(posted);
+    expect(await got).toEqual(m);
+    ch.port1.close();
+    ch.port2.close();
+    // The text names no sender: the link does, so a body cannot pass for another node's message.
+    expect(fromLink(JSON.stringify({ type: "t", src: "c" }), "a", "b")).toEqual({ src: "a", dest: "b", body: { type: "t", src: "c" } });
+    // What JSON would change goes as the whole message, as toPort sends it; text that does not parse is handed on as is.
+    const odd = msg({ z: -0 });
+    expect(toLink(odd)).toBe(odd);
+    expect(fromLink(odd, "a", "b")).toBe(odd);
+    expect(fromLink("{not json", "a", "b")).toBe("{not json");
+  });
+
   test("a body shared by a fan-out is encoded once and posts, for each recipient, what that recipient's own message would", () => {
     const bodies: Array<Record<string, unknown>> = [
       { type: "tally_update", tally: { team: "Gaul", gold: 1, version: 2, updatedAt: 1763764000000.123 } },
@@ -59,12 +78,14 @@ describe("a node message on a MessageChannel", () => {
       const shared = new SharedBody(body as Message["body"]);
       for (const dest of ["b", 'odd "name"', "tablet-500"]) {
         const m: Message = { src: "obelix", dest, body: body as Message["body"] };
-        const own = toPort(m);
-        // Built from a link's head, made once for its src and dest: the same text.
-        const mine = shared.toPort(m, messageHead(m.src, dest));
+        const own = toLink(m);
+        // One text for every recipient (made once), equal to what each one's own message would post.
+        const mine = shared.toLink(m);
         expect(typeof mine).toBe(typeof own);
-        if (typeof own === "string") expect(JSON.parse(mine as string)).toEqual(JSON.parse(own));
-        else expect(mine).toBe(m);
+        if (typeof own === "string") {
+          expect(mine).toBe(own);
+          expect(mine).toBe(shared.bodyText()!);
+        } else expect(mine).toBe(m);
       }
     }
     // The walk's budget counts the message around the body, as toPort's walk of the whole message does.
@@ -72,7 +93,8 @@ describe("a node message on a MessageChannel", () => {
     const over = { type: "t", xs: Array.from({ length: 4096 - 5 }, () => 1) };
     for (const body of [atLimit, over]) {
       const m: Message = { src: "a", dest: "b", body };
-      expect(typeof new SharedBody(body).toPort(m, messageHead(m.src, m.dest))).toBe(typeof toPort(m));
+      expect(typeof new SharedBody(body).toLink(m)).toBe(typeof toPort(m));
+      expect(typeof toLink(m)).toBe(typeof toPort(m));
     }
     expect(typeof toPort({ src: "a", dest: "b", body: atLimit })).toBe("string");
     expect(typeof toPort({ src: "a", dest: "b", body: over })).toBe("object");

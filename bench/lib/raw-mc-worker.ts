@@ -1,6 +1,6 @@
 /**
  * Raw MessageChannel baseline: no node runtime, just the node's message shapes (the ping a request
- * sends, the pong its reply carries back) in the form the runtime posts them on a port — JSON text
+ * sends, the pong its reply carries back) in the form the runtime posts them on a node's link — the body's JSON text
  * (port-codec.ts), stringified by the sender and parsed by the receiver, one message at a time —
  * answered at once by a handler with no promise, no timer, nothing but the message.
  *
@@ -30,8 +30,9 @@ interface Msg {
 
 self.onmessage = (e: MessageEvent) => {
   const { port, role, n, warmup, warmupBlast, blast: blastN } = e.data as { port: MessagePort; role: "ping" | "pong"; n: number; warmup: number; warmupBlast: number; blast: number };
-  const post = (msg: Msg) => port.postMessage(JSON.stringify(msg));
-  const read = (m: { data: unknown }) => JSON.parse(m.data as string) as Msg;
+  // As a node's link carries them (port-codec.ts toLink): the body's text; the channel names the ends.
+  const post = (msg: Msg) => port.postMessage(JSON.stringify(msg.body));
+  const read = (m: { data: unknown }) => ({ src: "", dest: "", body: JSON.parse(m.data as string) }) as Msg;
   if (role === "pong") {
     let count = 0;
     port.onmessage = (m) => {

@@ -16,7 +16,7 @@ import { assert } from "./assert.ts";
 import { cloneMessage } from "./clone.ts";
 import { Limits } from "./limits.ts";
 import type { WorkerLanes } from "./lanes.ts";
-import { fromPort, messageHead, toPort, type SharedBody } from "./port-codec.ts";
+import { fromLink, toLink, toPort, type SharedBody } from "./port-codec.ts";
 import type { Message, NodeId } from "./types.ts";
 import { RECORDS_MIN_MESSAGES, wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
 
@@ -28,7 +28,7 @@ export const MAX_FRAME_MESSAGES = Limits.maxFrameMessages;
 const DOWN_RETRY_MS = Limits.linkDownRetryMs;
 
 type Link =
-  | { kind: "port"; port: MessagePort; incarnation: number; /** messageHead of this node's messages to the peer. */ head: string }
+  | { kind: "port"; port: MessagePort; incarnation: number }
   | { kind: "wire"; conn: WireConn; batch: Message[] }
   | { kind: "pending"; backlog: Message[] }
   | { kind: "down"; until: number };
@@ -75,9 +75,9 @@ export class Links {
     const link = this.links.get(msg.dest);
     switch (link?.kind) {
       case "port":
-        // The link's head names this node as the sender: a link carries only its own node's messages.
+        // The far end reads a body's text as from this node to that peer (fromLink): a link carries only its own node's messages.
         assert(msg.src === this.host.id, `${this.host.id}: posting a message from ${msg.src}`);
-        link.port.postMessage(shared ? shared.toPort(msg, link.head) : toPort(msg));
+        link.port.postMessage(shared ? shared.toLink(msg) : toLink(msg));
         return;
       case "wire":
         if (link.batch.push(msg) === 1) queueMicrotask(() => this.flush(link));
@@ -138,14 +138,14 @@ export class Links {
         if (!isCurrent()) {
           // The peer's own link to us arrived meanwhile, became ours and took the backlog (or the
           // peer was dropped): keep this channel for receiving only.
-          if (grant && "port" in grant) this.adoptExtra(grant.port);
+          if (grant && "port" in grant) this.adoptExtra(dest, grant.port);
           return;
         }
         // "Down" answered before the peer was announced up again is stale: ask again at the next send.
         if (!grant) return this.floor(dest) > asked ? this.lose(dest, backlog.length) : this.markDown(dest, backlog.length);
         if ("port" in grant) {
           this.setPort(dest, grant.port, grant.incarnation);
-          for (const m of backlog) grant.port.postMessage(toPort(m));
+          for (const m of backlog) grant.port.postMessage(toLink(m));
           return;
         }
         const wire = this.host.wire;
@@ -176,8 +176,8 @@ export class Links {
   /** A port link to `incarnation` of `peer`; it ends when the port closes (the partner's thread ended). */
   private setPort(peer: NodeId, port: MessagePort, incarnation: number): void {
     assert(incarnation >= this.floor(peer), `${this.host.id}: a link to ${peer}#${incarnation}, known dead`);
-    const link: Link = { kind: "port", port, incarnation, head: messageHead(this.host.id, peer) };
-    port.onmessage = (e) => this.host.receive(fromPort(e.data));
+    const link: Link = { kind: "port", port, incarnation };
+    port.onmessage = (e) => this.host.receive(fromLink(e.data, peer, this.host.id));
     port.addEventListener("close", () => {
       if (this.links.get(peer) === link) this.links.delete(peer);
     });
@@ -214,8 +214,8 @@ export class Links {
     this.sendBatch(conn, ms.slice(mid));
   }
 
-  private adoptExtra(port: MessagePort): void {
-    port.onmessage = (e) => this.host.receive(fromPort(e.data));
+  private adoptExtra(peer: NodeId, port: MessagePort): void {
+    port.onmessage = (e) => this.host.receive(fromLink(e.data, peer, this.host.id));
     this.extra.add(port);
   }
 
@@ -228,11 +228,11 @@ export class Links {
     this.peerUp(peer, incarnation);
     const current = this.links.get(peer);
     if (current?.kind === "port" || current?.kind === "wire") {
-      this.adoptExtra(port);
+      this.adoptExtra(peer, port);
       return;
     }
     this.setPort(peer, port, incarnation);
-    if (current?.kind === "pending") for (const m of current.backlog) port.postMessage(toPort(m));
+    if (current?.kind === "pending") for (const m of current.backlog) port.postMessage(toLink(m));
   }
 
   /** `incarnation` of a peer is up: links to older ones are stale, and a "down" mark is lifted. */

@@ -5,7 +5,8 @@
  * recipient. So a message that JSON carries exactly (plain objects, dense arrays, strings, finite
  * numbers other than -0, booleans, null) goes as JSON text; any other message (undefined, NaN, a
  * Map, a typed array, a bigint, a cycle, a very large one...) goes as the object itself, as before.
- * Node messages are objects, so a string on a link is always one encoded here.
+ * Node messages are objects, so a string on a link is always one encoded here. On a node's own
+ * link (links.ts) the text is the body alone (toLink/fromLink); on a lane it is the whole message.
  */
 import { assert } from "./assert.ts";
 import { PLAIN_MAX_DEPTH, PLAIN_MAX_VALUES, cloneMessage, plainShape, type Budget } from "./clone.ts";
@@ -76,11 +77,10 @@ export class SharedBody {
     return this.text;
   }
 
-  /** toPort(msg) for a message whose body is this one; `head` is messageHead(msg.src, msg.dest), made once per link. */
-  toPort(msg: Message, head: string): Message | string {
+  /** toLink(msg) for a message whose body is this one: the same text for every recipient. */
+  toLink(msg: Message): Message | string {
     assert(msg.body === this.body, "a shared body posted with another message's body");
-    const text = this.bodyText();
-    return text === null ? msg : `${head}${text}}`;
+    return this.bodyText() ?? msg;
   }
 
   /** A hand-off to a node in this thread, made at flushLocal (still within the call); as many as the call has recipients. */
@@ -116,9 +116,31 @@ export function deliverInOrder(list: ReadonlyArray<{ deliver: (m: Message) => vo
   if (failed !== null) throw failed.error;
 }
 
-/** The JSON text of a message up to its body, `{"src":...,"dest":...,"body":`: the same for every message on one link. */
-export function messageHead(src: string, dest: string): string {
-  return `{"src":${JSON.stringify(src)},"dest":${JSON.stringify(dest)},"body":`;
+/**
+ * The form to post on a node's own MessageChannel link (links.ts): the body's JSON text when that
+ * carries it exactly, else the whole message. A link joins two nodes and carries only one node's
+ * messages to the other, so the receiving end knows src and dest without reading them (fromLink):
+ * a fan-out posts one string to every recipient instead of building and copying one per recipient.
+ */
+export function toLink(msg: Message): Message | string {
+  // The message around the body costs the walk three values and one level, as toPort's walk does.
+  return jsonExact(msg.body, 1, { values: PLAIN_MAX_VALUES - 3 }) ? JSON.stringify(msg.body) : msg;
+}
+
+/**
+ * What arrived on the link from `src` to `dest`, decoded: a body's text becomes a message from src
+ * to dest (a peer cannot name another sender on it); an object is a whole message, as posted.
+ * Text that does not parse is handed on as is, for the runtime to refuse as malformed.
+ */
+export function fromLink(data: unknown, src: string, dest: string): unknown {
+  if (typeof data !== "string") return data;
+  let body: unknown;
+  try {
+    body = JSON.parse(data) as unknown;
+  } catch {
+    return data;
+  }
+  return { src, dest, body };
 }
 
 /** What arrived on a link, decoded. Text that does not parse is handed on as is, for the runtime to refuse as malformed. */
