@@ -1,8 +1,8 @@
 /**
  * Raw MessageChannel baseline: no node runtime, just the node's message shapes (the ping a request
- * sends, the pong its reply carries back) in the form the runtime posts them on a node's link — the body's JSON text
- * (port-codec.ts), stringified by the sender and parsed by the receiver, one message at a time —
- * answered at once by a handler with no promise, no timer, nothing but the message.
+ * sends, the pong its reply carries back) in the form the runtime posts them on a node's link — the
+ * body's JSON text (port-codec.ts toLink), stringified by the sender and parsed by the receiver, one
+ * message at a time — answered at once by a handler with no promise, no timer, nothing but the message.
  *
  * It posted the objects themselves until it measured slower than the node API (0.94, 1.14, 0.91
  * node/raw in three full runs): structured cloning an object costs more than JSON text does (see

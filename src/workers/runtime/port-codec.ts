@@ -35,9 +35,18 @@ function jsonExact(v: unknown, depth: number, budget: Budget): boolean {
   return true;
 }
 
-/** The form to post: JSON text when it carries the message exactly, else the message. */
+/** The form to post on a lane (lanes.ts): JSON text when it carries the message exactly, else the message. */
 export function toPort(msg: Message): Message | string {
   return jsonExact(msg, 0, { values: PLAIN_MAX_VALUES }) ? JSON.stringify(msg) : msg;
+}
+
+/**
+ * A body's JSON text, or null when JSON does not carry it exactly. The message around the body
+ * costs the walk three values (itself, src, dest) and one level, as toPort's walk of the whole
+ * message does, so a body posts as text on a link exactly when its message would on a lane.
+ */
+function bodyJson(body: Body): string | null {
+  return jsonExact(body, 1, { values: PLAIN_MAX_VALUES - 3 }) ? JSON.stringify(body) : null;
 }
 
 /**
@@ -70,10 +79,7 @@ export class SharedBody {
 
   /** The body's JSON text (made once), or null when JSON does not carry it exactly. */
   bodyText(): string | null {
-    if (this.text === undefined) {
-      // The message around the body costs the walk three values (itself, src, dest) and one level, as toPort's walk of the whole message does.
-      this.text = jsonExact(this.body, 1, { values: PLAIN_MAX_VALUES - 3 }) ? JSON.stringify(this.body) : null;
-    }
+    if (this.text === undefined) this.text = bodyJson(this.body);
     return this.text;
   }
 
@@ -123,8 +129,7 @@ export function deliverInOrder(list: ReadonlyArray<{ deliver: (m: Message) => vo
  * a fan-out posts one string to every recipient instead of building and copying one per recipient.
  */
 export function toLink(msg: Message): Message | string {
-  // The message around the body costs the walk three values and one level, as toPort's walk does.
-  return jsonExact(msg.body, 1, { values: PLAIN_MAX_VALUES - 3 }) ? JSON.stringify(msg.body) : msg;
+  return bodyJson(msg.body) ?? msg;
 }
 
 /**
@@ -143,12 +148,3 @@ export function fromLink(data: unknown, src: string, dest: string): unknown {
   return { src, dest, body };
 }
 
-/** What arrived on a link, decoded. Text that does not parse is handed on as is, for the runtime to refuse as malformed. */
-export function fromPort(data: unknown): unknown {
-  if (typeof data !== "string") return data;
-  try {
-    return JSON.parse(data) as unknown;
-  } catch {
-    return data;
-  }
-}
