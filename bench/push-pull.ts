@@ -22,6 +22,7 @@ import type { NodeSpec } from "../src/workers/runtime/types.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
 import { printTable, progress, runChild, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
+import { formatThreadCpu, threadCpuMsSince, threadCpuSnapshot } from "./lib/thread-cpu.ts";
 
 const PASSWORD = "bench-password";
 /**
@@ -33,10 +34,13 @@ const RATE_MS = 137;
  * Push updates every tablet applies before the window opens, and the floor's workers receive before
  * theirs. Each worker thread compiles its own receive path, so with one tablet per thread the early
  * deliveries run cold: at 500 tablets the whole process's CPU per delivery was ~240 µs after 2 or 60
- * warm-up updates and ~130 µs after 150 (the floor's: ~115), and 500 threads paying that at once on
- * 2 cores decide the p50. The window measures the steady state, for push and its floor alike.
+ * warm-up updates and ~130 µs after 150, and 500 threads paying that at once on 2 cores decide the
+ * p50. After 150 the JIT was still compiling in the window (its thread took 330 ms of a 3 s window;
+ * 10 ms after 300), and the floor's CPU per delivery fell from ~100 µs after 150 to ~40 after 300
+ * (its p50 from ~7 to ~6 ms). The window measures the steady state, for push and its floor alike:
+ * `cpuMsByThread` in each row shows whether it did.
  */
-const warmUpdates = (quick: boolean) => (quick ? 10 : 150);
+const warmUpdates = (quick: boolean) => (quick ? 10 : 300);
 
 export interface Row {
   mode: TabletMode;
@@ -67,6 +71,8 @@ export interface Row {
    * what one delivery costs the machine, comparable with the floor's `cpuUsPerPush` on a busy one.
    */
   cpuUsPerPush: number | null;
+  /** CPU ms of the window by kind of thread, largest first (bench/lib/thread-cpu.ts; null without /proc). */
+  cpuMsByThread: Record<string, number> | null;
 }
 
 export interface Config {
@@ -200,9 +206,11 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
     }
     await resetSamples(cluster, c.tablets);
     const from = cluster.now();
+    const threads0 = threadCpuSnapshot();
     const cpu0 = process.cpuUsage();
     await cluster.sleep(windowMs);
     const cpu = process.cpuUsage(cpu0);
+    const cpuMsByThread = threadCpuMsSince(threads0);
     await requestRetry(cluster, "cacofonix", { type: "cacofonix_stop" }, RATE_MS + 10_000);
     // Let every tablet catch up with the last update, so none is counted as never arriving.
     const obelix = (await inspectRetry<ObelixSnapshot>(cluster, "obelix"))!;
@@ -237,6 +245,7 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
       propagationMinMs: r3(d.ms.reduce((m, v) => Math.min(m, v), Infinity)),
       fanOutP50Ms: fanOut ? r3(fanOut.p50) : null,
       cpuUsPerPush: c.mode === "push" && updates.length > 0 ? r3((cpu.user + cpu.system) / updates.length / c.tablets) : null,
+      cpuMsByThread,
     };
   } finally {
     if (cluster.lateAnswers > 0) slowSteps.push(`${c.mode} ${c.tablets} tablets: ${cluster.lateAnswers} control calls answered past their timeout, waited for while the calls sent with them kept being answered`);
@@ -265,6 +274,8 @@ export interface BaselineRow {
   propagationMaxMs: number;
   /** CPU time of the whole process during the updates, per update per worker (µs). */
   cpuUsPerPush: number;
+  /** As Row's. */
+  cpuMsByThread: Record<string, number> | null;
 }
 
 export async function rawFanOut(n: number, updates: number, warm = 0): Promise<BaselineRow> {
@@ -306,13 +317,15 @@ export async function rawFanOut(n: number, updates: number, warm = 0): Promise<B
     // The same warm-up as the tablets get (see measure), its samples dropped.
     await post(warm);
     await collect();
+    const threads0 = threadCpuSnapshot();
     const cpu0 = process.cpuUsage();
     await post(updates);
     const cpu = process.cpuUsage(cpu0);
+    const cpuMsByThread = threadCpuMsSince(threads0);
     const all = await collect();
     const st = summarize(all);
     const r3 = (v: number) => Math.round(v * 1000) / 1000;
-    return { tablets: n, propagationP50Ms: r3(st.p50), propagationP99Ms: r3(st.p99), propagationMaxMs: r3(st.max), cpuUsPerPush: r3((cpu.user + cpu.system) / updates / n) };
+    return { tablets: n, propagationP50Ms: r3(st.p50), propagationP99Ms: r3(st.p99), propagationMaxMs: r3(st.max), cpuUsPerPush: r3((cpu.user + cpu.system) / updates / n), cpuMsByThread };
   } finally {
     for (const w of workers) w.terminate();
     URL.revokeObjectURL(url);
@@ -486,6 +499,13 @@ export const bench: Bench = {
     );
     console.log("\nBaseline, the floor for push: the same fan-out over raw MessageChannels to N bare worker threads (no node runtime).");
     printTable(baseline.map((b) => ({ tablets: b.tablets, "raw p50": b.propagationP50Ms, "raw p99": b.propagationP99Ms, "raw max": b.propagationMaxMs, "raw CPU µs/push": b.cpuUsPerPush, "push p50": rows.find((r) => r.mode === "push" && r.tablets === b.tablets)?.propagationP50Ms, "push CPU µs/push": rows.find((r) => r.mode === "push" && r.tablets === b.tablets)?.cpuUsPerPush })));
+    const largest = baseline.at(-1);
+    const largestPush = rows.find((r) => r.mode === "push" && r.tablets === largest?.tablets);
+    if (largest) {
+      console.log(`CPU of the window by thread at ${largest.tablets} (a steady state has no JIT or allocator thread near the top):`);
+      console.log(`  push:  ${formatThreadCpu(largestPush?.cpuMsByThread)}`);
+      console.log(`  floor: ${formatThreadCpu(largest.cpuMsByThread)}`);
+    }
     console.log(`\nPush with all nodes packed into ${PACKED_THREADS} worker threads (--threads ${PACKED_THREADS}) instead of one thread per node:`);
     printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms, "CPU µs/push": r.cpuUsPerPush })));
     console.log("");

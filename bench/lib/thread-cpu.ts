@@ -1,0 +1,68 @@
+/**
+ * Where a measurement window's CPU went, by kind of thread of this process: the nodes' own threads
+ * ("Worker"), the main thread, JavaScriptCore's JIT compiler ("JITWorker") and collector helpers
+ * ("HeapHelper"), the allocator's background purge ("mi-scavenger")... A window in which the JIT
+ * is still compiling, or the allocator is busy handing pages back, is not the steady state it
+ * claims to be, and process.cpuUsage() alone cannot tell. Linux only (/proc/self/task); elsewhere
+ * null.
+ */
+import { readFileSync, readdirSync } from "node:fs";
+
+/** Clock ticks per second in /proc's stat files: USER_HZ, 100 on every Linux ABI Bun runs on. */
+const TICKS_PER_SECOND = 100;
+
+/** Per thread id: its name and CPU ticks (user + system) so far. */
+export type ThreadCpuSnapshot = Map<string, { name: string; ticks: number }>;
+
+/** A /proc/<pid>/task/<tid>/stat line: the thread's name and its user + system ticks, or null if it is not one. */
+export function parseTaskStat(line: string): { name: string; ticks: number } | null {
+  // The name sits in parentheses and may itself hold spaces or parentheses: it ends at the last ")".
+  const open = line.indexOf("(");
+  const close = line.lastIndexOf(")");
+  if (open < 0 || close < open) return null;
+  const fields = line.slice(close + 2).split(" ");
+  // After the name: state is field 3 of the file, utime 14 and stime 15, so 11 and 12 here.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  if (!Number.isInteger(utime) || !Number.isInteger(stime)) return null;
+  return { name: line.slice(open + 1, close), ticks: utime + stime };
+}
+
+export function threadCpuSnapshot(): ThreadCpuSnapshot | null {
+  let tids: string[];
+  try {
+    tids = readdirSync("/proc/self/task");
+  } catch {
+    return null;
+  }
+  const snap: ThreadCpuSnapshot = new Map();
+  for (const tid of tids) {
+    try {
+      const t = parseTaskStat(readFileSync(`/proc/self/task/${tid}/stat`, "utf8"));
+      if (t) snap.set(tid, t);
+    } catch {
+      // The thread ended between the listing and the read: its time is lost to both snapshots alike.
+    }
+  }
+  return snap;
+}
+
+/** CPU ms per thread name between two snapshots, largest first; threads that started in between count from zero. */
+export function threadCpuMsSince(before: ThreadCpuSnapshot | null, after: ThreadCpuSnapshot | null = threadCpuSnapshot()): Record<string, number> | null {
+  if (!before || !after) return null;
+  const byName = new Map<string, number>();
+  for (const [tid, t] of after) {
+    const ticks = t.ticks - (before.get(tid)?.ticks ?? 0);
+    if (ticks > 0) byName.set(t.name, (byName.get(t.name) ?? 0) + ticks);
+  }
+  return Object.fromEntries([...byName].sort((a, b) => b[1] - a[1]).map(([name, ticks]) => [name, (ticks * 1000) / TICKS_PER_SECOND]));
+}
+
+/** "Worker 740 ms, mi-scavenger 130 ms, ..." for a report (the first `top` names). */
+export function formatThreadCpu(ms: Record<string, number> | null | undefined, top = 5): string {
+  if (!ms) return "n/a (no /proc)";
+  const parts = Object.entries(ms)
+    .slice(0, top)
+    .map(([name, v]) => `${name} ${Math.round(v)} ms`);
+  return parts.length > 0 ? parts.join(", ") : "none measured";
+}

@@ -1,0 +1,30 @@
+import { describe, expect, test } from "bun:test";
+import { formatThreadCpu, parseTaskStat, threadCpuMsSince, threadCpuSnapshot } from "../bench/lib/thread-cpu.ts";
+
+describe("a benchmark window's CPU by thread (bench/lib/thread-cpu.ts)", () => {
+  test("a task's stat line gives its name, even one with spaces and parentheses, and its user + system ticks", () => {
+    // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+    expect(parseTaskStat("4242 (mi-scavenger) S 1 4242 4242 0 -1 4194624 10 0 0 0 37 5 0 0 20 0 3 0 100")).toEqual({ name: "mi-scavenger", ticks: 42 });
+    expect(parseTaskStat("7 (a (b) c) R 1 7 7 0 -1 0 0 0 0 0 3 4 0 0")).toEqual({ name: "a (b) c", ticks: 7 });
+    expect(parseTaskStat("garbage")).toBeNull();
+    expect(parseTaskStat("7 (x) R 1")).toBeNull();
+  });
+
+  test("the CPU a thread spends between two snapshots is counted under its name; threads that did nothing are left out", () => {
+    const before = threadCpuSnapshot();
+    if (before === null) return; // no /proc: nothing to read on this system
+    const start = process.cpuUsage();
+    let x = 0;
+    while (process.cpuUsage(start).user < 300_000) x += Math.sqrt(x + 1);
+    const ms = threadCpuMsSince(before)!;
+    expect(x).toBeGreaterThan(0);
+    const total = Object.values(ms).reduce((a, b) => a + b, 0);
+    // 300 ms of user time in this thread; ticks are 10 ms, and other threads may add a little.
+    expect(total).toBeGreaterThanOrEqual(250);
+    expect(Object.values(ms).every((v) => v > 0)).toBe(true);
+    const names = Object.keys(ms);
+    expect(ms[names[0]!]).toBeGreaterThanOrEqual(250);
+    expect(formatThreadCpu(ms, 1)).toBe(`${names[0]} ${Math.round(ms[names[0]!]!)} ms`);
+    expect(formatThreadCpu(null)).toBe("n/a (no /proc)");
+  });
+});
