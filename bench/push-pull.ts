@@ -502,7 +502,7 @@ export const bench: Bench = {
     const largest = baseline.at(-1);
     const largestPush = rows.find((r) => r.mode === "push" && r.tablets === largest?.tablets);
     if (largest) {
-      console.log(`CPU of the window by thread at ${largest.tablets} (a steady state has no JIT or allocator thread near the top):`);
+      console.log(`CPU of the window by thread at ${largest.tablets} (JITWorker near the top: still compiling, not the steady state; mi-scavenger: Bun's allocator handing freed pages back):`);
       console.log(`  push:  ${formatThreadCpu(largestPush?.cpuMsByThread)}`);
       console.log(`  floor: ${formatThreadCpu(largest.cpuMsByThread)}`);
     }
