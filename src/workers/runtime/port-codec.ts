@@ -51,8 +51,9 @@ function bodyJson(body: Body): string | null {
 
 /**
  * One body that a node sends to many peers in one call (`sendMany`): the check and the JSON text
- * of the body are made once, on first need, and each recipient's text only wraps it with its own
- * src and dest. Lives for that one call's immediate posts: a copy the network delays is posted
+ * of the body are made once, on first need, and every recipient gets that same text (a node's
+ * link posts it as is; a lane names the recipients once in a multicast entry). Lives for that one
+ * call's immediate posts: a copy the network delays is posted
  * later (the body may have changed by then) and takes the per-message path.
  *
  * It also holds the call's hand-offs to nodes in the sender's own thread until the call ends
@@ -147,4 +148,3 @@ export function fromLink(data: unknown, src: string, dest: string): unknown {
   }
   return { src, dest, body };
 }
-
