@@ -23,6 +23,7 @@ import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
 import { printTable, progress, runChild, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
 import { formatThreadCpu, threadCpuMsSince, threadCpuSnapshot } from "./lib/thread-cpu.ts";
+import { CLUSTER_GC_TIMER_MS, GC_TIMER_ENV, describeGcTimer, gcTimer } from "../src/main/gc-timer.ts";
 
 const PASSWORD = "bench-password";
 /**
@@ -442,6 +443,8 @@ export const bench: Bench = {
     // Push again with every node packed into one thread per core (--threads): the floor of a thread per node is the OS scheduler.
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
+    // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.
+    const timer = gcTimer();
     const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0));
     // A stage that fails is reported and skipped; what was measured before it is still printed and written.
     const failed: Array<{ stage: string; error: string }> = [];
@@ -453,7 +456,7 @@ export const bench: Bench = {
         failed.push({ stage: name, error: e instanceof Error ? e.message : String(e) });
       }
       // Written after every stage (complete: false until the end), so a run cut short keeps what it measured.
-      if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, failed, slowSteps, complete: false });
+      if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, failed, slowSteps, gcTimer: timer, complete: false });
     };
     try {
       for (const c of cfgs) {
@@ -478,6 +481,7 @@ export const bench: Bench = {
     console.log(`so node.now() is one clock on every node (smallest sample: ${smallest} ms; negative would mean skew).`);
     if (smallest < 0) console.log(`CLOCK SKEW: a tablet held an update ${-smallest} ms before obelix applied it: threads' clocks disagree, and every propagation figure above is off by as much`);
     console.log(`Cacofonix (testing mode) updates every ${RATE_MS} ms; every tablet is interested in Gaul, so each update reaches all N. Storage in memory. Times in ms.`);
+    console.log(`Bun's idle collection timer in every thread, floor included: ${describeGcTimer(timer)}${timer.source === "default" ? ` (\`bun run bench\` sets ${GC_TIMER_ENV}=${CLUSTER_GC_TIMER_MS}: see src/main/gc-timer.ts)` : ""}.`);
     printTable(
       rows.map((r) => ({
         mode: r.mode,
@@ -502,7 +506,7 @@ export const bench: Bench = {
     const largest = baseline.at(-1);
     const largestPush = rows.find((r) => r.mode === "push" && r.tablets === largest?.tablets);
     if (largest) {
-      console.log(`CPU of the window by thread at ${largest.tablets} (JITWorker near the top: still compiling, not the steady state; mi-scavenger: Bun's allocator handing freed pages back):`);
+      console.log(`CPU of the window by thread at ${largest.tablets} (JITWorker near the top: still compiling, not the steady state; HeapHelper: the collector's helpers; mi-scavenger: Bun's allocator handing freed pages back):`);
       console.log(`  push:  ${formatThreadCpu(largestPush?.cpuMsByThread)}`);
       console.log(`  floor: ${formatThreadCpu(largest.cpuMsByThread)}`);
     }
@@ -512,7 +516,7 @@ export const bench: Bench = {
     for (const v of verdicts(rows)) console.log(`${v.ok ? "PASS" : "FAIL"}  ${v.target}: ${v.detail}`);
     for (const v of verdicts(packed)) console.log(`${v.ok ? "PASS" : "FAIL"}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
     if (opts.json) {
-      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, failed, slowSteps, complete: true });
+      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, failed, slowSteps, gcTimer: timer, complete: true });
       console.log(`json: ${opts.json}`);
     }
     const files = await plots(rows, opts.resultsDir, baseline);
