@@ -23,7 +23,7 @@ import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
 import { printTable, progress, runChild, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
 import { formatThreadCpu, threadCpuMsSince, threadCpuSnapshot } from "./lib/thread-cpu.ts";
-import { CLUSTER_GC_TIMER_MS, GC_TIMER_ENV, describeGcTimer, gcTimer } from "../src/main/gc-timer.ts";
+import { describeGcTimer, gcTimer } from "./lib/gc-timer.ts";
 
 const PASSWORD = "bench-password";
 /**
@@ -481,7 +481,7 @@ export const bench: Bench = {
     console.log(`so node.now() is one clock on every node (smallest sample: ${smallest} ms; negative would mean skew).`);
     if (smallest < 0) console.log(`CLOCK SKEW: a tablet held an update ${-smallest} ms before obelix applied it: threads' clocks disagree, and every propagation figure above is off by as much`);
     console.log(`Cacofonix (testing mode) updates every ${RATE_MS} ms; every tablet is interested in Gaul, so each update reaches all N. Storage in memory. Times in ms.`);
-    console.log(`Bun's idle collection timer in every thread, floor included: ${describeGcTimer(timer)}${timer.source === "default" ? ` (\`bun run bench\` sets ${GC_TIMER_ENV}=${CLUSTER_GC_TIMER_MS}: see src/main/gc-timer.ts)` : ""}.`);
+    console.log(`Bun's idle collection timer in every thread, floor included: ${describeGcTimer(timer)} (what it costs: bench/lib/gc-timer.ts).`);
     printTable(
       rows.map((r) => ({
         mode: r.mode,

@@ -14,7 +14,6 @@ import type { NodeSpec } from "../workers/runtime/types.ts";
 import { startAdmin } from "./admin.ts";
 import { LiveRun, dashboardLine } from "./dashboard/index.ts";
 import { TcpBridge } from "./bridge.ts";
-import { gcTimerAdvice } from "./gc-timer.ts";
 import { RunError, UsageError, forSeed, parseOptions, replayCommand, topologyWithClocks, type Flags, type RunOptions } from "./options.ts";
 import { ThreadCluster } from "./supervisor.ts";
 
@@ -228,8 +227,6 @@ async function runStarted(
   const mh = opts.multiHost;
   const local = nodes.filter((n) => cluster.isLocal(n.id));
   console.log(`menhir: ${system} cluster up: ${local.length} of ${nodes.length} nodes on worker threads here (seed ${opts.seed}, data dir ${opts.dataDir})`);
-  const advice = gcTimerAdvice(Math.min(opts.threads ?? local.length, local.length));
-  if (advice) console.log(`menhir: ${advice}`);
   for (const n of local) {
     const url = cluster.httpUrl(n.id);
     if (url) console.log(`menhir: ${n.id} serves HTTP at ${url}`);

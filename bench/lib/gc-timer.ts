@@ -1,0 +1,41 @@
+/**
+ * Bun's idle collection timer, as this benchmark process got it: part of what a figure means.
+ *
+ * Every JS thread (each node's worker too) runs a timer that, by default every second, starts a
+ * collection if the heap grew since it last fired. With 500 threads it shows: in the 500-tablet
+ * push stage they made 294 eden collections in a 3 s window (~1 ms each), the allocator's purge
+ * thread spent 410 ms handing back the pages those freed, and the floor's bare workers made none.
+ * `BUN_GC_TIMER_INTERVAL=10000` cut a push delivery's CPU from 150 to 96 µs (push/floor p50
+ * 1.97 -> 1.77, medians of 3 interleaved rounds), but 500 tablets polling every 50 ms then
+ * stalled: request p99 180–190 -> 830–870 ms, propagation p99 160 -> 5700–7700 ms (2 interleaved
+ * rounds, while their request p50 fell). So menhir leaves Bun's default,
+ * and the benchmark says which setting its figures were taken with. Bun reads the variable only
+ * when the process starts; stages run in child processes, which inherit it.
+ */
+
+/** The environment variable Bun reads for the timer's period, in ms. */
+export const GC_TIMER_ENV = "BUN_GC_TIMER_INTERVAL";
+/** Bun's switch that turns the timer off altogether. */
+export const GC_TIMER_OFF_ENV = "BUN_GC_TIMER_DISABLE";
+/** Bun's own period when none is given. */
+export const BUN_DEFAULT_GC_TIMER_MS = 1000;
+
+/** The timer as this process got it: its period, or null when turned off. */
+export interface GcTimer {
+  periodMs: number | null;
+  /** Where that came from: Bun's default, or the environment variable that set it. */
+  source: "default" | typeof GC_TIMER_ENV | typeof GC_TIMER_OFF_ENV;
+}
+
+export function gcTimer(env: Record<string, string | undefined> = process.env): GcTimer {
+  if (env[GC_TIMER_OFF_ENV]) return { periodMs: null, source: GC_TIMER_OFF_ENV };
+  const raw = env[GC_TIMER_ENV];
+  const ms = raw === undefined || raw.trim() === "" ? Number.NaN : Number(raw);
+  if (Number.isInteger(ms) && ms > 0) return { periodMs: ms, source: GC_TIMER_ENV };
+  return { periodMs: BUN_DEFAULT_GC_TIMER_MS, source: "default" };
+}
+
+export function describeGcTimer(t: GcTimer): string {
+  if (t.periodMs === null) return `off (${GC_TIMER_OFF_ENV})`;
+  return t.source === "default" ? `every ${t.periodMs} ms (Bun's default)` : `every ${t.periodMs} ms (${t.source})`;
+}
