@@ -188,9 +188,13 @@ function isCount(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
+// Made once: a tablet records a key for every value it applies, and a fresh string each time was garbage in every push.
+const TALLY_KEYS = new Map<string, string>(TEAMS.map((t) => [t, `tally/${t}`]));
+const SCORE_KEYS = new Map<string, string>(EVENTS.map((e) => [e, `score/${e}`]));
+
 /** Names one tally or score across nodes ("tally/Gaul", "score/Stone Curling"), e.g. to match an update with when a tablet held it. */
 export function itemKey(v: Tally | Score): string {
-  return "team" in v ? `tally/${v.team}` : `score/${v.event}`;
+  return "team" in v ? (TALLY_KEYS.get(v.team) ?? `tally/${v.team}`) : (SCORE_KEYS.get(v.event) ?? `score/${v.event}`);
 }
 
 /** True when two held values are the same update (what convergence checks compare). */

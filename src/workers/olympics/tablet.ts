@@ -21,7 +21,8 @@ export const tablet = defineRole<TabletConfig>((node) => {
   const teamNames = partitionNames(Array.isArray(cfg.teams) ? cfg.teams : [], findTeam);
   const eventNames = partitionNames(Array.isArray(cfg.events) ? cfg.events : [], findEvent);
 
-  const state: TabletState = {
+  // `applied` is kept as three columns (below) and built for inspect: a push adds three values to them, not an object.
+  const state: Omit<TabletState, "applied"> = {
     mode,
     teams: teamNames.valid,
     events: eventNames.valid,
@@ -38,10 +39,13 @@ export const tablet = defineRole<TabletConfig>((node) => {
     pollErrors: 0,
     propagationMs: [],
     skipped: 0,
-    applied: [],
     requestMs: [],
   };
   if (state.invalid.length > 0) node.log.warn(`ignoring unknown names ${state.invalid.map((n) => JSON.stringify(n)).join(", ")}`);
+  /** When each new value was applied (TabletState.applied), one column per field; bounded by MAX_SAMPLES. */
+  const appliedKeys: string[] = [];
+  const appliedVersions: number[] = [];
+  const appliedAt: number[] = [];
   let running = true;
   /** Registrations (push) or poll answers (pull) received: the driver's progress count. */
   let completed = 0;
@@ -62,7 +66,11 @@ export const tablet = defineRole<TabletConfig>((node) => {
       if (next.updatedAt !== null) sample(state.propagationMs, now - next.updatedAt);
     }
     store(next);
-    if (state.applied.length < MAX_SAMPLES) state.applied.push({ key: itemKey(next), version: next.version, at: now });
+    if (appliedAt.length < MAX_SAMPLES) {
+      appliedKeys.push(itemKey(next));
+      appliedVersions.push(next.version);
+      appliedAt.push(now);
+    }
     state.changes++;
     // Built only if shown: with hundreds of tablets per thread every push pays for this line otherwise.
     if (node.log.enabled?.("info") ?? true) node.log.info(show(next));
@@ -108,7 +116,7 @@ export const tablet = defineRole<TabletConfig>((node) => {
     state.propagationMs = [];
     state.requestMs = [];
     state.skipped = 0;
-    state.applied = [];
+    appliedKeys.length = appliedVersions.length = appliedAt.length = 0;
     node.reply(msg, { type: "tablet_reset_samples_ok" });
   });
 
@@ -203,7 +211,7 @@ export const tablet = defineRole<TabletConfig>((node) => {
   void main().catch((e) => node.log.error(`tablet loop failed: ${e instanceof Error ? e.message : String(e)}`));
 
   return {
-    inspect: () => ({ ...state, completed }),
+    inspect: (): TabletState & { completed: number } => ({ ...state, applied: appliedKeys.map((key, i) => ({ key, version: appliedVersions[i]!, at: appliedAt[i]! })), completed }),
     stop: () => {
       running = false;
     },
