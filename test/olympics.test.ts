@@ -286,6 +286,30 @@ describe("push and pull", () => {
     );
   });
 
+  test("a benchmark's reset empties a tablet's samples and record; later pushes fill them again, in order", async () => {
+    await inSim([obelixSpec(), tabletSpec("a", "push", ["Gaul"], ["Stone Curling"])], async (c) => {
+      await c.sleep(200);
+      await c.request("obelix", inc("Gaul", "gold"));
+      await c.request("obelix", setScore("Stone Curling", { Gaul: 2 }));
+      await c.sleep(100);
+      const before = (await c.inspect<TabletState>("a"))!;
+      expect(before.applied.filter((x) => x.version > 0).map((x) => [x.key, x.version])).toEqual([["tally/Gaul", 1], ["score/Stone Curling", 1]]);
+      await c.request("a", { type: "tablet_reset_samples" });
+      const reset = (await c.inspect<TabletState>("a"))!;
+      expect(reset.applied).toEqual([]);
+      expect(reset.propagationMs).toEqual([]);
+      // What the tablet holds is not a sample: a reset keeps it.
+      expect(reset.tallies.Gaul).toMatchObject({ gold: 1, version: 1 });
+      await c.request("obelix", inc("Gaul", "silver"));
+      await c.request("obelix", inc("Gaul", "gold"));
+      await c.sleep(100);
+      const after = (await c.inspect<TabletState>("a"))!;
+      expect(after.applied.map((x) => [x.key, x.version])).toEqual([["tally/Gaul", 2], ["tally/Gaul", 3]]);
+      expect(after.applied[0]!.at).toBeLessThanOrEqual(after.applied[1]!.at);
+      expect(after.propagationMs.length).toBe(2);
+    });
+  });
+
   test("forged or malformed pushes are refused and change nothing", async () => {
     await inSim([obelixSpec(), tabletSpec("t", "push", ["Gaul"], ["Stone Curling"]), tabletSpec("evil", "pull", [], [], { pollMs: 1_000_000 })], async (c) => {
       await c.sleep(100);
