@@ -43,14 +43,11 @@ const RATE_MS = 137;
  */
 const warmUpdates = (quick: boolean) => (quick ? 10 : 300);
 /**
- * How long push, packed push and the floor are measured: in a full run, one of Bun's slow GC periods.
- * Every thread's idle collection timer drops to once per 30 s once its heap has stopped changing,
- * and then the heaps of all N threads collect within a few seconds of each other (GC log, 500
- * tablets, warm-up included: ours went quiet ~35 s after start and collected together at 60–64 s and
- * 90–96 s; the floor's 500 workers made 311 collections in the one second at 60 s). A 3 s window saw
- * 5, 64 or 294 of those collections depending on where it fell, and so did the push/floor ratio
- * (1.5× to 2.1×): a window that covers a whole period holds each heap's share, for push and the
- * floor alike. `--quick` keeps a short window and claims no steady state.
+ * How long push, packed push and the floor are measured: in a full run, one of Bun's slow GC periods,
+ * so the burst in which every thread's settled heap collects (bench/lib/gc-timer.ts) falls in the
+ * window for push and the floor alike. A 3 s window caught 5, 64 or 294 of those collections,
+ * depending on where it fell, and the push/floor ratio moved from 1.5× to 2.1× with it. `--quick`
+ * keeps a short window and claims no steady state.
  */
 const pushWindowMs = (quick: boolean) => (quick ? 1500 : SLOW_GC_PERIOD_MS);
 
