@@ -164,6 +164,57 @@ describe("lanes between two threads", () => {
     p.close();
   });
 
+  test("a whole fan-out posts the other thread's share before it looks at its own thread's recipients; one known down is dropped and counted", async () => {
+    const p = pair();
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const order: string[] = [];
+    const post = p.port.postMessage.bind(p.port);
+    p.port.postMessage = (d: unknown) => (order.push("lane"), post(d));
+    const near: Message[] = [];
+    const a1 = new Links({
+      id: "a1",
+      packed: { lanes: p.a, incarnation: 0 },
+      grant: () => Promise.reject(new Error("no links here")),
+      colocated: (dest) => (dest === "a2" ? (order.push("a2"), (m: Message) => void near.push(m)) : undefined),
+      receive: () => {},
+      wireFrame: () => {},
+      wire: null,
+      now: () => performance.now(),
+    });
+    p.a.peerDown("b2", 0);
+    const body = { type: "count", seq: 1, nested: { n: 1 } };
+    const shared = new SharedBody(body);
+    a1.postMany("a1", ["a2", "b1", "b2", "a2", "b1"], body, shared);
+    shared.flushLocal();
+    body.nested.n = 9; // after the call
+    expect(order).toEqual(["lane", "a2", "a2"]);
+    expect(a1.dropped).toBe(1);
+    await settle();
+    const seen = (ms: Message[]) => ms.map((m) => [m.dest, (m.body.nested as { n: number }).n]);
+    expect(seen(b1.got)).toEqual([["b1", 1], ["b1", 1]]);
+    expect(seen(near)).toEqual([["a2", 1], ["a2", 1]]);
+    expect([b2.got.length, p.b.refused]).toEqual([0, 0]);
+    p.close();
+  });
+
+  test("a fan-out of a body JSON does not carry goes entry by entry, and arrives as it was sent", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const body = { type: "count", seq: 4, gone: undefined as unknown, nested: { n: 1 } };
+    const shared = new SharedBody(body);
+    a1.postMany("a1", ["b1", "b2"], body, shared);
+    shared.flushLocal();
+    body.nested.n = 9;
+    await settle();
+    for (const t of [b1, b2]) {
+      expect(t.got.length).toBe(1);
+      expect("gone" in t.got[0]!.body).toBe(true); // as an object, not as JSON (which drops it)
+      expect((t.got[0]!.body.nested as { n: number }).n).toBe(1);
+    }
+    p.close();
+  });
+
   test("a multicast checks each destination's incarnation on its own; one past the batch bound is cut in two", async () => {
     const p = pair();
     const a1 = p.links("a1", 0);

@@ -106,7 +106,7 @@ describe("a node message on a MessageChannel", () => {
 });
 
 describe("a fan-out's copies for the sender's own thread", () => {
-  test("are made in the call and handed on later, in order, each recipient its own", async () => {
+  test("copy the body in the call and hand it on later, in order, each recipient its own", async () => {
     const body = { type: "t", nested: { v: 1 } };
     const shared = new SharedBody(body);
     const got: Message[] = [];
@@ -118,6 +118,22 @@ describe("a fan-out's copies for the sender's own thread", () => {
     await Promise.resolve();
     expect(got.map((m) => [m.dest, (m.body.nested as { v: number }).v])).toEqual([["x", 1], ["y", 1], ["x", 1]]);
     expect(new Set(got.map((m) => m.body.nested)).size).toBe(3);
+  });
+
+  test("a recipient that changes its copy changes nobody else's, though later copies are made after it ran", async () => {
+    const body = { type: "t", nested: { v: 1 } };
+    const shared = new SharedBody(body);
+    const seen: number[] = [];
+    const deliver = (m: Message) => {
+      const nested = m.body.nested as { v: number };
+      seen.push(nested.v);
+      nested.v = 100 + seen.length; // a handler that writes into what it was given
+    };
+    for (const dest of ["x", "y", "z"]) shared.local(deliver, { src: "a", dest, body });
+    shared.flushLocal();
+    await Promise.resolve();
+    expect(seen).toEqual([1, 1, 1]);
+    expect(body.nested.v).toBe(1);
   });
 
   test("one delivery that throws costs the others nothing; its error is raised after them", () => {

@@ -7,12 +7,12 @@ import { SqliteStorage } from "../src/workers/runtime/storage.ts";
 import { defineRole, type Message } from "../src/workers/runtime/types.ts";
 
 /** The host core both the worker host and the simulator use, driven by hand. */
-function harness(latencyMs = 0) {
+function harness(latencyMs = 0, opts: { loss?: number; deliverMany?: SlotHost["deliverMany"] } = {}) {
   const timers: Array<{ at: number; fn: () => void; cancelled: boolean }> = [];
   const delivered: Array<{ msg: Message; delayed: boolean }> = [];
   const toDriver: Message[] = [];
   let now = 0;
-  const net = applyNetworkPatch(defaultNetwork(), parseNetworkPatch({ latencyMs }, ["a", "b"]));
+  const net = applyNetworkPatch(defaultNetwork(), parseNetworkPatch({ latencyMs, loss: opts.loss ?? 0 }, ["a", "b"]));
   const host: SlotHost = {
     now: () => now,
     setTimer: (ms, fn) => {
@@ -23,6 +23,7 @@ function harness(latencyMs = 0) {
     clearTimer: (h) => ((h as { cancelled: boolean }).cancelled = true),
     network: () => net,
     deliver: (msg, delayed) => void delivered.push({ msg, delayed }),
+    ...(opts.deliverMany ? { deliverMany: opts.deliverMany } : {}),
     toDriver: (msg) => void toDriver.push(msg),
     emitLog: () => {},
     serveHttp: () => {},
@@ -45,6 +46,28 @@ const talker = defineRole((n) => {
 });
 
 describe("NodeSlot", () => {
+  test("a fan-out goes to the host whole on a perfect network, and message by message (faults planned for each) otherwise; each link counts it", async () => {
+    for (const loss of [0, 1]) {
+      const whole: Array<{ src: string; dests: readonly string[]; type: unknown }> = [];
+      const { slot, delivered } = harness(0, { loss, deliverMany: (src, dests, body) => void whole.push({ src, dests: [...dests], type: body.type }) });
+      const storage = new SqliteStorage(null, "memory");
+      slot.boot(storage);
+      await slot.start(defineRole((n) => n.on("go", () => n.sendMany(["b", "b"], { type: "fan" }))));
+      slot.receive({ src: "b", dest: "a", body: { type: "go" } });
+      if (loss === 0) {
+        expect(whole).toEqual([{ src: "a", dests: ["b", "b"], type: "fan" }]);
+        expect([delivered.length, slot.dropped]).toEqual([0, 0]);
+        expect(slot.linkCountsSnapshot()).toEqual({ b: [2, 0] });
+      } else {
+        expect(whole).toEqual([]);
+        expect([delivered.length, slot.dropped]).toEqual([0, 2]);
+        expect(slot.linkCountsSnapshot()).toEqual({ b: [2, 2] });
+      }
+      slot.crash();
+      storage.close();
+    }
+  });
+
   test("transitions are asserted: only crashed → running → paused → running → crashed, incarnations only grow", async () => {
     const { slot } = harness();
     const storage = new SqliteStorage(null, "memory");

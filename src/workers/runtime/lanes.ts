@@ -140,6 +140,35 @@ export class WorkerLanes {
   pushShared(key: object, src: NodeId, srcInc: number, dest: NodeId, destInc: number, body: string): void {
     const lane = this.lanes.get(this.peers.get(dest)!.group);
     assert(lane !== undefined, `no lane to ${dest}`);
+    this.queueShared(lane, key, src, srcInc, dest, destInc, body);
+  }
+
+  /**
+   * A whole fan-out's recipients in other threads, queued as pushShared queues each: the ones no
+   * lane reaches (nodes of this thread, or of no thread of this process) are returned in order, for
+   * the caller to send another way; `down` counts those known down, whose copies are dropped here.
+   * `text` gives the body's JSON text, asked for only if some recipient is reached over a lane; if
+   * JSON does not carry the body (null), nothing is queued and the answer is null.
+   */
+  pushMany(key: object, src: NodeId, srcInc: number, dests: readonly NodeId[], text: () => string | null): { rest: NodeId[]; down: number } | null {
+    const rest: NodeId[] = [];
+    let down = 0;
+    let body: string | null | undefined;
+    for (const dest of dests) {
+      const p = this.peers.get(dest);
+      if (p === undefined || p.group === this.self) {
+        rest.push(dest);
+        continue;
+      }
+      if ((body ??= text()) === null) return null;
+      const lane = p.up ? this.lanes.get(p.group) : undefined;
+      if (lane === undefined) down++;
+      else this.queueShared(lane, key, src, srcInc, dest, p.incarnation, body);
+    }
+    return { rest, down };
+  }
+
+  private queueShared(lane: Lane, key: object, src: NodeId, srcInc: number, dest: NodeId, destInc: number, body: string): void {
     let q = this.quoted.get(dest);
     if (q === undefined) this.quoted.set(dest, (q = JSON.stringify(dest)));
     const m = lane.multi;

@@ -17,7 +17,7 @@ import { cloneMessage } from "./clone.ts";
 import { Limits } from "./limits.ts";
 import type { WorkerLanes } from "./lanes.ts";
 import { fromLink, toLink, toPort, type SharedBody } from "./port-codec.ts";
-import type { Message, NodeId } from "./types.ts";
+import type { Body, Message, NodeId } from "./types.ts";
 import { RECORDS_MIN_MESSAGES, wireDial, type Endpoint, type WireConn, type WireOptions } from "./wire.ts";
 
 /** How the supervisor answers a request for a link: a port to the given incarnation of the peer, or where to dial it. */
@@ -95,6 +95,25 @@ export class Links {
         break;
     }
     this.open(msg.dest, [msg]);
+  }
+
+  /**
+   * A fan-out (sendMany) of one body to every node of `dests`: the recipients in other threads of
+   * this process first, their lanes posted as soon as they are filled, then the rest as post would
+   * take each. The other threads start on their share before this one makes its own copies; only
+   * the order between recipients changes (each recipient's messages keep theirs).
+   */
+  postMany(src: NodeId, dests: readonly NodeId[], body: Body, shared: SharedBody): void {
+    const packed = this.host.packed;
+    assert(src === this.host.id, "a fan-out posted for another node");
+    const queued = packed?.lanes.pushMany(shared, src, packed.incarnation, dests, () => shared.bodyText());
+    if (!packed || !queued) {
+      for (const dest of dests) this.post({ src, dest, body }, shared);
+      return;
+    }
+    this.dropped += queued.down;
+    packed.lanes.flushAll();
+    for (const dest of queued.rest) this.post({ src, dest, body }, shared);
   }
 
   /** To a node in another thread of this process: onto that thread's lane, addressed to the incarnation believed live. */

@@ -58,11 +58,12 @@ function bodyJson(body: Body): string | null {
  *
  * It also holds the call's hand-offs to nodes in the sender's own thread until the call ends
  * (`local`, then `flushLocal`): the posts to other threads go first (with packed threads, the lane
- * batches the call filled are posted then, not at the end of the turn), so those threads start on
- * their share while this one still copies and queues its own. Each copy is still made inside the
- * call, so what a recipient gets is the body as it was sent; only the order between different
- * recipients changes (a recipient named twice gets its two copies in order). Whoever makes a
- * SharedBody calls flushLocal before the call returns.
+ * batches the call filled are posted then, not at the end of the turn; Links.postMany fills them
+ * before it looks at this thread's recipients), so those threads start on their share while this
+ * one still queues its own. The body is copied once inside the call, so what a recipient gets is
+ * the body as it was sent; only the order between different recipients changes (a recipient named
+ * twice gets its two copies in order). Whoever makes a SharedBody calls flushLocal before the call
+ * returns.
  */
 export class SharedBody {
   /** undefined: not encoded yet; null: JSON does not carry this body exactly (post objects). */
@@ -97,25 +98,33 @@ export class SharedBody {
   }
 
   /**
-   * Copy the body for each held recipient, in order, and queue their deliveries (asynchronous, as
-   * every delivery is) as one microtask that hands them on in that order: one task for the fan-out,
-   * not one per recipient.
+   * Queue the held recipients' deliveries (asynchronous, as every delivery is) as one microtask
+   * that hands them on in order: one task for the fan-out, not one per recipient. The body is
+   * copied once now, so what they get is the body as it was sent; each recipient's own copy is made
+   * from that one as it is handed on (the last gets it), so the first recipient does not wait for
+   * every copy to be made (250 copies took ~0.13 ms).
    */
   flushLocal(): void {
     this.postQueued?.();
     const held = this.held.splice(0);
     if (held.length === 0) return;
-    const copies = held.map(({ deliver, msg }) => ({ deliver, msg: cloneMessage(msg) }));
-    queueMicrotask(() => deliverInOrder(copies));
+    const sent = cloneMessage(this.body);
+    const last = held.length - 1;
+    queueMicrotask(() => deliverInOrder(held, (msg, i) => ({ src: msg.src, dest: msg.dest, body: i === last ? sent : cloneMessage(sent) })));
   }
 }
 
-/** Hand each message on, in order; one whose delivery throws does not cost the rest theirs (the first error is raised after them). */
-export function deliverInOrder(list: ReadonlyArray<{ deliver: (m: Message) => void; msg: Message }>): void {
+/**
+ * Hand each message on, in order (`copy`, when given, makes the message handed on from the one
+ * held, as it is handed on); one whose delivery throws does not cost the rest theirs (the first
+ * error is raised after them).
+ */
+export function deliverInOrder(list: ReadonlyArray<{ deliver: (m: Message) => void; msg: Message }>, copy?: (msg: Message, i: number) => Message): void {
   let failed: { error: unknown } | null = null;
-  for (const { deliver, msg } of list) {
+  for (let i = 0; i < list.length; i++) {
+    const { deliver, msg } = list[i]!;
     try {
-      deliver(msg);
+      deliver(copy ? copy(msg, i) : msg);
     } catch (error) {
       failed ??= { error };
     }

@@ -11,7 +11,7 @@ import { Limits } from "./limits.ts";
 import { isPerfect, type LinkPlanner, type NetworkSettings } from "./network.ts";
 import { NodeRuntime, type Env } from "./node.ts";
 import type { SharedBody } from "./port-codec.ts";
-import { DRIVER_ID, type HttpHandler, type HttpOptions, type LogLevel, type Message, type NodeId, type NodeSpec, type NodeStatus, type Role, type Storage } from "./types.ts";
+import { DRIVER_ID, type Body, type HttpHandler, type HttpOptions, type LogLevel, type Message, type NodeId, type NodeSpec, type NodeStatus, type Role, type Storage } from "./types.ts";
 
 /** What a host provides to its slots. */
 export interface SlotHost {
@@ -27,6 +27,12 @@ export interface SlotHost {
    * timers once a simulated latency has passed (`delayed` true: already a turn of its own).
    */
   deliver(msg: Message, delayed: boolean, shared?: SharedBody): void;
+  /**
+   * Optional: one body from src to every node of dests, in the sender's turn, on a perfect network
+   * (what deliver would do for each, as one call: a host may post to other threads before it makes
+   * its own thread's copies).
+   */
+  deliverMany?(src: NodeId, dests: readonly NodeId[], body: Body, shared: SharedBody): void;
   /** A message for the driver. */
   toDriver(msg: Message): void;
   emitLog(level: Exclude<LogLevel, "silent">, node: NodeId, text: string, fields?: Record<string, unknown>): void;
@@ -79,6 +85,7 @@ export class NodeSlot {
       setTimer: (ms, fn) => host.setTimer(ms, () => alive() && fn()),
       clearTimer: (h) => host.clearTimer(h),
       transmit: (msg, shared) => this.transmit(msg, alive, shared),
+      transmitMany: (src, dests, body, shared) => this.transmitMany(src, dests, body, alive, shared),
       storage,
       emitLog: (level, node, text, fields) => host.emitLog(level, node, text, fields),
       uid: () => this.uid(inc),
@@ -134,23 +141,45 @@ export class NodeSlot {
     return Object.fromEntries(this.linkCounts);
   }
 
-  private transmit(msg: Message, alive: () => boolean, shared: SharedBody | undefined): void {
-    if (msg.dest === DRIVER_ID) {
-      this.host.toDriver(msg);
+  /** A fan-out: as one transmit per destination, but handed to the host whole when nothing is planned per message. */
+  private transmitMany(src: NodeId, dests: readonly NodeId[], body: Body, alive: () => boolean, shared: SharedBody): void {
+    const deliverMany = this.host.deliverMany;
+    if (!deliverMany || !this.isPerfect() || dests.includes(DRIVER_ID)) {
+      for (const dest of dests) this.transmit({ src, dest, body }, alive, shared);
       return;
     }
-    let counts = this.linkCounts.get(msg.dest);
-    if (!counts) this.linkCounts.set(msg.dest, (counts = [0, 0]));
+    for (const dest of dests) this.countSent(dest);
+    deliverMany(src, dests, body, shared);
+  }
+
+  private countSent(dest: NodeId): [number, number] {
+    let counts = this.linkCounts.get(dest);
+    if (!counts) this.linkCounts.set(dest, (counts = [0, 0]));
     counts[0]++;
+    return counts;
+  }
+
+  /** Whether the network in force now plans nothing (no loss, latency or partition): messages go straight through. */
+  private isPerfect(): boolean {
     const net = this.host.network();
     if (net !== this.net) {
       this.net = net;
       this.perfect = isPerfect(net);
     }
-    if (this.perfect) {
+    return this.perfect;
+  }
+
+  private transmit(msg: Message, alive: () => boolean, shared: SharedBody | undefined): void {
+    if (msg.dest === DRIVER_ID) {
+      this.host.toDriver(msg);
+      return;
+    }
+    const counts = this.countSent(msg.dest);
+    if (this.isPerfect()) {
       this.host.deliver(msg, false, shared);
       return;
     }
+    const net = this.net!;
     const delays = this.planner.plan(net, msg.src, msg.dest, this.host.now());
     if (delays.length === 0) {
       this.dropped++;

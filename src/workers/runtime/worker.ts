@@ -90,6 +90,7 @@ class NodeHost implements LaneTarget {
       clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
       network: () => this.net,
       deliver: (msg, _delayed, shared) => this.links.post(msg, shared),
+      deliverMany: (src, dests, body, shared) => this.links.postMany(src, dests, body, shared),
       toDriver: (msg) => shared.driverPort.postMessage(msg),
       emitLog: (level, node, text, fields) => printLine(level, formatLogLine(wallStamp(), node, level, text, fields)),
       serveHttp: (node, handler, opts) => {
