@@ -327,7 +327,7 @@ export class NodeRuntime {
       if (this.env.transmitMany) this.env.transmitMany(src, dests, body, shared);
       else for (const dest of dests) this.env.transmit({ src, dest, body }, shared);
     } finally {
-      // Copies for nodes in this thread are made last, still before sendMany returns (see SharedBody).
+      // Recipients in this thread are queued last, and the body copied for them, still before sendMany returns (see SharedBody).
       shared.flushLocal();
     }
   }
@@ -390,7 +390,9 @@ export class NodeRuntime {
         const list = [...dests];
         // Every destination is checked before anything is sent: a bad one changes nothing.
         for (const dest of list) self.checkDest(dest);
-        self.transmitMany(list, body);
+        // One recipient is a send: nothing to share (a packed thread's fan-out path took ~20 µs more for it).
+        if (list.length === 1) self.transmit(list[0]!, body);
+        else self.transmitMany(list, body);
       },
       request<R = Body>(dest: NodeId, body: Body, opts?: RequestOptions): Promise<R> {
         if (self.stopped) return new Promise<R>(() => {});

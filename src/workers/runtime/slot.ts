@@ -143,13 +143,12 @@ export class NodeSlot {
 
   /** A fan-out: as one transmit per destination, but handed to the host whole when nothing is planned per message. */
   private transmitMany(src: NodeId, dests: readonly NodeId[], body: Body, alive: () => boolean, shared: SharedBody): void {
-    const deliverMany = this.host.deliverMany;
-    if (!deliverMany || !this.isPerfect() || dests.includes(DRIVER_ID)) {
+    if (!this.host.deliverMany || !this.isPerfect() || dests.includes(DRIVER_ID)) {
       for (const dest of dests) this.transmit({ src, dest, body }, alive, shared);
       return;
     }
     for (const dest of dests) this.countSent(dest);
-    deliverMany(src, dests, body, shared);
+    this.host.deliverMany(src, dests, body, shared);
   }
 
   private countSent(dest: NodeId): [number, number] {
