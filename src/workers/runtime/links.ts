@@ -107,13 +107,11 @@ export class Links {
     const packed = this.host.packed;
     assert(src === this.host.id, "a fan-out posted for another node");
     const queued = packed?.lanes.pushMany(shared, src, packed.incarnation, dests, () => shared.bodyText());
-    if (!packed || !queued) {
-      for (const dest of dests) this.post({ src, dest, body }, shared);
-      return;
+    if (packed && queued) {
+      this.dropped += queued.down;
+      packed.lanes.flushAll();
     }
-    this.dropped += queued.down;
-    packed.lanes.flushAll();
-    for (const dest of queued.rest) this.post({ src, dest, body }, shared);
+    for (const dest of queued?.rest ?? dests) this.post({ src, dest, body }, shared);
   }
 
   /** To a node in another thread of this process: onto that thread's lane, addressed to the incarnation believed live. */
