@@ -197,6 +197,51 @@ describe("lanes between two threads", () => {
     p.close();
   });
 
+  test("a list fanned out to again is planned again when a recipient's state changes: one gone down is dropped, its next incarnation gets the copy", async () => {
+    const p = pair();
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const a1 = p.links("a1", 0);
+    // The same array every time, as NodeRuntime hands a remembered list down.
+    const list = ["b1", "b2"];
+    const send = (seq: number) => {
+      const body = { type: "count", seq };
+      const shared = new SharedBody(body);
+      a1.postMany("a1", list, body, shared);
+      shared.flushLocal();
+    };
+    send(1);
+    await settle();
+    p.a.peerDown("b2", 0);
+    send(2);
+    await settle();
+    expect(a1.dropped).toBe(1);
+    b2.incarnation = 1;
+    p.a.peerUp("b2", 1);
+    send(3);
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([1, 2, 3]);
+    expect(b2.got.map((m) => m.body.seq)).toEqual([1, 3]);
+    expect([b1.refused, b2.refused, p.b.refused]).toEqual([0, 0, 0]);
+    // A list past the batch bound is cut where recipient-by-recipient queueing cuts it, planned or not.
+    const posts: unknown[] = [];
+    const post = p.port.postMessage.bind(p.port);
+    p.port.postMessage = (d: unknown) => (posts.push(d), post(d));
+    const many = Array.from({ length: Limits.maxLaneBatch + 10 }, (_, i) => (i % 2 === 0 ? "b1" : "b2"));
+    for (let seq = 4; seq <= 5; seq++) {
+      const body = { type: "count", seq };
+      const shared = new SharedBody(body);
+      a1.postMany("a1", many, body, shared);
+      shared.flushLocal();
+    }
+    await settle();
+    // Each fan-out: one post at the bound, and its last 10 when the call posts its lanes.
+    expect(posts.length).toBe(4);
+    expect(b1.got.filter((m) => m.body.seq === 4 || m.body.seq === 5).length).toBe(Limits.maxLaneBatch + 10);
+    expect(b2.got.filter((m) => m.body.seq === 4 || m.body.seq === 5).length).toBe(Limits.maxLaneBatch + 10);
+    expect([b1.refused, b2.refused, p.b.refused]).toEqual([0, 0, 0]);
+    p.close();
+  });
+
   test("a fan-out of a body JSON does not carry goes entry by entry, and arrives as it was sent", async () => {
     const p = pair();
     const a1 = p.links("a1", 0);

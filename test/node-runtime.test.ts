@@ -53,6 +53,36 @@ describe("NodeRuntime without a network", () => {
     expect(sent.length).toBe(2);
   });
 
+  test("sendMany checks a collection again whenever its ids change: a set that gained an unknown node, or an array changed in place, sends nothing", async () => {
+    const { rt, sent } = harness();
+    let ctx!: Parameters<Parameters<typeof defineRole>[0]>[0];
+    await rt.start(defineRole((n) => void (ctx = n)));
+    const body = { type: "push", v: 1 };
+    const subscribers = new Set(["a", "b"]);
+    ctx.sendMany(subscribers, body);
+    ctx.sendMany(subscribers, body);
+    expect(sent.length).toBe(4);
+    subscribers.add("ghost");
+    expect(() => ctx.sendMany(subscribers, body)).toThrow(/no node "ghost"/);
+    subscribers.delete("ghost");
+    ctx.sendMany(subscribers, body);
+    expect(sent.length).toBe(6);
+    const list = ["b", "a"];
+    ctx.sendMany(list, body);
+    list[1] = "ghost";
+    expect(() => ctx.sendMany(list, body)).toThrow(/no node "ghost"/);
+    expect(sent.length).toBe(8);
+    // More collections than the node remembers: the oldest is forgotten, and still checked when it comes back.
+    const lists = Array.from({ length: 6 }, () => ["a", "b"]);
+    for (const l of lists) ctx.sendMany(l, body);
+    lists[0]!.push("ghost");
+    lists[5]!.push("ghost");
+    expect(() => ctx.sendMany(lists[0]!, body)).toThrow(/no node "ghost"/);
+    expect(() => ctx.sendMany(lists[5]!, body)).toThrow(/no node "ghost"/);
+    expect(sent.length).toBe(20);
+    expect(rt.stats.sent).toBe(20);
+  });
+
   test("a late reply to a request of the node's earlier life never answers a request of its new one", async () => {
     // The first life asks b something, then crashes before b answers.
     const before = harness(0);

@@ -68,6 +68,29 @@ describe("NodeSlot", () => {
     }
   });
 
+  test("each link's count of fan-outs handed over whole is exact, however many lists a node sends to and however often", async () => {
+    const { slot } = harness(0, { deliverMany: () => {} });
+    const storage = new SqliteStorage(null, "memory");
+    slot.boot(storage);
+    const lists = Array.from({ length: 10 }, (_, i) => Array<string>(i + 2).fill("b"));
+    const again = ["b", "b", "b"];
+    await slot.start(
+      defineRole((n) => {
+        n.on("go", () => {
+          // Ten lists, more than the runtime remembers and the slot counts whole: both forget and settle.
+          for (let k = 0; k < 20; k++) n.sendMany(lists[k % 10]!, { type: "fan" });
+          for (let k = 0; k < 5; k++) n.sendMany(again, { type: "fan" });
+        });
+      }),
+    );
+    slot.receive({ src: "b", dest: "a", body: { type: "go" } });
+    expect(slot.linkCountsSnapshot()).toEqual({ b: [145, 0] });
+    slot.receive({ src: "b", dest: "a", body: { type: "go" } });
+    expect(slot.linkCountsSnapshot()).toEqual({ b: [290, 0] });
+    slot.crash();
+    storage.close();
+  });
+
   test("transitions are asserted: only crashed → running → paused → running → crashed, incarnations only grow", async () => {
     const { slot } = harness();
     const storage = new SqliteStorage(null, "memory");

@@ -38,6 +38,11 @@ export interface LanePeer {
   up: boolean;
 }
 
+/** What this thread knows of a node of the process: a LanePeer, and its id as JSON text (a multicast names it so). */
+interface Peer extends LanePeer {
+  readonly quoted: string;
+}
+
 /** An entry as it travels: the sender's incarnation, the destination's, the message. */
 type Entry = [srcInc: number, destInc: number, msg: Message];
 /** A fan-out's entries for one thread still being filled (see the header); `key` names the fan-out. */
@@ -45,10 +50,32 @@ interface Multicast {
   key: object;
   src: NodeId;
   srcInc: number;
-  /** `destInc,"dest"` per destination, in order. */
-  dests: string[];
+  /** destInc, then "dest" as JSON text, per destination, in order (joined with commas once, at its close). */
+  dests: Array<number | string>;
   body: string;
 }
+/** One lane's share of a fan-out plan: its recipients as a multicast names them, joined once. */
+interface LaneShare {
+  lane: Lane;
+  /** `destInc,"dest"` for each recipient on this lane, in order, joined with commas. */
+  dests: string;
+  /** The same, unjoined (a share that would overrun the lane's batch bounds goes recipient by recipient). */
+  pairs: Array<number | string>;
+  count: number;
+  /** The length of the recipients' quoted ids, as queueShared counts them. */
+  chars: number;
+}
+
+/** What a fan-out to one list of nodes does on the lanes, worked out once and kept while `version` holds. */
+interface FanOutPlan {
+  version: number;
+  /** The recipients no lane reaches (this thread's, or no thread's of this process), in order. */
+  rest: readonly NodeId[];
+  /** Recipients known down: their copies are dropped. */
+  down: number;
+  shares: LaneShare[];
+}
+
 /** A post on a lane: JSON texts of entry arrays and entries, in order (or one bare text). */
 type LaneBatch = Array<string | Entry> | string;
 
@@ -72,15 +99,24 @@ interface Lane {
   chars: number;
 }
 
+/** Fan-out plans a thread keeps (see WorkerLanes.plans); past it they are all dropped and made again as needed. */
+const FANOUT_PLANS = 16;
+
 export class WorkerLanes {
   private self = -1;
   /** Every node of this process in another thread, and the incarnation believed current; empty until the first lane. */
-  private readonly peers = new Map<NodeId, LanePeer>();
+  private readonly peers = new Map<NodeId, Peer>();
   private readonly lanes = new Map<number, Lane>();
-  /** JSON.stringify of each node id a multicast names (bounded by the nodes of this process). */
-  private readonly quoted = new Map<NodeId, string>();
   /** Entries refused for their shape, batches over the bound, entries for nodes not hosted here. */
   refused = 0;
+  /**
+   * Fan-out plans by recipient list. A node sends the same list again and again (NodeRuntime keeps
+   * it), and looking its 500 recipients up one by one before the posts, the thread just woken,
+   * delayed the other thread's start by more than the posts took. A plan holds while nothing it
+   * read has changed: `version` moves whenever a lane or a node's incarnation or state does.
+   */
+  private readonly plans = new Map<readonly NodeId[], FanOutPlan>();
+  private version = 0;
 
   constructor(private readonly hosted: (id: NodeId) => LaneTarget | undefined) {}
 
@@ -93,15 +129,18 @@ export class WorkerLanes {
     assert(this.self === -1 || this.self === self, `thread ${this.self} given a lane as thread ${self}`);
     if (this.self === -1) {
       this.self = self;
-      for (const [id, p] of Object.entries(placement)) this.peers.set(id, { ...p });
+      for (const [id, p] of Object.entries(placement)) this.peers.set(id, { ...p, quoted: JSON.stringify(id) });
     }
     this.lanes.get(other)?.port.close();
     const lane: Lane = { port, run: [], parts: [], multi: null, count: 0, chars: 0 };
     port.onmessage = (e) => this.receive(other, e.data);
     port.addEventListener("close", () => {
-      if (this.lanes.get(other) === lane) this.lanes.delete(other);
+      if (this.lanes.get(other) !== lane) return;
+      this.lanes.delete(other);
+      this.version++;
     });
     this.lanes.set(other, lane);
+    this.version++;
   }
 
   /** True when dest is a node of this process in another thread: it is reached over a lane or not at all. */
@@ -138,9 +177,10 @@ export class WorkerLanes {
    * `body`); consecutive destinations of one fan-out on one lane become one multicast entry.
    */
   pushShared(key: object, src: NodeId, srcInc: number, dest: NodeId, destInc: number, body: string): void {
-    const lane = this.lanes.get(this.peers.get(dest)!.group);
+    const p = this.peers.get(dest)!;
+    const lane = this.lanes.get(p.group);
     assert(lane !== undefined, `no lane to ${dest}`);
-    this.queueShared(lane, key, src, srcInc, dest, destInc, body);
+    this.queueShared(lane, key, src, srcInc, p.quoted, destInc, body);
   }
 
   /**
@@ -148,34 +188,77 @@ export class WorkerLanes {
    * lane reaches (nodes of this thread, or of no thread of this process) are returned in order, for
    * the caller to send another way; `down` counts those known down, whose copies are dropped here.
    * `text` gives the body's JSON text, asked for only if some recipient is reached over a lane; if
-   * JSON does not carry the body (null), nothing is queued and the answer is null.
+   * JSON does not carry the body (null), nothing is queued and the answer is null. `dests` never
+   * changes once given (Env.transmitMany): what it does on the lanes is planned once (`plans`).
    */
-  pushMany(key: object, src: NodeId, srcInc: number, dests: readonly NodeId[], text: () => string | null): { rest: NodeId[]; down: number } | null {
+  pushMany(key: object, src: NodeId, srcInc: number, dests: readonly NodeId[], text: () => string | null): { rest: readonly NodeId[]; down: number } | null {
+    let plan = this.plans.get(dests);
+    if (plan === undefined || plan.version !== this.version) {
+      plan = this.plan(dests);
+      if (!this.plans.has(dests) && this.plans.size >= FANOUT_PLANS) this.plans.clear();
+      this.plans.set(dests, plan);
+    }
+    if (plan.shares.length > 0) {
+      const body = text();
+      if (body === null) return null;
+      for (const share of plan.shares) this.queueShare(share, key, src, srcInc, body);
+    }
+    return { rest: plan.rest, down: plan.down };
+  }
+
+  private plan(dests: readonly NodeId[]): FanOutPlan {
     const rest: NodeId[] = [];
     let down = 0;
-    let body: string | null | undefined;
+    const shares = new Map<Lane, LaneShare>();
     for (const dest of dests) {
       const p = this.peers.get(dest);
       if (p === undefined || p.group === this.self) {
         rest.push(dest);
         continue;
       }
-      if ((body ??= text()) === null) return null;
       const lane = p.up ? this.lanes.get(p.group) : undefined;
-      if (lane === undefined) down++;
-      else this.queueShared(lane, key, src, srcInc, dest, p.incarnation, body);
+      if (lane === undefined) {
+        down++;
+        continue;
+      }
+      let share = shares.get(lane);
+      if (share === undefined) shares.set(lane, (share = { lane, dests: "", pairs: [], count: 0, chars: 0 }));
+      share.pairs.push(p.incarnation, p.quoted);
+      share.count++;
+      share.chars += p.quoted.length;
     }
-    return { rest, down };
+    for (const share of shares.values()) share.dests = share.pairs.join(",");
+    return { version: this.version, rest, down, shares: [...shares.values()] };
   }
 
-  private queueShared(lane: Lane, key: object, src: NodeId, srcInc: number, dest: NodeId, destInc: number, body: string): void {
-    let q = this.quoted.get(dest);
-    if (q === undefined) this.quoted.set(dest, (q = JSON.stringify(dest)));
+  /** A lane's share of a fan-out: one multicast entry, as queueShared would make it recipient by recipient. */
+  private queueShare(share: LaneShare, key: object, src: NodeId, srcInc: number, body: string): void {
+    const lane = share.lane;
     const m = lane.multi;
-    if (m !== null && m.key === key && m.src === src && m.srcInc === srcInc) m.dests.push(`${destInc},${q}`);
+    const joins = m !== null && m.key === key && m.src === src && m.srcInc === srcInc;
+    const chars = share.chars + (joins ? 0 : body.length);
+    if (lane.count + share.count >= Limits.maxLaneBatch || lane.chars + chars >= Limits.maxLaneBatchChars) {
+      // Past a batch bound: recipient by recipient, so the batch is cut where queueShared cuts it.
+      for (let i = 0; i < share.pairs.length; i += 2) this.queueShared(lane, key, src, srcInc, share.pairs[i + 1] as string, share.pairs[i] as number, body);
+      return;
+    }
+    if (joins) m.dests.push(share.dests);
     else {
       closeMulticast(lane);
-      lane.multi = { key, src, srcInc, dests: [`${destInc},${q}`], body };
+      lane.multi = { key, src, srcInc, dests: [share.dests], body };
+    }
+    lane.chars += chars;
+    if (lane.count === 0) queueMicrotask(() => this.flush(lane));
+    lane.count += share.count;
+  }
+
+  /** `q`: the destination's id as JSON text. */
+  private queueShared(lane: Lane, key: object, src: NodeId, srcInc: number, q: string, destInc: number, body: string): void {
+    const m = lane.multi;
+    if (m !== null && m.key === key && m.src === src && m.srcInc === srcInc) m.dests.push(destInc, q);
+    else {
+      closeMulticast(lane);
+      lane.multi = { key, src, srcInc, dests: [destInc, q], body };
       lane.chars += body.length;
     }
     lane.chars += q.length;
@@ -207,6 +290,7 @@ export class WorkerLanes {
     const p = this.peers.get(id);
     // An incarnation known to have died stays dead (an announcement can arrive after its crash's).
     if (!p || incarnation < p.incarnation || (incarnation === p.incarnation && !p.up)) return;
+    if (p.incarnation !== incarnation || !p.up) this.version++;
     p.incarnation = incarnation;
     p.up = true;
   }
@@ -215,6 +299,7 @@ export class WorkerLanes {
   peerDown(id: NodeId, incarnation: number): void {
     const p = this.peers.get(id);
     if (!p || incarnation < p.incarnation) return;
+    if (p.incarnation !== incarnation || p.up) this.version++;
     p.incarnation = incarnation;
     p.up = false;
   }

@@ -13,6 +13,9 @@ import { NodeRuntime, type Env } from "./node.ts";
 import type { SharedBody } from "./port-codec.ts";
 import { DRIVER_ID, type Body, type HttpHandler, type HttpOptions, type LogLevel, type Message, type NodeId, type NodeSpec, type NodeStatus, type Role, type Storage } from "./types.ts";
 
+/** Fan-out lists counted as wholes before they are added to the per-link counts (see fanOutCounts). */
+const FANOUT_LISTS_COUNTED = 8;
+
 /** What a host provides to its slots. */
 export interface SlotHost {
   /** Milliseconds since the epoch: real on threads, virtual in the simulator. */
@@ -30,7 +33,7 @@ export interface SlotHost {
   /**
    * Optional: one body from src to every node of dests, in the sender's turn, on a perfect network
    * (what deliver would do for each, as one call: a host may post to other threads before it makes
-   * its own thread's copies).
+   * its own thread's copies). `dests` never changes once given (Env.transmitMany).
    */
   deliverMany?(src: NodeId, dests: readonly NodeId[], body: Body, shared: SharedBody): void;
   /** A message for the driver. */
@@ -137,24 +140,40 @@ export class NodeSlot {
   /** Per destination: [sent, dropped by the simulated network] (what a dashboard draws on links); bounded by the number of nodes. */
   private readonly linkCounts = new Map<NodeId, [number, number]>();
 
+  /**
+   * Fan-outs handed over whole, counted per list and added to linkCounts when they are read (or more
+   * lists come): a node sends the same list again and again (NodeRuntime keeps it), and a lookup per
+   * recipient before the posts delayed them (500 cold lookups, the thread just woken).
+   */
+  private readonly fanOutCounts = new Map<readonly NodeId[], number>();
+
   linkCountsSnapshot(): Record<NodeId, [number, number]> {
+    this.settleFanOutCounts();
     return Object.fromEntries(this.linkCounts);
+  }
+
+  private settleFanOutCounts(): void {
+    for (const [dests, n] of this.fanOutCounts) for (const dest of dests) this.countSent(dest, n);
+    this.fanOutCounts.clear();
   }
 
   /** A fan-out: as one transmit per destination, but handed to the host whole when nothing is planned per message. */
   private transmitMany(src: NodeId, dests: readonly NodeId[], body: Body, alive: () => boolean, shared: SharedBody): void {
-    if (!this.host.deliverMany || !this.isPerfect() || dests.includes(DRIVER_ID)) {
+    // A list counted here already was looked through for the driver when it came first.
+    const n = this.fanOutCounts.get(dests);
+    if (!this.host.deliverMany || !this.isPerfect() || (n === undefined && dests.includes(DRIVER_ID))) {
       for (const dest of dests) this.transmit({ src, dest, body }, alive, shared);
       return;
     }
-    for (const dest of dests) this.countSent(dest);
+    if (n === undefined && this.fanOutCounts.size >= FANOUT_LISTS_COUNTED) this.settleFanOutCounts();
+    this.fanOutCounts.set(dests, (n ?? 0) + 1);
     this.host.deliverMany(src, dests, body, shared);
   }
 
-  private countSent(dest: NodeId): [number, number] {
+  private countSent(dest: NodeId, n = 1): [number, number] {
     let counts = this.linkCounts.get(dest);
     if (!counts) this.linkCounts.set(dest, (counts = [0, 0]));
-    counts[0]++;
+    counts[0] += n;
     return counts;
   }
 
