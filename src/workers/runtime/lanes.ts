@@ -61,7 +61,6 @@ interface LaneShare {
   dests: string;
   /** The same, unjoined (a share that would overrun the lane's batch bounds goes recipient by recipient). */
   pairs: Array<number | string>;
-  count: number;
   /** The length of the recipients' quoted ids, as queueShared counts them. */
   chars: number;
 }
@@ -222,9 +221,8 @@ export class WorkerLanes {
         continue;
       }
       let share = shares.get(lane);
-      if (share === undefined) shares.set(lane, (share = { lane, dests: "", pairs: [], count: 0, chars: 0 }));
+      if (share === undefined) shares.set(lane, (share = { lane, dests: "", pairs: [], chars: 0 }));
       share.pairs.push(p.incarnation, p.quoted);
-      share.count++;
       share.chars += p.quoted.length;
     }
     for (const share of shares.values()) share.dests = share.pairs.join(",");
@@ -237,7 +235,8 @@ export class WorkerLanes {
     const m = lane.multi;
     const joins = m !== null && m.key === key && m.src === src && m.srcInc === srcInc;
     const chars = share.chars + (joins ? 0 : body.length);
-    if (lane.count + share.count >= Limits.maxLaneBatch || lane.chars + chars >= Limits.maxLaneBatchChars) {
+    const count = share.pairs.length >> 1;
+    if (lane.count + count >= Limits.maxLaneBatch || lane.chars + chars >= Limits.maxLaneBatchChars) {
       // Past a batch bound: recipient by recipient, so the batch is cut where queueShared cuts it.
       for (let i = 0; i < share.pairs.length; i += 2) this.queueShared(lane, key, src, srcInc, share.pairs[i + 1] as string, share.pairs[i] as number, body);
       return;
@@ -248,8 +247,7 @@ export class WorkerLanes {
       lane.multi = { key, src, srcInc, dests: [share.dests], body };
     }
     lane.chars += chars;
-    if (lane.count === 0) queueMicrotask(() => this.flush(lane));
-    lane.count += share.count;
+    this.counted(lane, count);
   }
 
   /** `q`: the destination's id as JSON text. */
@@ -265,8 +263,11 @@ export class WorkerLanes {
     this.counted(lane);
   }
 
-  private counted(lane: Lane): void {
-    if (++lane.count === 1) queueMicrotask(() => this.flush(lane));
+  /** `n` more entries queued on lane: the first of a batch schedules its post; one that reaches a bound posts it now. */
+  private counted(lane: Lane, n = 1): void {
+    const first = lane.count === 0;
+    lane.count += n;
+    if (first) queueMicrotask(() => this.flush(lane));
     else if (lane.count >= Limits.maxLaneBatch || lane.chars >= Limits.maxLaneBatchChars) this.flush(lane);
   }
 
