@@ -267,6 +267,20 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * over raw MessageChannels to bare workers, without the node runtime. Push cannot beat it: the
  * update goes in its cheapest form, the body's JSON text built once and posted to every port (as the
  * runtime posts it on a node's links: port-codec.ts toLink), and each bare worker only parses it.
+ *
+ * What lies between them at 500 tablets (perf with JSC's jitdump, bench/lib/perf-threads.ts): the
+ * p50 follows the CPU each woken thread takes, as 500 wakes share 2 cores. A bare worker's wake is
+ * ~28 µs, nearly all of it Bun's own (the event loop, the port, JSON.parse) and the kernel's, with
+ * under 1 µs of JS. A tablet's is about twice that, mostly ~20 µs more of JS: the node runtime's
+ * receive path, then the role's handler (validate, apply, record). Each thread has its own VM and
+ * compiled code, and 500 other threads have run since its last turn, so all of it runs cold. A
+ * tablet runs that path only a few hundred times, so the runtime's `deliver` is still baseline JIT
+ * code in the window. Two changes did not move the p50:
+ * - optimizing sooner (lower tier-up thresholds): the threads' CPU fell ~10%, and the compiler's
+ *   thread took that back;
+ * - splitting the rare paths out of `deliver`.
+ * Calling the tablet's handler straight from its port cut the p50 by ~10%, but that skipped the
+ * checks every message needs.
  */
 const RAW_TABLET = `
 let got = [];
