@@ -122,8 +122,11 @@ export function parsePerfScript(text: string): Sample[] {
 
 export type CodeKind = "kernel" | "bun" | "js" | "other";
 
-function kindOf(dso: string, jsName: string | null): CodeKind {
-  if (jsName !== null || /\/perf-\d+\.map$|\[JIT\]/.test(dso)) return "js";
+/** JIT code: perf names the object after the map file JSC keeps for the process. */
+const isJit = (dso: string) => /\/perf-\d+\.map$/.test(dso);
+
+function kindOf(dso: string): CodeKind {
+  if (isJit(dso)) return "js";
   if (dso.includes("kernel")) return "kernel";
   if (/\bbun(\.exe|-exe)?$/.test(dso)) return "bun";
   return "other";
@@ -140,14 +143,13 @@ export function profileThreads(samples: Sample[], symbols: JitSymbols, comm?: st
   const threads = new Map<string, { comm: string; samples: number } & Record<CodeKind, number>>();
   const functions = new Map<string, number>();
   for (const s of samples) {
-    const code = s.dso.includes("kernel") ? null : symbols.lookup(s.ip, s.timeNs);
-    const kind = kindOf(s.dso, code?.name ?? null);
+    const kind = kindOf(s.dso);
     let t = threads.get(s.comm);
     if (!t) threads.set(s.comm, (t = { comm: s.comm, samples: 0, kernel: 0, bun: 0, js: 0, other: 0 }));
     t.samples++;
     t[kind]++;
     if (kind === "js" && (comm === undefined || s.comm === comm)) {
-      const name = code?.name ?? "(JIT code not in the jitdump)";
+      const name = symbols.lookup(s.ip, s.timeNs)?.name ?? "(JIT code not in the jitdump)";
       functions.set(name, (functions.get(name) ?? 0) + 1);
     }
   }
