@@ -188,13 +188,17 @@ function isCount(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
-// Made once: a tablet records a key for every value it applies, and a fresh string each time was garbage in every push.
-const TALLY_KEYS = new Map<string, string>(TEAMS.map((t) => [t, `tally/${t}`]));
-const SCORE_KEYS = new Map<string, string>(EVENTS.map((e) => [e, `score/${e}`]));
+/**
+ * Each team's and event's item key (itemKey), made once: a tablet records a key for every value it
+ * applies, and a fresh string each time was garbage in every push. Plain records, so a push reads
+ * one property.
+ */
+export const TALLY_KEYS: Readonly<Record<Team, string>> = Object.fromEntries(TEAMS.map((t) => [t, `tally/${t}`])) as Record<Team, string>;
+export const SCORE_KEYS: Readonly<Record<Event, string>> = Object.fromEntries(EVENTS.map((e) => [e, `score/${e}`])) as Record<Event, string>;
 
 /** Names one tally or score across nodes ("tally/Gaul", "score/Stone Curling"), e.g. to match an update with when a tablet held it. */
 export function itemKey(v: Tally | Score): string {
-  return "team" in v ? (TALLY_KEYS.get(v.team) ?? `tally/${v.team}`) : (SCORE_KEYS.get(v.event) ?? `score/${v.event}`);
+  return "team" in v ? TALLY_KEYS[v.team] : SCORE_KEYS[v.event];
 }
 
 /** True when two held values are the same update (what convergence checks compare). */

@@ -110,8 +110,8 @@ class NodeHost implements LaneTarget {
       id: this.id,
       packed: { lanes: shared.lanes, incarnation: this.incarnation },
       grant: (dest) => shared.supervisor.requestLink(this.id, this.incarnation, dest),
-      colocated: (dest) => shared.colocated(dest)?.receiveHere,
-      receive: (data) => this.receive(data),
+      colocated: (dest) => shared.colocated(dest)?.receive,
+      receive: this.receive,
       wireFrame: (conn, frame) => void this.wireFrame(conn, frame),
       wire: wire ? { host: wire.host, secret: wire.secret, peers: new Set(wire.peerHosts) } : null,
       now: () => performance.now(),
@@ -160,18 +160,15 @@ class NodeHost implements LaneTarget {
     return ms;
   }
 
-  /** receive, bound once: a fan-out hands it to every in-thread recipient. */
-  readonly receiveHere = (msg: Message): void => this.receive(msg);
-
-  /** A message from a port, the driver, or a node in the same worker. */
-  receive(msg: unknown): void {
+  /** A message from a port, the driver, or a node in the same worker. Bound once: Links and a fan-out's in-thread recipients hold it as is. */
+  readonly receive = (msg: unknown): void => {
     // A link only ever carries messages for this node; anything else is refused inside deliver.
     if (typeof msg === "object" && msg !== null && (msg as Message).dest !== this.id) {
       this.misrouted++;
       return;
     }
     this.slot.receive(msg);
-  }
+  };
 
   refuseFromLane(): void {
     this.misrouted++;
