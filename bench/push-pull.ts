@@ -293,8 +293,8 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * - 8.01 ms: the real NodeRuntime and the real tablet role;
  * - 8.57 ms: the whole system (worker host, links, slot, obelix sending).
  * So the role's push path costs the most, then the runtime's. On that ladder's third rung, the
- * tablet's apply taking the table and the key instead of callbacks to store, name and show the value,
- * and reading the log level once, took the p50 from 9.55 and 9.09 ms to 8.18, 8.15, 9.54 and 8.44 ms
+ * tablet's apply finding the table, name and key itself instead of calling callbacks to store, name
+ * and show the value, and reading the log level once, took the p50 from 9.55 and 9.09 ms to 8.18, 8.15, 9.54 and 8.44 ms
  * (rounds interleaved with the old code on a machine noisy by ±8% between repeats). Four ways of
  * calling fewer functions per message in the runtime's receive path (the clock read in one function,
  * the message checks written out in deliver, a port's decode and hand-on in one function, the count

@@ -188,13 +188,9 @@ function isCount(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
-/**
- * Each team's and event's item key (itemKey), made once: a tablet records a key for every value it
- * applies, and a fresh string each time was garbage in every push. Plain records, so a push reads
- * one property.
- */
-export const TALLY_KEYS: Readonly<Record<Team, string>> = Object.fromEntries(TEAMS.map((t) => [t, `tally/${t}`])) as Record<Team, string>;
-export const SCORE_KEYS: Readonly<Record<Event, string>> = Object.fromEntries(EVENTS.map((e) => [e, `score/${e}`])) as Record<Event, string>;
+// Made once: a tablet records a key for every value it applies, and a fresh string each time was garbage in every push.
+const TALLY_KEYS: Readonly<Record<Team, string>> = Object.fromEntries(TEAMS.map((t) => [t, `tally/${t}`])) as Record<Team, string>;
+const SCORE_KEYS: Readonly<Record<Event, string>> = Object.fromEntries(EVENTS.map((e) => [e, `score/${e}`])) as Record<Event, string>;
 
 /** Names one tally or score across nodes ("tally/Gaul", "score/Stone Curling"), e.g. to match an update with when a tablet held it. */
 export function itemKey(v: Tally | Score): string {

@@ -1,5 +1,5 @@
 import { DRIVER_ID, ErrorCode, RpcError, defineRole, type Message } from "../runtime/types.ts";
-import { MEDALS, SCORE_KEYS, TALLY_KEYS, asScore, asTally, findEvent, findTeam, formatScore, formatTally, partitionNames, type Event, type Score, type Tally, type Team } from "./domain.ts";
+import { MEDALS, asScore, asTally, itemKey, findEvent, findTeam, formatScore, formatTally, partitionNames, type Event, type Score, type Tally, type Team } from "./domain.ts";
 import type { MedalTallyOk, Register, RegisterOk, ScoreOk, ScoreUpdate, TabletConfig, TabletState, TallyUpdate } from "./messages.ts";
 
 /** Latency samples kept per tablet; later ones are dropped (counts stay exact). */
@@ -58,12 +58,15 @@ export const tablet = defineRole<TabletConfig>((node) => {
   const showChanges = node.log.enabled?.("info") ?? true;
 
   /**
-   * Apply `next` if newer than the value held under `name` in `table`; true if it was. Every push
-   * runs this on a thread woken cold, in JSC's baseline tier (a tablet sees too few pushes to
-   * optimise it), so it takes the table and key rather than callbacks to store, name and show the
+   * Apply `next` if newer than the value held for its item; true if it was. Every push runs this on
+   * a thread woken cold, in JSC's baseline tier (a tablet sees too few pushes to optimise it), so it
+   * finds the table, name and key itself rather than calling callbacks to store, name and show the
    * value: that cut the push p50 at 500 tablets by ~10% (bench/push-pull.ts, beside the floor).
    */
-  function apply<V extends Tally | Score>(table: Record<string, V>, name: string, next: V, key: string): boolean {
+  function apply(next: Tally | Score): boolean {
+    const isTally = "team" in next;
+    const table: Partial<Record<string, Tally | Score>> = isTally ? state.tallies : state.scores;
+    const name = isTally ? next.team : next.event;
     const held = table[name];
     if (held !== undefined && held.version >= next.version) {
       if (held.version > next.version) state.stale++;
@@ -72,20 +75,18 @@ export const tablet = defineRole<TabletConfig>((node) => {
     const now = node.now();
     if (held !== undefined) {
       state.skipped += next.version - held.version - 1;
-      if (next.updatedAt !== null && state.propagationMs.length < MAX_SAMPLES) state.propagationMs.push(now - next.updatedAt);
+      if (next.updatedAt !== null) sample(state.propagationMs, now - next.updatedAt);
     }
     table[name] = next;
     if (appliedAt.length < MAX_SAMPLES) {
-      appliedKeys.push(key);
+      appliedKeys.push(itemKey(next));
       appliedVersions.push(next.version);
       appliedAt.push(now);
     }
     state.changes++;
-    if (showChanges) node.log.info("team" in next ? formatTally(next) : formatScore(next));
+    if (showChanges) node.log.info(isTally ? formatTally(next) : formatScore(next));
     return true;
   }
-  const applyTally = (t: Tally) => apply(state.tallies, t.team, t, TALLY_KEYS[t.team]);
-  const applyScore = (s: Score) => apply(state.scores, s.event, s, SCORE_KEYS[s.event]);
 
   function refuse(msg: Message, why: string): void {
     state.refused++;
@@ -101,7 +102,7 @@ export const tablet = defineRole<TabletConfig>((node) => {
       state.unexpectedPushes++;
       return;
     }
-    apply(state.tallies, t.team, t, TALLY_KEYS[t.team]);
+    apply(t);
   });
   node.on<ScoreUpdate>("score_update", (msg) => {
     if (msg.src !== obelixId) return refuse(msg, `only ${obelixId} pushes`);
@@ -112,7 +113,7 @@ export const tablet = defineRole<TabletConfig>((node) => {
       state.unexpectedPushes++;
       return;
     }
-    apply(state.scores, s.event, s, SCORE_KEYS[s.event]);
+    apply(s);
   });
 
   // Benchmarks measure a window after warm-up: the driver (only) clears the samples when it opens.
@@ -136,11 +137,11 @@ export const tablet = defineRole<TabletConfig>((node) => {
     completed++;
     for (const v of Array.isArray(ok.tallies) ? ok.tallies : []) {
       const t = asTally(v);
-      if (t && state.teams.includes(t.team)) applyTally(t);
+      if (t && state.teams.includes(t.team)) apply(t);
     }
     for (const v of Array.isArray(ok.scores) ? ok.scores : []) {
       const s = asScore(v);
-      if (s && state.events.includes(s.event)) applyScore(s);
+      if (s && state.events.includes(s.event)) apply(s);
     }
   }
 
@@ -183,13 +184,13 @@ export const tablet = defineRole<TabletConfig>((node) => {
           throw e;
         }
         const t = asTally(r.tally);
-        if (t && t.team === team) applyTally(t);
+        if (t && t.team === team) apply(t);
         MEDALS.forEach((m, i) => (t && t.team === team ? reads[i]!.ok(t[m]) : reads[i]!.fail("malformed reply")));
       }),
       ...state.events.map(async (event: Event) => {
         const r = await timed<ScoreOk>({ type: "get_score", event });
         const s = asScore(r.score);
-        if (s && s.event === event) applyScore(s);
+        if (s && s.event === event) apply(s);
       }),
     ];
     const results = await Promise.allSettled(asks);
