@@ -38,10 +38,12 @@ const RATE_MS = 137;
  * warm-up updates and ~130 µs after 150, and 500 threads paying that at once on 2 cores decide the
  * p50. After 150 the JIT was still compiling in the window (its thread took 330 ms of a 3 s window;
  * 10 ms after 300), and the floor's CPU per delivery fell from ~100 µs after 150 to ~40 after 300
- * (its p50 from ~7 to ~6 ms). The window measures the steady state, for push and its floor alike:
+ * (its p50 from ~7 to ~6 ms). A tablet's receive path is optimized around its 160th–300th push
+ * (see the floor's comment), and after 300 updates its compiles still took ~600 ms of the window;
+ * after 400, ~90. The window measures the steady state, for push and its floor alike:
  * `cpuMsByThread` in each row shows whether it did.
  */
-const warmUpdates = (quick: boolean) => (quick ? 10 : 300);
+const warmUpdates = (quick: boolean) => (quick ? 10 : 400);
 /**
  * How long push, packed push and the floor are measured: in a full run, one of Bun's slow GC periods,
  * so the burst in which every thread's settled heap collects (bench/lib/gc-timer.ts) falls in the
@@ -271,34 +273,28 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * What lies between them at 500 tablets (perf with JSC's jitdump, bench/lib/perf-threads.ts): the
  * p50 follows the CPU each woken thread takes, as 500 wakes share 2 cores. A bare worker's wake is
  * ~28 µs, nearly all of it Bun's own (the event loop, the port, JSON.parse) and the kernel's, with
- * under 1 µs of JS. A tablet's is about twice that, mostly ~20 µs more of JS: the node runtime's
- * receive path, then the role's handler (validate, apply, record). Each thread has its own VM and
- * compiled code, and 500 other threads have run since its last turn, so all of it runs cold. A
- * tablet runs that path only a few hundred times, so the runtime's `deliver` is still baseline JIT
- * code in the window. Two changes did not move the p50:
- * - optimizing sooner (lower tier-up thresholds): the threads' CPU fell ~10%, and the compiler's
- *   thread took that back;
- * - splitting the rare paths out of `deliver`.
- * Calling the tablet's handler straight from its port cut the p50 by ~10%, but that skipped the
- * checks every message needs.
+ * under 1 µs of JS. A tablet's was about twice that, mostly JS: the node runtime's receive path,
+ * then the role's handler (validate, apply, record). Each thread has its own VM and compiles its own
+ * code, and 500 other threads have run since its last turn, so all of it runs cold.
  *
- * That much JS is not what a node has to cost: a bare worker doing a node's work per message,
- * written flat in one small script, came within ~1.1× of this floor (p50 at 500: 6.28, 5.90 and
- * 5.96 ms against 5.75, 5.25 and 5.56 ms, interleaved). Its work was checking the message,
- * dispatching it by type, then the tablet's checks, apply and record. So most of the gap is in how
- * the runtime and the role do that work, not in the work itself. A ladder from that flat node
- * (p50 medians at 500, rounds interleaved, the main thread sending as here):
- * - 5.94 ms: the flat node;
- * - 6.74 ms: the real NodeRuntime delivering to the flat handler;
- * - 8.01 ms: the real NodeRuntime and the real tablet role;
- * - 8.57 ms: the whole system (worker host, links, slot, obelix sending).
- * So the role's push path costs the most, then the runtime's. On that ladder's third rung, the
- * tablet's apply finding the table, name and key itself instead of calling callbacks to store, name
- * and show the value, and reading the log level once, took the p50 from 9.55 and 9.09 ms to 8.18, 8.15, 9.54 and 8.44 ms
- * (rounds interleaved with the old code on a machine noisy by ±8% between repeats). Four ways of
- * calling fewer functions per message in the runtime's receive path (the clock read in one function,
- * the message checks written out in deliver, a port's decode and hand-on in one function, the count
- * checks inline) showed nothing through that noise (8.15, 8.96, 8.28 and 10.29 ms).
+ * Most of that JS ran unoptimized. JSC optimizes (DFG) a function only once most of the places it
+ * profiles in it have run (CodeBlock::shouldOptimizeNow; BUN_JSC_verboseOSR=1 prints each
+ * decision), else it waits again, up to five times. `deliver`, with the paused queue, replies, the
+ * clock nemesis and errors written in it, took ~1,750 messages; the tablet's push handler and apply,
+ * with refusals, stale values, both kinds of value and the log line in them, likewise. A tablet
+ * sees ~600 pushes in this bench, so in the window those three ran as baseline JIT code: a third
+ * of a tablet thread's CPU, against 2% of a bare worker's. Written with only what every push does
+ * and the rest in functions of their own, each is optimized after ~160 pushes
+ * (test/push-tier.test.ts). Push p50 at 500, interleaved rounds, this commit against the one before:
+ * - a bare worker with the real runtime and tablet role, fed as here: 7.13, 7.25, 7.86 ms against
+ *   8.80, 8.27, 7.57 (floor 5.91, 5.88);
+ * - the whole system: 7.67, 7.41, 7.53 ms against 8.66, 9.06 (floor 5.56, 5.59, 5.38), CPU per push
+ *   64–67 µs against 78–81.
+ * Those functions now compile in JSC's compiler thread around the 160th–300th push, which is why
+ * the warm-up is 400 updates (warmUpdates). Earlier attempts that did not move the p50: lowering
+ * JSC's tier-up thresholds for the whole process (the compiler thread took back what the workers
+ * saved), and calling fewer runtime functions per message with the runtime's functions still
+ * unoptimized.
  */
 const RAW_TABLET = `
 let got = [];

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { NodeRuntime, type Env } from "../src/workers/runtime/node.ts";
+import { CLOCK_JUMP } from "../src/workers/runtime/clock.ts";
 import { SqliteStorage } from "../src/workers/runtime/storage.ts";
 import { ErrorCode, defineRole, type Message } from "../src/workers/runtime/types.ts";
 
@@ -36,6 +37,14 @@ function harness(incarnation = 0) {
 }
 
 describe("NodeRuntime without a network", () => {
+  test("a role may not take the clock nemesis' message type: that one is the runtime's", async () => {
+    const { rt } = harness();
+    const role = defineRole((node) => {
+      node.on(CLOCK_JUMP, () => {});
+    });
+    await expect(rt.start(role)).rejects.toThrow(`"${CLOCK_JUMP}" is the runtime's`);
+  });
+
   test("sendMany is send to each destination in order, with one body; a bad destination or body sends nothing", async () => {
     const { rt, sent } = harness();
     let ctx!: Parameters<Parameters<typeof defineRole>[0]>[0];

@@ -194,7 +194,16 @@ const SCORE_KEYS: Readonly<Record<Event, string>> = Object.fromEntries(EVENTS.ma
 
 /** Names one tally or score across nodes ("tally/Gaul", "score/Stone Curling"), e.g. to match an update with when a tablet held it. */
 export function itemKey(v: Tally | Score): string {
-  return "team" in v ? TALLY_KEYS[v.team] : SCORE_KEYS[v.event];
+  return "team" in v ? tallyKey(v.team) : scoreKey(v.event);
+}
+
+/** itemKey of a team's tally; a tablet's push path calls this (or scoreKey) for the kind it holds (tablet.ts, apply). */
+export function tallyKey(team: Team): string {
+  return TALLY_KEYS[team];
+}
+
+export function scoreKey(event: Event): string {
+  return SCORE_KEYS[event];
 }
 
 /** True when two held values are the same update (what convergence checks compare). */

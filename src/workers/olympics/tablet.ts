@@ -1,5 +1,5 @@
 import { DRIVER_ID, ErrorCode, RpcError, defineRole, type Message } from "../runtime/types.ts";
-import { MEDALS, asScore, asTally, itemKey, findEvent, findTeam, formatScore, formatTally, partitionNames, type Event, type Score, type Tally, type Team } from "./domain.ts";
+import { MEDALS, asScore, asTally, findEvent, findTeam, formatScore, formatTally, partitionNames, scoreKey, tallyKey, type Event, type Score, type Tally, type Team } from "./domain.ts";
 import type { MedalTallyOk, Register, RegisterOk, ScoreOk, ScoreUpdate, TabletConfig, TabletState, TallyUpdate } from "./messages.ts";
 
 /** Latency samples kept per tablet; later ones are dropped (counts stay exact). */
@@ -58,20 +58,16 @@ export const tablet = defineRole<TabletConfig>((node) => {
   const showChanges = node.log.enabled?.("info") ?? true;
 
   /**
-   * Apply `next` if newer than the value held for its item; true if it was. Every push runs this on
-   * a thread woken cold, in JSC's baseline tier (a tablet sees too few pushes to optimise it), so it
-   * finds the table, name and key itself rather than calling callbacks to store, name and show the
-   * value: that cut the push p50 at 500 tablets by ~10% (bench/push-pull.ts, beside the floor).
+   * Hold `next` in `table` (under `name`, recorded as `key`) if it is newer than the value held.
+   * Every push runs this on a thread woken cold, so it is kept to what every push does, in one
+   * function, with what only some pushes do (a stale value, the log line) in functions of their own.
+   * Written with both kinds of value and the log line in it, JSC did not optimize it within a tablet's
+   * benchmark: it waits until most of the places it profiles in a function have run (deliver in
+   * runtime/node.ts says more; bench/push-pull.ts, beside the floor, has the figures).
    */
-  function apply(next: Tally | Score): boolean {
-    const isTally = "team" in next;
-    const table: Partial<Record<string, Tally | Score>> = isTally ? state.tallies : state.scores;
-    const name = isTally ? next.team : next.event;
+  function apply<V extends Tally | Score>(table: Partial<Record<string, V>>, name: string, key: string, next: V): void {
     const held = table[name];
-    if (held !== undefined && held.version >= next.version) {
-      if (held.version > next.version) state.stale++;
-      return false;
-    }
+    if (held !== undefined && held.version >= next.version) return notNewer(held, next);
     const now = node.now();
     if (held !== undefined) {
       state.skipped += next.version - held.version - 1;
@@ -79,13 +75,24 @@ export const tablet = defineRole<TabletConfig>((node) => {
     }
     table[name] = next;
     if (appliedAt.length < MAX_SAMPLES) {
-      appliedKeys.push(itemKey(next));
+      appliedKeys.push(key);
       appliedVersions.push(next.version);
       appliedAt.push(now);
     }
     state.changes++;
-    if (showChanges) node.log.info(isTally ? formatTally(next) : formatScore(next));
-    return true;
+    if (showChanges) show(next);
+  }
+  // For the catch-up paths (registration, polls); a push handler calls apply itself, one call fewer per push.
+  const applyTally = (t: Tally): void => apply(state.tallies, t.team, tallyKey(t.team), t);
+  const applyScore = (s: Score): void => apply(state.scores, s.event, scoreKey(s.event), s);
+
+  /** A value no newer than the one held: dropped, and counted as stale if older (a late or reordered copy). */
+  function notNewer(held: Tally | Score, next: Tally | Score): void {
+    if (held.version > next.version) state.stale++;
+  }
+
+  function show(v: Tally | Score): void {
+    node.log.info("team" in v ? formatTally(v) : formatScore(v));
   }
 
   function refuse(msg: Message, why: string): void {
@@ -93,27 +100,26 @@ export const tablet = defineRole<TabletConfig>((node) => {
     node.log.warn(`refused "${msg.body.type}" from ${msg.src}: ${why}`);
   }
 
-  node.on<TallyUpdate>("tally_update", (msg) => {
+  /** A push the handler below does not apply: from a node other than obelix, malformed, or for an item this tablet did not ask for. */
+  function pushNotApplied(msg: Message, valid: boolean, kind: string): void {
     if (msg.src !== obelixId) return refuse(msg, `only ${obelixId} pushes`);
-    const t = asTally(msg.body.tally);
-    if (!t) return refuse(msg, "not a medal tally");
+    if (!valid) return refuse(msg, `not ${kind}`);
     state.pushes++;
-    if (!state.teams.includes(t.team)) {
-      state.unexpectedPushes++;
-      return;
-    }
-    apply(t);
+    state.unexpectedPushes++;
+  }
+
+  // Each push handler is only what every push does (see apply); anything else is pushNotApplied's.
+  node.on<TallyUpdate>("tally_update", (msg) => {
+    const t = msg.src === obelixId ? asTally(msg.body.tally) : undefined;
+    if (t === undefined || !state.teams.includes(t.team)) return pushNotApplied(msg, t !== undefined, "a medal tally");
+    state.pushes++;
+    apply(state.tallies, t.team, tallyKey(t.team), t);
   });
   node.on<ScoreUpdate>("score_update", (msg) => {
-    if (msg.src !== obelixId) return refuse(msg, `only ${obelixId} pushes`);
-    const s = asScore(msg.body.score);
-    if (!s) return refuse(msg, "not an event score");
+    const s = msg.src === obelixId ? asScore(msg.body.score) : undefined;
+    if (s === undefined || !state.events.includes(s.event)) return pushNotApplied(msg, s !== undefined, "an event score");
     state.pushes++;
-    if (!state.events.includes(s.event)) {
-      state.unexpectedPushes++;
-      return;
-    }
-    apply(s);
+    apply(state.scores, s.event, scoreKey(s.event), s);
   });
 
   // Benchmarks measure a window after warm-up: the driver (only) clears the samples when it opens.
@@ -137,11 +143,11 @@ export const tablet = defineRole<TabletConfig>((node) => {
     completed++;
     for (const v of Array.isArray(ok.tallies) ? ok.tallies : []) {
       const t = asTally(v);
-      if (t && state.teams.includes(t.team)) apply(t);
+      if (t && state.teams.includes(t.team)) applyTally(t);
     }
     for (const v of Array.isArray(ok.scores) ? ok.scores : []) {
       const s = asScore(v);
-      if (s && state.events.includes(s.event)) apply(s);
+      if (s && state.events.includes(s.event)) applyScore(s);
     }
   }
 
@@ -184,13 +190,13 @@ export const tablet = defineRole<TabletConfig>((node) => {
           throw e;
         }
         const t = asTally(r.tally);
-        if (t && t.team === team) apply(t);
+        if (t && t.team === team) applyTally(t);
         MEDALS.forEach((m, i) => (t && t.team === team ? reads[i]!.ok(t[m]) : reads[i]!.fail("malformed reply")));
       }),
       ...state.events.map(async (event: Event) => {
         const r = await timed<ScoreOk>({ type: "get_score", event });
         const s = asScore(r.score);
-        if (s && s.event === event) apply(s);
+        if (s && s.event === event) applyScore(s);
       }),
     ];
     const results = await Promise.allSettled(asks);
