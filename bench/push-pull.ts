@@ -38,9 +38,10 @@ const RATE_MS = 137;
  * warm-up updates and ~130 µs after 150, and 500 threads paying that at once on 2 cores decide the
  * p50. After 150 the JIT was still compiling in the window (its thread took 330 ms of a 3 s window;
  * 10 ms after 300), and the floor's CPU per delivery fell from ~100 µs after 150 to ~40 after 300
- * (its p50 from ~7 to ~6 ms). A tablet's receive path is optimized around its 160th–300th push
- * (see the floor's comment), and after 300 updates its compiles still took ~600 ms of the window;
- * after 400, ~90. The window measures the steady state, for push and its floor alike:
+ * (its p50 from ~7 to ~6 ms). A tablet's receive path is optimized around its 130th–170th push
+ * (see the floor's comment), but 500 threads' compiles, some redone, queue on 2 cores: after 300
+ * updates they still took ~600 ms of the window, after 400 ~90. The window measures the steady
+ * state, for push and its floor alike:
  * `cpuMsByThread` in each row shows whether it did.
  */
 const warmUpdates = (quick: boolean) => (quick ? 10 : 400);
@@ -280,21 +281,21 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * Most of that JS ran unoptimized. JSC optimizes (DFG) a function only once most of the places it
  * profiles in it have run (CodeBlock::shouldOptimizeNow; BUN_JSC_verboseOSR=1 prints each
  * decision), else it waits again, up to five times. `deliver`, with the paused queue, replies, the
- * clock nemesis and errors written in it, took ~1,750 messages; the tablet's push handler and apply,
- * with refusals, stale values, both kinds of value and the log line in them, likewise. A tablet
- * sees ~600 pushes in this bench, so in the window those three ran as baseline JIT code: a third
- * of a tablet thread's CPU, against 2% of a bare worker's. Written with only what every push does
- * and the rest in functions of their own, each is optimized after ~160 pushes
- * (test/push-tier.test.ts). Push p50 at 500, interleaved rounds, this commit against the one before:
+ * clock nemesis and errors written in it, took ~1,350 messages here (the jitdump's load times); the
+ * tablet's push handler and apply, with refusals, stale values, both kinds of value and the log
+ * line in them, likewise. A tablet sees ~700 pushes in this bench, so in the window those three
+ * ran as baseline JIT code: a third of a tablet thread's CPU, against 2% of a bare worker's.
+ * Written with only what every push does and the rest in functions of their own, each is
+ * optimized after ~130–170 pushes (test/push-tier.test.ts). Push p50 at 500, interleaved rounds,
+ * this change against the code before it (warm-up 300 for both):
  * - a bare worker with the real runtime and tablet role, fed as here: 7.13, 7.25, 7.86 ms against
  *   8.80, 8.27, 7.57 (floor 5.91, 5.88);
  * - the whole system: 7.67, 7.41, 7.53 ms against 8.66, 9.06 (floor 5.56, 5.59, 5.38), CPU per push
  *   64–67 µs against 78–81.
- * Those functions now compile in JSC's compiler thread around the 160th–300th push, which is why
- * the warm-up is 400 updates (warmUpdates). Earlier attempts that did not move the p50: lowering
- * JSC's tier-up thresholds for the whole process (the compiler thread took back what the workers
- * saved), and calling fewer runtime functions per message with the runtime's functions still
- * unoptimized.
+ * Their compiles are why the warm-up is 400 updates (warmUpdates). Earlier attempts that did not
+ * move the p50: lowering JSC's tier-up thresholds for the whole process (the compiler thread took
+ * back what the workers saved), and calling fewer runtime functions per message while those
+ * functions were still unoptimized.
  */
 const RAW_TABLET = `
 let got = [];

@@ -227,9 +227,9 @@ export class NodeRuntime {
    * Kept to what every request or one-way message needs, with the rarer cases in functions of their
    * own: a node in a thread of its own may see only a few hundred messages a minute, and JSC waits
    * to optimize a function until most of the places in it that it profiles have run. With the
-   * paused queue, replies, the clock nemesis and errors written in here, that took ~1,750 messages,
+   * paused queue, replies, the clock nemesis and errors written in here, that took ~1,350 messages,
    * so a tablet of the 500-tablet fan-out ran this in the baseline tier for its whole benchmark;
-   * written this way it is optimized after ~300 (bench/push-pull.ts, beside the floor).
+   * written this way it is optimized after ~130-160 (bench/push-pull.ts, beside the floor).
    */
   deliver(msg: unknown): void {
     if (this.stopped || this.paused || this.starting || !isMessage(msg)) return this.deliverUnusual(msg);
