@@ -283,7 +283,7 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * decision), else it waits again, up to five times. `deliver`, with the paused queue, replies, the
  * clock nemesis and errors written in it, took ~1,350 messages here (the jitdump's load times); the
  * tablet's push handler and apply, with refusals, stale values, both kinds of value and the log
- * line in them, likewise. A tablet sees ~700 pushes in this bench, so in the window those three
+ * line in them, likewise. A tablet saw ~600 pushes in this bench, so in the window those three
  * ran as baseline JIT code: a third of a tablet thread's CPU, against 2% of a bare worker's.
  * Written with only what every push does and the rest in functions of their own, each is
  * optimized after ~130–170 pushes (test/push-tier.test.ts). Push p50 at 500, interleaved rounds,
