@@ -19,6 +19,7 @@ import { startCluster } from "../src/main/supervisor.ts";
 import type { AppliedValue, CacofonixConfig, ObelixConfig, TabletConfig, TabletMode, TabletState } from "../src/workers/olympics/messages.ts";
 import type { ObelixSnapshot } from "../src/workers/olympics/scenario.ts";
 import type { NodeSpec } from "../src/workers/runtime/types.ts";
+import { realNow } from "../src/workers/runtime/real-clock.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
 import { printTable, progress, runChild, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
@@ -269,10 +270,16 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * The floor for push: the same fan-out (a push-sized message to each of N threads, every RATE_MS)
  * over raw MessageChannels to bare workers, without the node runtime. Push cannot beat it: the
  * update goes in its cheapest form, the body's JSON text built once and posted to every port (as the
- * runtime posts it on a node's links: port-codec.ts toLink), and each bare worker only parses it.
+ * runtime posts it on a node's links: port-codec.ts toLink), and each bare worker only parses it
+ * and reads the clock as a tablet does (bench/lib/raw-tablet.ts; the figures below, up to that
+ * file's, were taken against a floor that read a slower clock and was ~10% slower for it).
  *
  * What lies between them at 500 tablets (perf with JSC's jitdump, bench/lib/perf-threads.ts): the
- * p50 follows the CPU each woken thread takes, as 500 wakes share 2 cores. A bare worker's wake is
+ * p50 follows the CPU each woken thread takes on its own thread, as 500 wakes share 2 cores while
+ * the sender's posts hold one of them (about 125 wakes' CPU and 250 posts' in all by the median
+ * recipient). Work on other threads afterwards is not on that path: with mimalloc's hole purging
+ * off (MIMALLOC_PURGE_HOLES=0) its scavenger thread's CPU in the window fell from 990 to 80 ms and
+ * the push p50 did not move (7.86, 7.83 ms). A bare worker's wake is
  * ~28 µs, nearly all of it Bun's own (the event loop, the port, JSON.parse) and the kernel's, with
  * under 1 µs of JS. A tablet's was about twice that, mostly JS: the node runtime's receive path,
  * then the role's handler (validate, apply, record). Each thread has its own VM and compiles its own
@@ -300,14 +307,6 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * script, came within ~1.1× of this floor (p50 at 500: 6.28, 5.90, 5.96 ms against 5.75, 5.25,
  * 5.56, interleaved).
  */
-const RAW_TABLET = `
-let got = [];
-self.onmessage = (e) => {
-  if (e.data === "collect") { postMessage(got); got = []; return; }
-  e.data.port.onmessage = (m) => { got.push(performance.timeOrigin + performance.now() - JSON.parse(m.data).tally.updatedAt); };
-  postMessage("ready");
-};`;
-
 export interface BaselineRow {
   tablets: number;
   propagationP50Ms: number;
@@ -320,7 +319,7 @@ export interface BaselineRow {
 }
 
 export async function rawFanOut(n: number, updates: number, warm = 0): Promise<BaselineRow> {
-  const url = URL.createObjectURL(new Blob([RAW_TABLET], { type: "application/javascript" }));
+  const url = new URL("./lib/raw-tablet.ts", import.meta.url).href;
   const workers: Worker[] = [];
   const ports: MessagePort[] = [];
   const once = (w: Worker) => new Promise<unknown>((r) => (w.onmessage = (e) => r(e.data)));
@@ -349,7 +348,7 @@ export async function rawFanOut(n: number, updates: number, warm = 0): Promise<B
     const post = async (count: number) => {
       for (const end = k + count; k < end; ) {
         k++;
-        const body = { type: "tally_update", tally: { team: "Gaul", gold: k, silver: 0, bronze: 0, version: k, updatedAt: performance.timeOrigin + performance.now() } };
+        const body = { type: "tally_update", tally: { team: "Gaul", gold: k, silver: 0, bronze: 0, version: k, updatedAt: realNow() } };
         const text = JSON.stringify(body);
         for (const port of ports) port.postMessage(text);
         await Bun.sleep(RATE_MS);
@@ -369,7 +368,6 @@ export async function rawFanOut(n: number, updates: number, warm = 0): Promise<B
     return { tablets: n, propagationP50Ms: r3(st.p50), propagationP99Ms: r3(st.p99), propagationMaxMs: r3(st.max), cpuUsPerPush: r3((cpu.user + cpu.system) / updates / n), cpuMsByThread };
   } finally {
     for (const w of workers) w.terminate();
-    URL.revokeObjectURL(url);
   }
 }
 
