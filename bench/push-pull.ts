@@ -276,8 +276,8 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  *
  * What lies between them at 500 tablets (perf with JSC's jitdump, bench/lib/perf-threads.ts): the
  * p50 follows the CPU each woken thread takes on its own thread, as 500 wakes share 2 cores while
- * the sender's posts hold one of them (about 125 wakes' CPU and 250 posts' in all by the median
- * recipient). Work on other threads afterwards is not on that path: with mimalloc's hole purging
+ * the sender's posts hold one of them (the median recipient waits for about half the posts and
+ * half the other recipients' wakes). Work on other threads afterwards is not on that path: with mimalloc's hole purging
  * off (MIMALLOC_PURGE_HOLES=0) its scavenger thread's CPU in the window fell from 990 to 80 ms and
  * the push p50 did not move (7.86, 7.83 ms). A bare worker's wake is
  * ~28 µs, nearly all of it Bun's own (the event loop, the port, JSON.parse) and the kernel's, with
