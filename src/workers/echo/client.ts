@@ -44,7 +44,7 @@ export const echoClient = defineRole<EchoClientConfig>((node) => {
   }
   void loop();
   return {
-    inspect: () => ({ ...state, completed: state.ok + state.mismatched }),
+    inspect: () => ({ completed: state.ok + state.mismatched, ...state }), // added fields first: see olympics/tablet.ts
     stop: () => {
       running = false;
     },

@@ -179,7 +179,7 @@ export const cacofonix = defineRole<CacofonixConfig>((node) => {
   });
 
   return {
-    inspect: () => ({ ...report, completed: report.updates }),
+    inspect: () => ({ completed: report.updates, ...report }), // added fields first: see tablet.ts
     stop: () => {
       report.running = false;
       wake?.();

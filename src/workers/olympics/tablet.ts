@@ -223,7 +223,10 @@ export const tablet = defineRole<TabletConfig>((node) => {
   void main().catch((e) => node.log.error(`tablet loop failed: ${e instanceof Error ? e.message : String(e)}`));
 
   return {
-    inspect: (): TabletState & { completed: number } => ({ ...state, applied: appliedKeys.map((key, i) => ({ key, version: appliedVersions[i]!, at: appliedAt[i]! })), completed }),
+    // The added fields come first: a copy of `state` that then gains a field takes a new shape made from
+    // state's own, and JSC throws away the optimized push path that relies on that shape having no
+    // successor (docs/architecture.md, "Hot paths stay optimized"; test/push-tier.test.ts).
+    inspect: (): TabletState & { completed: number } => ({ applied: appliedKeys.map((key, i) => ({ key, version: appliedVersions[i]!, at: appliedAt[i]! })), completed, ...state }),
     stop: () => {
       running = false;
     },

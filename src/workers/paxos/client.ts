@@ -162,7 +162,7 @@ export const paxosClient = defineRole<PaxosClientConfig>((node) => {
   });
 
   return {
-    inspect: () => ({ ...state, completed: state.acked }),
+    inspect: () => ({ completed: state.acked, ...state }), // added fields first: see olympics/tablet.ts
     stop: () => {
       running = false;
       flushAcked();

@@ -161,7 +161,7 @@ export const client = defineRole<ClientConfig>((node) => {
   });
 
   return {
-    inspect: () => ({ ...state, completed }),
+    inspect: () => ({ completed, ...state }), // added fields first: see olympics/tablet.ts
     stop: () => {
       running = false;
     },
