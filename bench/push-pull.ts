@@ -199,6 +199,20 @@ async function measureInChild(c: Config, windowMs: number, dataDir: string): Pro
   return j.row;
 }
 
+/** What the floor's stage is asked to do (bench/lib/push-pull-child.ts runs rawFanOut with it). */
+export interface FloorConfig {
+  floor: true;
+  tablets: number;
+  updates: number;
+  warm: number;
+}
+
+/** The floor in a child process too, as push is measured: from a clean process, and killed and reported if it hangs. */
+async function floorInChild(f: Omit<FloorConfig, "floor">): Promise<BaselineRow> {
+  const config: FloorConfig = { floor: true, ...f };
+  return (await runChild<{ row: BaselineRow }>("./push-pull-child.ts", [JSON.stringify(config)], STAGE_TIMEOUT_MS)).row;
+}
+
 export async function measure(c: Config, windowMs: number, dataDir: string): Promise<Row> {
   const cluster = await startCluster({ system: "olympics", nodes: topology(c), seed: 1, dataDir, fresh: true, logLevel: "error", threads: c.threads });
   try {
@@ -302,16 +316,18 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * Their compiles are why the warm-up is 400 updates (warmUpdates). Earlier attempts that did not
  * move the p50: lowering JSC's tier-up thresholds for the whole process (the compiler thread took
  * back what the workers saved), and calling fewer runtime functions per message while those
- * functions were still unoptimized. The bare worker's figures for the new form are too high: its
- * harness inspected the tablet after warm-up, and the tablet's inspect then threw the optimized push
- * path away (docs/architecture.md, "Hot paths stay optimized"). Without that, interleaved
- * in one run: the bare worker 6.28, 6.30, 6.15 ms, the whole system 7.12, 7.31, 7.20,
- * this floor 5.26, 5.46, 5.18. So what is left is mostly what only the whole system has. perf in
- * the window puts it on the tablets' threads (1.34× the bare worker's samples: the host's receive
- * layers in JS, and Bun's own code — collections started from apply, a routine on the thread's way
- * to sleep — that bun's stripped binary does not name) and on obelix's thread (1.2–1.4× the raw
- * sender's). A tablet's work itself, written flat in one small script, came within ~1.1× of the
- * older floor (p50 at 500: 6.28, 5.90, 5.96 ms against 5.75, 5.25, 5.56, interleaved).
+ * functions were still unoptimized. Those figures are too high: measure()'s warm-up inspects every
+ * tablet, the last time just before the window (the bare worker's harness did too), and a tablet's
+ * inspect then threw the optimized push path away (docs/architecture.md, "Hot paths stay
+ * optimized"). With that fixed, the whole system against this floor, interleaved in one run: 6.70,
+ * 7.60, 7.57 ms against 5.50, 6.24, 6.14 (1.22×; CPU per push 60–67 µs against 39–45).
+ * The p50 follows the fan-out's total CPU: it was ~0.52 of the time from the first post to the last
+ * delivery in the whole system, in a bare worker holding the real runtime and role, and here. No
+ * single layer shows as the rest: the real worker host around each tablet (NodeHost, Links) measured
+ * no cost against that bare worker (6.19 against 6.13 ms), and a pending timer on every tablet (the
+ * registration lease) none in the whole system. A tablet's work itself, written flat in one small
+ * script, came within ~1.1× of the older floor (p50 at 500: 6.28, 5.90, 5.96 ms against 5.75, 5.25,
+ * 5.56, interleaved).
  */
 export interface BaselineRow {
   tablets: number;
@@ -324,18 +340,29 @@ export interface BaselineRow {
   cpuMsByThread: Record<string, number> | null;
 }
 
-export async function rawFanOut(n: number, updates: number, warm = 0): Promise<BaselineRow> {
-  const url = new URL("./lib/raw-tablet.ts", import.meta.url).href;
+/** How long a bare worker may take to answer the floor (it answers in milliseconds): past it, the stage fails and says which step. */
+const FLOOR_ANSWER_MS = 60_000;
+
+/** `worker` and `answerMs` are for tests: another bare worker's script, a shorter wait. */
+export async function rawFanOut(n: number, updates: number, warm = 0, worker = new URL("./lib/raw-tablet.ts", import.meta.url).href, answerMs = FLOOR_ANSWER_MS): Promise<BaselineRow> {
+  const url = worker;
   const workers: Worker[] = [];
   const ports: MessagePort[] = [];
-  const once = (w: Worker) => new Promise<unknown>((r) => (w.onmessage = (e) => r(e.data)));
+  // Every wait on a worker is bounded: one full run hung here for good (a worker's answer never came,
+  // at 50 workers, after every stage before it), and a hang must be a failed stage, not a stuck bench.
+  const once = (w: Worker, step: string) =>
+    new Promise<unknown>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`floor, ${n} bare workers: ${step}: no answer within ${answerMs / 1000} s`)), answerMs);
+      w.onmessage = (e) => (clearTimeout(t), resolve(e.data));
+      w.onerror = (e) => (clearTimeout(t), reject(new Error(`floor, ${n} bare workers: ${step}: a worker failed: ${e.message}`)));
+    });
   try {
     const ready: Promise<unknown>[] = [];
     for (let i = 0; i < n; i++) {
       const w = new Worker(url);
       const ch = new MessageChannel();
       workers.push(w);
-      ready.push(once(w));
+      ready.push(once(w, `worker ${i + 1} starting`));
       w.postMessage({ port: ch.port2 }, [ch.port2]);
       ports.push(ch.port1);
     }
@@ -343,8 +370,8 @@ export async function rawFanOut(n: number, updates: number, warm = 0): Promise<B
     await Bun.sleep(500);
     const collect = async () => {
       const all: number[] = [];
-      for (const w of workers) {
-        const got = once(w);
+      for (const [i, w] of workers.entries()) {
+        const got = once(w, `worker ${i + 1} handing over its samples`);
         w.postMessage("collect");
         all.push(...((await got) as number[]));
       }
@@ -510,7 +537,7 @@ export const bench: Bench = {
       for (const n of runs("packed") ? ns : []) {
         await stage(`push ${n} tablets, ${PACKED_THREADS} threads`, () => measureInChild({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS, warmChanges: warmUpdates(opts.quick) }, pushWindowMs(opts.quick), dataDir), packed);
       }
-      for (const n of runs("baseline") ? ns : []) await stage(`baseline ${n} bare workers`, () => rawFanOut(n, Math.floor(pushWindowMs(opts.quick) / RATE_MS), warmUpdates(opts.quick)), baseline);
+      for (const n of runs("baseline") ? ns : []) await stage(`baseline ${n} bare workers`, () => floorInChild({ tablets: n, updates: Math.floor(pushWindowMs(opts.quick) / RATE_MS), warm: warmUpdates(opts.quick) }), baseline);
     } finally {
       bar.done();
       rmSync(dataDir, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { roles } from "../src/workers/olympics/roles.ts";
 import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/workers/olympics/scenario.ts";
 import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
-import { delays, verdicts, type Row } from "../bench/push-pull.ts";
+import { delays, rawFanOut, verdicts, type Row } from "../bench/push-pull.ts";
 
 // Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
 setDefaultTimeout(30_000);
@@ -560,5 +560,14 @@ describe("push-pull benchmark", () => {
       { mode: "pull", tablets: 500, pollMs: 50, propagationP50Ms: 5 } as Row,
     ]);
     expect(v.map((x) => x.ok)).toEqual([false, false]);
+  });
+
+  test("the floor's stage fails with the step that got no answer, instead of waiting for ever", async () => {
+    const silent = new URL("./fixtures/silent-worker.ts", import.meta.url).href;
+    await expect(rawFanOut(3, 1, 0, silent, 300)).rejects.toThrow(/floor, 3 bare workers: worker 1 starting: no answer within 0.3 s/);
+    // The real bare worker answers every step: the same call with it measures.
+    const row = await rawFanOut(3, 2, 0, undefined, 10_000);
+    expect(row.tablets).toBe(3);
+    expect(row.propagationP50Ms).toBeGreaterThan(0);
   });
 });
