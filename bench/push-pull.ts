@@ -22,7 +22,7 @@ import type { NodeSpec } from "../src/workers/runtime/types.ts";
 import { realNow } from "../src/workers/runtime/real-clock.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
-import { printTable, progress, runChild, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
+import { printTable, progress, ratioSpread, roundsFor, runChild, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
 import { formatThreadCpu, threadCpuMsSince, threadCpuSnapshot } from "./lib/thread-cpu.ts";
 import { SLOW_GC_PERIOD_MS, describeGcTimer, gcTimer } from "./lib/gc-timer.ts";
 
@@ -499,6 +499,38 @@ export function verdicts(rows: Row[]): Array<{ target: string; ok: boolean; deta
   return out;
 }
 
+/** The issue's bound for thread-per-node push against its floor at the largest size. */
+export const FLOOR_RATIO_TARGET = 1.25;
+
+/** One round of push and its floor at the same size, measured back to back. */
+export interface FloorRound {
+  pushP50Ms: number;
+  floorP50Ms: number;
+  ratio: number;
+}
+
+/**
+ * Push against its floor over interleaved rounds: the median ratio and its range, and whether the
+ * rounds fall on both sides of the target (then the run cannot say which side push is on).
+ */
+export function floorVerdict(tablets: number, rounds: FloorRound[], target = FLOOR_RATIO_TARGET): { target: string; ok: boolean; noisy: boolean; detail: string; median: number; lo: number; hi: number } {
+  const s = ratioSpread(
+    rounds.map((r) => r.pushP50Ms),
+    rounds.map((r) => r.floorP50Ms),
+  );
+  const noisy = s.lo <= target && s.hi > target;
+  const each = rounds.map((r) => r.ratio.toFixed(2)).join(", ");
+  return {
+    target: `push p50 at ${tablets} tablets ≤ ${target}× its floor (median of ${rounds.length} interleaved rounds)`,
+    ok: s.median <= target,
+    noisy,
+    detail: `${s.median.toFixed(3)}× (${s.lo.toFixed(2)}..${s.hi.toFixed(2)}; rounds ${each})${noisy ? `; NOISY: the rounds fall on both sides of ${target}` : ""}`,
+    median: s.median,
+    lo: s.lo,
+    hi: s.hi,
+  };
+}
+
 export const bench: Bench = {
   name: "push-pull",
   description: "olympics: update propagation to N tablets, obelix pushing against tablets polling",
@@ -516,7 +548,14 @@ export const bench: Bench = {
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.
     const timer = gcTimer();
-    const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0));
+    // Push and its floor at the largest size again, in rounds that alternate which goes first, so the
+    // ratio the issue bounds is a median of interleaved rounds (the stages above are its first round).
+    const floorRounds = runs("push") && runs("baseline") ? roundsFor(opts.quick, 3) : 0;
+    const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0) + Math.max(0, floorRounds - 1) * 2);
+    const largestN = Math.max(...ns);
+    const rounds: FloorRound[] = [];
+    const extraPush: Row[] = [];
+    const extraFloor: BaselineRow[] = [];
     // A stage that fails is reported and skipped; what was measured before it is still printed and written.
     const failed: Array<{ stage: string; error: string }> = [];
     const stage = async <T>(name: string, fn: () => Promise<T>, into: T[]) => {
@@ -527,7 +566,7 @@ export const bench: Bench = {
         failed.push({ stage: name, error: e instanceof Error ? e.message : String(e) });
       }
       // Written after every stage (complete: false until the end), so a run cut short keeps what it measured.
-      if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, failed, slowSteps, gcTimer: timer, complete: false });
+      if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, floorRounds: { tablets: largestN, rounds }, failed, slowSteps, gcTimer: timer, complete: false });
     };
     try {
       for (const c of cfgs) {
@@ -537,7 +576,23 @@ export const bench: Bench = {
       for (const n of runs("packed") ? ns : []) {
         await stage(`push ${n} tablets, ${PACKED_THREADS} threads`, () => measureInChild({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS, warmChanges: warmUpdates(opts.quick) }, pushWindowMs(opts.quick), dataDir), packed);
       }
-      for (const n of runs("baseline") ? ns : []) await stage(`baseline ${n} bare workers`, () => floorInChild({ tablets: n, updates: Math.floor(pushWindowMs(opts.quick) / RATE_MS), warm: warmUpdates(opts.quick) }), baseline);
+      const floorAt = (n: number) => floorInChild({ tablets: n, updates: Math.floor(pushWindowMs(opts.quick) / RATE_MS), warm: warmUpdates(opts.quick) });
+      const pushAt = (n: number) => measureInChild({ mode: "push", tablets: n, pollMs: null, warmChanges: warmUpdates(opts.quick) }, pushWindowMs(opts.quick), dataDir);
+      for (const n of runs("baseline") ? ns : []) await stage(`baseline ${n} bare workers`, () => floorAt(n), baseline);
+      const first = { push: rows.find((r) => r.mode === "push" && r.tablets === largestN), floor: baseline.find((b) => b.tablets === largestN) };
+      if (floorRounds > 0 && first.push && first.floor) {
+        const add = (p: Row | undefined, f: BaselineRow | undefined) => p && f && rounds.push({ pushP50Ms: p.propagationP50Ms, floorP50Ms: f.propagationP50Ms, ratio: Math.round((p.propagationP50Ms / f.propagationP50Ms) * 1000) / 1000 });
+        add(first.push, first.floor);
+        for (let k = 2; k <= floorRounds; k++) {
+          const [p0, f0] = [extraPush.length, extraFloor.length];
+          // Round 1 ran push first; round 2 runs the floor first, and so on.
+          for (const which of k % 2 === 0 ? ["floor", "push"] : ["push", "floor"]) {
+            if (which === "push") await stage(`push ${largestN} tablets, round ${k}`, () => pushAt(largestN), extraPush);
+            else await stage(`baseline ${largestN} bare workers, round ${k}`, () => floorAt(largestN), extraFloor);
+          }
+          add(extraPush.length > p0 ? extraPush.at(-1) : undefined, extraFloor.length > f0 ? extraFloor.at(-1) : undefined);
+        }
+      }
     } finally {
       bar.done();
       rmSync(dataDir, { recursive: true, force: true });
@@ -586,12 +641,15 @@ export const bench: Bench = {
     console.log("");
     for (const v of verdicts(rows)) console.log(`${v.ok ? "PASS" : "FAIL"}  ${v.target}: ${v.detail}`);
     for (const v of verdicts(packed)) console.log(`${v.ok ? "PASS" : "FAIL"}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
+    const fv = rounds.length > 0 ? floorVerdict(largestN, rounds) : null;
+    if (fv) console.log(`${fv.ok ? "PASS" : "FAIL"}  ${fv.target}: ${fv.detail}`);
     if (opts.json) {
-      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, failed, slowSteps, gcTimer: timer, complete: true });
+      const floorSummary = fv ? { median: fv.median, lo: fv.lo, hi: fv.hi, noisy: fv.noisy, target: FLOOR_RATIO_TARGET } : null;
+      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, floorRounds: { tablets: largestN, rounds, ...floorSummary }, failed, slowSteps, gcTimer: timer, complete: true });
       console.log(`json: ${opts.json}`);
     }
     const files = await plots(rows, opts.resultsDir, baseline);
     console.log(`\nplots: ${files.join(", ")}`);
-    return { rows, baseline, packed, failed, slowSteps };
+    return { rows, baseline, packed, floorRounds: rounds, failed, slowSteps };
   },
 };

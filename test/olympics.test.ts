@@ -9,7 +9,7 @@ import { roles } from "../src/workers/olympics/roles.ts";
 import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/workers/olympics/scenario.ts";
 import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
-import { delays, rawFanOut, verdicts, type Row } from "../bench/push-pull.ts";
+import { delays, floorVerdict, rawFanOut, verdicts, type Row } from "../bench/push-pull.ts";
 
 // Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
 setDefaultTimeout(30_000);
@@ -569,5 +569,19 @@ describe("push-pull benchmark", () => {
     const row = await rawFanOut(3, 2, 0, undefined, 10_000);
     expect(row.tablets).toBe(3);
     expect(row.propagationP50Ms).toBeGreaterThan(0);
+  });
+
+  test("push against its floor is judged by the median of its rounds, and rounds on both sides of the target say so", () => {
+    const round = (push: number, floor: number) => ({ pushP50Ms: push, floorP50Ms: floor, ratio: push / floor });
+    const clear = floorVerdict(500, [round(6, 5), round(6.2, 5.2), round(5.9, 5)]);
+    expect(clear.ok).toBe(true);
+    expect(clear.noisy).toBe(false);
+    expect(clear.median).toBeCloseTo(1.19, 2);
+    // Two rounds over, one under: the median fails, and the run says it cannot tell which side push is on.
+    const split = floorVerdict(500, [round(7, 5), round(6, 5), round(7.2, 5.2)]);
+    expect(split.ok).toBe(false);
+    expect(split.noisy).toBe(true);
+    expect(split.detail).toContain("NOISY");
+    expect([split.lo, split.hi]).toEqual([1.2, 1.4]);
   });
 });
