@@ -479,16 +479,29 @@ export async function plots(rows: Row[], dir: string, baseline: BaselineRow[] = 
   return files;
 }
 
-/** The issue's targets, as lines to print. */
-export function verdicts(rows: Row[]): Array<{ target: string; ok: boolean; detail: string }> {
+/** A line to print: a target met or missed, or (ok null) a figure shown beside them and not judged. */
+export interface Verdict {
+  target: string;
+  ok: boolean | null;
+  detail: string;
+}
+
+/**
+ * The issue's targets, as lines to print. The 5× bound on 500 tablets against 1 is the issue's for
+ * packed threads (`scaleJudged`); with one thread per node, 500 threads share the machine's cores,
+ * so that ratio is shown and not judged (its bound there is the floor's, floorVerdict).
+ */
+export function verdicts(rows: Row[], scaleJudged = true): Verdict[] {
   const push = new Map(rows.filter((r) => r.mode === "push").map((r) => [r.tablets, r]));
-  const out: Array<{ target: string; ok: boolean; detail: string }> = [];
+  const out: Verdict[] = [];
   const ns = [...push.keys()].sort((a, b) => a - b);
   const lo = push.get(ns[0]!);
   const hi = push.get(ns[ns.length - 1]!);
   if (lo && hi && ns.length > 1) {
     const ratio = hi.propagationP50Ms / lo.propagationP50Ms;
-    out.push({ target: `push p50 at ${hi.tablets} tablets ≤ 5× p50 at ${lo.tablets}`, ok: ratio <= 5, detail: `${hi.propagationP50Ms} ms vs ${lo.propagationP50Ms} ms (${ratio.toFixed(1)}×)` });
+    const detail = `${hi.propagationP50Ms} ms vs ${lo.propagationP50Ms} ms (${ratio.toFixed(1)}×)`;
+    if (scaleJudged) out.push({ target: `push p50 at ${hi.tablets} tablets ≤ 5× p50 at ${lo.tablets}`, ok: ratio <= 5, detail });
+    else out.push({ target: `push p50 at ${hi.tablets} tablets against ${lo.tablets}, one thread per node (the 5× bound is for packed threads)`, ok: null, detail });
   }
   for (const n of ns) {
     const p = push.get(n)!;
@@ -639,10 +652,12 @@ export const bench: Bench = {
     console.log(`\nPush with all nodes packed into ${PACKED_THREADS} worker threads (--threads ${PACKED_THREADS}) instead of one thread per node:`);
     printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms, "CPU µs/push": r.cpuUsPerPush })));
     console.log("");
-    for (const v of verdicts(rows)) console.log(`${v.ok ? "PASS" : "FAIL"}  ${v.target}: ${v.detail}`);
-    for (const v of verdicts(packed)) console.log(`${v.ok ? "PASS" : "FAIL"}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
+    const mark = (v: Verdict) => (v.ok === null ? "INFO" : v.ok ? "PASS" : "FAIL");
+    for (const v of verdicts(rows, false)) console.log(`${mark(v)}  ${v.target}: ${v.detail}`);
+    for (const v of verdicts(packed)) console.log(`${mark(v)}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
     const fv = rounds.length > 0 ? floorVerdict(largestN, rounds) : null;
-    if (fv) console.log(`${fv.ok ? "PASS" : "FAIL"}  ${fv.target}: ${fv.detail}`);
+    // --quick warms up too little for the JIT to have optimized a tablet's push path: its ratio is not the issue's figure.
+    if (fv) console.log(`${fv.ok ? "PASS" : "FAIL"}  ${fv.target}: ${fv.detail}${opts.quick ? " (--quick: a short warm-up, not the figure the target is for)" : ""}`);
     if (opts.json) {
       const floorSummary = fv ? { median: fv.median, lo: fv.lo, hi: fv.hi, noisy: fv.noisy, target: FLOOR_RATIO_TARGET } : null;
       writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, floorRounds: { tablets: largestN, rounds, ...floorSummary }, failed, slowSteps, gcTimer: timer, complete: true });

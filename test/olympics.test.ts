@@ -554,12 +554,16 @@ describe("push-pull benchmark", () => {
     expect(d.ms).toEqual([100, 50, 1, 2, 3]);
     expect(d.superseded).toBe(1);
     expect(d.missing).toBe(1);
-    const v = verdicts([
+    const rows = [
       { mode: "push", tablets: 1, pollMs: null, propagationP50Ms: 1 } as Row,
       { mode: "push", tablets: 500, pollMs: null, propagationP50Ms: 6 } as Row,
       { mode: "pull", tablets: 500, pollMs: 50, propagationP50Ms: 5 } as Row,
-    ]);
-    expect(v.map((x) => x.ok)).toEqual([false, false]);
+    ];
+    expect(verdicts(rows).map((x) => x.ok)).toEqual([false, false]);
+    // One thread per node: the 500-against-1 ratio is shown, not judged; push against pull still is.
+    const threadPerNode = verdicts(rows, false);
+    expect(threadPerNode.map((x) => x.ok)).toEqual([null, false]);
+    expect(threadPerNode[0]!.detail).toContain("6.0×");
   });
 
   test("the floor's stage fails with the step that got no answer, instead of waiting for ever", async () => {
