@@ -343,9 +343,8 @@ export interface BaselineRow {
 /** How long a bare worker may take to answer the floor (it answers in milliseconds): past it, the stage fails and says which step. */
 const FLOOR_ANSWER_MS = 60_000;
 
-/** `worker` and `answerMs` are for tests: another bare worker's script, a shorter wait. */
-export async function rawFanOut(n: number, updates: number, warm = 0, worker = new URL("./lib/raw-tablet.ts", import.meta.url).href, answerMs = FLOOR_ANSWER_MS): Promise<BaselineRow> {
-  const url = worker;
+/** `url` and `answerMs` are for tests: another bare worker's script, a shorter wait. */
+export async function rawFanOut(n: number, updates: number, warm = 0, url = new URL("./lib/raw-tablet.ts", import.meta.url).href, answerMs = FLOOR_ANSWER_MS): Promise<BaselineRow> {
   const workers: Worker[] = [];
   const ports: MessagePort[] = [];
   // Every wait on a worker is bounded: one full run hung here for good (a worker's answer never came,
@@ -519,7 +518,6 @@ export const FLOOR_RATIO_TARGET = 1.25;
 export interface FloorRound {
   pushP50Ms: number;
   floorP50Ms: number;
-  ratio: number;
 }
 
 /**
@@ -532,7 +530,7 @@ export function floorVerdict(tablets: number, rounds: FloorRound[], target = FLO
     rounds.map((r) => r.floorP50Ms),
   );
   const noisy = s.lo <= target && s.hi > target;
-  const each = rounds.map((r) => r.ratio.toFixed(2)).join(", ");
+  const each = rounds.map((r) => (r.pushP50Ms / r.floorP50Ms).toFixed(2)).join(", ");
   return {
     target: `push p50 at ${tablets} tablets ≤ ${target}× its floor (median of ${rounds.length} interleaved rounds)`,
     ok: s.median <= target,
@@ -567,43 +565,43 @@ export const bench: Bench = {
     const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0) + Math.max(0, floorRounds - 1) * 2);
     const largestN = Math.max(...ns);
     const rounds: FloorRound[] = [];
-    const extraPush: Row[] = [];
-    const extraFloor: BaselineRow[] = [];
     // A stage that fails is reported and skipped; what was measured before it is still printed and written.
     const failed: Array<{ stage: string; error: string }> = [];
-    const stage = async <T>(name: string, fn: () => Promise<T>, into: T[]) => {
+    const stage = async <T>(name: string, fn: () => Promise<T>, into?: T[]): Promise<T | undefined> => {
       bar.tick(name);
+      let got: T | undefined;
       try {
-        into.push(await fn());
+        got = await fn();
+        into?.push(got);
       } catch (e) {
         failed.push({ stage: name, error: e instanceof Error ? e.message : String(e) });
       }
       // Written after every stage (complete: false until the end), so a run cut short keeps what it measured.
       if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, floorRounds: { tablets: largestN, rounds }, failed, slowSteps, gcTimer: timer, complete: false });
+      return got;
     };
+    const windowMs = (c: Config) => (c.mode === "push" ? pushWindowMs(opts.quick) : Math.max(opts.quick ? 1500 : 3000, 4 * (c.pollMs ?? 0)));
     try {
-      for (const c of cfgs) {
-        const windowMs = c.mode === "push" ? pushWindowMs(opts.quick) : Math.max(opts.quick ? 1500 : 3000, 4 * (c.pollMs ?? 0));
-        await stage(`${c.mode} ${c.tablets} tablets${c.pollMs ? ` every ${c.pollMs} ms` : ""}`, () => measureInChild(c, windowMs, dataDir), rows);
-      }
+      for (const c of cfgs) await stage(`${c.mode} ${c.tablets} tablets${c.pollMs ? ` every ${c.pollMs} ms` : ""}`, () => measureInChild(c, windowMs(c), dataDir), rows);
       for (const n of runs("packed") ? ns : []) {
         await stage(`push ${n} tablets, ${PACKED_THREADS} threads`, () => measureInChild({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS, warmChanges: warmUpdates(opts.quick) }, pushWindowMs(opts.quick), dataDir), packed);
       }
       const floorAt = (n: number) => floorInChild({ tablets: n, updates: Math.floor(pushWindowMs(opts.quick) / RATE_MS), warm: warmUpdates(opts.quick) });
-      const pushAt = (n: number) => measureInChild({ mode: "push", tablets: n, pollMs: null, warmChanges: warmUpdates(opts.quick) }, pushWindowMs(opts.quick), dataDir);
       for (const n of runs("baseline") ? ns : []) await stage(`baseline ${n} bare workers`, () => floorAt(n), baseline);
-      const first = { push: rows.find((r) => r.mode === "push" && r.tablets === largestN), floor: baseline.find((b) => b.tablets === largestN) };
-      if (floorRounds > 0 && first.push && first.floor) {
-        const add = (p: Row | undefined, f: BaselineRow | undefined) => p && f && rounds.push({ pushP50Ms: p.propagationP50Ms, floorP50Ms: f.propagationP50Ms, ratio: Math.round((p.propagationP50Ms / f.propagationP50Ms) * 1000) / 1000 });
-        add(first.push, first.floor);
-        for (let k = 2; k <= floorRounds; k++) {
-          const [p0, f0] = [extraPush.length, extraFloor.length];
-          // Round 1 ran push first; round 2 runs the floor first, and so on.
-          for (const which of k % 2 === 0 ? ["floor", "push"] : ["push", "floor"]) {
-            if (which === "push") await stage(`push ${largestN} tablets, round ${k}`, () => pushAt(largestN), extraPush);
-            else await stage(`baseline ${largestN} bare workers, round ${k}`, () => floorAt(largestN), extraFloor);
-          }
-          add(extraPush.length > p0 ? extraPush.at(-1) : undefined, extraFloor.length > f0 ? extraFloor.at(-1) : undefined);
+      // Round 1 is the stages above (push first); further rounds measure the largest push stage and its floor again.
+      const pushCfg = cfgs.find((c) => c.mode === "push" && c.tablets === largestN);
+      const add = (p: Row | undefined, f: BaselineRow | undefined) => p && f && rounds.push({ pushP50Ms: p.propagationP50Ms, floorP50Ms: f.propagationP50Ms });
+      add(rows.find((r) => r.mode === "push" && r.tablets === largestN), baseline.find((b) => b.tablets === largestN));
+      for (let k = 2; pushCfg && rounds.length > 0 && k <= floorRounds; k++) {
+        const pushRound = () => stage(`push ${largestN} tablets, round ${k}`, () => measureInChild(pushCfg, windowMs(pushCfg), dataDir));
+        const floorRound = () => stage(`baseline ${largestN} bare workers, round ${k}`, () => floorAt(largestN));
+        // Even rounds run the floor first.
+        if (k % 2 === 0) {
+          const f = await floorRound();
+          add(await pushRound(), f);
+        } else {
+          const p = await pushRound();
+          add(p, await floorRound());
         }
       }
     } finally {
