@@ -328,6 +328,16 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * registration lease) none in the whole system. A tablet's work itself, written flat in one small
  * script, came within ~1.1× of the older floor (p50 at 500: 6.28, 5.90, 5.96 ms against 5.75, 5.25,
  * 5.56, interleaved).
+ * Where a tablet thread's CPU goes now, against a bare worker's (perf with the jitdump, 15 s of
+ * each window at 500; p50 6.95 against 5.62 ms): 7,310 samples in the tablets' threads against
+ * 4,794 in the bare workers (1.52×): Bun's own code 4,059 against 3,198, JIT-compiled JS 1,714
+ * against 157, the kernel 1,461 against 1,359. Obelix's thread took 2,013 against the floor
+ * sender's 1,757, so the gap is on the receiving side, and JS is two thirds of it: about 9 µs per
+ * push, spread over the small functions on its path (the link's decode, deliver, isMessage, the
+ * handler, asTally, apply) and their inline caches, each under 1.5 µs. Warm, on a packed thread,
+ * the same path takes ~2 µs (bench/lib/fanout-profile.ts); on a thread woken cold after 500 others,
+ * its code and data are in no cache. Validating a tally in place instead of copying it moved
+ * nothing measurable there (fanout-profile, 3 runs each: 1.81–2.12 µs against 1.72–2.06).
  */
 export interface BaselineRow {
   tablets: number;
@@ -555,6 +565,12 @@ export const bench: Bench = {
     const rows: Row[] = [];
     const baseline: BaselineRow[] = [];
     // Push again with every node packed into one thread per core (--threads): the floor of a thread per node is the OS scheduler.
+    // Where its 500-tablet p50 (~0.9 ms) goes, instrumented (5 runs): ~0.19 ms from obelix's stamp to
+    // its lane post (its commit and the fan-out's set-up), then each thread delivers its 250 at 2–3 µs
+    // each. The other thread takes the post up within ~0.1 ms in the median update (0.6 ms in one run
+    // of the five), and after 0.84–1.04 ms in the slowest tenth: behind the posting thread's own
+    // deliveries (2 cores, 3+ busy threads). Cacofonix on obelix's thread instead did not move the
+    // p50 (0.83–1.00 ms against 0.92–0.98, 3 interleaved runs each).
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.
