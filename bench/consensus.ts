@@ -91,7 +91,10 @@ export async function rawMessageChannel(ms: number): Promise<number> {
           port.onmessage = () => {
             n++;
             if (!ending && ((n & 255) !== 0 || performance.now() < end)) port.postMessage({ type: "ping", i: sent++ });
-            else if (((ending = true), n === sent)) self.postMessage({ msgsPerSec: (2 * n) / ((performance.now() - t0) / 1000) });
+            else {
+              ending = true;
+              if (n === sent) self.postMessage({ msgsPerSec: (2 * n) / ((performance.now() - t0) / 1000) });
+            }
           };
           for (; sent < 1000; sent++) port.postMessage({ type: "ping", i: sent });
         }

@@ -671,7 +671,7 @@ export const bench: Bench = {
     for (const v of verdicts(packed)) console.log(`${mark(v)}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
     const fv = rounds.length > 0 ? floorVerdict(largestN, rounds) : null;
     // --quick warms up too little for the JIT to have optimized a tablet's push path: its ratio is not the issue's figure.
-    if (fv) console.log(`${fv.ok ? "PASS" : "FAIL"}  ${fv.target}: ${fv.detail}${opts.quick ? " (--quick: a short warm-up, not the figure the target is for)" : ""}`);
+    if (fv) console.log(`${mark(fv)}  ${fv.target}: ${fv.detail}${opts.quick ? " (--quick: a short warm-up, not the figure the target is for)" : ""}`);
     if (opts.json) {
       const floorSummary = fv ? { median: fv.median, lo: fv.lo, hi: fv.hi, noisy: fv.noisy, target: FLOOR_RATIO_TARGET } : null;
       writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, floorRounds: { tablets: largestN, rounds, ...floorSummary }, failed, slowSteps, gcTimer: timer, complete: true });
