@@ -22,7 +22,7 @@ import type { NodeSpec } from "../src/workers/runtime/types.ts";
 import { realNow } from "../src/workers/runtime/real-clock.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
-import { printTable, progress, ratioSpread, roundsFor, runChild, writeJson, type Bench, type BenchOptions } from "./lib/harness.ts";
+import { printTable, progress, ratioSpread, roundsFor, runChild, writeJson, type Bench, type BenchOptions, type Spread } from "./lib/harness.ts";
 import { formatThreadCpu, threadCpuMsSince, threadCpuSnapshot } from "./lib/thread-cpu.ts";
 import { SLOW_GC_PERIOD_MS, describeGcTimer, gcTimer } from "./lib/gc-timer.ts";
 
@@ -199,12 +199,26 @@ async function measureInChild(c: Config, windowMs: number, dataDir: string): Pro
   return j.row;
 }
 
+/**
+ * The bare worker a floor runs: "raw" parses the update and reads the clock (bench/lib/raw-tablet.ts),
+ * the floor the issue's target is judged against; "role" also does the tablet role's own work on it
+ * with no runtime around it (bench/lib/role-tablet.ts), which splits push's ratio into the role's
+ * share and the runtime's (roleSplit).
+ */
+export type FloorWorker = "raw" | "role";
+
+export function floorWorkerUrl(worker: FloorWorker = "raw"): string {
+  return new URL(worker === "role" ? "./lib/role-tablet.ts" : "./lib/raw-tablet.ts", import.meta.url).href;
+}
+
 /** What the floor's stage is asked to do (bench/lib/push-pull-child.ts runs rawFanOut with it). */
 export interface FloorConfig {
   floor: true;
   tablets: number;
   updates: number;
   warm: number;
+  /** Default "raw". */
+  worker?: FloorWorker;
 }
 
 /** The floor in a child process too, as push is measured: from a clean process, and killed and reported if it hangs. */
@@ -354,7 +368,7 @@ export interface BaselineRow {
 const FLOOR_ANSWER_MS = 60_000;
 
 /** `url` and `answerMs` are for tests: another bare worker's script, a shorter wait. */
-export async function rawFanOut(n: number, updates: number, warm = 0, url = new URL("./lib/raw-tablet.ts", import.meta.url).href, answerMs = FLOOR_ANSWER_MS): Promise<BaselineRow> {
+export async function rawFanOut(n: number, updates: number, warm = 0, url = floorWorkerUrl("raw"), answerMs = FLOOR_ANSWER_MS): Promise<BaselineRow> {
   const workers: Worker[] = [];
   const ports: MessagePort[] = [];
   // Every wait on a worker is bounded: one full run hung here for good (a worker's answer never came,
@@ -524,10 +538,28 @@ export function verdicts(rows: Row[], scaleJudged = true): Verdict[] {
 /** The issue's bound for thread-per-node push against its floor at the largest size. */
 export const FLOOR_RATIO_TARGET = 1.25;
 
-/** One round of push and its floor at the same size, measured back to back. */
+/** One round of push and its floors at the same size, measured back to back. */
 export interface FloorRound {
   pushP50Ms: number;
   floorP50Ms: number;
+  /** The role's floor in the same round (FloorWorker "role"); absent when its stage failed. */
+  roleFloorP50Ms?: number;
+}
+
+/**
+ * Push's ratio to its floor, split at the role's floor: what the tablet's own work costs (the role's
+ * floor against the raw one) and what the runtime costs (push against the role's floor), each as a
+ * median over the rounds that measured the role's floor; null when none did.
+ */
+export function roleSplit(rounds: FloorRound[]): { role: Spread; runtime: Spread; rounds: number } | null {
+  const measured = rounds.filter((r): r is Required<FloorRound> => r.roleFloorP50Ms !== undefined);
+  if (measured.length === 0) return null;
+  const role = measured.map((r) => r.roleFloorP50Ms);
+  return {
+    role: ratioSpread(role, measured.map((r) => r.floorP50Ms)),
+    runtime: ratioSpread(measured.map((r) => r.pushP50Ms), role),
+    rounds: measured.length,
+  };
 }
 
 /**
@@ -578,7 +610,8 @@ export const bench: Bench = {
     // Push and its floor at the largest size again, in rounds that alternate which goes first, so the
     // ratio the issue bounds is a median of interleaved rounds (the stages above are its first round).
     const floorRounds = runs("push") && runs("baseline") ? roundsFor(opts.quick, 3) : 0;
-    const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0) + Math.max(0, floorRounds - 1) * 2);
+    // Each round also measures the role's floor (a tablet's own work, no runtime), to split push's ratio (roleSplit).
+    const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0) + Math.max(0, floorRounds - 1) * 2 + floorRounds);
     const largestN = Math.max(...ns);
     const rounds: FloorRound[] = [];
     // A stage that fails is reported and skipped; what was measured before it is still printed and written.
@@ -602,22 +635,27 @@ export const bench: Bench = {
       for (const n of runs("packed") ? ns : []) {
         await stage(`push ${n} tablets, ${PACKED_THREADS} threads`, () => measureInChild({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS, warmChanges: warmUpdates(opts.quick) }, pushWindowMs(opts.quick), dataDir), packed);
       }
-      const floorAt = (n: number) => floorInChild({ tablets: n, updates: Math.floor(pushWindowMs(opts.quick) / RATE_MS), warm: warmUpdates(opts.quick) });
+      const floorAt = (n: number, worker: FloorWorker = "raw") => floorInChild({ tablets: n, updates: Math.floor(pushWindowMs(opts.quick) / RATE_MS), warm: warmUpdates(opts.quick), worker });
       for (const n of runs("baseline") ? ns : []) await stage(`baseline ${n} bare workers`, () => floorAt(n), baseline);
-      // Round 1 is the stages above (push first); further rounds measure the largest push stage and its floor again.
+      // Round 1 is the stages above (push first) and the role's floor; further rounds measure all three
+      // again, in the reverse order in even rounds.
       const pushCfg = cfgs.find((c) => c.mode === "push" && c.tablets === largestN);
-      const add = (p: Row | undefined, f: BaselineRow | undefined) => p && f && rounds.push({ pushP50Ms: p.propagationP50Ms, floorP50Ms: f.propagationP50Ms });
-      add(rows.find((r) => r.mode === "push" && r.tablets === largestN), baseline.find((b) => b.tablets === largestN));
+      const roleRound = (k: number) => stage(`role floor: ${largestN} bare workers doing a tablet's work, round ${k}`, () => floorAt(largestN, "role"));
+      const add = (p: Row | undefined, f: BaselineRow | undefined, r: BaselineRow | undefined) =>
+        p && f && rounds.push({ pushP50Ms: p.propagationP50Ms, floorP50Ms: f.propagationP50Ms, ...(r ? { roleFloorP50Ms: r.propagationP50Ms } : {}) });
+      const first = { push: rows.find((r) => r.mode === "push" && r.tablets === largestN), floor: baseline.find((b) => b.tablets === largestN) };
+      if (floorRounds > 0 && first.push && first.floor) add(first.push, first.floor, await roleRound(1));
       for (let k = 2; pushCfg && rounds.length > 0 && k <= floorRounds; k++) {
         const pushRound = () => stage(`push ${largestN} tablets, round ${k}`, () => measureInChild(pushCfg, windowMs(pushCfg), dataDir));
         const floorRound = () => stage(`baseline ${largestN} bare workers, round ${k}`, () => floorAt(largestN));
-        // Even rounds run the floor first.
         if (k % 2 === 0) {
+          const r = await roleRound(k);
           const f = await floorRound();
-          add(await pushRound(), f);
+          add(await pushRound(), f, r);
         } else {
           const p = await pushRound();
-          add(p, await floorRound());
+          const f = await floorRound();
+          add(p, f, await roleRound(k));
         }
       }
     } finally {
@@ -672,8 +710,14 @@ export const bench: Bench = {
     const fv = rounds.length > 0 ? floorVerdict(largestN, rounds) : null;
     // --quick warms up too little for the JIT to have optimized a tablet's push path: its ratio is not the issue's figure.
     if (fv) console.log(`${mark(fv)}  ${fv.target}: ${fv.detail}${opts.quick ? " (--quick: a short warm-up, not the figure the target is for)" : ""}`);
+    const split = roleSplit(rounds);
+    if (split) {
+      const spread = (s: Spread) => `${s.median.toFixed(3)}× (${s.lo.toFixed(2)}..${s.hi.toFixed(2)})`;
+      console.log(`INFO  that ratio split at the role's floor (${largestN} bare workers doing a tablet's own work, no runtime: bench/lib/role-tablet.ts), medians of ${split.rounds} rounds:`);
+      console.log(`      the tablet's own work, role floor / floor: ${spread(split.role)}; the runtime, push / role floor: ${spread(split.runtime)}`);
+    }
     if (opts.json) {
-      const floorSummary = fv ? { median: fv.median, lo: fv.lo, hi: fv.hi, noisy: fv.noisy, target: FLOOR_RATIO_TARGET } : null;
+      const floorSummary = fv ? { median: fv.median, lo: fv.lo, hi: fv.hi, noisy: fv.noisy, target: FLOOR_RATIO_TARGET, roleSplit: split } : null;
       writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, floorRounds: { tablets: largestN, rounds, ...floorSummary }, failed, slowSteps, gcTimer: timer, complete: true });
       console.log(`json: ${opts.json}`);
     }

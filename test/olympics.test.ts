@@ -9,7 +9,7 @@ import { roles } from "../src/workers/olympics/roles.ts";
 import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/workers/olympics/scenario.ts";
 import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
-import { delays, floorVerdict, rawFanOut, verdicts, type Row } from "../bench/push-pull.ts";
+import { delays, floorVerdict, floorWorkerUrl, rawFanOut, roleSplit, verdicts, type Row } from "../bench/push-pull.ts";
 
 // Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
 setDefaultTimeout(30_000);
@@ -587,5 +587,52 @@ describe("push-pull benchmark", () => {
     expect(split.noisy).toBe(true);
     expect(split.detail).toContain("NOISY");
     expect([split.lo, split.hi]).toEqual([1.2, 1.4]);
+  });
+
+  test("the role's floor does a tablet's checks on each push: what is refused, stale or not newer is not timed", async () => {
+    const w = new Worker(floorWorkerUrl("role"));
+    const answer = () => new Promise<unknown>((resolve) => (w.onmessage = (e) => resolve(e.data)));
+    try {
+      const ch = new MessageChannel();
+      let got = answer();
+      w.postMessage({ port: ch.port2 }, [ch.port2]);
+      expect(await got).toBe("ready");
+      const tally = (version: number, extra: Record<string, unknown> = {}) => ({ team: "Gaul", gold: version, silver: 0, bronze: 0, version, updatedAt: performance.timeOrigin + performance.now(), ...extra });
+      const push = (body: unknown) => ch.port1.postMessage(typeof body === "string" ? body : JSON.stringify(body));
+      push({ type: "tally_update", tally: tally(2) });
+      push("{not json");
+      push({ type: "tally_update", tally: tally(3, { gold: -1 }) });
+      push({ type: "tally_update", tally: tally(3, { team: "Rome" }) });
+      push({ type: "tally_update", msg_id: "7", tally: tally(3) });
+      push({ type: "tally_update", tally: tally(1) });
+      push({ type: "tally_update", tally: tally(2) });
+      push({ type: "tally_update", tally: tally(3) });
+      await Bun.sleep(50);
+      got = answer();
+      w.postMessage("counts");
+      expect(await got).toEqual({ received: 6, refused: 4, pushes: 4, changes: 2, stale: 1 });
+      got = answer();
+      w.postMessage("collect");
+      const samples = (await got) as number[];
+      expect(samples).toHaveLength(2);
+      for (const ms of samples) expect(ms).toBeGreaterThanOrEqual(0);
+    } finally {
+      w.terminate();
+    }
+  });
+
+  test("push's ratio to its floor splits at the role's floor, over the rounds that measured it", () => {
+    expect(roleSplit([{ pushP50Ms: 6, floorP50Ms: 5 }])).toBeNull();
+    const split = roleSplit([
+      { pushP50Ms: 6.6, floorP50Ms: 5, roleFloorP50Ms: 5.5 },
+      { pushP50Ms: 7, floorP50Ms: 5 },
+      { pushP50Ms: 6, floorP50Ms: 4, roleFloorP50Ms: 5 },
+      { pushP50Ms: 5.5, floorP50Ms: 5, roleFloorP50Ms: 5 },
+    ])!;
+    expect(split.rounds).toBe(3);
+    expect(split.role.median).toBeCloseTo(1.1, 5);
+    expect([split.role.lo, split.role.hi]).toEqual([1, 1.25]);
+    expect(split.runtime.median).toBeCloseTo(1.2, 5);
+    expect(split.runtime.lo).toBeCloseTo(1.1, 5);
   });
 });
