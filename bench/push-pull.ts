@@ -205,10 +205,13 @@ async function measureInChild(c: Config, windowMs: number, dataDir: string): Pro
  * with no runtime around it (bench/lib/role-tablet.ts), which splits push's ratio into the role's
  * share and the runtime's (roleSplit).
  */
-export type FloorWorker = "raw" | "role";
+export type FloorWorker = "raw" | "role" | "node";
+
+/** "node" (bench/lib/node-tablet.ts, a real tablet node fed raw posts) is run by hand, to find where push's time goes. */
+const FLOOR_WORKERS: Record<FloorWorker, string> = { raw: "./lib/raw-tablet.ts", role: "./lib/role-tablet.ts", node: "./lib/node-tablet.ts" };
 
 export function floorWorkerUrl(worker: FloorWorker = "raw"): string {
-  return new URL(worker === "role" ? "./lib/role-tablet.ts" : "./lib/raw-tablet.ts", import.meta.url).href;
+  return new URL(FLOOR_WORKERS[worker], import.meta.url).href;
 }
 
 /** What the floor's stage is asked to do (bench/lib/push-pull-child.ts runs rawFanOut with it). */
@@ -352,6 +355,19 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * the same path takes ~2 µs (bench/lib/fanout-profile.ts); on a thread woken cold after 500 others,
  * its code and data are in no cache. Validating a tally in place instead of copying it moved
  * nothing measurable there (fanout-profile, 3 runs each: 1.81–2.12 µs against 1.72–2.06).
+ * What a thread only holds costs nothing measurable: bare workers that also loaded the runtime's
+ * modules and the olympics roles and opened a memory sqlite, none of it run per push (heap after a
+ * full collection 555 KB against 146 KB), took 5.58, 4.77, 5.11 ms against 4.88, 4.73, 5.09
+ * (interleaved). The sender's loop is not a fixed cost either: from first post to last, the floor's
+ * took 8.6–10.5 ms (p50 over updates) against obelix's fan-out of 11.5–12.8 ms, because woken
+ * workers take the cores from it. Both track the fan-out's total CPU.
+ * Where the gap is, with floors fed the same raw posts (3 interleaved rounds at 500, p50 / CPU per
+ * push): raw-tablet.ts 4.88, 4.57, 4.77 ms / 33–35 µs; the role's work flat (role-tablet.ts) 5.05,
+ * 4.94, 5.28 / 36–37 µs; a real tablet node (node-tablet.ts) 6.30, 6.72, 6.81 / 53–55 µs, as slow as
+ * the whole system. Handing each push straight to NodeRuntime.deliver instead (no Links, host
+ * receive or slot) changed nothing: 6.49, 6.38 ms against 6.40, 7.18. So obelix's side and the links
+ * cost nothing measurable. The gap is in the receiving node, from deliver to the role's apply: ~17 µs
+ * of CPU per push more than the same work written flat, against ~2 µs warm for the whole path.
  */
 export interface BaselineRow {
   tablets: number;

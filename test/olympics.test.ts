@@ -9,7 +9,7 @@ import { roles } from "../src/workers/olympics/roles.ts";
 import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/workers/olympics/scenario.ts";
 import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
-import { delays, floorVerdict, floorWorkerUrl, rawFanOut, roleSplit, verdicts, type Row } from "../bench/push-pull.ts";
+import { delays, floorVerdict, floorWorkerUrl, rawFanOut, roleSplit, verdicts, type FloorWorker, type Row } from "../bench/push-pull.ts";
 
 // Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
 setDefaultTimeout(30_000);
@@ -589,35 +589,57 @@ describe("push-pull benchmark", () => {
     expect([split.lo, split.hi]).toEqual([1.2, 1.4]);
   });
 
+  /** A floor's bare worker, linked as rawFanOut links it: `push` posts on its port, `ask` sends a control word and waits for the answer. */
+  async function floorWorker(kind: FloorWorker) {
+    const w = new Worker(floorWorkerUrl(kind));
+    const ask = (what: unknown, transfer: MessagePort[] = []) => {
+      const got = new Promise<unknown>((resolve) => (w.onmessage = (e) => resolve(e.data)));
+      w.postMessage(what, transfer);
+      return got;
+    };
+    const ch = new MessageChannel();
+    expect(await ask({ port: ch.port2 }, [ch.port2])).toBe("ready");
+    const push = (body: unknown) => ch.port1.postMessage(typeof body === "string" ? body : JSON.stringify(body));
+    return { ask, push, stop: () => w.terminate() };
+  }
+  const tally = (version: number, extra: Record<string, unknown> = {}) => ({ team: "Gaul", gold: version, silver: 0, bronze: 0, version, updatedAt: performance.timeOrigin + performance.now(), ...extra });
+
   test("the role's floor does a tablet's checks on each push: what is refused, stale or not newer is not timed", async () => {
-    const w = new Worker(floorWorkerUrl("role"));
-    const answer = () => new Promise<unknown>((resolve) => (w.onmessage = (e) => resolve(e.data)));
+    const f = await floorWorker("role");
     try {
-      const ch = new MessageChannel();
-      let got = answer();
-      w.postMessage({ port: ch.port2 }, [ch.port2]);
-      expect(await got).toBe("ready");
-      const tally = (version: number, extra: Record<string, unknown> = {}) => ({ team: "Gaul", gold: version, silver: 0, bronze: 0, version, updatedAt: performance.timeOrigin + performance.now(), ...extra });
-      const push = (body: unknown) => ch.port1.postMessage(typeof body === "string" ? body : JSON.stringify(body));
-      push({ type: "tally_update", tally: tally(2) });
-      push("{not json");
-      push({ type: "tally_update", tally: tally(3, { gold: -1 }) });
-      push({ type: "tally_update", tally: tally(3, { team: "Rome" }) });
-      push({ type: "tally_update", msg_id: "7", tally: tally(3) });
-      push({ type: "tally_update", tally: tally(1) });
-      push({ type: "tally_update", tally: tally(2) });
-      push({ type: "tally_update", tally: tally(3) });
+      f.push({ type: "tally_update", tally: tally(2) });
+      f.push("{not json");
+      f.push({ type: "tally_update", tally: tally(3, { gold: -1 }) });
+      f.push({ type: "tally_update", tally: tally(3, { team: "Rome" }) });
+      f.push({ type: "tally_update", msg_id: "7", tally: tally(3) });
+      f.push({ type: "tally_update", tally: tally(1) });
+      f.push({ type: "tally_update", tally: tally(2) });
+      f.push({ type: "tally_update", tally: tally(3) });
       await Bun.sleep(50);
-      got = answer();
-      w.postMessage("counts");
-      expect(await got).toEqual({ received: 6, refused: 4, pushes: 4, changes: 2, stale: 1 });
-      got = answer();
-      w.postMessage("collect");
-      const samples = (await got) as number[];
+      expect(await f.ask("counts")).toEqual({ received: 6, refused: 4, pushes: 4, changes: 2, stale: 1 });
+      const samples = (await f.ask("collect")) as number[];
       expect(samples).toHaveLength(2);
       for (const ms of samples) expect(ms).toBeGreaterThanOrEqual(0);
     } finally {
-      w.terminate();
+      f.stop();
+    }
+  });
+
+  test("the node floor is a real tablet node: it applies obelix's pushes, refuses what is malformed, and hands over its own samples", async () => {
+    const row = await rawFanOut(2, 3, 1, floorWorkerUrl("node"), 10_000);
+    expect(row.propagationP50Ms).toBeGreaterThanOrEqual(0);
+    const f = await floorWorker("node");
+    try {
+      for (const v of [1, 2, 3]) f.push({ type: "tally_update", tally: tally(v) });
+      f.push("{not json");
+      f.push({ type: "tally_update", tally: tally(4, { team: "Rome" }) });
+      await Bun.sleep(50);
+      // The first value has nothing older to be compared with (TabletState.propagationMs): two samples.
+      const samples = (await f.ask("collect")) as number[];
+      expect(samples).toHaveLength(2);
+      for (const ms of samples) expect(ms).toBeGreaterThanOrEqual(0);
+    } finally {
+      f.stop();
     }
   });
 
