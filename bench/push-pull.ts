@@ -203,11 +203,11 @@ async function measureInChild(c: Config, windowMs: number, dataDir: string): Pro
  * The bare worker a floor runs: "raw" parses the update and reads the clock (bench/lib/raw-tablet.ts),
  * the floor the issue's target is judged against; "role" also does the tablet role's own work on it
  * with no runtime around it (bench/lib/role-tablet.ts), which splits push's ratio into the role's
- * share and the runtime's (roleSplit).
+ * share and the runtime's (roleSplit); "node" is one real tablet node fed the same posts
+ * (bench/lib/node-tablet.ts), run by hand to find where push's time goes.
  */
 export type FloorWorker = "raw" | "role" | "node";
 
-/** "node" (bench/lib/node-tablet.ts, a real tablet node fed raw posts) is run by hand, to find where push's time goes. */
 const FLOOR_WORKERS: Record<FloorWorker, string> = { raw: "./lib/raw-tablet.ts", role: "./lib/role-tablet.ts", node: "./lib/node-tablet.ts" };
 
 export function floorWorkerUrl(worker: FloorWorker = "raw"): string {
@@ -366,8 +366,12 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * 4.94, 5.28 / 36–37 µs; a real tablet node (node-tablet.ts) 6.30, 6.72, 6.81 / 53–55 µs, as slow as
  * the whole system. Handing each push straight to NodeRuntime.deliver instead (no Links, host
  * receive or slot) changed nothing: 6.49, 6.38 ms against 6.40, 7.18. So obelix's side and the links
- * cost nothing measurable. The gap is in the receiving node, from deliver to the role's apply: ~17 µs
- * of CPU per push more than the same work written flat, against ~2 µs warm for the whole path.
+ * cost nothing measurable. Nor does the tablet role as written: a node whose role does exactly
+ * role-tablet.ts's work took 6.71, 6.56, 6.18 ms against the real tablet's 6.50, 6.40, 6.71 (role
+ * floor 5.21, 4.96, 5.33), and that handler called straight from the port, skipping deliver, 7.49,
+ * 7.11 against 7.73, 7.81 (a slower hour). The gap, ~17 µs of CPU per push (~2 µs warm for the whole
+ * path), is the same work run inside a started node: its context and clock, and what a started
+ * runtime leaves in its thread.
  */
 export interface BaselineRow {
   tablets: number;

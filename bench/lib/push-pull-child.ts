@@ -3,7 +3,7 @@
  * JSON line { row, slowSteps }. A stage of 500 threads leaves the process in a state no later stage
  * should share (threads still exiting, memory), and a stage that hangs can be killed by the parent
  * and reported while every other stage still runs.
- * Args: <config JSON> <windowMs> <dataDir> for push or pull; <floor config JSON> for a floor (raw or the role's).
+ * Args: <config JSON> <windowMs> <dataDir> for push or pull; <floor config JSON> for a floor (FloorConfig: raw, the role's or a node's).
  */
 import { floorWorkerUrl, measure, rawFanOut, slowSteps, type Config, type FloorConfig } from "../push-pull.ts";
 
