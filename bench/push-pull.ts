@@ -372,6 +372,23 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * 7.11 against 7.73, 7.81 (a slower hour). The gap, ~17 µs of CPU per push (~2 µs warm for the whole
  * path), is the same work run inside a started node: its context and clock, and what a started
  * runtime leaves in its thread.
+ * Part of that was the node floor's own: its registration went unanswered, so its deliver never saw
+ * a reply, and JSC (which waits for a function's paths to be profiled) left deliver in the baseline
+ * tier in all 500 threads for all 650 pushes (BUN_JSC_reportCompileTimes=1); in the whole system it
+ * is optimized. Answered as obelix answers it (node-tablet.ts), 4 interleaved rounds, p50 / CPU per
+ * push: role floor 5.31, 5.54, 5.47, 5.45 ms / 39–40 µs; node floor 6.62, 6.39, 5.94, 6.54 / 45–53
+ * (node / role 1.09–1.25×, median 1.18×; raw floor in the first two, 4.88, 5.17 / 34–36). A
+ * started runtime idle in the thread costs nothing (role-tablet.ts's work with a started tablet node
+ * beside it, unused: 6.09, 5.91 ms against 5.46, 6.07 for the role floor and 8.00, 7.72 for the
+ * unanswered node floor). Neither tiering nor collection is the rest. In the whole system at 500,
+ * every function on a tablet's push path is optimized before the window, and lowering JSC's
+ * threshold (BUN_JSC_thresholdForOptimizeAfterWarmUp=100) moved nothing (6.66, 6.91 ms against
+ * 6.74, 7.54 lowered); raising its inlining limits made it far worse (the compiler's threads took
+ * 119 µs a push). JSC's GC log gives ~1–1.5 eden collections per thread in a window, pausing 0.31 s
+ * in all in the node floor and 0.36 s in the role floor, against ~5.5 s of CPU. What is left,
+ * ~6–12 µs of CPU per push, is the runtime's receive path as optimized code run cold: ~10 more
+ * functions (the link's handler, fromLink, the host's receive, the slot's, deliver, isMessage, the
+ * handler table, the handler, apply, the node clock's chain), each its own code and data.
  */
 export interface BaselineRow {
   tablets: number;

@@ -625,7 +625,7 @@ describe("push-pull benchmark", () => {
     }
   });
 
-  test("the node floor is a real tablet node: it applies obelix's pushes, refuses what is malformed, and hands over its own samples", async () => {
+  test("the node floor is a real tablet node: registered as in the system, it applies obelix's pushes, refuses what is malformed, and hands over its own samples", async () => {
     const row = await rawFanOut(2, 3, 1, floorWorkerUrl("node"), 10_000);
     expect(row.propagationP50Ms).toBeGreaterThanOrEqual(0);
     const f = await floorWorker("node");
@@ -638,6 +638,9 @@ describe("push-pull benchmark", () => {
       const samples = (await f.ask("collect")) as number[];
       expect(samples).toHaveLength(2);
       for (const ms of samples) expect(ms).toBeGreaterThanOrEqual(0);
+      // Registered, as in the system: its start ran to the end and its deliver has seen a reply.
+      // Rome's tally is a push it did not ask for; the text that is not JSON never reached the role.
+      expect(await f.ask("counts")).toEqual({ registered: true, pushes: 4, unexpectedPushes: 1, changes: 3, stale: 0 });
     } finally {
       f.stop();
     }
