@@ -389,6 +389,13 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * ~6–12 µs of CPU per push, is the runtime's receive path as optimized code run cold: ~10 more
  * functions (the link's handler, fromLink, the host's receive, the slot's, deliver, isMessage, the
  * handler table, the handler, apply, the node clock's chain), each its own code and data.
+ * And the node floor no longer matches the whole system, so the conclusion above that obelix's side
+ * costs nothing was the artifact's: from a fresh clone, 3 interleaved rounds at 500, p50 (CPU per
+ * push) raw 5.05, 5.89, 5.62 ms (35–43 µs); role 5.58, 5.30, 5.92 (38–43); node 6.90, 6.27, 6.49
+ * (48–53); the whole system 7.24, 7.52, 7.40 (65–68). Medians: node / role 1.18×, the system /
+ * node 1.14×, the system / raw 1.32×. So the sender's side (obelix's runtime and fan-out, whose loop
+ * took 13.6–14.4 ms; the floor's sender, timed in other runs the same hour, 9.1–9.9) and the real
+ * worker host hold about as much of the gap as the receiving node's runtime path does.
  */
 export interface BaselineRow {
   tablets: number;
