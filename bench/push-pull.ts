@@ -381,11 +381,12 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * started runtime idle in the thread costs nothing (role-tablet.ts's work with a started tablet node
  * beside it, unused: 6.09, 5.91 ms against 5.46, 6.07 for the role floor and 8.00, 7.72 for the
  * unanswered node floor). Neither tiering nor collection is the rest. In the whole system at 500,
- * every function on a tablet's push path is optimized before the window, and lowering JSC's
- * threshold (BUN_JSC_thresholdForOptimizeAfterWarmUp=100) moved nothing (6.66, 6.91 ms against
- * 6.74, 7.54 lowered); raising its inlining limits made it far worse (the compiler's threads took
- * 119 µs a push). JSC's GC log gives ~1–1.5 eden collections per thread in a window, pausing 0.31 s
- * in all in the node floor and 0.36 s in the role floor, against ~5.5 s of CPU. What is left,
+ * fromLink, deliver, isMessage, asTally, apply and the node's now are optimized in every tablet's
+ * thread before the window, and lowering JSC's threshold (BUN_JSC_thresholdForOptimizeAfterWarmUp
+ * =100) moved nothing (6.66, 6.91 ms against 6.74, 7.54 lowered). Raising its inlining limits made
+ * the node floor far worse (8.26 ms, 119 µs a push, with the compiler's threads busy in the
+ * window). JSC's GC log gives ~1–1.5 eden collections per thread in a window, pausing 0.31 s in all
+ * in the node floor and 0.36 s in the role floor, against ~5.5 s of CPU. What is left,
  * ~6–12 µs of CPU per push, is the runtime's receive path as optimized code run cold: ~10 more
  * functions (the link's handler, fromLink, the host's receive, the slot's, deliver, isMessage, the
  * handler table, the handler, apply, the node clock's chain), each its own code and data.
