@@ -396,7 +396,12 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * (48–53); the whole system 7.24, 7.52, 7.40 (65–68). Medians: node / role 1.18×, the system /
  * node 1.14×, the system / raw 1.32×. So the sender's side (obelix's runtime and fan-out, whose loop
  * took 13.6–14.4 ms; the floor's sender, timed in other runs the same hour, 9.1–9.9) and the real
- * worker host hold about as much of the gap as the receiving node's runtime path does.
+ * worker host hold about as much of the gap as the receiving node's runtime path does. Not the
+ * sender's runtime itself: a real node (NodeSlot, NodeRuntime, Links, sendMany) fanning out to
+ * raw-tablet.ts workers in place of the floor's loop took 5.18, 5.00, 4.85 ms against 4.99, 4.78,
+ * 4.71 for the loop (interleaved, scratch; 1.03–1.05×, CPU per push +0.6–1.4 µs). So that share is
+ * in what surrounds the two ends in the system: the worker host around each tablet, obelix's work
+ * around its fan-out, or the other threads.
  */
 export interface BaselineRow {
   tablets: number;
