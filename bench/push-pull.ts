@@ -361,47 +361,39 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  * (interleaved). The sender's loop is not a fixed cost either: from first post to last, the floor's
  * took 8.6–10.5 ms (p50 over updates) against obelix's fan-out of 11.5–12.8 ms, because woken
  * workers take the cores from it. Both track the fan-out's total CPU.
- * Where the gap is, with floors fed the same raw posts (3 interleaved rounds at 500, p50 / CPU per
- * push): raw-tablet.ts 4.88, 4.57, 4.77 ms / 33–35 µs; the role's work flat (role-tablet.ts) 5.05,
- * 4.94, 5.28 / 36–37 µs; a real tablet node (node-tablet.ts) 6.30, 6.72, 6.81 / 53–55 µs, as slow as
- * the whole system. Handing each push straight to NodeRuntime.deliver instead (no Links, host
- * receive or slot) changed nothing: 6.49, 6.38 ms against 6.40, 7.18. So obelix's side and the links
- * cost nothing measurable. Nor does the tablet role as written: a node whose role does exactly
- * role-tablet.ts's work took 6.71, 6.56, 6.18 ms against the real tablet's 6.50, 6.40, 6.71 (role
- * floor 5.21, 4.96, 5.33), and that handler called straight from the port, skipping deliver, 7.49,
- * 7.11 against 7.73, 7.81 (a slower hour). The gap, ~17 µs of CPU per push (~2 µs warm for the whole
- * path), is the same work run inside a started node: its context and clock, and what a started
- * runtime leaves in its thread.
- * Part of that was the node floor's own: its registration went unanswered, so its deliver never saw
- * a reply, and JSC (which waits for a function's paths to be profiled) left deliver in the baseline
- * tier in all 500 threads for all 650 pushes (BUN_JSC_reportCompileTimes=1); in the whole system it
- * is optimized. Answered as obelix answers it (node-tablet.ts), 4 interleaved rounds, p50 / CPU per
- * push: role floor 5.31, 5.54, 5.47, 5.45 ms / 39–40 µs; node floor 6.62, 6.39, 5.94, 6.54 / 45–53
- * (node / role 1.09–1.25×, median 1.18×; raw floor in the first two, 4.88, 5.17 / 34–36). A
- * started runtime idle in the thread costs nothing (role-tablet.ts's work with a started tablet node
- * beside it, unused: 6.09, 5.91 ms against 5.46, 6.07 for the role floor and 8.00, 7.72 for the
- * unanswered node floor). Neither tiering nor collection is the rest. In the whole system at 500,
- * fromLink, deliver, isMessage, asTally, apply and the node's now are optimized in every tablet's
- * thread before the window, and lowering JSC's threshold (BUN_JSC_thresholdForOptimizeAfterWarmUp
- * =100) moved nothing (6.66, 6.91 ms against 6.74, 7.54 lowered). Raising its inlining limits made
- * the node floor far worse (8.26 ms, 119 µs a push, with the compiler's threads busy in the
- * window). JSC's GC log gives ~1–1.5 eden collections per thread in a window, pausing 0.31 s in all
- * in the node floor and 0.36 s in the role floor, against ~5.5 s of CPU. What is left,
- * ~6–12 µs of CPU per push, is the runtime's receive path as optimized code run cold: ~10 more
- * functions (the link's handler, fromLink, the host's receive, the slot's, deliver, isMessage, the
- * handler table, the handler, apply, the node clock's chain), each its own code and data.
- * And the node floor no longer matches the whole system, so the conclusion above that obelix's side
- * costs nothing was the artifact's: from a fresh clone, 3 interleaved rounds at 500, p50 (CPU per
- * push) raw 5.05, 5.89, 5.62 ms (35–43 µs); role 5.58, 5.30, 5.92 (38–43); node 6.90, 6.27, 6.49
- * (48–53); the whole system 7.24, 7.52, 7.40 (65–68). Medians: node / role 1.18×, the system /
- * node 1.14×, the system / raw 1.32×. So the sender's side (obelix's runtime and fan-out, whose loop
- * took 13.6–14.4 ms; the floor's sender, timed in other runs the same hour, 9.1–9.9) and the real
- * worker host hold about as much of the gap as the receiving node's runtime path does. Not the
- * sender's runtime itself: a real node (NodeSlot, NodeRuntime, Links, sendMany) fanning out to
- * raw-tablet.ts workers in place of the floor's loop took 5.18, 5.00, 4.85 ms against 4.99, 4.78,
- * 4.71 for the loop (interleaved, scratch; 1.03–1.05×, CPU per push +0.6–1.4 µs). So that share is
- * in what surrounds the two ends in the system: the worker host around each tablet, obelix's work
- * around its fan-out, or the other threads.
+ * Where the gap is, from a fresh clone, floors fed the same raw posts and the whole system, 3
+ * interleaved rounds at 500, p50 (CPU per push): raw-tablet.ts 5.05, 5.89, 5.62 ms (35–43 µs); the
+ * role's work flat (role-tablet.ts) 5.58, 5.30, 5.92 (38–43); a real tablet node (node-tablet.ts)
+ * 6.90, 6.27, 6.49 (48–53); the whole system 7.24, 7.52, 7.40 (65–68). Medians: role / raw 1.05×,
+ * node / role 1.18×, system / node 1.14×, system / raw 1.32×. So about half the gap is the tablet's
+ * runtime path and half is what the system has beyond one tablet node.
+ * - The tablet role as written costs nothing over its work written flat: a node whose role does
+ *   exactly role-tablet.ts's work was as slow as the real tablet (6.71, 6.56, 6.18 ms against 6.50,
+ *   6.40, 6.71, in a run where the node floor's registration was unanswered, see below).
+ * - A started runtime idle in the thread costs nothing: role-tablet.ts's work beside a started,
+ *   unused tablet node took 6.09, 5.91 ms against 5.46, 6.07 for the role floor.
+ * - Neither tiering nor collection is the receiving path's share. In the whole system at 500,
+ *   fromLink, deliver, isMessage, asTally, apply and the node's now are optimized in every tablet's
+ *   thread before the window, and lowering JSC's threshold (BUN_JSC_thresholdForOptimizeAfterWarmUp
+ *   =100) moved nothing (6.66, 6.91 ms against 6.74, 7.54 lowered); raising its inlining limits made
+ *   the node floor far worse (8.26 ms, 119 µs a push, the compiler's threads busy in the window).
+ *   JSC's GC log gives ~1–1.5 eden collections per thread in a window, pausing 0.31 s in all in the
+ *   node floor and 0.36 s in the role floor, against ~5.5 s of CPU. What is left, ~6–12 µs of CPU
+ *   per push, is the receive path as optimized code run cold: ~10 more functions than the flat work
+ *   (the link's handler, fromLink, the host's receive, the slot's, deliver, isMessage, the handler
+ *   table, the handler, apply, the node clock's chain), each its own code and data.
+ * - The system's share beyond the node floor is not the sender's runtime: a real node (NodeSlot,
+ *   NodeRuntime, Links, sendMany) fanning out to raw-tablet.ts workers in place of the floor's loop
+ *   took 5.18, 5.00, 4.85 ms against 4.99, 4.78, 4.71 (interleaved, a scratch harness; 1.03–1.05×,
+ *   CPU per push +0.6–1.4 µs). It is around the two ends: the worker host around each tablet,
+ *   obelix's work around its fan-out (its loop took 13.6–14.4 ms in those system rounds), or the
+ *   other threads.
+ * - The node floor must have its registration answered (node-tablet.ts does): unanswered, its
+ *   deliver never saw a reply, and JSC, which waits for a function's paths to be profiled, left
+ *   deliver in the baseline tier in all 500 threads for all 650 pushes (BUN_JSC_reportCompileTimes=1).
+ *   It read 7.14, 7.68 ms against 6.45, 6.33 with JSC's threshold lowered so that deliver was
+ *   optimized (interleaved), and so looked as slow as the whole system: an earlier reading of
+ *   these floors put the whole gap in the receiving node for that reason.
  */
 export interface BaselineRow {
   tablets: number;
