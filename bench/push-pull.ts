@@ -382,12 +382,23 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  *   per push, is the receive path as optimized code run cold: ~10 more functions than the flat work
  *   (the link's handler, fromLink, the host's receive, the slot's, deliver, isMessage, the handler
  *   table, the handler, apply, the node clock's chain), each its own code and data.
- * - The system's share beyond the node floor is not the sender's runtime: a real node (NodeSlot,
- *   NodeRuntime, Links, sendMany) fanning out to raw-tablet.ts workers in place of the floor's loop
- *   took 5.18, 5.00, 4.85 ms against 4.99, 4.78, 4.71 (interleaved, a scratch harness; 1.03–1.05×,
- *   CPU per push +0.6–1.4 µs). It is around the two ends: the worker host around each tablet,
- *   obelix's work around its fan-out (its loop took 13.6–14.4 ms in those system rounds), or the
- *   other threads.
+ * - The system's share beyond the node floor is on the sender's side, not in the worker host
+ *   around each tablet. Interleaved, from scratch harnesses: the node floor inside worker.ts's real
+ *   host (started over comlink as the supervisor starts it, its link granted as the supervisor
+ *   grants one) took 5.63, 5.32, 5.36, 5.34, 5.33, 5.51 ms, against 5.78, 5.63, 5.70, 5.45, 5.31,
+ *   5.51 for the node floor and 5.89, 6.25, 6.27 for the whole system. Fanning out to raw-tablet.ts
+ *   workers in place of the floor's loop, a bare node's sendMany took 4.65, 4.52, 4.73 ms and obelix's
+ *   whole write path (cacofonix's request, the durable write, sendMany, the reply) 4.89, 4.96, 4.85,
+ *   against 4.49, 4.51, 4.36 for the loop: 1.035× and 1.09×. Of obelix's share, its durable write
+ *   between an update's stamp and its first post (a memory transaction of two puts, the tally and
+ *   its write-log entry) took 0.10–0.15 ms p50, run cold; it stays first, as a tablet must never show
+ *   a value obelix could still lose. So of the whole system's ~1.3× over the floor about 1.09× is
+ *   obelix's side, and the rest is the tablets' receive path (above): the real host around it costs
+ *   nothing.
+ * - mimalloc's purging of freed memory is off the path too, not only its hole purging: with all of
+ *   it off (MIMALLOC_PURGE_DELAY=-1 MIMALLOC_PURGE_HOLES=0) its scavenger thread's ~0.7 s of CPU in
+ *   the window went and CPU per push fell by up to 9 µs, but the whole system's p50 did not move:
+ *   5.73, 6.37, 6.29, 6.02 ms against 6.58, 5.98, 6.36, 5.95 with the defaults (interleaved).
  * - The node floor must have its registration answered (node-tablet.ts does): unanswered, its
  *   deliver never saw a reply, and JSC, which waits for a function's paths to be profiled, left
  *   deliver in the baseline tier in all 500 threads for all 650 pushes (BUN_JSC_reportCompileTimes=1).

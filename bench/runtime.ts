@@ -110,6 +110,7 @@ export const bench: Bench = {
       .add("runtime: deliver request + send reply", () => rt.deliver(MSG))
       .add("structuredClone (MessagePort's copy)", () => void structuredClone(MSG))
       .add("storage put, memory", () => mem.put(`k${key++ % 1000}`, { n: key }))
+      .add("storage transaction of two puts, memory (a write and its write-log entry)", () => mem.transaction(() => (mem.put(`k${key++ % 1000}`, { n: key }), mem.put(`w${key % 1000}`, { id: key, op: "inc" }))))
       .add("storage put, os (WAL, synchronous=NORMAL)", () => disk.put(`k${key++ % 1000}`, { n: key }))
       .add(`wire: encode ${MAX_FRAME_MESSAGES}-message frame`, () => void encodeFrame({ t: "msgs", ms: batch }))
       .add(`wire: decode ${MAX_FRAME_MESSAGES}-message frame from 64 KiB chunks`, () => {
