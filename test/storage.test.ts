@@ -46,7 +46,13 @@ describe("storage transactions", () => {
         expect([s.get("outer"), s.get("inner")]).toEqual([true, undefined]);
 
         // An outer failure undoes what a nested transaction that returned had written.
-        expect(() => s.transaction(() => (s.transaction(() => s.put("nested", 1)), s.put("x", 1), (() => { throw new Error("outer fails"); })()))).toThrow("outer fails");
+        expect(() =>
+          s.transaction(() => {
+            s.transaction(() => s.put("nested", 1));
+            s.put("x", 1);
+            throw new Error("outer fails");
+          }),
+        ).toThrow("outer fails");
         expect([s.get("nested"), s.get("x")]).toEqual([undefined, undefined]);
 
         if (mode === "os") {

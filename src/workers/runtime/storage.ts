@@ -19,7 +19,7 @@ export class SqliteStorage implements Storage {
    * One transaction wrapper for every call, handed the work to run. bun:sqlite's db.transaction(fn)
    * builds a new wrapper (with its deferred, immediate and exclusive variants) each time it is
    * called: a third of a two-put memory transaction (`bench runtime`, "storage transaction of two
-   * puts": p50 2.95–3.03 µs that way, 1.90–2.03 µs this way). Called inside another transaction it
+   * puts": p50 2.95–3.03 µs that way, 1.90–2.05 µs this way, in two runs). Called inside another transaction it
    * still becomes a savepoint (test/storage.test.ts).
    */
   private readonly atomically: (fn: () => unknown) => unknown;
