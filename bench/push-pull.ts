@@ -656,6 +656,13 @@ export const bench: Bench = {
     // of the five), and after 0.84–1.04 ms in the slowest tenth: behind the posting thread's own
     // deliveries (2 cores, 3+ busy threads). Cacofonix on obelix's thread instead did not move the
     // p50 (0.83–1.00 ms against 0.92–0.98, 3 interleaved runs each).
+    // Behind that late take-up: unpinned, the two threads mostly ran one after the other on one CPU
+    // (Linux's wake-affine placement): the other thread's first delivery came with or after the
+    // posting thread's last (medians per window 0.40–0.82 against 0.55–0.77 ms, 4 windows). Pinned one
+    // per CPU (the default now, cpu-affinity.ts) it came well before (0.16–0.28 against 0.35–0.97).
+    // In stages at 500 (4 interleaved rounds, each with the 1-tablet stage beside it): p50 0.22–0.60 ms
+    // pinned against 0.28–0.77 unpinned, 3.5–5.3× the round's 1-tablet p50 against 2.9–12.9×. This
+    // machine's speed itself moves by 2–3× between minutes (the 1-tablet p50 0.05–0.15 ms), hence rounds.
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.

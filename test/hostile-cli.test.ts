@@ -65,6 +65,15 @@ describe("hostile CLI: systems and counts", () => {
     // The node limit holds in every mode.
     expect(() => parseOptions("paxos", paxos, { clients: MAX_NODES, sim: true }, {}, { totalMemBytes: 1024 * gib })).toThrow(UsageError);
   });
+
+  test("--no-pin applies to packed threads only, and takes no value", async () => {
+    // cac hands `pin: true` unless --no-pin is given.
+    expect(parseOptions("echo", echo, { clients: 2, pin: true }, {}).opts.pin).toBe(true);
+    expect(parseOptions("echo", echo, { clients: 2, threads: 2, pin: false }, {}).opts.pin).toBe(false);
+    expect(() => parseOptions("echo", echo, { clients: 2, pin: false }, {})).toThrow(/--no-pin applies to packed threads: give --threads <n> too/);
+    expect(() => parseOptions("echo", echo, { clients: 2, threads: 2, pin: "yes" }, {})).toThrow(/--no-pin takes no value, got "yes"/);
+    expectUsage(await runCli(["echo", "--no-pin", "--duration", "1", "--data-dir", join(dir, "nopin")], 10_000), /--no-pin applies to packed threads/);
+  });
 });
 
 describe("hostile CLI: values", () => {

@@ -38,6 +38,7 @@ const COMMON: Array<[string, string, unknown?]> = [
   ["--history <file>", "Write every client operation as JSON Lines (format in the README)"],
   ["--history-report <file>", "Write the history check as a self-contained HTML page (the failing window, if any)"],
   ["--threads <n>", "Pack this host's nodes into n worker threads (default: one per node; a crash in a shared thread drops only that node)"],
+  ["--no-pin", "With --threads: leave the worker threads unpinned (by default, on Linux, each is pinned to a CPU of its own when there are no more threads than CPUs and every node runs in this process)"],
   ["--admin-port <port>", "Serve the admin API and the live dashboard on 127.0.0.1:<port> (default 0: a free port, printed at start)"],
   ["--admin-host <addr>", "Address the admin API and dashboard listen on (default 127.0.0.1; 0.0.0.0 opens them to the network, still behind the token)"],
   ["--secret <secret>", "Shared secret for bridges and the admin API (or MENHIR_SECRET)"],
@@ -127,6 +128,7 @@ async function runThreads(system: string, scenario: Scenario, opts: RunOptions, 
     driverHost: mh?.driverHost,
     wire: mh ? { secret: opts.secret, listenHostname: mh.listen.hostname, peerHosts: Object.keys(mh.peers) } : undefined,
     threads: opts.threads ?? undefined,
+    pin: opts.pin,
   });
   let bridge: TcpBridge | null = null;
   let stopRequested!: () => void;
@@ -227,6 +229,7 @@ async function runStarted(
   const mh = opts.multiHost;
   const local = nodes.filter((n) => cluster.isLocal(n.id));
   console.log(`menhir: ${system} cluster up: ${local.length} of ${nodes.length} nodes on worker threads here (seed ${opts.seed}, data dir ${opts.dataDir})`);
+  if (opts.threads !== null) console.log(`menhir: ${cluster.pinnedCpus && !cluster.pinNote ? `worker threads pinned to CPUs ${cluster.pinnedCpus.join(", ")} (--no-pin leaves them free)` : `worker threads ${cluster.pinNote ?? "not pinned (--no-pin)"}`}`);
   for (const n of local) {
     const url = cluster.httpUrl(n.id);
     if (url) console.log(`menhir: ${n.id} serves HTTP at ${url}`);

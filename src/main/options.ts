@@ -48,6 +48,8 @@ export interface RunOptions extends CommonOptions {
   adminHost: string;
   /** Worker threads to pack this host's nodes into; null: one per node. */
   threads: number | null;
+  /** With threads: pin each worker thread to a CPU of its own (ThreadCluster's StartOptions.pin). */
+  pin: boolean;
   multiHost: MultiHost | null;
   /** Write the clients' history here (JSON Lines). */
   history: string | null;
@@ -134,6 +136,9 @@ export function parseOptions(
   if (isIP(adminHost) === 0 && adminHost !== "localhost") throw new UsageError(`--admin-host must be an IP address (127.0.0.1, 0.0.0.0, ::1 …) or localhost, got "${adminHost}"`);
   const connectTimeout = flags.connectTimeout === undefined ? 60 : num("connect-timeout", flags.connectTimeout, { min: 0.1, max: 86_400 });
   const threads = flags.threads === undefined ? null : num("threads", flags.threads, { min: 1, max: 4096, integer: true });
+  // cac makes `--no-pin` a `pin` flag that is true unless turned off; `--pin=x` would hand it a string.
+  if (flags.pin !== undefined && typeof flags.pin !== "boolean") throw new UsageError(`--no-pin takes no value, got "${String(flags.pin)}"`);
+  if (flags.pin === false && threads === null) throw new UsageError("--no-pin applies to packed threads: give --threads <n> too (one thread per node is never pinned)");
   const clockSkew = flags.clockSkew === undefined ? 0 : num("clock-skew", flags.clockSkew, { min: 0, max: 3_600_000 });
   const clockDrift = flags.clockDrift === undefined ? 0 : num("clock-drift", flags.clockDrift, { min: 0, max: MAX_DRIFT_PPM });
 
@@ -209,6 +214,7 @@ export function parseOptions(
     connectTimeout,
     adminHost,
     threads,
+    pin: flags.pin !== false,
     multiHost,
     history: flags.history === undefined ? null : str("history", flags.history),
     historyReport: flags.historyReport === undefined ? null : str("history-report", flags.historyReport),

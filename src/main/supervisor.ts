@@ -4,6 +4,7 @@
  * link exists, messages go straight from worker to worker.
  */
 import * as Comlink from "comlink";
+import { allowedCpus, pinPlan, whyNot } from "../workers/runtime/cpu-affinity.ts";
 import { mkdirSync, rmSync } from "node:fs";
 import { DriverCalls } from "../driver/calls.ts";
 import { DRIVER_ID, NotAppliedError, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
@@ -44,6 +45,12 @@ export interface StartOptions {
    * runtime (its memory) and keeps its storage, as in the simulator.
    */
   threads?: number;
+  /**
+   * Packed threads: pin each worker thread to a CPU of its own (src/workers/runtime/cpu-affinity.ts).
+   * Default true; done only when every node is in this process and there are no more threads than
+   * CPUs. Several processes on one machine would each pin to the same CPUs, so multi-host never pins.
+   */
+  pin?: boolean;
   /** What a control call's timeout stretches from (default Limits.controlTimeoutMs; tests shorten it). */
   controlTimeoutMs?: number;
 }
@@ -118,6 +125,10 @@ export class ThreadCluster implements Cluster, LocalHost {
   private readonly rolesModule: string;
   /** Packed threads: every pair of worker threads shares one lane (lanes.ts) instead of a port per pair of nodes. */
   private lanes = false;
+  /** Packed threads: the CPU each group's thread is pinned to, by group index; null when not pinning. */
+  pinnedCpus: number[] | null = null;
+  /** Why pinning was not done (or failed in a worker), when it was asked for. */
+  pinNote: string | null = null;
 
   constructor(private readonly opts: StartOptions) {
     this.rolesModule = rolesModule(opts.system);
@@ -153,6 +164,7 @@ export class ThreadCluster implements Cluster, LocalHost {
     const threads = this.opts.threads === undefined ? specs.length : Math.max(1, Math.min(this.opts.threads, specs.length));
     const groups: Group[] = Array.from({ length: threads }, (_, index) => ({ index, worker: null, api: null, driverPort: null, supervisorPort: null, members: [], gone: null, spawning: null, exited: Promise.resolve(), inflight: 0, connected: false }));
     this.lanes = this.opts.threads !== undefined && threads > 1;
+    if (this.opts.threads !== undefined && this.opts.pin !== false) this.planPins(threads);
     specs.forEach((spec, i) => {
       const group = groups[i % threads]!;
       group.members.push(spec.id);
@@ -164,6 +176,24 @@ export class ThreadCluster implements Cluster, LocalHost {
     // A node that cannot start (its port is taken, say) fails the run: it does not run without it.
     const failed = [...this.local.values()].filter((n) => n.status === "crashed").map((n) => n.startError ?? `node ${n.spec.id} did not start`);
     if (failed.length > 0) throw new Error(failed.join("; "));
+  }
+
+  /** Which CPU each packed thread is pinned to (see StartOptions.pin), or why none is. */
+  private planPins(threads: number): void {
+    if (this.opts.placement && Object.values(this.placement).some((h) => h !== this.host)) {
+      this.pinNote = "not pinned: nodes on other hosts (other processes may share this machine's CPUs)";
+      return;
+    }
+    const cpus = allowedCpus();
+    this.pinnedCpus = pinPlan(threads, cpus);
+    if (!this.pinnedCpus) {
+      this.pinNote = cpus ? `not pinned: ${threads} threads, ${cpus.length} CPUs` : `not pinned: ${whyNot()}`;
+      return;
+    }
+    // A thread starts with the CPU mask of the thread that starts it. JSC's GC helper threads are
+    // shared by every thread's heap and started by the first collection that wants them: started from
+    // a pinned worker, all of them would be held to its CPU. A collection here starts them unpinned.
+    Bun.gc(true);
   }
 
   private groups(): Group[] {
@@ -212,7 +242,12 @@ export class ThreadCluster implements Cluster, LocalHost {
       if (g.worker !== worker) return;
       this.workerLost(g, `died: ${(e as ErrorEvent).message}`);
     });
-    await this.callWorker(g, "connect", (w) => w.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2])), Limits.workerSpawnTimeoutMs);
+    const cpu = this.pinnedCpus?.[g.index] ?? null;
+    const pinFailed = await this.callWorker(g, "connect", (w) => w.connect(Comlink.transfer(sup.port2, [sup.port2]), Comlink.transfer(drv.port2, [drv.port2]), cpu), Limits.workerSpawnTimeoutMs);
+    if (pinFailed !== null && this.pinNote === null) {
+      this.pinNote = `not all pinned: ${describeGroup(g)} to CPU ${cpu}: ${pinFailed}`;
+      this.log.warn(this.pinNote);
+    }
     if (g.worker !== worker) return;
     g.connected = true;
     if (this.lanes) await this.connectLanes(g);

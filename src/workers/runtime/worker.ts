@@ -23,6 +23,7 @@ import { SqliteStorage } from "./storage.ts";
 import type { LogLevel, Message, NodeId, NodeSpec, Role } from "./types.ts";
 import { wireListen, type WireConn } from "./wire.ts";
 import { acceptWireFrame } from "./data-link.ts";
+import { pinThread } from "./cpu-affinity.ts";
 
 export interface WorkerInit {
   /** The system's name (for messages) and the module its roles come from (resolved by the supervisor). */
@@ -247,13 +248,15 @@ class WorkerHost {
   }
 
   /** Once per worker: the channel to the supervisor and the one for the driver's messages. */
-  connect(supervisorPort: MessagePort, driverPort: MessagePort): void {
+  /** `cpu`: packed threads, the CPU this thread is pinned to (cpu-affinity.ts); the answer is null, or why it was not. */
+  connect(supervisorPort: MessagePort, driverPort: MessagePort, cpu: number | null = null): string | null {
     this.supervisor = Comlink.wrap<SupervisorPort>(supervisorPort);
     this.driverPort = driverPort;
     driverPort.onmessage = (e) => {
       const dest = (e.data as Message | null)?.dest;
       if (typeof dest === "string") this.nodes.get(dest)?.receive(e.data);
     };
+    return cpu === null ? null : pinThread(cpu);
   }
 
   async startNode(init: WorkerInit): Promise<void> {
