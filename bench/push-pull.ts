@@ -619,18 +619,58 @@ export function roleSplit(rounds: FloorRound[]): { role: Spread; runtime: Spread
  * Push against its floor over interleaved rounds: the median ratio and its range, and whether the
  * rounds fall on both sides of the target (then the run cannot say which side push is on).
  */
-export function floorVerdict(tablets: number, rounds: FloorRound[], target = FLOOR_RATIO_TARGET): { target: string; ok: boolean; noisy: boolean; detail: string; median: number; lo: number; hi: number } {
-  const s = ratioSpread(
+export function floorVerdict(tablets: number, rounds: FloorRound[], target = FLOOR_RATIO_TARGET): RoundsVerdict {
+  return roundsVerdict(
+    `push p50 at ${tablets} tablets ≤ ${target}× its floor (median of ${rounds.length} interleaved rounds)`,
     rounds.map((r) => r.pushP50Ms),
     rounds.map((r) => r.floorP50Ms),
+    target,
   );
-  const noisy = s.lo <= target && s.hi > target;
-  const each = rounds.map((r) => (r.pushP50Ms / r.floorP50Ms).toFixed(2)).join(", ");
+}
+
+/** The issue's bound for packed push at the largest size against 1 tablet. */
+export const PACKED_SCALE_TARGET = 5;
+
+/** One round of packed push at the largest size and at the smallest, measured back to back. */
+export interface PackedRound {
+  hiP50Ms: number;
+  loP50Ms: number;
+}
+
+/**
+ * Packed push at `hi` tablets against `lo` over interleaved rounds: this machine's speed moves by 2–3×
+ * between minutes (the 1-tablet p50 0.05–0.15 ms in one hour), so a ratio of two stages taken
+ * minutes apart says as much about the machine as about push; each round's pair is taken together.
+ */
+export function packedVerdict(hi: number, lo: number, rounds: PackedRound[], target = PACKED_SCALE_TARGET): RoundsVerdict {
+  return roundsVerdict(
+    `push p50 at ${hi} tablets ≤ ${target}× p50 at ${lo} (median of ${rounds.length} interleaved rounds)`,
+    rounds.map((r) => r.hiP50Ms),
+    rounds.map((r) => r.loP50Ms),
+    target,
+  );
+}
+
+export interface RoundsVerdict {
+  target: string;
+  ok: boolean;
+  noisy: boolean;
+  detail: string;
+  median: number;
+  lo: number;
+  hi: number;
+}
+
+/** A ratio bounded by `target`, judged by its median over rounds; rounds on both sides of it say so. */
+function roundsVerdict(target: string, values: number[], baselines: number[], bound: number): RoundsVerdict {
+  const s = ratioSpread(values, baselines);
+  const noisy = s.lo <= bound && s.hi > bound;
+  const each = values.map((v, i) => (v / baselines[i]!).toFixed(2)).join(", ");
   return {
-    target: `push p50 at ${tablets} tablets ≤ ${target}× its floor (median of ${rounds.length} interleaved rounds)`,
-    ok: s.median <= target,
+    target,
+    ok: s.median <= bound,
     noisy,
-    detail: `${s.median.toFixed(3)}× (${s.lo.toFixed(2)}..${s.hi.toFixed(2)}; rounds ${each})${noisy ? `; NOISY: the rounds fall on both sides of ${target}` : ""}`,
+    detail: `${s.median.toFixed(3)}× (${s.lo.toFixed(2)}..${s.hi.toFixed(2)}; rounds ${each})${noisy ? `; NOISY: the rounds fall on both sides of ${bound}` : ""}`,
     median: s.median,
     lo: s.lo,
     hi: s.hi,
@@ -671,9 +711,13 @@ export const bench: Bench = {
     // ratio the issue bounds is a median of interleaved rounds (the stages above are its first round).
     const floorRounds = runs("push") && runs("baseline") ? roundsFor(opts.quick, 3) : 0;
     // Each round also measures the role's floor (a tablet's own work, no runtime), to split push's ratio (roleSplit).
-    const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0) + Math.max(0, floorRounds - 1) * 2 + floorRounds);
+    // Packed push at the largest size and the smallest again, in rounds that alternate which goes first
+    // (packedVerdict): the packed stages above are the first round.
+    const packedRounds = runs("packed") && ns.length > 1 ? roundsFor(opts.quick, 3) : 0;
+    const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0) + Math.max(0, floorRounds - 1) * 2 + floorRounds + Math.max(0, packedRounds - 1) * 2);
     const largestN = Math.max(...ns);
     const rounds: FloorRound[] = [];
+    const packedRoundsDone: PackedRound[] = [];
     // A stage that fails is reported and skipped; what was measured before it is still printed and written.
     const failed: Array<{ stage: string; error: string }> = [];
     const stage = async <T>(name: string, fn: () => Promise<T>, into?: T[]): Promise<T | undefined> => {
@@ -686,7 +730,7 @@ export const bench: Bench = {
         failed.push({ stage: name, error: e instanceof Error ? e.message : String(e) });
       }
       // Written after every stage (complete: false until the end), so a run cut short keeps what it measured.
-      if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, floorRounds: { tablets: largestN, rounds }, failed, slowSteps, gcTimer: timer, complete: false });
+      if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed, rounds: packedRoundsDone }, floorRounds: { tablets: largestN, rounds }, failed, slowSteps, gcTimer: timer, complete: false });
       return got;
     };
     const windowMs = (c: Config) => (c.mode === "push" ? pushWindowMs(opts.quick) : Math.max(opts.quick ? 1500 : 3000, 4 * (c.pollMs ?? 0)));
@@ -717,6 +761,16 @@ export const bench: Bench = {
           const f = await floorRound();
           add(p, f, await roleRound(k));
         }
+      }
+      const smallestN = Math.min(...ns);
+      const packedCfg = (n: number): Config => ({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS, warmChanges: warmUpdates(opts.quick) });
+      const packedFirst = { hi: packed.find((r) => r.tablets === largestN), lo: packed.find((r) => r.tablets === smallestN) };
+      if (packedRounds > 0 && packedFirst.hi && packedFirst.lo) packedRoundsDone.push({ hiP50Ms: packedFirst.hi.propagationP50Ms, loP50Ms: packedFirst.lo.propagationP50Ms });
+      for (let k = 2; packedRoundsDone.length > 0 && k <= packedRounds; k++) {
+        const at = (n: number) => stage(`push ${n} tablets, ${PACKED_THREADS} threads, round ${k}`, () => measureInChild(packedCfg(n), pushWindowMs(opts.quick), dataDir));
+        // Round 1 went from the smallest up: even rounds start at the largest.
+        const [hi, lo] = k % 2 === 0 ? [await at(largestN), await at(smallestN)] : await at(smallestN).then(async (l) => [await at(largestN), l] as const);
+        if (hi && lo) packedRoundsDone.push({ hiP50Ms: hi.propagationP50Ms, loP50Ms: lo.propagationP50Ms });
       }
     } finally {
       bar.done();
@@ -766,7 +820,9 @@ export const bench: Bench = {
     console.log("");
     const mark = (v: Verdict) => (v.ok === null ? "INFO" : v.ok ? "PASS" : "FAIL");
     for (const v of verdicts(rows, false)) console.log(`${mark(v)}  ${v.target}: ${v.detail}`);
-    for (const v of verdicts(packed)) console.log(`${mark(v)}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
+    const pv = packedRoundsDone.length > 0 ? packedVerdict(largestN, Math.min(...ns), packedRoundsDone) : null;
+    if (pv) console.log(`${mark(pv)}  (${PACKED_THREADS} threads) ${pv.target}: ${pv.detail}`);
+    else for (const v of verdicts(packed)) console.log(`${mark(v)}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
     const fv = rounds.length > 0 ? floorVerdict(largestN, rounds) : null;
     // --quick warms up too little for the JIT to have optimized a tablet's push path: its ratio is not the issue's figure.
     if (fv) console.log(`${mark(fv)}  ${fv.target}: ${fv.detail}${opts.quick ? " (--quick: a short warm-up, not the figure the target is for)" : ""}`);
@@ -778,11 +834,12 @@ export const bench: Bench = {
     }
     if (opts.json) {
       const floorSummary = fv ? { median: fv.median, lo: fv.lo, hi: fv.hi, noisy: fv.noisy, target: FLOOR_RATIO_TARGET, roleSplit: split } : null;
-      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed }, floorRounds: { tablets: largestN, rounds, ...floorSummary }, failed, slowSteps, gcTimer: timer, complete: true });
+      const packedSummary = pv ? { median: pv.median, lo: pv.lo, hi: pv.hi, noisy: pv.noisy, target: PACKED_SCALE_TARGET } : null;
+      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed, rounds: packedRoundsDone, ...packedSummary }, floorRounds: { tablets: largestN, rounds, ...floorSummary }, failed, slowSteps, gcTimer: timer, complete: true });
       console.log(`json: ${opts.json}`);
     }
     const files = await plots(rows, opts.resultsDir, baseline);
     console.log(`\nplots: ${files.join(", ")}`);
-    return { rows, baseline, packed, floorRounds: rounds, failed, slowSteps };
+    return { rows, baseline, packed, packedRounds: packedRoundsDone, floorRounds: rounds, failed, slowSteps };
   },
 };

@@ -9,7 +9,7 @@ import { roles } from "../src/workers/olympics/roles.ts";
 import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/workers/olympics/scenario.ts";
 import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
-import { delays, floorVerdict, floorWorkerUrl, rawFanOut, roleSplit, verdicts, type FloorWorker, type Row } from "../bench/push-pull.ts";
+import { delays, floorVerdict, floorWorkerUrl, packedVerdict, rawFanOut, roleSplit, verdicts, type FloorWorker, type Row } from "../bench/push-pull.ts";
 
 // Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
 setDefaultTimeout(30_000);
@@ -587,6 +587,21 @@ describe("push-pull benchmark", () => {
     expect(split.noisy).toBe(true);
     expect(split.detail).toContain("NOISY");
     expect([split.lo, split.hi]).toEqual([1.2, 1.4]);
+  });
+
+  test("packed push at 500 against 1 tablet is judged per round, each round's pair taken together", () => {
+    const round = (hi: number, lo: number) => ({ hiP50Ms: hi, loP50Ms: lo });
+    // The machine twice as slow in the second round: both stages of it slower, the round's ratio the same.
+    const steady = packedVerdict(500, 1, [round(0.3, 0.075), round(0.6, 0.15), round(0.32, 0.08)]);
+    expect(steady.ok).toBe(true);
+    expect(steady.noisy).toBe(false);
+    expect(steady.median).toBeCloseTo(4, 5);
+    expect(steady.target).toBe("push p50 at 500 tablets ≤ 5× p50 at 1 (median of 3 interleaved rounds)");
+    // Rounds on both sides of 5: judged by the median, and said to be noisy.
+    const split = packedVerdict(500, 1, [round(0.6, 0.1), round(0.4, 0.1), round(0.7, 0.1)]);
+    expect(split.ok).toBe(false);
+    expect(split.noisy).toBe(true);
+    expect(split.detail).toContain("NOISY: the rounds fall on both sides of 5");
   });
 
   /** A floor's bare worker, linked as rawFanOut links it: `push` posts on its port, `ask` sends a control word and waits for the answer. */
