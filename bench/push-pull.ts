@@ -697,9 +697,10 @@ export const bench: Bench = {
     // deliveries (2 cores, 3+ busy threads). Cacofonix on obelix's thread instead did not move the
     // p50 (0.83–1.00 ms against 0.92–0.98, 3 interleaved runs each).
     // Behind that late take-up: unpinned, the two threads mostly ran one after the other on one CPU
-    // (Linux's wake-affine placement): the other thread's first delivery came with or after the
-    // posting thread's last (medians per window 0.40–0.82 against 0.55–0.77 ms, 4 windows). Pinned one
-    // per CPU (the default now, cpu-affinity.ts) it came well before (0.16–0.28 against 0.35–0.97).
+    // (Linux's wake-affine placement): the other thread's first delivery came late in the posting
+    // thread's run or after it (medians per window 0.40–0.82 ms against its last at 0.55–0.77, 4
+    // windows). Pinned one per CPU (the default now, cpu-affinity.ts) it came early (0.16–0.28 against
+    // 0.35–0.97, 6 windows).
     // In stages at 500 (4 interleaved rounds, each with the 1-tablet stage beside it): p50 0.22–0.60 ms
     // pinned against 0.28–0.77 unpinned, 3.5–5.3× the round's 1-tablet p50 against 2.9–12.9×. This
     // machine's speed itself moves by 2–3× between minutes (the 1-tablet p50 0.05–0.15 ms), hence rounds.
@@ -782,7 +783,8 @@ export const bench: Bench = {
     }
     console.log(`Propagation: tablet's node.now() when it holds the update (or a newer one) − obelix's node.now() when it applied it.`);
     console.log(`All nodes of a stage are worker threads of one process (each stage runs in its own),`);
-    const smallest = Math.min(...rows.map((r) => r.propagationMinMs));
+    // Over every stage that ran (--stages packed runs no other).
+    const smallest = Math.min(...[...rows, ...packed].map((r) => r.propagationMinMs));
     console.log(`so node.now() is one clock on every node (smallest sample: ${smallest} ms; negative would mean skew).`);
     if (smallest < 0) console.log(`CLOCK SKEW: a tablet held an update ${-smallest} ms before obelix applied it: threads' clocks disagree, and every propagation figure above is off by as much`);
     console.log(`Cacofonix (testing mode) updates every ${RATE_MS} ms; every tablet is interested in Gaul, so each update reaches all N. Storage in memory. Times in ms.`);
