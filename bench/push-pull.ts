@@ -717,6 +717,7 @@ export const bench: Bench = {
     const packedRounds = runs("packed") && ns.length > 1 ? roundsFor(opts.quick, 3) : 0;
     const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0) + Math.max(0, floorRounds - 1) * 2 + floorRounds + Math.max(0, packedRounds - 1) * 2);
     const largestN = Math.max(...ns);
+    const smallestN = Math.min(...ns);
     const rounds: FloorRound[] = [];
     const packedRoundsDone: PackedRound[] = [];
     // A stage that fails is reported and skipped; what was measured before it is still printed and written.
@@ -763,14 +764,20 @@ export const bench: Bench = {
           add(p, f, await roleRound(k));
         }
       }
-      const smallestN = Math.min(...ns);
       const packedCfg = (n: number): Config => ({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS, warmChanges: warmUpdates(opts.quick) });
       const packedFirst = { hi: packed.find((r) => r.tablets === largestN), lo: packed.find((r) => r.tablets === smallestN) };
       if (packedRounds > 0 && packedFirst.hi && packedFirst.lo) packedRoundsDone.push({ hiP50Ms: packedFirst.hi.propagationP50Ms, loP50Ms: packedFirst.lo.propagationP50Ms });
       for (let k = 2; packedRoundsDone.length > 0 && k <= packedRounds; k++) {
         const at = (n: number) => stage(`push ${n} tablets, ${PACKED_THREADS} threads, round ${k}`, () => measureInChild(packedCfg(n), pushWindowMs(opts.quick), dataDir));
         // Round 1 went from the smallest up: even rounds start at the largest.
-        const [hi, lo] = k % 2 === 0 ? [await at(largestN), await at(smallestN)] : await at(smallestN).then(async (l) => [await at(largestN), l] as const);
+        let hi: Row | undefined, lo: Row | undefined;
+        if (k % 2 === 0) {
+          hi = await at(largestN);
+          lo = await at(smallestN);
+        } else {
+          lo = await at(smallestN);
+          hi = await at(largestN);
+        }
         if (hi && lo) packedRoundsDone.push({ hiP50Ms: hi.propagationP50Ms, loP50Ms: lo.propagationP50Ms });
       }
     } finally {
@@ -822,7 +829,7 @@ export const bench: Bench = {
     console.log("");
     const mark = (v: Verdict) => (v.ok === null ? "INFO" : v.ok ? "PASS" : "FAIL");
     for (const v of verdicts(rows, false)) console.log(`${mark(v)}  ${v.target}: ${v.detail}`);
-    const pv = packedRoundsDone.length > 0 ? packedVerdict(largestN, Math.min(...ns), packedRoundsDone) : null;
+    const pv = packedRoundsDone.length > 0 ? packedVerdict(largestN, smallestN, packedRoundsDone) : null;
     if (pv) console.log(`${mark(pv)}  (${PACKED_THREADS} threads) ${pv.target}: ${pv.detail}`);
     else for (const v of verdicts(packed)) console.log(`${mark(v)}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
     const fv = rounds.length > 0 ? floorVerdict(largestN, rounds) : null;

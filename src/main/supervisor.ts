@@ -4,7 +4,7 @@
  * link exists, messages go straight from worker to worker.
  */
 import * as Comlink from "comlink";
-import { allowedCpus, pinPlan, whyNot } from "../workers/runtime/cpu-affinity.ts";
+import { allowedCpus, pinPlan } from "../workers/runtime/cpu-affinity.ts";
 import { mkdirSync, rmSync } from "node:fs";
 import { DriverCalls } from "../driver/calls.ts";
 import { DRIVER_ID, NotAppliedError, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
@@ -180,14 +180,18 @@ export class ThreadCluster implements Cluster, LocalHost {
 
   /** Which CPU each packed thread is pinned to (see StartOptions.pin), or why none is. */
   private planPins(threads: number): void {
-    if (this.opts.placement && Object.values(this.placement).some((h) => h !== this.host)) {
+    if (this.nodes.some((n) => !this.isLocal(n.id))) {
       this.pinNote = "not pinned: nodes on other hosts (other processes may share this machine's CPUs)";
       return;
     }
     const cpus = allowedCpus();
+    if (typeof cpus === "string") {
+      this.pinNote = `not pinned: ${cpus}`;
+      return;
+    }
     this.pinnedCpus = pinPlan(threads, cpus);
     if (!this.pinnedCpus) {
-      this.pinNote = cpus ? `not pinned: ${threads} threads, ${cpus.length} CPUs` : `not pinned: ${whyNot()}`;
+      this.pinNote = `not pinned: ${threads} threads, ${cpus.length} CPUs`;
       return;
     }
     // A thread starts with the CPU mask of the thread that starts it. JSC's GC helper threads are

@@ -4,12 +4,12 @@
  * Why: packed threads (`--threads`) wake each other all the time (a lane post each way per fan-out),
  * and Linux's wake-affine placement then tends to put the woken thread on the waker's CPU, where it
  * waits until the waker sleeps. At 500 tablets in 2 threads the other thread's first delivery came
- * no sooner than the posting thread's last, in most runs: the two threads ran one after the other on
- * one CPU while the other CPU idled (bench/push-pull.ts, beside the packed stages, has the figures).
+ * late in the posting thread's run or after it, in most windows: the two threads ran mostly one after
+ * the other on one CPU (bench/push-pull.ts, beside the packed stages, has the figures).
  * A thread per CPU, pinned, is what thread-per-core runtimes do for the same reason.
  *
  * Only the calling thread is pinned (pid 0 means the caller to sched_setaffinity); threads it starts
- * later inherit its mask, which is why the worker pins itself once its runtime is up, not before.
+ * later inherit its mask (see the supervisor's planPins for the collector's shared helpers).
  */
 import { dlopen, FFIType, ptr } from "bun:ffi";
 
@@ -21,15 +21,12 @@ type Sched = {
   sched_setaffinity(pid: number, size: number, mask: ReturnType<typeof ptr>): number;
 };
 
-let sched: Sched | null | undefined;
-let unavailable = "";
+/** libc's two calls, or why they cannot be had here; loaded once per thread, when first asked for. */
+let sched: Sched | string | undefined;
 
-function libc(): Sched | null {
+function libc(): Sched | string {
   if (sched !== undefined) return sched;
-  if (process.platform !== "linux") {
-    unavailable = `not on Linux (${process.platform})`;
-    return (sched = null);
-  }
+  if (process.platform !== "linux") return (sched = `not on Linux (${process.platform})`);
   try {
     const lib = dlopen("libc.so.6", {
       sched_getaffinity: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
@@ -37,21 +34,17 @@ function libc(): Sched | null {
     });
     sched = lib.symbols as unknown as Sched;
   } catch (e) {
-    unavailable = `libc.so.6 not loadable: ${e instanceof Error ? e.message : String(e)}`;
-    sched = null;
+    sched = `libc.so.6 not loadable: ${e instanceof Error ? e.message : String(e)}`;
   }
   return sched;
 }
 
-/** The CPUs the calling thread may run on, ascending; null where that cannot be known (see `whyNot`). */
-export function allowedCpus(): number[] | null {
+/** The CPUs the calling thread may run on, ascending; or why they cannot be known. */
+export function allowedCpus(): number[] | string {
   const c = libc();
-  if (!c) return null;
+  if (typeof c === "string") return c;
   const mask = new Uint8Array(MASK_BYTES);
-  if (c.sched_getaffinity(0, MASK_BYTES, ptr(mask)) !== 0) {
-    unavailable = "sched_getaffinity failed";
-    return null;
-  }
+  if (c.sched_getaffinity(0, MASK_BYTES, ptr(mask)) !== 0) return "sched_getaffinity failed";
   const cpus: number[] = [];
   for (let i = 0; i < MASK_BYTES * 8; i++) if (mask[i >> 3]! & (1 << (i & 7))) cpus.push(i);
   return cpus;
@@ -61,23 +54,17 @@ export function allowedCpus(): number[] | null {
 export function pinThread(cpu: number): string | null {
   if (!Number.isInteger(cpu) || cpu < 0 || cpu >= MASK_BYTES * 8) return `no CPU ${cpu}`;
   const c = libc();
-  if (!c) return unavailable;
+  if (typeof c === "string") return c;
   const mask = new Uint8Array(MASK_BYTES);
   mask[cpu >> 3] = 1 << (cpu & 7);
   return c.sched_setaffinity(0, MASK_BYTES, ptr(mask)) === 0 ? null : `sched_setaffinity to CPU ${cpu} failed (not in this process's CPU set?)`;
 }
 
-/** Why allowedCpus or pinThread could not do its work, after one of them returned so. */
-export function whyNot(): string {
-  return unavailable;
-}
-
 /**
  * Which CPU each of `threads` packed threads gets: the allowed CPUs in order, one each. Null when
- * there are more threads than CPUs (threads would share a CPU that no scheduler could balance) or
- * the CPUs cannot be known.
+ * there are more threads than CPUs (threads would share a CPU that no scheduler could balance).
  */
-export function pinPlan(threads: number, cpus: readonly number[] | null): number[] | null {
-  if (!cpus || threads < 1 || threads > cpus.length) return null;
+export function pinPlan(threads: number, cpus: readonly number[]): number[] | null {
+  if (threads < 1 || threads > cpus.length) return null;
   return cpus.slice(0, threads);
 }
