@@ -22,9 +22,10 @@ import type { NodeSpec } from "../src/workers/runtime/types.ts";
 import { realNow } from "../src/workers/runtime/real-clock.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
-import { printTable, progress, ratioSpread, roundsFor, runChild, writeJson, type Bench, type BenchOptions, type Spread } from "./lib/harness.ts";
+import { printTable, progress, ratioSpread, roundsFor, runChild, workerAnswer, writeJson, type Bench, type BenchOptions, type Spread } from "./lib/harness.ts";
 import { formatThreadCpu, threadCpuMsSince, threadCpuSnapshot } from "./lib/thread-cpu.ts";
 import { SLOW_GC_PERIOD_MS, describeGcTimer, gcTimer } from "./lib/gc-timer.ts";
+import type { PackedFloorOptions, PackedFloorRow } from "./lib/packed-floor.ts";
 
 const PASSWORD = "bench-password";
 /**
@@ -230,6 +231,22 @@ async function floorInChild(f: Omit<FloorConfig, "floor">): Promise<BaselineRow>
   return (await runChild<{ row: BaselineRow }>("./push-pull-child.ts", [JSON.stringify(config)], STAGE_TIMEOUT_MS)).row;
 }
 
+/** What the packed floor's stage is asked to do (bench/lib/push-pull-child.ts runs packedFloor with it). */
+export interface PackedFloorConfig extends PackedFloorOptions {
+  packedFloor: true;
+}
+
+/**
+ * The packed floor's warm-up posts come this far apart: the JIT counts calls, not time, and 400
+ * updates at cacofonix's pace would take a minute for no other gain. Its window runs at that pace.
+ */
+const PACKED_FLOOR_WARM_GAP_MS = 2;
+
+async function packedFloorInChild(tablets: number, threads: number, quick: boolean): Promise<PackedFloorRow> {
+  const config: PackedFloorConfig = { packedFloor: true, tablets, threads, updates: Math.floor(pushWindowMs(quick) / RATE_MS), gapMs: RATE_MS, warm: warmUpdates(quick), warmGapMs: PACKED_FLOOR_WARM_GAP_MS };
+  return (await runChild<{ row: PackedFloorRow }>("./push-pull-child.ts", [JSON.stringify(config)], STAGE_TIMEOUT_MS)).row;
+}
+
 export async function measure(c: Config, windowMs: number, dataDir: string): Promise<Row> {
   const cluster = await startCluster({ system: "olympics", nodes: topology(c), seed: 1, dataDir, fresh: true, logLevel: "error", threads: c.threads });
   try {
@@ -426,12 +443,7 @@ export async function rawFanOut(n: number, updates: number, warm = 0, url = floo
   const ports: MessagePort[] = [];
   // Every wait on a worker is bounded: one full run hung here for good (a worker's answer never came,
   // at 50 workers, after every stage before it), and a hang must be a failed stage, not a stuck bench.
-  const once = (w: Worker, step: string) =>
-    new Promise<unknown>((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`floor, ${n} bare workers: ${step}: no answer within ${answerMs / 1000} s`)), answerMs);
-      w.onmessage = (e) => (clearTimeout(t), resolve(e.data));
-      w.onerror = (e) => (clearTimeout(t), reject(new Error(`floor, ${n} bare workers: ${step}: a worker failed: ${e.message}`)));
-    });
+  const once = (w: Worker, step: string) => workerAnswer(w, `floor, ${n} bare workers: ${step}`, answerMs);
   try {
     const ready: Promise<unknown>[] = [];
     for (let i = 0; i < n; i++) {
@@ -635,6 +647,27 @@ export const PACKED_SCALE_TARGET = 5;
 export interface PackedRound {
   hiP50Ms: number;
   loP50Ms: number;
+  /** The packed floor at the same two sizes in the same round (bench/lib/packed-floor.ts); absent when a stage of it failed. */
+  floorHiP50Ms?: number;
+  floorLoP50Ms?: number;
+}
+
+/**
+ * Packed push against the packed floor, over the rounds that measured it: what the runtime costs at
+ * the largest size and at the smallest, and the floor's own ratio of the one to the other (how far
+ * apart the two sizes sit when a delivery costs next to nothing); null when no round did.
+ */
+export function packedFloorSplit(rounds: PackedRound[]): { floorScale: Spread; hi: Spread; lo: Spread; rounds: number } | null {
+  const measured = rounds.filter((r): r is Required<PackedRound> => r.floorHiP50Ms !== undefined && r.floorLoP50Ms !== undefined);
+  if (measured.length === 0) return null;
+  const floorHi = measured.map((r) => r.floorHiP50Ms);
+  const floorLo = measured.map((r) => r.floorLoP50Ms);
+  return {
+    floorScale: ratioSpread(floorHi, floorLo),
+    hi: ratioSpread(measured.map((r) => r.hiP50Ms), floorHi),
+    lo: ratioSpread(measured.map((r) => r.loP50Ms), floorLo),
+    rounds: measured.length,
+  };
 }
 
 /**
@@ -704,6 +737,12 @@ export const bench: Bench = {
     // In stages at 500 (4 interleaved rounds, each with the 1-tablet stage beside it): p50 0.22–0.60 ms
     // pinned against 0.28–0.77 unpinned, 3.5–5.3× the round's 1-tablet p50 against 2.9–12.9×. This
     // machine's speed itself moves by 2–3× between minutes (the 1-tablet p50 0.05–0.15 ms), hence rounds.
+    // Against the packed floor (the same fan-out in 2 bare pinned threads, packed-floor.ts), 3 rounds
+    // of one full run: the floor's own p50 at 500 was 1.5× its p50 at 1 (0.038–0.044 against
+    // 0.026–0.034 ms), push's 3.8×; push / floor 13.9× at 500 and 5.0× at 1. So the 5× bound is far
+    // above what the machine allows, and push's cost at 500 is the runtime's per delivery, on a thread
+    // whose caches went cold in the 137 ms since the last update: a tablet's handling of a push took
+    // ~0.3 µs with updates 2 ms apart and ~2 µs at 30 ms or more (fanout-profile.ts --rateMs).
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.
@@ -715,11 +754,13 @@ export const bench: Bench = {
     // Packed push at the largest size and the smallest again, in rounds that alternate which goes first
     // (packedVerdict): the packed stages above are the first round.
     const packedRounds = runs("packed") && ns.length > 1 ? roundsFor(opts.quick, 3) : 0;
-    const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0) + Math.max(0, floorRounds - 1) * 2 + floorRounds + Math.max(0, packedRounds - 1) * 2);
+    // Each packed round also measures the packed floor at both sizes (packedFloorSplit).
+    const bar = progress("push-pull", cfgs.length + (runs("packed") ? ns.length : 0) + (runs("baseline") ? ns.length : 0) + Math.max(0, floorRounds - 1) * 2 + floorRounds + Math.max(0, packedRounds - 1) * 2 + packedRounds * 2);
     const largestN = Math.max(...ns);
     const smallestN = Math.min(...ns);
     const rounds: FloorRound[] = [];
     const packedRoundsDone: PackedRound[] = [];
+    const packedFloorRows: PackedFloorRow[] = [];
     // A stage that fails is reported and skipped; what was measured before it is still printed and written.
     const failed: Array<{ stage: string; error: string }> = [];
     const stage = async <T>(name: string, fn: () => Promise<T>, into?: T[]): Promise<T | undefined> => {
@@ -732,7 +773,7 @@ export const bench: Bench = {
         failed.push({ stage: name, error: e instanceof Error ? e.message : String(e) });
       }
       // Written after every stage (complete: false until the end), so a run cut short keeps what it measured.
-      if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed, rounds: packedRoundsDone }, floorRounds: { tablets: largestN, rounds }, failed, slowSteps, gcTimer: timer, complete: false });
+      if (opts.json) writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed, rounds: packedRoundsDone, floorRows: packedFloorRows }, floorRounds: { tablets: largestN, rounds }, failed, slowSteps, gcTimer: timer, complete: false });
       return got;
     };
     const windowMs = (c: Config) => (c.mode === "push" ? pushWindowMs(opts.quick) : Math.max(opts.quick ? 1500 : 3000, 4 * (c.pollMs ?? 0)));
@@ -765,20 +806,29 @@ export const bench: Bench = {
         }
       }
       const packedCfg = (n: number): Config => ({ mode: "push", tablets: n, pollMs: null, threads: PACKED_THREADS, warmChanges: warmUpdates(opts.quick) });
+      const packedFloorAt = (n: number, k: number) => stage(`packed floor: ${n} tablets in ${PACKED_THREADS} bare threads, round ${k}`, () => packedFloorInChild(n, PACKED_THREADS, opts.quick), packedFloorRows);
+      const packedRound = (hi: Row | undefined, lo: Row | undefined, floorHi: PackedFloorRow | undefined, floorLo: PackedFloorRow | undefined) => {
+        if (!hi || !lo) return;
+        const floor = floorHi && floorLo ? { floorHiP50Ms: floorHi.propagationP50Ms, floorLoP50Ms: floorLo.propagationP50Ms } : {};
+        packedRoundsDone.push({ hiP50Ms: hi.propagationP50Ms, loP50Ms: lo.propagationP50Ms, ...floor });
+      };
+      // Round 1 is the packed stages above (from the smallest up), then the floor from the largest down.
       const packedFirst = { hi: packed.find((r) => r.tablets === largestN), lo: packed.find((r) => r.tablets === smallestN) };
-      if (packedRounds > 0 && packedFirst.hi && packedFirst.lo) packedRoundsDone.push({ hiP50Ms: packedFirst.hi.propagationP50Ms, loP50Ms: packedFirst.lo.propagationP50Ms });
+      if (packedRounds > 0 && packedFirst.hi && packedFirst.lo) packedRound(packedFirst.hi, packedFirst.lo, await packedFloorAt(largestN, 1), await packedFloorAt(smallestN, 1));
       for (let k = 2; packedRoundsDone.length > 0 && k <= packedRounds; k++) {
         const at = (n: number) => stage(`push ${n} tablets, ${PACKED_THREADS} threads, round ${k}`, () => measureInChild(packedCfg(n), pushWindowMs(opts.quick), dataDir));
-        // Round 1 went from the smallest up: even rounds start at the largest.
-        let hi: Row | undefined, lo: Row | undefined;
+        // Even rounds: the floor first, each from the largest down; odd ones: push first, each from the smallest up.
         if (k % 2 === 0) {
-          hi = await at(largestN);
-          lo = await at(smallestN);
+          const floorHi = await packedFloorAt(largestN, k);
+          const floorLo = await packedFloorAt(smallestN, k);
+          const hi = await at(largestN);
+          packedRound(hi, await at(smallestN), floorHi, floorLo);
         } else {
-          lo = await at(smallestN);
-          hi = await at(largestN);
+          const lo = await at(smallestN);
+          const hi = await at(largestN);
+          const floorLo = await packedFloorAt(smallestN, k);
+          packedRound(hi, lo, await packedFloorAt(largestN, k), floorLo);
         }
-        if (hi && lo) packedRoundsDone.push({ hiP50Ms: hi.propagationP50Ms, loP50Ms: lo.propagationP50Ms });
       }
     } finally {
       bar.done();
@@ -826,12 +876,23 @@ export const bench: Bench = {
     }
     console.log(`\nPush with all nodes packed into ${PACKED_THREADS} worker threads (--threads ${PACKED_THREADS}) instead of one thread per node:`);
     printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms, "CPU µs/push": r.cpuUsPerPush })));
+    if (packedFloorRows.length > 0) {
+      const pins = packedFloorRows[0]!.pinned;
+      console.log(`Its floor: the same fan-out to the same tablets in ${PACKED_THREADS} bare threads, no runtime (bench/lib/packed-floor.ts), ${typeof pins === "string" ? `not pinned: ${pins}` : `pinned to CPUs ${pins.join(", ")}`}; every round:`);
+      printTable(packedFloorRows.map((r) => ({ tablets: r.tablets, "floor p50": r.propagationP50Ms, "floor p99": r.propagationP99Ms, "floor max": r.propagationMaxMs, "floor CPU µs/push": r.cpuUsPerPush })));
+    }
     console.log("");
     const mark = (v: Verdict) => (v.ok === null ? "INFO" : v.ok ? "PASS" : "FAIL");
     for (const v of verdicts(rows, false)) console.log(`${mark(v)}  ${v.target}: ${v.detail}`);
     const pv = packedRoundsDone.length > 0 ? packedVerdict(largestN, smallestN, packedRoundsDone) : null;
     if (pv) console.log(`${mark(pv)}  (${PACKED_THREADS} threads) ${pv.target}: ${pv.detail}`);
     else for (const v of verdicts(packed)) console.log(`${mark(v)}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
+    const packedSplit = packedFloorSplit(packedRoundsDone);
+    if (packedSplit) {
+      const spread = (s: Spread) => `${s.median.toFixed(2)}× (${s.lo.toFixed(2)}..${s.hi.toFixed(2)})`;
+      console.log(`INFO  (${PACKED_THREADS} threads) against the packed floor, medians of ${packedSplit.rounds} rounds: push / floor at ${largestN} tablets ${spread(packedSplit.hi)}, at ${smallestN} ${spread(packedSplit.lo)};`);
+      console.log(`      the floor's own p50 at ${largestN} against ${smallestN}: ${spread(packedSplit.floorScale)}`);
+    }
     const fv = rounds.length > 0 ? floorVerdict(largestN, rounds) : null;
     // --quick warms up too little for the JIT to have optimized a tablet's push path: its ratio is not the issue's figure.
     if (fv) console.log(`${mark(fv)}  ${fv.target}: ${fv.detail}${opts.quick ? " (--quick: a short warm-up, not the figure the target is for)" : ""}`);
@@ -843,12 +904,12 @@ export const bench: Bench = {
     }
     if (opts.json) {
       const floorSummary = fv ? { median: fv.median, lo: fv.lo, hi: fv.hi, noisy: fv.noisy, target: FLOOR_RATIO_TARGET, roleSplit: split } : null;
-      const packedSummary = pv ? { median: pv.median, lo: pv.lo, hi: pv.hi, noisy: pv.noisy, target: PACKED_SCALE_TARGET } : null;
-      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed, rounds: packedRoundsDone, ...packedSummary }, floorRounds: { tablets: largestN, rounds, ...floorSummary }, failed, slowSteps, gcTimer: timer, complete: true });
+      const packedSummary = pv ? { median: pv.median, lo: pv.lo, hi: pv.hi, noisy: pv.noisy, target: PACKED_SCALE_TARGET, floorSplit: packedSplit } : null;
+      writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed, rounds: packedRoundsDone, floorRows: packedFloorRows, ...packedSummary }, floorRounds: { tablets: largestN, rounds, ...floorSummary }, failed, slowSteps, gcTimer: timer, complete: true });
       console.log(`json: ${opts.json}`);
     }
     const files = await plots(rows, opts.resultsDir, baseline);
     console.log(`\nplots: ${files.join(", ")}`);
-    return { rows, baseline, packed, packedRounds: packedRoundsDone, floorRounds: rounds, failed, slowSteps };
+    return { rows, baseline, packed, packedRounds: packedRoundsDone, packedFloorRows, floorRounds: rounds, failed, slowSteps };
   },
 };

@@ -9,7 +9,9 @@ import { roles } from "../src/workers/olympics/roles.ts";
 import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/workers/olympics/scenario.ts";
 import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
-import { delays, floorVerdict, floorWorkerUrl, packedVerdict, rawFanOut, roleSplit, verdicts, type FloorWorker, type Row } from "../bench/push-pull.ts";
+import { delays, floorVerdict, floorWorkerUrl, packedFloorSplit, packedVerdict, rawFanOut, roleSplit, verdicts, type FloorWorker, type Row } from "../bench/push-pull.ts";
+import { packedFloor, tabletsPerThread } from "../bench/lib/packed-floor.ts";
+import { allowedCpus } from "../src/workers/runtime/cpu-affinity.ts";
 
 // Simulator runs are CPU-bound: on a loaded 2-core machine some take longer than bun's 5 s default.
 setDefaultTimeout(30_000);
@@ -602,6 +604,43 @@ describe("push-pull benchmark", () => {
     expect(split.ok).toBe(false);
     expect(split.noisy).toBe(true);
     expect(split.detail).toContain("NOISY: the rounds fall on both sides of 5");
+  });
+
+  test("the packed floor deals its tablets as the supervisor deals nodes, and times every delivery on every thread", async () => {
+    // obelix and cacofonix first, then the tablets, round-robin.
+    expect(tabletsPerThread(1, 2)).toEqual([1, 0]);
+    expect(tabletsPerThread(3, 2)).toEqual([2, 1]);
+    expect(tabletsPerThread(500, 2)).toEqual([250, 250]);
+    expect(tabletsPerThread(4, 3)).toEqual([1, 1, 2]);
+    // It throws unless every tablet on every thread was timed for every update, so a thread that drops its share fails here.
+    const two = await packedFloor({ tablets: 5, threads: 2, updates: 4, gapMs: 1, warm: 2, warmGapMs: 1, answerMs: 10_000 });
+    expect(two.tablets).toBe(5);
+    expect(two.propagationP50Ms).toBeGreaterThan(0);
+    expect(two.propagationMaxMs).toBeGreaterThanOrEqual(two.propagationP50Ms);
+    // Pinned as packed threads are, one CPU each, where there are enough.
+    const allowed = allowedCpus();
+    if (typeof allowed !== "string" && allowed.length >= 2) expect(two.pinned).toEqual(allowed.slice(0, 2));
+    // The writer posts to every other thread; with more threads than CPUs it says why it did not pin.
+    const cpus = typeof allowed === "string" ? 1 : allowed.length;
+    const many = await packedFloor({ tablets: 4, threads: cpus + 1, updates: 3, gapMs: 1, warm: 0, warmGapMs: 1, answerMs: 10_000 });
+    expect(many.pinned).toBe(typeof allowed === "string" ? allowed : `${cpus + 1} threads, ${cpus} CPUs`);
+    await expect(packedFloor({ tablets: 4, threads: 1, updates: 3, gapMs: 1, warm: 0, warmGapMs: 1 })).rejects.toThrow(/threads must be an integer ≥ 2/);
+  });
+
+  test("packed push against its floor is read over the rounds that measured the floor", () => {
+    expect(packedFloorSplit([{ hiP50Ms: 0.5, loP50Ms: 0.1 }])).toBeNull();
+    const split = packedFloorSplit([
+      { hiP50Ms: 0.5, loP50Ms: 0.1, floorHiP50Ms: 0.05, floorLoP50Ms: 0.02 },
+      { hiP50Ms: 0.6, loP50Ms: 0.1 },
+      { hiP50Ms: 0.4, loP50Ms: 0.08, floorHiP50Ms: 0.05, floorLoP50Ms: 0.02 },
+      { hiP50Ms: 0.9, loP50Ms: 0.1, floorHiP50Ms: 0.06, floorLoP50Ms: 0.02 },
+    ])!;
+    expect(split.rounds).toBe(3);
+    expect(split.hi.median).toBeCloseTo(10, 5);
+    expect(split.hi.lo).toBeCloseTo(8, 5);
+    expect(split.hi.hi).toBeCloseTo(15, 5);
+    expect(split.lo.median).toBeCloseTo(5, 5);
+    expect(split.floorScale.median).toBeCloseTo(2.5, 5);
   });
 
   /** A floor's bare worker, linked as rawFanOut links it: `push` posts on its port, `ask` sends a control word and waits for the answer. */

@@ -58,6 +58,18 @@ export async function runChild<T>(script: string, args: string[], limitMs: numbe
   }
 }
 
+/**
+ * A bare worker's next message, bounded: a worker that never answers or fails makes the step fail,
+ * named by `what`, instead of hanging the bench (one full run hung for good on an answer that never came).
+ */
+export function workerAnswer(w: Worker, what: string, limitMs: number): Promise<unknown> {
+  return new Promise<unknown>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what}: no answer within ${limitMs / 1000} s`)), limitMs);
+    w.onmessage = (e) => (clearTimeout(t), resolve(e.data));
+    w.onerror = (e) => (clearTimeout(t), reject(new Error(`${what}: a worker failed: ${e.message}`)));
+  });
+}
+
 export function writeJson(path: string, value: unknown): void {
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, JSON.stringify(value, null, 2) + "\n");

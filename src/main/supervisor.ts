@@ -97,6 +97,11 @@ interface LocalNode {
   startError?: string;
 }
 
+/** The worker thread a local node goes to, by its place among the local nodes: dealt round-robin (bench/lib/packed-floor.ts deals its tablets the same way). */
+export function packedThreadOf(index: number, threads: number): number {
+  return index % threads;
+}
+
 /** A call to a worker that ended before it answered. */
 export class WorkerGone extends Error {}
 
@@ -166,7 +171,7 @@ export class ThreadCluster implements Cluster, LocalHost {
     this.lanes = this.opts.threads !== undefined && threads > 1;
     if (this.opts.threads !== undefined && this.opts.pin !== false) this.planPins(threads);
     specs.forEach((spec, i) => {
-      const group = groups[i % threads]!;
+      const group = groups[packedThreadOf(i, threads)]!;
       group.members.push(spec.id);
       this.local.set(spec.id, { spec, status: "crashed", incarnation: -1, group, queue: Promise.resolve(), queued: 0 });
     });
