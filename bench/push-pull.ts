@@ -737,12 +737,15 @@ export const bench: Bench = {
     // In stages at 500 (4 interleaved rounds, each with the 1-tablet stage beside it): p50 0.22–0.60 ms
     // pinned against 0.28–0.77 unpinned, 3.5–5.3× the round's 1-tablet p50 against 2.9–12.9×. This
     // machine's speed itself moves by 2–3× between minutes (the 1-tablet p50 0.05–0.15 ms), hence rounds.
-    // Against the packed floor (the same fan-out in 2 bare pinned threads, packed-floor.ts), 3 rounds
-    // of one full run: the floor's own p50 at 500 was 1.5× its p50 at 1 (0.038–0.044 against
-    // 0.026–0.034 ms), push's 3.8×; push / floor 13.9× at 500 and 5.0× at 1. So the 5× bound is far
-    // above what the machine allows, and push's cost at 500 is the runtime's per delivery, on a thread
-    // whose caches went cold in the 137 ms since the last update: a tablet's handling of a push took
-    // ~0.3 µs with updates 2 ms apart and ~2 µs at 30 ms or more (fanout-profile.ts --rateMs).
+    // Against the packed floor (the same fan-out in 2 bare pinned threads, packed-floor.ts), two full
+    // runs of 3 rounds each: the floor's own p50 at 500 was 1.5× and 2.0× its p50 at 1 (0.038–0.055
+    // against 0.023–0.034 ms), push's 3.8× and 5.0×; push / floor 13.9× and 14.2× at 500, 5.0× and
+    // 5.4× at 1. So the 5× bound is far above what the machine allows, and what push pays at 500 is
+    // the runtime's cost per delivery on a thread whose data went cold in the 137 ms since the last
+    // update: a tablet's handling of a push took ~0.3 µs with updates 2 ms apart and ~2 µs at 30 ms
+    // or more, and ~2 µs for the last tablets of an update as for the first (2.7 µs for its first 32):
+    // each tablet's own data, not the shared code (fanout-profile.ts --rateMs). Keeping the CPU busy
+    // between updates (a spinning idle-priority process on its CPU) did not bring it down.
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.
