@@ -22,7 +22,7 @@ import type { NodeSpec } from "../src/workers/runtime/types.ts";
 import { realNow } from "../src/workers/runtime/real-clock.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
-import { printTable, progress, ratioSpread, roundsFor, runChild, workerAnswer, writeJson, type Bench, type BenchOptions, type Spread } from "./lib/harness.ts";
+import { printTable, progress, ratioSpread, roundsFor, runChild, valueSpread, workerAnswer, writeJson, type Bench, type BenchOptions, type Spread } from "./lib/harness.ts";
 import { formatThreadCpu, threadCpuMsSince, threadCpuSnapshot } from "./lib/thread-cpu.ts";
 import { SLOW_GC_PERIOD_MS, describeGcTimer, gcTimer } from "./lib/gc-timer.ts";
 import type { PackedFloorOptions, PackedFloorRow } from "./lib/packed-floor.ts";
@@ -502,7 +502,8 @@ function seriesName(r: Row): string {
   return r.mode === "push" ? "push" : `pull every ${r.pollMs} ms`;
 }
 
-export async function plots(rows: Row[], dir: string, baseline: BaselineRow[] = []): Promise<string[]> {
+/** `packed`: push with packed threads, and its floor's rows (every round; the plot takes each size's median). */
+export async function plots(rows: Row[], dir: string, baseline: BaselineRow[] = [], packed: { threads: number; rows: Row[]; floorRows: PackedFloorRow[] } | null = null): Promise<string[]> {
   const push = rows.filter((r) => r.mode === "push");
   const pull = rows.filter((r) => r.mode === "pull");
   const long = (rs: Row[], label: (r: Row, stat: string) => string) =>
@@ -516,9 +517,15 @@ export async function plots(rows: Row[], dir: string, baseline: BaselineRow[] = 
     lineChart({
       title: "Push: propagation delay against tablets",
       rows: [
-        ...long(push, (_, s) => `propagation ${s}`),
-        ...push.map((r) => ({ tablets: r.tablets, ms: Math.max(r.fanOutP50Ms ?? 0, 0.001), series: "obelix's fan-out p50 (send to all)" })),
-        ...baseline.map((b) => ({ tablets: b.tablets, ms: Math.max(b.propagationP50Ms, 0.001), series: "floor: raw MessageChannel fan-out p50" })),
+        ...long(push, (_, s) => `thread per node: propagation ${s}`),
+        ...push.map((r) => ({ tablets: r.tablets, ms: Math.max(r.fanOutP50Ms ?? 0, 0.001), series: "thread per node: obelix's fan-out p50 (send to all)" })),
+        ...baseline.map((b) => ({ tablets: b.tablets, ms: Math.max(b.propagationP50Ms, 0.001), series: "thread per node, floor: raw MessageChannel fan-out p50" })),
+        ...(packed?.rows ?? []).map((r) => ({ tablets: r.tablets, ms: Math.max(r.propagationP50Ms, 0.001), series: `packed into ${packed!.threads} threads: propagation p50` })),
+        ...[...new Set((packed?.floorRows ?? []).map((r) => r.tablets))].map((n) => ({
+          tablets: n,
+          ms: Math.max(valueSpread(packed!.floorRows.filter((r) => r.tablets === n).map((r) => r.propagationP50Ms)).median, 0.001),
+          series: `packed floor: ${packed!.threads} bare threads, p50`,
+        })),
       ],
       x: "tablets",
       y: "ms",
@@ -911,7 +918,7 @@ export const bench: Bench = {
       writeJson(opts.json, { rows, baseline, packed: { threads: PACKED_THREADS, rows: packed, rounds: packedRoundsDone, floorRows: packedFloorRows, ...packedSummary }, floorRounds: { tablets: largestN, rounds, ...floorSummary }, failed, slowSteps, gcTimer: timer, complete: true });
       console.log(`json: ${opts.json}`);
     }
-    const files = await plots(rows, opts.resultsDir, baseline);
+    const files = await plots(rows, opts.resultsDir, baseline, { threads: PACKED_THREADS, rows: packed, floorRows: packedFloorRows });
     console.log(`\nplots: ${files.join(", ")}`);
     return { rows, baseline, packed, packedRounds: packedRoundsDone, packedFloorRows, floorRounds: rounds, failed, slowSteps };
   },

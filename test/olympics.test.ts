@@ -1,4 +1,7 @@
 import { describe, expect, test, setDefaultTimeout } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Cluster } from "../src/driver/cluster.ts";
 import type { CommonOptions, RunControl } from "../src/driver/scenario.ts";
 import { runScenario as runDriver } from "../src/driver/run.ts";
@@ -9,7 +12,7 @@ import { roles } from "../src/workers/olympics/roles.ts";
 import { scenario, type ObelixSnapshot, type OlympicsOptions } from "../src/workers/olympics/scenario.ts";
 import { ErrorCode, RpcError, defineRole, type Body, type NodeSpec } from "../src/workers/runtime/types.ts";
 import type { NetworkPatch } from "../src/driver/cluster.ts";
-import { delays, floorVerdict, floorWorkerUrl, packedFloorSplit, packedVerdict, rawFanOut, roleSplit, verdicts, type FloorWorker, type Row } from "../bench/push-pull.ts";
+import { delays, floorVerdict, floorWorkerUrl, packedFloorSplit, packedVerdict, plots, rawFanOut, roleSplit, verdicts, type FloorWorker, type Row } from "../bench/push-pull.ts";
 import { packedFloor, tabletsPerThread } from "../bench/lib/packed-floor.ts";
 import { allowedCpus } from "../src/workers/runtime/cpu-affinity.ts";
 
@@ -641,6 +644,24 @@ describe("push-pull benchmark", () => {
     expect(split.hi.hi).toBeCloseTo(15, 5);
     expect(split.lo.median).toBeCloseTo(5, 5);
     expect(split.floorScale.median).toBeCloseTo(2.5, 5);
+  });
+
+  test("the push plot draws packed push and its floor beside the thread-per-node lines, the floor at each size's median", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "menhir-plot-"));
+    try {
+      const push = (n: number, p50: number) => ({ mode: "push", tablets: n, pollMs: null, propagationP50Ms: p50, propagationP99Ms: p50 * 2, fanOutP50Ms: p50 / 2 }) as Row;
+      const floor = (n: number, p50: number) => ({ tablets: n, threads: 2, propagationP50Ms: p50, propagationP99Ms: p50, propagationMaxMs: p50, cpuUsPerPush: 1, cpuMsByThread: null, pinned: [0, 1] });
+      const [file] = await plots([push(1, 0.1), push(500, 6)], dir, [], { threads: 2, rows: [push(1, 0.15), push(500, 0.6)], floorRows: [floor(500, 0.04), floor(1, 0.03), floor(500, 0.05), floor(500, 0.9)] });
+      const svg = readFileSync(file!, "utf8");
+      for (const series of ["thread per node: propagation p50", "packed into 2 threads: propagation p50", "packed floor: 2 bare threads, p50"]) expect(svg).toContain(series);
+      expect(svg).not.toContain("…");
+      // One point per size for the floor: 3 rounds at 500 drawn as their median, not 3 points.
+      const floorPoints = [...new Set(svg.match(/aria-label="[^"]*series: packed floor[^"]*"/g) ?? [])];
+      expect(floorPoints.length).toBe(2);
+      expect(floorPoints.some((a) => a.includes("ms: 0.05"))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   /** A floor's bare worker, linked as rawFanOut links it: `push` posts on its port, `ask` sends a control word and waits for the answer. */

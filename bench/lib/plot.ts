@@ -36,7 +36,7 @@ export function lineChart(opts: {
     encoding: {
       x: { field: opts.x, type: "quantitative", title: opts.xTitle ?? opts.x, scale: opts.xLog ? { type: "log" } : {} },
       y: { field: opts.y, type: "quantitative", title: opts.yTitle ?? opts.y, scale: opts.yLog ? { type: "log" } : {} },
-      color: { field: opts.series, type: "nominal", legend: { labelLimit: 400 } },
+      color: { field: opts.series, type: "nominal", legend: { labelLimit: 600 } },
     },
   } as TopLevelSpec;
 }
