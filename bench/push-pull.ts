@@ -744,15 +744,19 @@ export const bench: Bench = {
     // In stages at 500 (4 interleaved rounds, each with the 1-tablet stage beside it): p50 0.22–0.60 ms
     // pinned against 0.28–0.77 unpinned, 3.5–5.3× the round's 1-tablet p50 against 2.9–12.9×. This
     // machine's speed itself moves by 2–3× between minutes (the 1-tablet p50 0.05–0.15 ms), hence rounds.
-    // Against the packed floor (the same fan-out in 2 bare pinned threads, packed-floor.ts), two full
-    // runs of 3 rounds each: the floor's own p50 at 500 was 1.5× and 2.0× its p50 at 1 (0.038–0.055
-    // against 0.023–0.034 ms), push's 3.8× and 5.0×; push / floor 13.9× and 14.2× at 500, 5.0× and
-    // 5.4× at 1. So the 5× bound is far above what the machine allows, and what push pays at 500 is
+    // Against the packed floor (the same fan-out in 2 bare pinned threads, packed-floor.ts), three
+    // full-size runs of 3 rounds each: the floor's own p50 at 500 was 1.5–2.4× its p50 at 1
+    // (0.032–0.055 against 0.013–0.034 ms), push's 3.0–5.0×; push / floor 8–14× at 500, 5–9× at 1.
+    // So the 5× bound is far above what the machine allows, and what push pays at 500 is
     // the runtime's cost per delivery on a thread whose data went cold in the 137 ms since the last
     // update: a tablet's handling of a push took ~0.3 µs with updates 2 ms apart and ~2 µs at 30 ms
     // or more, and ~2 µs for the last tablets of an update as for the first (2.7 µs for its first 32):
     // each tablet's own data, not the shared code (fanout-profile.ts --rateMs). Keeping the CPU busy
-    // between updates (a spinning idle-priority process on its CPU) did not bring it down.
+    // between updates (a spinning idle-priority process on its CPU) did not bring it down. A variant
+    // of the floor whose tablets each read K small objects scattered over their thread's heap came
+    // to push's p50 near K = 50 (p50 at 500: 0.06, 0.14, 0.20–0.26, 0.34–0.37 ms at K 0, 10, 25, 50;
+    // laid out per tablet, 100 cost about what 25 scattered did): what a delivery costs here is how many
+    // scattered per-node objects it touches (host, slot, runtime, stats, handlers, closures, state, clock, samples).
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.
