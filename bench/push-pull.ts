@@ -901,9 +901,10 @@ export const bench: Bench = {
     const pv = packedRoundsDone.length > 0 ? packedVerdict(largestN, smallestN, packedRoundsDone) : null;
     if (pv) console.log(`${mark(pv)}  (${PACKED_THREADS} threads) ${pv.target}: ${pv.detail}`);
     else for (const v of verdicts(packed)) console.log(`${mark(v)}  (${PACKED_THREADS} threads) ${v.target}: ${v.detail}`);
+    // A ratio over rounds, as the INFO lines give it.
+    const spread = (s: Spread) => `${s.median.toFixed(3)}× (${s.lo.toFixed(2)}..${s.hi.toFixed(2)})`;
     const packedSplit = packedFloorSplit(packedRoundsDone);
     if (packedSplit) {
-      const spread = (s: Spread) => `${s.median.toFixed(2)}× (${s.lo.toFixed(2)}..${s.hi.toFixed(2)})`;
       console.log(`INFO  (${PACKED_THREADS} threads) against the packed floor, medians of ${packedSplit.rounds} rounds: push / floor at ${largestN} tablets ${spread(packedSplit.hi)}, at ${smallestN} ${spread(packedSplit.lo)};`);
       console.log(`      the floor's own p50 at ${largestN} against ${smallestN}: ${spread(packedSplit.floorScale)}`);
     }
@@ -912,7 +913,6 @@ export const bench: Bench = {
     if (fv) console.log(`${mark(fv)}  ${fv.target}: ${fv.detail}${opts.quick ? " (--quick: a short warm-up, not the figure the target is for)" : ""}`);
     const split = roleSplit(rounds);
     if (split) {
-      const spread = (s: Spread) => `${s.median.toFixed(3)}× (${s.lo.toFixed(2)}..${s.hi.toFixed(2)})`;
       console.log(`INFO  that ratio split at the role's floor (${largestN} bare workers doing a tablet's own work, no runtime: bench/lib/role-tablet.ts), medians of ${split.rounds} rounds:`);
       console.log(`      the tablet's own work, role floor / floor: ${spread(split.role)}; the runtime, push / role floor: ${spread(split.runtime)}`);
     }

@@ -6,7 +6,7 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { startCluster } from "../src/main/supervisor.ts";
 import { scenario } from "../src/workers/echo/scenario.ts";
-import { allowedCpus, pinPlan, pinThread } from "../src/workers/runtime/cpu-affinity.ts";
+import { allowedCpus, cpusForThreads, pinPlan, pinThread } from "../src/workers/runtime/cpu-affinity.ts";
 import { tempDirs } from "./helpers.ts";
 
 setDefaultTimeout(60_000);
@@ -38,6 +38,11 @@ describe("pinning packed threads", () => {
     expect(pinPlan(2, [3, 5, 7])).toEqual([3, 5]);
     expect(pinPlan(3, [0, 1])).toBeNull();
     expect(pinPlan(0, [0, 1])).toBeNull();
+    // Over this thread's own CPUs: the first ones, or why there are too few.
+    if (cpuList.length > 0) {
+      expect(cpusForThreads(1)).toEqual(cpuList.slice(0, 1));
+      expect(cpusForThreads(cpuList.length + 1)).toBe(`${cpuList.length + 1} threads, ${cpuList.length} CPUs`);
+    } else expect(cpusForThreads(1)).toBe(cpus as string);
   });
 
   test("a CPU that does not exist is refused with a reason, and the thread's CPUs do not change", () => {

@@ -44,6 +44,8 @@ interface TallyUpdate {
 let held: number[] = [];
 let got: number[] = [];
 let version = 0;
+/** Thread 1 only: ask for `count` updates, `gapMs` apart. */
+let run: ((count: number, gapMs: number) => void) | null = null;
 
 /** Each tablet's own copy, kept if newer, its delivery timed. */
 function deliver(u: TallyUpdate): void {
@@ -84,8 +86,6 @@ function reader(lane: MessagePort, caller: boolean): void {
       ask();
     };
 }
-
-let run: ((count: number, gapMs: number) => void) | null = null;
 
 self.onmessage = (e: MessageEvent) => {
   const d = e.data as PackedFloorInit | { run: number; gapMs: number } | "collect";

@@ -7,7 +7,7 @@
  */
 import { summarize } from "../../src/driver/stats.ts";
 import { packedThreadOf } from "../../src/main/supervisor.ts";
-import { allowedCpus, pinPlan } from "../../src/workers/runtime/cpu-affinity.ts";
+import { cpusForThreads } from "../../src/workers/runtime/cpu-affinity.ts";
 import { workerAnswer } from "./harness.ts";
 import type { PackedFloorInit } from "./packed-floor-worker.ts";
 import { threadCpuMsSince, threadCpuSnapshot } from "./thread-cpu.ts";
@@ -50,8 +50,7 @@ export interface PackedFloorOptions {
 export async function packedFloor(o: PackedFloorOptions): Promise<PackedFloorRow> {
   if (!Number.isInteger(o.threads) || o.threads < 2) throw new Error(`packed floor: threads must be an integer ≥ 2 (thread 1 plays cacofonix); got ${o.threads}`);
   const answerMs = o.answerMs ?? 60_000;
-  const cpus = allowedCpus();
-  const plan = typeof cpus === "string" ? cpus : (pinPlan(o.threads, cpus) ?? `${o.threads} threads, ${cpus.length} CPUs`);
+  const plan = cpusForThreads(o.threads);
   // As the supervisor does before its first worker: the collector's shared helper threads start
   // here, unpinned, rather than inside a pinned worker whose mask they would inherit.
   if (typeof plan !== "string") Bun.gc(true);

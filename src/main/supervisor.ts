@@ -4,7 +4,7 @@
  * link exists, messages go straight from worker to worker.
  */
 import * as Comlink from "comlink";
-import { allowedCpus, pinPlan } from "../workers/runtime/cpu-affinity.ts";
+import { cpusForThreads } from "../workers/runtime/cpu-affinity.ts";
 import { mkdirSync, rmSync } from "node:fs";
 import { DriverCalls } from "../driver/calls.ts";
 import { DRIVER_ID, NotAppliedError, type Cluster, type NetworkPatch, type NodeInfo, type NodeStatus } from "../driver/cluster.ts";
@@ -189,16 +189,12 @@ export class ThreadCluster implements Cluster, LocalHost {
       this.pinNote = "not pinned: nodes on other hosts (other processes may share this machine's CPUs)";
       return;
     }
-    const cpus = allowedCpus();
-    if (typeof cpus === "string") {
-      this.pinNote = `not pinned: ${cpus}`;
+    const plan = cpusForThreads(threads);
+    if (typeof plan === "string") {
+      this.pinNote = `not pinned: ${plan}`;
       return;
     }
-    this.pinnedCpus = pinPlan(threads, cpus);
-    if (!this.pinnedCpus) {
-      this.pinNote = `not pinned: ${threads} threads, ${cpus.length} CPUs`;
-      return;
-    }
+    this.pinnedCpus = plan;
     // A thread starts with the CPU mask of the thread that starts it. JSC's GC helper threads are
     // shared by every thread's heap and started by the first collection that wants them: started from
     // a pinned worker, all of them would be held to its CPU. A collection here starts them unpinned.

@@ -68,3 +68,10 @@ export function pinPlan(threads: number, cpus: readonly number[]): number[] | nu
   if (threads < 1 || threads > cpus.length) return null;
   return cpus.slice(0, threads);
 }
+
+/** pinPlan over the CPUs this thread may use: the CPU for each of `threads` threads, or why there is none. */
+export function cpusForThreads(threads: number): number[] | string {
+  const cpus = allowedCpus();
+  if (typeof cpus === "string") return cpus;
+  return pinPlan(threads, cpus) ?? `${threads} threads, ${cpus.length} CPUs`;
+}

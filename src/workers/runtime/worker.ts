@@ -247,8 +247,10 @@ class WorkerHost {
     return this.uidSource();
   }
 
-  /** Once per worker: the channel to the supervisor and the one for the driver's messages. */
-  /** `cpu`: packed threads, the CPU this thread is pinned to (cpu-affinity.ts); the answer is null, or why it was not. */
+  /**
+   * Once per worker: the channel to the supervisor and the one for the driver's messages; `cpu`, for
+   * packed threads, the CPU this thread is pinned to (cpu-affinity.ts). Answers null, or why it was not pinned.
+   */
   connect(supervisorPort: MessagePort, driverPort: MessagePort, cpu: number | null = null): string | null {
     this.supervisor = Comlink.wrap<SupervisorPort>(supervisorPort);
     this.driverPort = driverPort;
