@@ -757,6 +757,9 @@ export const bench: Bench = {
     // to push's p50 near K = 50 (p50 at 500: 0.06, 0.14, 0.20–0.26, 0.34–0.37 ms at K 0, 10, 25, 50;
     // laid out per tablet, 100 cost about what 25 scattered did): what a delivery costs here is how many
     // scattered per-node objects it touches (host, slot, runtime, stats, handlers, closures, state, clock, samples).
+    // Obelix's commit was one such cold path: its storage (mode memory) was an in-memory SQLite database,
+    // whose code ran once per update between the stamp and the fan-out; a MemoryStorage now
+    // (runtime/memory-storage.ts has the before and after).
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.

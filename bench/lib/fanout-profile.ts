@@ -22,7 +22,7 @@ import { Links } from "../../src/workers/runtime/links.ts";
 import { LinkPlanner, defaultNetwork } from "../../src/workers/runtime/network.ts";
 import { seededRandom } from "../../src/workers/runtime/random.ts";
 import { NodeSlot, type SlotHost } from "../../src/workers/runtime/slot.ts";
-import { SqliteStorage } from "../../src/workers/runtime/storage.ts";
+import { MemoryStorage } from "../../src/workers/runtime/memory-storage.ts";
 import { realNow } from "../../src/workers/runtime/real-clock.ts";
 import type { Message, NodeId, NodeSpec, Role } from "../../src/workers/runtime/types.ts";
 import { summarize } from "../../src/driver/stats.ts";
@@ -110,7 +110,7 @@ class Host {
       now: () => performance.now(),
     });
     this.slot = new NodeSlot(spec, { nodeIds, seed: 1, logLevel: "error" }, host, new LinkPlanner(seededRandom(1, `net:${spec.id}#0`)), () => crypto.randomUUID());
-    this.slot.boot(new SqliteStorage(null, "memory"), 0);
+    this.slot.boot(new MemoryStorage(), 0);
   }
 
   refuseFromLane(): void {

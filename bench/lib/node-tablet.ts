@@ -22,7 +22,7 @@ import { LinkPlanner, defaultNetwork } from "../../src/workers/runtime/network.t
 import { seededRandom } from "../../src/workers/runtime/random.ts";
 import { realNow } from "../../src/workers/runtime/real-clock.ts";
 import { NodeSlot, type SlotHost } from "../../src/workers/runtime/slot.ts";
-import { SqliteStorage } from "../../src/workers/runtime/storage.ts";
+import { MemoryStorage } from "../../src/workers/runtime/memory-storage.ts";
 import { DRIVER_ID, type Message, type NodeSpec, type Role } from "../../src/workers/runtime/types.ts";
 
 declare const self: { onmessage: ((e: MessageEvent) => void) | null; postMessage(v: unknown): void };
@@ -67,7 +67,7 @@ links = new Links({
   wire: null,
   now: () => performance.now(),
 });
-slot.boot(new SqliteStorage(null, "memory"), 1);
+slot.boot(new MemoryStorage(), 1);
 await slot.start(roles.tablet as Role);
 
 self.onmessage = (e: MessageEvent) => {

@@ -15,7 +15,7 @@ import { Links } from "../../src/workers/runtime/links.ts";
 import { LinkPlanner, defaultNetwork } from "../../src/workers/runtime/network.ts";
 import { seededRandom } from "../../src/workers/runtime/random.ts";
 import { NodeSlot, type SlotHost } from "../../src/workers/runtime/slot.ts";
-import { SqliteStorage } from "../../src/workers/runtime/storage.ts";
+import { MemoryStorage } from "../../src/workers/runtime/memory-storage.ts";
 import { realNow } from "../../src/workers/runtime/real-clock.ts";
 import { acceptWireFrame } from "../../src/workers/runtime/data-link.ts";
 import { WireConn, wireListen } from "../../src/workers/runtime/wire.ts";
@@ -64,7 +64,7 @@ class Host {
       now: () => performance.now(),
     });
     this.slot = new NodeSlot(spec, { nodeIds: SPECS.map((s) => s.id), seed: 1, logLevel: "warn" }, slotHost, new LinkPlanner(seededRandom(1, `net:${spec.id}#0`)), () => crypto.randomUUID());
-    this.slot.boot(new SqliteStorage(null, "memory"), 0);
+    this.slot.boot(new MemoryStorage(), 0);
     const listener = wireListen(
       { hostname: "127.0.0.1", port: 0 },
       {

@@ -7,7 +7,7 @@ import { NodeSlot, type SlotHost } from "../workers/runtime/slot.ts";
 import { guardHttp } from "../workers/runtime/http.ts";
 import { LOG_LEVELS, formatLogLine, makeLogger } from "../workers/runtime/log.ts";
 import { seededRandom } from "../workers/runtime/random.ts";
-import { SqliteStorage } from "../workers/runtime/storage.ts";
+import { MemoryStorage } from "../workers/runtime/memory-storage.ts";
 import { type Body, type HttpHandler, type LogLevel, type Logger, type Message, type NodeId, type NodeSpec, type Random, type Role } from "../workers/runtime/types.ts";
 import { EventHeap, type SimEvent } from "./heap.ts";
 
@@ -41,7 +41,7 @@ interface SimNode {
   spec: NodeSpec;
   /** State, runtime and fault planning: the same core the worker host uses. */
   slot: NodeSlot;
-  storage: SqliteStorage;
+  storage: MemoryStorage;
   http?: (req: Request) => Promise<Response>;
   uidCounter: number;
 }
@@ -178,7 +178,7 @@ export class Simulation implements Cluster {
     const n: SimNode = {
       spec,
       slot: new NodeSlot(spec, { nodeIds: this.nodeIds, seed: this.seed, logLevel: this.logLevel }, host, this.planner, (inc) => `${spec.id}-${inc}-${(n.uidCounter++).toString(36)}`),
-      storage: new SqliteStorage(null, "memory"),
+      storage: new MemoryStorage(),
       uidCounter: 0,
     };
     return n;
@@ -234,7 +234,7 @@ export class Simulation implements Cluster {
     n.http = undefined;
     if ((n.spec.storage ?? "os") === "memory") {
       n.storage.close();
-      n.storage = new SqliteStorage(null, "memory");
+      n.storage = new MemoryStorage();
     }
     return n.slot.status;
   }

@@ -1,14 +1,21 @@
 import { Database } from "bun:sqlite";
+import { MemoryStorage } from "./memory-storage.ts";
 import { pack, unpack } from "./msgpack.ts";
 import type { ScanOptions, Storage, StorageMode } from "./types.ts";
 
 /** Zero-padded key for a non-negative integer, so numeric order is string order. */
 export { seqKey } from "./keys.ts";
 
+/** A node's storage: a file at `path` for `os` and `fsync`; for `memory`, maps of the node's own (memory-storage.ts). */
+export function openStorage(mode: StorageMode, path: string): Storage & { close(): void } {
+  return mode === "memory" ? new MemoryStorage() : new SqliteStorage(path, mode);
+}
+
 /**
  * Storage on bun:sqlite in WAL mode. Every `put` outside a transaction is its own commit; with
  * mode `fsync` the commit is fsynced (synchronous=FULL), with `os` it survives a process crash
- * (synchronous=NORMAL in WAL), with `memory` it is an in-memory database.
+ * (synchronous=NORMAL in WAL), with `memory` it is an in-memory database. Nodes in mode `memory`
+ * get a MemoryStorage instead (openStorage); this one in memory is the reference its tests hold it to.
  */
 export class SqliteStorage implements Storage {
   private readonly db: Database;

@@ -19,7 +19,7 @@ import { NodeRuntime, type NodeStats } from "./node.ts";
 import { NodeSlot, type SlotHost } from "./slot.ts";
 import { realNow } from "./real-clock.ts";
 import { seededRandom } from "./random.ts";
-import { SqliteStorage } from "./storage.ts";
+import { openStorage } from "./storage.ts";
 import type { LogLevel, Message, NodeId, NodeSpec, Role } from "./types.ts";
 import { wireListen, type WireConn } from "./wire.ts";
 import { acceptWireFrame } from "./data-link.ts";
@@ -66,7 +66,7 @@ class NodeHost implements LaneTarget {
   readonly id: NodeId;
   readonly incarnation: number;
   private readonly slot: NodeSlot;
-  private readonly storage: SqliteStorage;
+  private readonly storage: ReturnType<typeof openStorage>;
   private readonly links: Links;
   private net: NetworkSettings;
   private server: ReturnType<typeof Bun.serve> | null = null;
@@ -84,7 +84,7 @@ class NodeHost implements LaneTarget {
     this.net = init.network;
     this.placement = init.wire?.placement ?? {};
     const mode = init.spec.storage ?? "os";
-    this.storage = new SqliteStorage(mode === "memory" ? null : join(init.dataDir, `${init.spec.id}.sqlite`), mode);
+    this.storage = openStorage(mode, join(init.dataDir, `${init.spec.id}.sqlite`));
     const host: SlotHost = {
       now: realNow,
       setTimer: (ms, fn) => setTimeout(fn, ms),
