@@ -75,8 +75,9 @@ describe("storage transactions", () => {
 // seeded sequence of writes, deletes, reads, scans and transactions (nested, some failing) on both,
 // with keys chosen where JavaScript's string order and SQLite's differ.
 describe("MemoryStorage against SQLite in memory", () => {
-  // Around "\uffff" (the prefix scan's bound), U+E000..U+FFFF against code points above U+FFFF, and plain ASCII.
-  const parts = ["a", "b", "a/", "\ue000", "\uffff", "\u{10000}", "\u{1f600}", "é", "0", "9", ""];
+  // Around "\uffff" (the prefix scan's bound), U+E000..U+FFFF against code points above U+FFFF, plain ASCII,
+  // and lone surrogates, which SQLite stores as U+FFFD.
+  const parts = ["a", "b", "a/", "\ue000", "\uffff", "\u{10000}", "\u{1f600}", "é", "0", "9", "", "\ud800", "\udc00", "\ufffd"];
   const keyOf = (r: ReturnType<typeof seededRandom>) => Array.from({ length: 1 + r.int(3) }, () => r.pick(parts)).join("") || "k";
   const valueOf = (r: ReturnType<typeof seededRandom>, i: number): unknown =>
     r.pick([i, `v${i}`, { n: i, list: [1, "two", null], nested: { ok: true } }, [i, i + 1], null, false, -0.5, "\u{1f600}"]);

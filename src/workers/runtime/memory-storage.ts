@@ -6,12 +6,12 @@ import type { ScanOptions, Storage } from "./types.ts";
  * Storage mode `memory`: a node's data in plain maps of its own, lost with the node. It keeps
  * SqliteStorage's contract exactly — values stored as their msgpack bytes (what comes back is a
  * copy, as from a database), transactions that land whole or not at all and nest as savepoints,
- * scans in SQLite's key order — and test/storage.test.ts holds it to an in-memory SQLite database
- * op by op. It replaced that database because a benchmark's node commits rarely, so cold: SQLite's
- * code and pages, run once per update, sat between obelix's stamp and its fan-out. Packed push
- * (push-pull's stage, both builds, 3 interleaved rounds): p50 at 1 tablet 0.096–0.109 ms against
- * 0.121–0.147 with SQLite, at 500 0.50–0.56 ms against 0.54–0.66. Warm, in `bench runtime`, a
- * two-put transaction takes 0.36 µs here against 1.97 µs.
+ * keys as SQLite stores them and scans in its order — and test/storage.test.ts holds it to an
+ * in-memory SQLite database op by op. It replaced that database because a benchmark's node
+ * commits rarely, so cold: SQLite's code and pages, run once per update, sat between obelix's
+ * stamp and its fan-out. Packed push (push-pull's stage, both builds, 3 interleaved rounds): p50
+ * at 1 tablet 0.096–0.109 ms against 0.121–0.147 with SQLite, at 500 0.50–0.56 ms against
+ * 0.54–0.66. Warm, in `bench runtime`, a two-put transaction takes 0.36 µs here against 1.97 µs.
  */
 export class MemoryStorage implements Storage {
   private readonly values = new Map<string, Uint8Array>();
@@ -27,7 +27,7 @@ export class MemoryStorage implements Storage {
 
   get<T = unknown>(key: string): T | undefined {
     this.open();
-    const v = this.values.get(key);
+    const v = this.values.get(asStored(key));
     return v === undefined ? undefined : (unpack(v) as T);
   }
 
@@ -36,25 +36,28 @@ export class MemoryStorage implements Storage {
     if (value === undefined) throw new TypeError(`storage.put(${key}): undefined is not storable; use delete`);
     // Its own copy of the bytes: pack hands out views of a shared buffer, which one kept value would hold whole.
     const bytes = pack(value).slice();
-    this.journal(key);
-    this.write(key, bytes);
+    const k = asStored(key);
+    this.journal(k);
+    this.write(k, bytes);
   }
 
   delete(key: string): void {
     this.open();
-    if (!this.values.has(key)) return;
-    this.journal(key);
-    this.erase(key);
+    const k = asStored(key);
+    if (!this.values.has(k)) return;
+    this.journal(k);
+    this.erase(k);
   }
 
   scan<T = unknown>(opts: ScanOptions = {}): Array<[string, T]> {
     this.open();
     // The bounds SqliteStorage's query sets, compared the way SQLite compares TEXT.
-    let lo = opts.start;
-    let hi = opts.end;
+    let lo = opts.start === undefined ? undefined : asStored(opts.start);
+    let hi = opts.end === undefined ? undefined : asStored(opts.end);
     if (opts.prefix !== undefined) {
-      if (lo === undefined || compareKeys(opts.prefix, lo) > 0) lo = opts.prefix;
-      const past = opts.prefix + "\uffff";
+      const prefix = asStored(opts.prefix);
+      if (lo === undefined || compareKeys(prefix, lo) > 0) lo = prefix;
+      const past = prefix + "\uffff";
       if (hi === undefined || compareKeys(past, hi) < 0) hi = past;
     }
     const first = lo === undefined ? 0 : this.lowerBound(lo);
@@ -156,6 +159,11 @@ export function compareKeys(a: string, b: string): number {
     if (x !== y) return codePointRank(x) - codePointRank(y);
   }
   return a.length - b.length;
+}
+
+/** A key as SQLite stores it: its text as UTF-8, so a lone surrogate becomes U+FFFD (and keys differing only there are one key). */
+function asStored(key: string): string {
+  return key.toWellFormed();
 }
 
 function codePointRank(unit: number): number {
