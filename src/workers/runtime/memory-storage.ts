@@ -128,8 +128,7 @@ export class MemoryStorage implements Storage {
     if (!this.values.delete(key)) return;
     const i = this.lowerBound(key);
     assert(this.order[i] === key, `storage: key ${JSON.stringify(key)} missing from the key order`);
-    if (i === 0) this.order.shift();
-    else this.order.splice(i, 1);
+    this.order.splice(i, 1);
   }
 
   /** The first position in `order` whose key is not below `key`. */
