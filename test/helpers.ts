@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCluster, type StartOptions, type ThreadCluster } from "../src/main/supervisor.ts";
 import { Simulation, type SimOptions } from "../src/sim/simulator.ts";
-import { defineRole, type NodeSpec, type Role } from "../src/workers/runtime/types.ts";
+import { defineRole, type NodeId, type NodeSpec, type Role } from "../src/workers/runtime/types.ts";
 
 /** Temporary data directories for one test file, all removed after it: call once at the top of the file. */
 export function tempDirs(name: string): () => string {
@@ -86,6 +86,15 @@ export const kvNode: Role = defineRole((node) => {
     const odd = Number(m.body.odd ?? 0);
     for (let i = 0; i < Number(m.body.n); i++) node.send(String(m.body.to), odd > 0 && i % odd === 0 ? { type: "count", seq: i, nan: NaN } : { type: "count", seq: i });
     node.reply(m, { type: "blast_ok" });
+  });
+  // `n` fan-outs (sendMany) of numbered counts to `to`, from one kept list, as a node fans out to the same collection again and again.
+  const fanLists = new Map<string, NodeId[]>();
+  node.on("fan", (m) => {
+    const to = (m.body.to as unknown[]).map(String);
+    const key = to.join(",");
+    if (!fanLists.has(key)) fanLists.set(key, to);
+    for (let i = 0; i < Number(m.body.n); i++) node.sendMany(fanLists.get(key)!, { type: "count", seq: Number(m.body.from ?? 0) + i });
+    node.reply(m, { type: "fan_ok" });
   });
   // Answers, then never runs another turn: its whole worker thread hangs.
   node.on("hang", (m) => {

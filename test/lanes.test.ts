@@ -29,9 +29,11 @@ class Target implements LaneTarget {
   }
 }
 
+const PLACEMENT: Readonly<Record<NodeId, LanePeer>> = { a1: { group: 0, incarnation: 0, up: true }, b1: { group: 1, incarnation: 0, up: true }, b2: { group: 1, incarnation: 0, up: true } };
+
 /** Thread 0 holds a1, thread 1 holds b1 and b2; each node of thread 0 sends through its own Links, as in a worker. */
 function pair() {
-  const placement: Record<NodeId, LanePeer> = { a1: { group: 0, incarnation: 0, up: true }, b1: { group: 1, incarnation: 0, up: true }, b2: { group: 1, incarnation: 0, up: true } };
+  const placement = PLACEMENT;
   const targets = new Map<NodeId, Target>([
     ["b1", new Target(0)],
     ["b2", new Target(0)],
@@ -56,6 +58,12 @@ function pair() {
 }
 
 const settle = () => Bun.sleep(20);
+/** A sendMany from a1 as NodeRuntime makes it: `list` is the same array each time its recipients are the same. */
+function fanOut(a1: Links, list: readonly NodeId[], body: Message["body"]): void {
+  const shared = new SharedBody(body);
+  a1.postMany("a1", list, body, shared);
+  shared.flushLocal();
+}
 const count = (seq: number, extra: Record<string, unknown> = {}): Message => ({ src: "a1", dest: "b1", body: { type: "count", seq, ...extra } });
 
 describe("lanes between two threads", () => {
@@ -242,6 +250,99 @@ describe("lanes between two threads", () => {
     p.close();
   });
 
+  test("a list fanned out to again is named by number after its first post: its recipients are not sent again, each still gets its copy in order", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const posts: string[] = [];
+    const post = p.port.postMessage.bind(p.port);
+    p.port.postMessage = (d: unknown) => (posts.push(JSON.stringify(d)), post(d));
+    const list = ["b1", "b2", "b1"];
+    for (let seq = 1; seq <= 5; seq++) fanOut(a1, list, { type: "count", seq, nested: { n: seq } });
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
+    expect(b2.got.map((m) => m.body.seq)).toEqual([1, 2, 3, 4, 5]);
+    expect(new Set(b1.got.map((m) => m.body.nested)).size).toBe(10);
+    expect(posts.length).toBe(5);
+    expect(posts[0]).toContain("b2");
+    for (const later of posts.slice(1)) expect(later).not.toContain("b2");
+    expect([p.b.refused, b1.refused, b2.refused]).toEqual([0, 0, 0]);
+    p.close();
+  });
+
+  test("more lists than a lane keeps: slots are reused, and every fan-out reaches exactly its own list", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const often = ["b2", "b1"];
+    const shapes = [["b1"], ["b2"], ["b1", "b2", "b2"]];
+    const want = new Map<NodeId, number[]>([["b1", []], ["b2", []]]);
+    for (let i = 0; i < 3 * Limits.maxLaneLists; i++) {
+      // Every other fan-out is to one list kept all along; the rest each to a list of its own.
+      const list = i % 2 === 0 ? often : [...shapes[(i >> 1) % 3]!];
+      fanOut(a1, list, { type: "count", seq: i });
+      for (const d of list) want.get(d)!.push(i);
+      if (i % 16 === 15) await settle();
+    }
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual(want.get("b1")!);
+    expect(b2.got.map((m) => m.body.seq)).toEqual(want.get("b2")!);
+    expect([p.b.refused, b1.refused, b2.refused]).toEqual([0, 0, 0]);
+    p.close();
+  });
+
+  test("a new channel between the same threads starts with no lists: the next fan-out names its list again", async () => {
+    const p = pair();
+    const a1 = p.links("a1", 0);
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const list = ["b1", "b2"];
+    fanOut(a1, list, { type: "count", seq: 1 });
+    await settle();
+    const again = new MessageChannel();
+    p.a.connect(0, 1, again.port1, PLACEMENT);
+    p.b.connect(1, 0, again.port2, PLACEMENT);
+    fanOut(a1, list, { type: "count", seq: 2 });
+    fanOut(a1, list, { type: "count", seq: 3 });
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([1, 2, 3]);
+    expect(b2.got.map((m) => m.body.seq)).toEqual([1, 2, 3]);
+    expect([p.b.refused, b1.refused, b2.refused]).toEqual([0, 0, 0]);
+    again.port1.close();
+    again.port2.close();
+    p.close();
+  });
+
+  test("a kept list is checked when defined and at every use: an unknown or bad slot is refused, a bad list forgets its slot, a post refused whole forgets them all", async () => {
+    const p = pair();
+    const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
+    const body = (seq: number) => ({ type: "count", seq });
+    const send = (...entries: unknown[]) => p.port.postMessage(JSON.stringify(entries));
+    send([0, "a1", [0, "b1"], body(1), 0]); // defines slot 0
+    send([0, "a1", 0, body(2)]);
+    send([0, "a1", 5, body(3)]); // slot 5 never defined
+    send([0, "a1", [0, "b2"], body(4), Limits.maxLaneLists]); // no such slot
+    send([0, "a1", [0, "b2"], body(5), 1.5]);
+    send([0, "a1", -1, body(6)]);
+    send([0, "a1", [0, "b2", 0], body(7), 0]); // an odd list: refused, and slot 0 forgotten
+    send([0, "a1", 0, body(8)]);
+    send([0, "a1", [0, "b2", 0, "zz"], body(9), 1], [0, "a1", 1, body(10)]); // defined and used in one run; zz refused each time
+    // A run's cost counts a kept list's recipients, defined in that run or before: this one is past the bound, refused whole.
+    const big = Array.from({ length: Limits.maxLaneBatch - 10 }, () => [0, "b1"]).flat();
+    send([0, "a1", big, body(11), 2], [0, "a1", 2, body(12)]);
+    send([0, "a1", 1, body(13)]); // refused whole, that run forgot every list
+    send([0, "a1", [0, "b1"], body(14), 3], [0, "a1", [0, "b2"], body(15), 1]);
+    send([0, "a1", 1, body(16)], [0, "a1", 1, body(17)], [0, "a1", 3, body(18)]);
+    p.port.postMessage("not json"); // refused whole: what it defined is unknown, so every list is forgotten
+    send([0, "a1", 1, body(19)], [0, "a1", 3, body(20)]);
+    send([0, "a1", [0, "b1", 0, "b2"], body(21), 1], [0, "a1", 1, body(22)]);
+    await settle();
+    expect(b1.got.map((m) => m.body.seq)).toEqual([1, 2, 14, 18, 21, 22]);
+    expect(b2.got.map((m) => m.body.seq)).toEqual([9, 10, 15, 16, 17, 21, 22]);
+    // 3, 4, 5, 6, 7, 8, zz twice, the run of 11 and 12, 13, "not json", 19, 20
+    expect([p.b.refused, b1.refused, b2.refused]).toEqual([13, 0, 0]);
+    p.close();
+  });
+
   test("a fan-out of a body JSON does not carry goes entry by entry, and arrives as it was sent", async () => {
     const p = pair();
     const a1 = p.links("a1", 0);
@@ -377,6 +478,33 @@ describe("lanes on packed threads", () => {
       expect(await until(async () => (await seqsOf(c, "n2")).length === 20 && (await seqsOf(c, "n3")).length === 20)).toBe(true);
       expect([await seqsOf(c, "n2"), await seqsOf(c, "n3")]).toEqual([range(20), range(20)]);
     });
+  });
+
+  test("fan-outs to a kept list reach every recipient in order, across a recipient's restart and its worker's replacement", async () => {
+    await packed(async (c) => {
+      const to = ["n2", "n4", "n3"];
+      const fan = (from: number, n: number) => c.request("n1", { type: "fan", to, from, n });
+      const all = async (want: number[]) => {
+        const ok = await until(async () => (await Promise.all(to.map((id) => seqsOf(c, id)))).every((s) => s.length >= want.length));
+        return ok && Promise.all(to.map((id) => seqsOf(c, id)));
+      };
+      await fan(0, 30);
+      expect(await all(range(30))).toEqual([range(30), range(30), range(30)]);
+      await c.crash("n4");
+      expect(await c.restart("n4")).toBe("running");
+      await fan(100, 20);
+      const after = range(20).map((i) => 100 + i);
+      expect(await until(async () => (await seqsOf(c, "n4")).length === 20)).toBe(true);
+      expect([await seqsOf(c, "n2"), await seqsOf(c, "n4"), await seqsOf(c, "n3")]).toEqual([[...range(30), ...after], after, [...range(30), ...after]]);
+      // The worker of n2 and n4 hangs and is replaced: new lanes, and no list kept from the old ones.
+      expect(await c.request("n2", { type: "hang" })).toMatchObject({ type: "hanging" });
+      await c.crash("n2");
+      expect(await Promise.all([c.restart("n2"), c.restart("n4")])).toEqual(["running", "running"]);
+      await fan(200, 20);
+      const last = range(20).map((i) => 200 + i);
+      expect(await all(last)).toEqual([last, last, [...range(30), ...after, ...last]]);
+      expect((await c.info()).map((i) => i.stats!.refused)).toEqual([0, 0, 0, 0]);
+    }, 500);
   });
 
   test("a worker replaced after it hung gets working lanes again", async () => {

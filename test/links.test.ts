@@ -160,16 +160,22 @@ describe("a TCP data link", () => {
 });
 
 describe("a fan-out from a packed thread", () => {
-  /** Node n1 whose links reach n3 and n4 in this thread and n2 over a MessageChannel; what each receives, in order. */
-  async function fanOutHarness() {
+  /**
+   * Node n1 whose links reach n3 and n4 in this thread and n2 over a MessageChannel; what each
+   * receives, in order. `whole`: sendMany hands its list to the links whole, as a worker does
+   * (postMany, with this thread's hand-offs planned per list while `hosted.version` holds).
+   */
+  async function fanOutHarness(whole = false) {
     const got: Array<{ to: string; body: unknown }> = [];
     const far = new MessageChannel();
     far.port2.onmessage = (e) => got.push({ to: "n2", body: (fromLink(e.data, "n1", "n2") as Message).body });
     const near = (to: string) => (m: Message) => void got.push({ to, body: m.body });
+    const hosted = { ids: new Set(["n3", "n4"]), version: 0, lookups: 0 };
     const links = new Links({
       id: "n1",
-      grant: async () => ({ port: far.port1, incarnation: 0 }),
-      colocated: (dest) => (dest === "n3" || dest === "n4" ? near(dest) : undefined),
+      grant: async (dest) => (dest === "n2" ? { port: far.port1, incarnation: 0 } : null),
+      colocated: (dest) => (hosted.lookups++, hosted.ids.has(dest) ? near(dest) : undefined),
+      hostedVersion: whole ? () => hosted.version : undefined,
       receive: () => {},
       wireFrame: () => {},
       wire: null,
@@ -181,6 +187,7 @@ describe("a fan-out from a packed thread", () => {
       setTimer: (ms, fn) => setTimeout(fn, ms),
       clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
       transmit: (msg, shared) => links.post(msg, shared),
+      transmitMany: whole ? (src, dests, body, shared) => links.postMany(src, dests, body, shared) : undefined,
       storage,
       emitLog: () => {},
       uid: () => "u",
@@ -196,11 +203,11 @@ describe("a fan-out from a packed thread", () => {
       far.port2.close();
       storage.close();
     };
-    return { rt, got, close };
+    return { rt, got, links, hosted, close };
   }
 
-  test("each recipient gets the body as it was when sendMany returned, in order per recipient, in-thread ones included", async () => {
-    const { rt, got, close } = await fanOutHarness();
+  test.each([false, true])("each recipient gets the body as it was when sendMany returned, in order per recipient, in-thread ones included (list handed on whole: %p)", async (whole) => {
+    const { rt, got, close } = await fanOutHarness(whole);
     try {
       const body = { type: "u", n: 1, inner: { v: 1 } };
       rt.ctx.send("n3", { type: "before" });
@@ -218,6 +225,32 @@ describe("a fan-out from a packed thread", () => {
       // Two copies for the recipient named twice, not one object handed on twice.
       const [, a, b] = to("n3") as object[];
       expect(a).not.toBe(b);
+    } finally {
+      close();
+    }
+  });
+
+  test("a list fanned out to again has its hand-offs in this thread planned once, and planned again when a node of this thread ends", async () => {
+    const { rt, got, links, hosted, close } = await fanOutHarness(true);
+    try {
+      const team = new Set(["n3", "n2", "n4", "n3"]); // one collection, fanned out to again and again
+      const to = (d: string) => got.filter((g) => g.to === d).map((g) => (g.body as { n: number }).n);
+      const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+      const before = hosted.lookups;
+      for (let n = 1; n <= 5; n++) rt.ctx.sendMany(team, { type: "u", n });
+      for (let i = 0; i < 50 && to("n2").length < 5; i++) await Bun.sleep(5);
+      expect([to("n3"), to("n4"), to("n2")]).toEqual([upTo(5), upTo(5), upTo(5)]);
+      // The first fan-out looked each recipient up; the four after it only n2, on its way to a link (post looks).
+      expect(hosted.lookups - before).toBe(3 + 5);
+      const copies = got.filter((g) => g.to !== "n2").map((g) => g.body);
+      expect(new Set(copies).size).toBe(copies.length);
+      // n4 ends: the list is planned again, and its copy goes the way post would send it (a link, here refused: dropped).
+      hosted.ids.delete("n4");
+      hosted.version++;
+      rt.ctx.sendMany(team, { type: "u", n: 6 });
+      for (let i = 0; i < 50 && (to("n2").length < 6 || links.dropped < 1); i++) await Bun.sleep(5);
+      expect(hosted.lookups - before).toBe(3 + 5 + 3 + 2);
+      expect([to("n3"), to("n4"), to("n2"), links.dropped]).toEqual([upTo(6), upTo(5), upTo(6), 1]);
     } finally {
       close();
     }

@@ -102,6 +102,8 @@ class Host {
         const peer = hosts.get(dest);
         return peer && peer.group === this.group ? (msg: Message) => peer.receive(msg) : undefined;
       },
+      // Which node is in which group never changes here.
+      hostedVersion: () => 0,
       receive: (data) => this.receive(data),
       wireFrame: () => {
         throw new Error("no wire here");

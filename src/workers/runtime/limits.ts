@@ -38,6 +38,12 @@ export const Limits = {
    */
   maxLaneBatch: 4096,
   maxLaneBatchChars: 1 << 20,
+  /**
+   * Packed threads: recipient lists the receiving end of a lane keeps for the sending end, so a
+   * fan-out to a list it was sent before names the list by number (lanes.ts). The sender reuses the
+   * oldest number past this; the receiver refuses a number outside it.
+   */
+  maxLaneLists: 64,
   /** A peer found down is asked for again after this long (sends meanwhile are dropped). */
   linkDownRetryMs: 200,
   /** The host bridge: a control request to another host that takes longer failed; redial backoff; calls pending at once. */

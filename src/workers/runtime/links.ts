@@ -27,6 +27,17 @@ export type LinkGrant = { port: MessagePort; incarnation: number } | { wire: End
 export const MAX_FRAME_MESSAGES = Limits.maxFrameMessages;
 const DOWN_RETRY_MS = Limits.linkDownRetryMs;
 
+/** A fan-out's recipients that `postMany` hands on: those in this thread (with their hand-offs) and the rest, worked out once per list while `version` holds. */
+interface LocalPlan {
+  version: number;
+  nearIds: NodeId[];
+  near: Array<(msg: Message) => void>;
+  far: NodeId[];
+}
+
+/** Recipient lists whose LocalPlan a node keeps; past it they are all dropped and made again as needed. */
+const LOCAL_PLANS = 16;
+
 type Link =
   | { kind: "port"; port: MessagePort; incarnation: number }
   | { kind: "wire"; conn: WireConn; batch: Message[] }
@@ -40,6 +51,8 @@ export interface LinksHost {
   grant(dest: NodeId): Promise<LinkGrant | null>;
   /** Delivery to a node in the same worker thread, if dest is one. */
   colocated(dest: NodeId): ((msg: Message) => void) | undefined;
+  /** Optional: a number that changes whenever colocated's answers may (a node of this thread started or ended); with it, fan-outs plan their hand-offs in this thread once per list. */
+  hostedVersion?(): number;
   /** Whatever arrives on a MessageChannel this node holds. */
   receive(data: unknown): void;
   /** A frame on a TCP data link (dialed or accepted): validate and deliver, or throw to close it. */
@@ -55,6 +68,12 @@ export class Links {
   private readonly extra = new Set<MessagePort>();
   /** Per peer, the oldest incarnation that may still be alive (older ones are known dead). */
   private readonly alive = new Map<NodeId, number>();
+  /**
+   * Fan-out lists' own-thread hand-offs, by list (the same array each time: Env.transmitMany). Looked
+   * up and queued recipient by recipient (a map lookup and two objects each, cold), 250 of them held
+   * back every tablet of the sender's thread, and took most of obelix's fan-out.
+   */
+  private readonly localPlans = new Map<readonly NodeId[], LocalPlan>();
   dropped = 0;
 
   constructor(private readonly host: LinksHost) {}
@@ -111,7 +130,33 @@ export class Links {
       this.dropped += queued.down;
       packed.lanes.flushAll();
     }
-    for (const dest of queued?.rest ?? dests) this.post({ src, dest, body }, shared);
+    const rest = queued?.rest ?? dests;
+    const version = this.host.hostedVersion?.();
+    if (version === undefined) {
+      for (const dest of rest) this.post({ src, dest, body }, shared);
+      return;
+    }
+    let plan = this.localPlans.get(rest);
+    if (plan === undefined || plan.version !== version) {
+      plan = this.planLocal(rest, version);
+      if (!this.localPlans.has(rest) && this.localPlans.size >= LOCAL_PLANS) this.localPlans.clear();
+      this.localPlans.set(rest, plan);
+    }
+    if (plan.near.length > 0) shared.localMany(src, plan.nearIds, plan.near);
+    for (const dest of plan.far) this.post({ src, dest, body }, shared);
+  }
+
+  private planLocal(dests: readonly NodeId[], version: number): LocalPlan {
+    const plan: LocalPlan = { version, nearIds: [], near: [], far: [] };
+    for (const dest of dests) {
+      const near = this.host.colocated(dest);
+      if (near === undefined) plan.far.push(dest);
+      else {
+        plan.nearIds.push(dest);
+        plan.near.push(near);
+      }
+    }
+    return plan;
   }
 
   /** To a node in another thread of this process: onto that thread's lane, addressed to the incarnation believed live. */

@@ -10,7 +10,7 @@
  */
 import { assert } from "./assert.ts";
 import { PLAIN_MAX_DEPTH, PLAIN_MAX_VALUES, cloneMessage, plainShape, type Budget } from "./clone.ts";
-import type { Body, Message } from "./types.ts";
+import type { Body, Message, NodeId } from "./types.ts";
 
 /** A scalar JSON carries exactly (JSON.parse(JSON.stringify(v)) is v): null, a string, a boolean, a finite number other than -0. */
 export function jsonExactScalar(v: unknown): boolean {
@@ -69,6 +69,8 @@ export class SharedBody {
   /** undefined: not encoded yet; null: JSON does not carry this body exactly (post objects). */
   private text: string | null | undefined;
   private readonly held: Array<{ deliver: (m: Message) => void; msg: Message }> = [];
+  /** A whole list of this thread's recipients, worked out before the call (localMany): handed on after `held`. */
+  private planned: { src: NodeId; dests: readonly NodeId[]; delivers: ReadonlyArray<(m: Message) => void> } | null = null;
   /** Posts the call queued for other threads (packed threads' lanes hold a turn's messages), made before the local copies. */
   private postQueued: (() => void) | null = null;
   constructor(readonly body: Body) {}
@@ -98,6 +100,16 @@ export class SharedBody {
   }
 
   /**
+   * As local for each of `dests` from src, `delivers` giving each one's hand-off: both lists are
+   * kept as given (a caller's plan for a list it fans out to again and again), so the call makes no
+   * message and no entry per recipient; each recipient's message is made as it is handed on.
+   */
+  localMany(src: NodeId, dests: readonly NodeId[], delivers: ReadonlyArray<(m: Message) => void>): void {
+    assert(this.planned === null && dests.length === delivers.length, "a fan-out's own-thread recipients planned twice, or a plan that does not match its list");
+    this.planned = { src, dests, delivers };
+  }
+
+  /**
    * Queue the held recipients' deliveries (asynchronous, as every delivery is) as one microtask
    * that hands them on in order: one task for the fan-out, not one per recipient. The body is
    * copied once now, so what they get is the body as it was sent; each recipient's own copy is made
@@ -107,10 +119,21 @@ export class SharedBody {
   flushLocal(): void {
     this.postQueued?.();
     const held = this.held.splice(0);
-    if (held.length === 0) return;
+    const planned = this.planned;
+    this.planned = null;
+    const n = held.length + (planned?.dests.length ?? 0);
+    if (n === 0) return;
     const sent = cloneMessage(this.body);
-    const last = held.length - 1;
-    queueMicrotask(() => deliverInOrder(held, (msg, i) => ({ src: msg.src, dest: msg.dest, body: i === last ? sent : cloneMessage(sent) })));
+    const h = held.length;
+    queueMicrotask(() =>
+      eachThenRaise(n, (i) => {
+        const body = i === n - 1 ? sent : cloneMessage(sent);
+        if (i < h) {
+          const { deliver, msg } = held[i]!;
+          deliver({ src: msg.src, dest: msg.dest, body });
+        } else planned!.delivers[i - h]!({ src: planned!.src, dest: planned!.dests[i - h]!, body });
+      }),
+    );
   }
 }
 
@@ -120,11 +143,18 @@ export class SharedBody {
  * error is raised after them).
  */
 export function deliverInOrder(list: ReadonlyArray<{ deliver: (m: Message) => void; msg: Message }>, copy?: (msg: Message, i: number) => Message): void {
-  let failed: { error: unknown } | null = null;
-  for (let i = 0; i < list.length; i++) {
+  eachThenRaise(list.length, (i) => {
     const { deliver, msg } = list[i]!;
+    deliver(copy ? copy(msg, i) : msg);
+  });
+}
+
+/** step(0) … step(n - 1), each whatever the ones before threw; then the first error, if any. */
+function eachThenRaise(n: number, step: (i: number) => void): void {
+  let failed: { error: unknown } | null = null;
+  for (let i = 0; i < n; i++) {
     try {
-      deliver(copy ? copy(msg, i) : msg);
+      step(i);
     } catch (error) {
       failed ??= { error };
     }

@@ -56,6 +56,8 @@ interface WorkerShared {
   driverPort: MessagePort;
   /** Another node in this worker, if dest lives here and is up. */
   colocated(dest: NodeId): NodeHost | undefined;
+  /** Changes whenever a node of this worker starts or ends (what colocated answers may change). */
+  hostedVersion(): number;
   /** Packed threads: the lanes to the other threads of this process. */
   lanes: WorkerLanes;
   uid(): string;
@@ -112,6 +114,7 @@ class NodeHost implements LaneTarget {
       packed: { lanes: shared.lanes, incarnation: this.incarnation },
       grant: (dest) => shared.supervisor.requestLink(this.id, this.incarnation, dest),
       colocated: (dest) => shared.colocated(dest)?.receive,
+      hostedVersion: () => shared.hostedVersion(),
       receive: this.receive,
       wireFrame: (conn, frame) => void this.wireFrame(conn, frame),
       wire: wire ? { host: wire.host, secret: wire.secret, peers: new Set(wire.peerHosts) } : null,
@@ -236,6 +239,8 @@ class WorkerHost {
   private supervisor!: Comlink.Remote<SupervisorPort>;
   private driverPort!: MessagePort;
   private readonly nodes = new Map<NodeId, NodeHost>();
+  /** Moves whenever `nodes` does (WorkerShared.hostedVersion). */
+  private hostedVersion = 0;
   private readonly lanes = new WorkerLanes((id) => this.nodes.get(id));
   /**
    * Made on a node's first uid(): hyperid loads uuid and node:crypto, a fifth of what a worker
@@ -267,10 +272,12 @@ class WorkerHost {
       supervisor: this.supervisor,
       driverPort: this.driverPort,
       colocated: (dest) => this.nodes.get(dest),
+      hostedVersion: () => this.hostedVersion,
       lanes: this.lanes,
       uid: () => this.uid(),
     });
     this.nodes.set(init.spec.id, host);
+    this.hostedVersion++;
     try {
       await host.start();
     } catch (e) {
@@ -284,6 +291,7 @@ class WorkerHost {
     const n = this.nodes.get(id);
     if (!n || n.incarnation !== incarnation) return;
     this.nodes.delete(id);
+    this.hostedVersion++;
     n.halt();
     this.lanes.peerDown(id, incarnation);
     for (const other of this.nodes.values()) other.peerDown(id, incarnation);
@@ -347,6 +355,7 @@ class WorkerHost {
     const n = this.nodes.get(id);
     if (!n) return { cutOff: false };
     this.nodes.delete(id);
+    this.hostedVersion++;
     return n.stop();
   }
 }
