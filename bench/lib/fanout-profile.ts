@@ -83,6 +83,7 @@ class Host {
       clearTimer: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
       network: () => net,
       deliver: (msg, _delayed, shared) => this.links.post(msg, shared),
+      deliverMany: (src, dests, body, shared) => this.links.postMany(src, dests, body, shared),
       toDriver: () => {},
       emitLog: (level, node, text) => level === "error" && console.error(`${node}: ${text}`),
       serveHttp: () => {
