@@ -312,7 +312,7 @@ describe("lanes between two threads", () => {
     p.close();
   });
 
-  test("a kept list is checked when defined and at every use: an unknown or bad slot is refused, a bad list forgets its slot, a post refused whole forgets them all", async () => {
+  test("a kept list is checked at every use: an unknown or bad slot is refused, a bad list replaces the one kept and is refused wherever it is named, a post refused whole forgets them all", async () => {
     const p = pair();
     const [b1, b2] = [p.targets.get("b1")!, p.targets.get("b2")!];
     const body = (seq: number) => ({ type: "count", seq });
@@ -323,7 +323,7 @@ describe("lanes between two threads", () => {
     send([0, "a1", [0, "b2"], body(4), Limits.maxLaneLists]); // no such slot
     send([0, "a1", [0, "b2"], body(5), 1.5]);
     send([0, "a1", -1, body(6)]);
-    send([0, "a1", [0, "b2", 0], body(7), 0]); // an odd list: refused, and slot 0 forgotten
+    send([0, "a1", [0, "b2", 0], body(7), 0]); // an odd list: refused, and it is what slot 0 now holds
     send([0, "a1", 0, body(8)]);
     send([0, "a1", [0, "b2", 0, "zz"], body(9), 1], [0, "a1", 1, body(10)]); // defined and used in one run; zz refused each time
     // A run's cost counts a kept list's recipients, defined in that run or before: this one is past the bound, refused whole.

@@ -76,6 +76,8 @@ interface LaneShare {
   pairs: Array<number | string>;
   /** The length of the recipients' quoted ids, as queueShared counts them. */
   chars: number;
+  /** The slot the lane's far end keeps this list in, or -1 (not sent yet, or its slot reused since). */
+  slot: number;
 }
 
 /** What a fan-out to one list of nodes does on the lanes, worked out once and kept while `version` holds. */
@@ -101,8 +103,7 @@ export interface LaneTarget {
 
 interface Lane {
   readonly port: MessagePort;
-  /** Sending: the shares whose lists the far end keeps, by slot, and the slot to reuse next. */
-  readonly slotOf: Map<LaneShare, number>;
+  /** Sending: the share whose list the far end keeps in each slot, and the slot to reuse next. */
   readonly owners: Array<LaneShare | undefined>;
   nextSlot: number;
   /** Receiving: the lists the far end defined, by slot (each as parsed, checked entry by entry at every delivery). */
@@ -150,7 +151,7 @@ export class WorkerLanes {
       for (const [id, p] of Object.entries(placement)) this.peers.set(id, { ...p, quoted: JSON.stringify(id) });
     }
     this.lanes.get(other)?.port.close();
-    const lane: Lane = { port, slotOf: new Map(), owners: [], nextSlot: 0, kept: [], run: [], parts: [], multi: null, count: 0, chars: 0 };
+    const lane: Lane = { port, owners: [], nextSlot: 0, kept: [], run: [], parts: [], multi: null, count: 0, chars: 0 };
     port.onmessage = (e) => this.receive(lane, other, e.data);
     port.addEventListener("close", () => {
       if (this.lanes.get(other) !== lane) return;
@@ -240,7 +241,7 @@ export class WorkerLanes {
         continue;
       }
       let share = shares.get(lane);
-      if (share === undefined) shares.set(lane, (share = { lane, dests: "", pairs: [], chars: 0 }));
+      if (share === undefined) shares.set(lane, (share = { lane, dests: "", pairs: [], chars: 0, slot: -1 }));
       share.pairs.push(p.incarnation, p.quoted);
       share.chars += p.quoted.length;
     }
@@ -263,17 +264,15 @@ export class WorkerLanes {
     if (joins) m.dests.push(share.dests);
     else {
       closeMulticast(lane);
-      let slot = lane.slotOf.get(share);
-      const defines = slot === undefined;
-      if (slot === undefined) {
-        slot = lane.nextSlot;
-        lane.nextSlot = (slot + 1) % Limits.maxLaneLists;
-        const old = lane.owners[slot];
-        if (old !== undefined) lane.slotOf.delete(old);
-        lane.owners[slot] = share;
-        lane.slotOf.set(share, slot);
+      const defines = share.slot < 0;
+      if (defines) {
+        share.slot = lane.nextSlot;
+        lane.nextSlot = (share.slot + 1) % Limits.maxLaneLists;
+        const old = lane.owners[share.slot];
+        if (old !== undefined) old.slot = -1;
+        lane.owners[share.slot] = share;
       }
-      lane.multi = { key, src, srcInc, dests: [share.dests], body, slot, defines };
+      lane.multi = { key, src, srcInc, dests: [share.dests], body, slot: share.slot, defines };
     }
     lane.chars += chars;
     this.counted(lane, count);
@@ -337,19 +336,11 @@ export class WorkerLanes {
   /** One post from thread `from` on lane: every entry is checked and delivered on its own. */
   private receive(lane: Lane, from: number, data: unknown): void {
     const parts: unknown[] | null = typeof data === "string" ? [data] : Array.isArray(data) ? data : null;
-    if (parts === null || parts.length > Limits.maxLaneBatch) {
-      this.refused++;
-      lane.kept.length = 0;
-      return;
-    }
+    if (parts === null || parts.length > Limits.maxLaneBatch) return this.refuseWhole(lane);
     let budget = Limits.maxLaneBatch;
     for (const part of parts) {
       if (typeof part !== "string") {
-        if (--budget < 0) {
-          this.refused++;
-          lane.kept.length = 0;
-          return;
-        }
+        if (--budget < 0) return this.refuseWhole(lane);
         this.entry(from, part);
         continue;
       }
@@ -361,8 +352,7 @@ export class WorkerLanes {
       }
       const cost = Array.isArray(entries) ? runCost(entries, lane.kept) : Infinity;
       if (cost > budget) {
-        this.refused++;
-        lane.kept.length = 0;
+        this.refuseWhole(lane);
         continue;
       }
       budget -= cost;
@@ -373,15 +363,21 @@ export class WorkerLanes {
     }
   }
 
+  /** A post, or a run of it, refused whole: it may have defined lists no one read, so every list the lane keeps is forgotten (see the header). */
+  private refuseWhole(lane: Lane): void {
+    this.refused++;
+    lane.kept.length = 0;
+  }
+
   /** A multicast entry: each destination checked and delivered as its own entry would be, each with its own copy of the body. */
   private multicast(lane: Lane, from: number, e: unknown[]): void {
     const [srcInc, src, list, body, slot] = e;
     let dests: unknown = list;
     if (e.length === 5) {
-      // A list kept for later entries: its shape is checked now, its destinations at every delivery.
+      // A list kept for later entries, checked (below) at every use as an inline list is; its length
+      // is bounded already, by the run's cost. Anything but a list leaves the slot empty.
       if (!isSlot(slot)) return void this.refused++;
-      const ok = Array.isArray(list) && list.length > 0 && list.length % 2 === 0 && list.length <= 2 * Limits.maxLaneBatch;
-      lane.kept[slot] = ok ? list : undefined;
+      lane.kept[slot] = Array.isArray(list) ? list : undefined;
     } else if (typeof list === "number") dests = isSlot(list) ? lane.kept[list] : undefined;
     if (!isIncarnation(srcInc) || typeof src !== "string" || !Array.isArray(dests) || dests.length === 0 || dests.length % 2 !== 0) return void this.refused++;
     if (typeof body !== "object" || body === null || Array.isArray(body)) return void this.refused++;
