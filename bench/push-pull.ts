@@ -391,7 +391,7 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  *   unused tablet node took 6.09, 5.91 ms against 5.46, 6.07 for the role floor.
  * - Fewer functions between the port and deliver do not move the system. In the node floor, a port
  *   handing the body's text straight to deliver (no fromLink, no host's or slot's receive) took
- *   5.06–5.52 ms (median 5.16, 8 rounds) against 5.29–5.88 (5.64, 6 rounds) through them, with
+ *   5.06–5.52 ms (median 5.18, 9 rounds) against 5.29–5.88 (5.64, 6 rounds) through them, with
  *   fromLink alone or the slot's receive alone in between (interleaved). Built into the worker host
  *   (one listener per port link doing that, every check kept), the node floor took 5.09, 5.31, 5.63
  *   against 5.28, 5.70, 5.42, and the whole system 5.73, 5.77, 5.74 against 5.74, 5.82, 5.77: not kept.
