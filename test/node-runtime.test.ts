@@ -224,4 +224,23 @@ describe("NodeRuntime without a network", () => {
     ctx.adjustClock(250);
     expect(ctx.now() - before).toBe(250);
   });
+
+  test("a perfect clock reads the host's time until it is stepped, by the node or the nemesis, and again once the steps cancel out", async () => {
+    const { rt, advance } = harness();
+    let ctx!: Parameters<Parameters<typeof defineRole>[0]>[0];
+    await rt.start(defineRole((n) => void (ctx = n)));
+    expect(ctx.now()).toBe(1000);
+    advance(5);
+    expect(ctx.now()).toBe(1005);
+    rt.deliver({ src: "driver", dest: "a", body: { type: CLOCK_JUMP, deltaMs: -300, msg_id: 1 } });
+    expect(ctx.now()).toBe(705);
+    expect(rt.clockErrorMs()).toBe(-300);
+    advance(10);
+    expect(ctx.now()).toBe(715);
+    ctx.adjustClock(300);
+    expect(ctx.now()).toBe(1015);
+    expect(rt.clockErrorMs()).toBe(0);
+    ctx.adjustClock(0.5);
+    expect(ctx.now()).toBe(1015.5);
+  });
 });

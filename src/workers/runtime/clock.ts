@@ -48,6 +48,11 @@ export class NodeClock {
     return trueNow + this.spec.offsetMs + ((trueNow - this.t0) * this.spec.driftPpm) / 1e6 + this.corrections;
   }
 
+  /** Whether a reading is true time itself: no offset, no drift, no correction. */
+  get exact(): boolean {
+    return this.spec.offsetMs === 0 && this.spec.driftPpm === 0 && this.corrections === 0;
+  }
+
   /** reading − true time, in ms. */
   error(trueNow: number): number {
     return this.read(trueNow) - trueNow;
