@@ -400,6 +400,8 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  *   thread before the window, and lowering JSC's threshold (BUN_JSC_thresholdForOptimizeAfterWarmUp
  *   =100) moved nothing (6.66, 6.91 ms against 6.74, 7.54 lowered); raising its inlining limits made
  *   the node floor far worse (8.26 ms, 119 µs a push, the compiler's threads busy in the window).
+ *   Less optimized code is not cheaper cold either: with JSC's JIT off (BUN_JSC_useJIT=0) the whole
+ *   system took 8.96, 9.56 ms and with the baseline tier only (useDFGJIT=0) 9.11, against 6.12, 6.63.
  *   JSC's GC log gives ~1–1.5 eden collections per thread in a window, pausing 0.31 s in all in the
  *   node floor and 0.36 s in the role floor, against ~5.5 s of CPU. What is left, ~6–12 µs of CPU
  *   per push, is the receive path as optimized code run cold: ~10 more functions than the flat work
@@ -417,7 +419,8 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  *   its write-log entry) took 0.10–0.15 ms p50, run cold; it stays first, as a tablet must never show
  *   a value obelix could still lose. So of the whole system's ~1.3× over the floor about 1.09× is
  *   obelix's side, and the rest is the tablets' receive path (above): the real host around it costs
- *   nothing.
+ *   nothing. With storage mode memory a MemoryStorage now, obelix's stamp to the start of its fan-out
+ *   took 0.037 ms p50 in the whole system (0.6% of push's p50): its share is the posts themselves.
  * - mimalloc's purging of freed memory is off the path too, not only its hole purging: with all of
  *   it off (MIMALLOC_PURGE_DELAY=-1 MIMALLOC_PURGE_HOLES=0) its scavenger thread's ~0.7 s of CPU in
  *   the window went and CPU per push fell by up to 9 µs, but the whole system's p50 did not move:
@@ -765,7 +768,14 @@ export const bench: Bench = {
     // scattered per-node objects it touches (host, slot, runtime, stats, handlers, closures, state, clock, samples).
     // Obelix's commit was one such cold path: its storage (mode memory) was an in-memory SQLite database,
     // whose code ran once per update between the stamp and the fan-out; a MemoryStorage now
-    // (runtime/memory-storage.ts has the before and after).
+    // (runtime/memory-storage.ts has the before and after). So were a tablet's clock read and its
+    // record of what it applied: node.now() went through the node's clock, its Env and the slot's
+    // wrapper, and the record was three arrays. Without either (fanout-profile.ts --rateMs 137, 5
+    // interleaved runs) a tablet's handling of a push took 0.72–1.01 µs against 1.44–1.94; with the
+    // clock read straight from the runtime and one flat array (node.ts readClock, tablet.ts applied)
+    // packed push at 500 took 0.448–0.464 ms against 0.464–0.512 (6 interleaved rounds). Looking a
+    // kept lane list's recipients up once per version of the thread's nodes, not at every update
+    // (lanes.ts), moved the harness's last delivery by ~0.1 µs per tablet and its p50 not at all: not kept.
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.
