@@ -770,8 +770,8 @@ export const bench: Bench = {
     // whose code ran once per update between the stamp and the fan-out; a MemoryStorage now
     // (runtime/memory-storage.ts has the before and after). So were a tablet's clock read and its
     // record of what it applied: node.now() went through the node's clock, its Env and the slot's
-    // wrapper, and the record was three arrays. Without either (fanout-profile.ts --rateMs 137, 5
-    // interleaved runs) a tablet's handling of a push took 0.72–1.01 µs against 1.44–1.94; with the
+    // wrapper, and the record was three arrays. Without either, nor the tablet's latency sample
+    // (fanout-profile.ts --rateMs 137, 5 interleaved runs), a tablet's handling of a push took 0.72–1.01 µs against 1.44–1.94; with the
     // clock read straight from the runtime and one flat array (node.ts readClock, tablet.ts applied)
     // packed push at 500 took 0.448–0.464 ms against 0.464–0.512 (6 interleaved rounds). Looking a
     // kept lane list's recipients up once per version of the thread's nodes, not at every update

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { NodeRuntime, type Env } from "../src/workers/runtime/node.ts";
 import { CLOCK_JUMP } from "../src/workers/runtime/clock.ts";
 import { SqliteStorage } from "../src/workers/runtime/storage.ts";
-import { ErrorCode, defineRole, type Message } from "../src/workers/runtime/types.ts";
+import { DRIVER_ID, ErrorCode, defineRole, type Message } from "../src/workers/runtime/types.ts";
 
 /** The runtime driven by hand, with no network at all: messages in, messages out. */
 function harness(incarnation = 0) {
@@ -232,7 +232,7 @@ describe("NodeRuntime without a network", () => {
     expect(ctx.now()).toBe(1000);
     advance(5);
     expect(ctx.now()).toBe(1005);
-    rt.deliver({ src: "driver", dest: "a", body: { type: CLOCK_JUMP, deltaMs: -300, msg_id: 1 } });
+    rt.deliver({ src: DRIVER_ID, dest: "a", body: { type: CLOCK_JUMP, deltaMs: -300, msg_id: 1 } });
     expect(ctx.now()).toBe(705);
     expect(rt.clockErrorMs()).toBe(-300);
     advance(10);

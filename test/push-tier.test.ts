@@ -20,7 +20,7 @@ test("the runtime's deliver, the tablet's push handler and node.now() are optimi
   };
   expect(r.tablet.deliver).not.toBeNull();
   expect(r.tablet.handler).not.toBeNull();
-  // now() with a test for a clock that was never stepped in it stayed unoptimized past 600 (node.ts, readClock).
+  // A now() that tested on every read whether the clock had been stepped stayed unoptimized past 600 (node.ts, readClock).
   expect(r.tablet.now).not.toBeNull();
   // The check can fail: the same pushes leave a handler written with many untaken paths unoptimized.
   expect(r.planted.handler).toBeNull();

@@ -31,7 +31,7 @@ import {
  * code that talks to an Env; node code talks to the NodeContext.
  */
 export interface Env {
-  /** Milliseconds since the epoch: real on threads, virtual in the simulator. Called with no `this` (the runtime keeps the function itself). */
+  /** Milliseconds since the epoch: real on threads, virtual in the simulator. Must not depend on `this`: the runtime keeps the function and calls it on its own. */
   now: () => number;
   setTimer(ms: number, fn: () => void): unknown;
   clearTimer(handle: unknown): void;

@@ -18,7 +18,7 @@ const FANOUT_LISTS_COUNTED = 8;
 
 /** What a host provides to its slots. */
 export interface SlotHost {
-  /** Milliseconds since the epoch: real on threads, virtual in the simulator. Called with no `this` (a node's clock read goes straight to it). */
+  /** Milliseconds since the epoch: real on threads, virtual in the simulator. Must not depend on `this`: a node's runtime calls it on its own. */
   now: () => number;
   setTimer(ms: number, fn: () => void): unknown;
   clearTimer(handle: unknown): void;
