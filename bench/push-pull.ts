@@ -23,7 +23,7 @@ import { realNow } from "../src/workers/runtime/real-clock.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
 import { printTable, progress, ratioSpread, roundsFor, runChild, valueSpread, workerAnswer, writeJson, type Bench, type BenchOptions, type Spread } from "./lib/harness.ts";
-import { formatThreadCpu, threadCpuMsSince, threadCpuSnapshot } from "./lib/thread-cpu.ts";
+import { WORKER_THREAD_NAME, formatThreadCpu, threadCpuMsSince, threadCpuSnapshot, threadWakesSince } from "./lib/thread-cpu.ts";
 import { SLOW_GC_PERIOD_MS, describeGcTimer, gcTimer } from "./lib/gc-timer.ts";
 import type { PackedFloorOptions, PackedFloorRow } from "./lib/packed-floor.ts";
 
@@ -87,6 +87,12 @@ export interface Row {
   cpuUsPerPush: number | null;
   /** CPU ms of the window by kind of thread, largest first (bench/lib/thread-cpu.ts; null without /proc). */
   cpuMsByThread: Record<string, number> | null;
+  /**
+   * push: how many times the worker threads (the nodes') slept and were woken in the window, per
+   * update per tablet: about 1 when each tablet's thread wakes once per push, far less when packed
+   * (one wake delivers to many); more would be a wake the runtime added. Null without /proc.
+   */
+  wakesPerPush?: number | null;
 }
 
 export interface Config {
@@ -271,7 +277,9 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
     const cpu0 = process.cpuUsage();
     await cluster.sleep(windowMs);
     const cpu = process.cpuUsage(cpu0);
-    const cpuMsByThread = threadCpuMsSince(threads0);
+    const threads1 = threadCpuSnapshot();
+    const cpuMsByThread = threadCpuMsSince(threads0, threads1);
+    const wakes = threadWakesSince(threads0, threads1, WORKER_THREAD_NAME);
     await requestRetry(cluster, "cacofonix", { type: "cacofonix_stop" }, RATE_MS + 10_000);
     // Let every tablet catch up with the last update, so none is counted as never arriving.
     const obelix = (await inspectRetry<ObelixSnapshot>(cluster, "obelix"))!;
@@ -307,6 +315,7 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
       fanOutP50Ms: fanOut ? r3(fanOut.p50) : null,
       cpuUsPerPush: c.mode === "push" && updates.length > 0 ? r3((cpu.user + cpu.system) / updates.length / c.tablets) : null,
       cpuMsByThread,
+      wakesPerPush: c.mode === "push" && updates.length > 0 && wakes !== null ? r3(wakes / updates.length / c.tablets) : null,
     };
   } finally {
     if (cluster.lateAnswers > 0) slowSteps.push(`${c.mode} ${c.tablets} tablets: ${cluster.lateAnswers} control calls answered past their timeout, waited for while the calls sent with them kept being answered`);
@@ -425,6 +434,20 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
  *   it off (MIMALLOC_PURGE_DELAY=-1 MIMALLOC_PURGE_HOLES=0) its scavenger thread's ~0.7 s of CPU in
  *   the window went and CPU per push fell by up to 9 µs, but the whole system's p50 did not move:
  *   5.73, 6.37, 6.29, 6.02 ms against 6.58, 5.98, 6.36, 5.95 with the defaults (interleaved).
+ * - A tablet's thread wakes no more often than a bare worker's, and collects no more often: in the
+ *   window (10 s samples of /proc/<pid>/task/<tid>/status, one run each at 500), voluntary context
+ *   switches per update per thread were 0.92–0.94 for push's tablets and 0.93–0.99 for the floor's
+ *   workers (now `wakesPerPush` in each row); obelix was preempted ~101 times per fan-out, the
+ *   floor's sender ~107. JSC's GC log (BUN_JSC_logGC=1) gave as many eden collections in the window
+ *   for both, mostly the 30 s idle burst (bench/lib/gc-timer.ts); the tablets' heaps were 2.2 MB
+ *   against 0.64 MB. The supervisor's heap, ~100 MB after the warm-up's inspections, collected once
+ *   a second in the window at 1.0–1.9 ms a collection, beside ~5 s of the fan-outs' CPU: not the gap.
+ * - The sender's being preempted by the threads it wakes is part of both: with every worker thread
+ *   in SCHED_BATCH (a woken thread then does not preempt the running one; scratch, through libc's
+ *   sched_setscheduler), the floor took 4.68, 4.23 ms against 5.18, 5.11 and push 5.81, 5.91
+ *   against 6.14, 6.39 (obelix's fan-out 8.4 ms against 11.4–11.9), interleaved at 500. It helps
+ *   the floor more, so the ratio is worse (~1.3× against ~1.22×), and it would change how every
+ *   system's nodes are scheduled: not kept.
  * - The node floor must have its registration answered (node-tablet.ts does): unanswered, its
  *   deliver never saw a reply, and JSC, which waits for a function's paths to be profiled, left
  *   deliver in the baseline tier in all 500 threads for all 650 pushes (BUN_JSC_reportCompileTimes=1).
@@ -441,6 +464,8 @@ export interface BaselineRow {
   cpuUsPerPush: number;
   /** As Row's. */
   cpuMsByThread: Record<string, number> | null;
+  /** As Row's: the bare workers' wakes per update per worker. */
+  wakesPerPush?: number | null;
 }
 
 /** How long a bare worker may take to answer the floor (it answers in milliseconds): past it, the stage fails and says which step. */
@@ -491,11 +516,21 @@ export async function rawFanOut(n: number, updates: number, warm = 0, url = floo
     const cpu0 = process.cpuUsage();
     await post(updates);
     const cpu = process.cpuUsage(cpu0);
-    const cpuMsByThread = threadCpuMsSince(threads0);
+    const threads1 = threadCpuSnapshot();
+    const cpuMsByThread = threadCpuMsSince(threads0, threads1);
+    const wakes = threadWakesSince(threads0, threads1, WORKER_THREAD_NAME);
     const all = await collect();
     const st = summarize(all);
     const r3 = (v: number) => Math.round(v * 1000) / 1000;
-    return { tablets: n, propagationP50Ms: r3(st.p50), propagationP99Ms: r3(st.p99), propagationMaxMs: r3(st.max), cpuUsPerPush: r3((cpu.user + cpu.system) / updates / n), cpuMsByThread };
+    return {
+      tablets: n,
+      propagationP50Ms: r3(st.p50),
+      propagationP99Ms: r3(st.p99),
+      propagationMaxMs: r3(st.max),
+      cpuUsPerPush: r3((cpu.user + cpu.system) / updates / n),
+      cpuMsByThread,
+      wakesPerPush: wakes === null ? null : r3(wakes / updates / n),
+    };
   } finally {
     for (const w of workers) w.terminate();
   }
@@ -906,13 +941,15 @@ export const bench: Bench = {
       console.log(`CPU of the window by thread at ${largest.tablets} (JITWorker near the top: still compiling, not the steady state; HeapHelper: the collector's helpers; mi-scavenger: Bun's allocator handing freed pages back):`);
       console.log(`  push:  ${formatThreadCpu(largestPush?.cpuMsByThread)}`);
       console.log(`  floor: ${formatThreadCpu(largest.cpuMsByThread)}`);
+      // A node's thread woken more than once per push would pay a wake's tens of µs again (bench/lib/thread-cpu.ts).
+      console.log(`Wakes per push of each worker thread at ${largest.tablets}: push ${largestPush?.wakesPerPush ?? "n/a"}, floor ${largest.wakesPerPush ?? "n/a"}`);
     }
     console.log(`\nPush with all nodes packed into ${PACKED_THREADS} worker threads (--threads ${PACKED_THREADS}) instead of one thread per node:`);
-    printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms, "CPU µs/push": r.cpuUsPerPush })));
+    printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms, "CPU µs/push": r.cpuUsPerPush, "wakes/push": r.wakesPerPush ?? "n/a" })));
     if (packedFloorRows.length > 0) {
       const pins = packedFloorRows[0]!.pinned;
       console.log(`Its floor: the same fan-out to the same tablets in ${PACKED_THREADS} bare threads, no runtime (bench/lib/packed-floor.ts), ${typeof pins === "string" ? `not pinned: ${pins}` : `pinned to CPUs ${pins.join(", ")}`}; every round:`);
-      printTable(packedFloorRows.map((r) => ({ tablets: r.tablets, "floor p50": r.propagationP50Ms, "floor p99": r.propagationP99Ms, "floor max": r.propagationMaxMs, "floor CPU µs/push": r.cpuUsPerPush })));
+      printTable(packedFloorRows.map((r) => ({ tablets: r.tablets, "floor p50": r.propagationP50Ms, "floor p99": r.propagationP99Ms, "floor max": r.propagationMaxMs, "floor CPU µs/push": r.cpuUsPerPush, "floor wakes/push": r.wakesPerPush ?? "n/a" })));
     }
     console.log("");
     const mark = (v: Verdict) => (v.ok === null ? "INFO" : v.ok ? "PASS" : "FAIL");

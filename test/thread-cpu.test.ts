@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { formatThreadCpu, parseTaskStat, threadCpuMsSince, threadCpuSnapshot } from "../bench/lib/thread-cpu.ts";
+import { WORKER_THREAD_NAME, formatThreadCpu, parseTaskStat, parseVoluntarySwitches, threadCpuMsSince, threadCpuSnapshot, threadWakesSince } from "../bench/lib/thread-cpu.ts";
 
 describe("a benchmark window's CPU by thread (bench/lib/thread-cpu.ts)", () => {
   test("a task's stat line gives its name, even one with spaces and parentheses, and its user + system ticks", () => {
@@ -26,5 +26,32 @@ describe("a benchmark window's CPU by thread (bench/lib/thread-cpu.ts)", () => {
     expect(ms[names[0]!]).toBeGreaterThanOrEqual(250);
     expect(formatThreadCpu(ms, 1)).toBe(`${names[0]} ${Math.round(ms[names[0]!]!)} ms`);
     expect(formatThreadCpu(null)).toBe("n/a (no /proc)");
+  });
+
+  test("a status file gives the thread's voluntary context switches, not its involuntary ones", () => {
+    expect(parseVoluntarySwitches("Name:\tWorker\nvoluntary_ctxt_switches:\t812\nnonvoluntary_ctxt_switches:\t9\n")).toBe(812);
+    expect(parseVoluntarySwitches("Name:\tWorker\nnonvoluntary_ctxt_switches:\t9\n")).toBeNull();
+  });
+
+  test("a worker thread woken by each of 20 messages, 20 ms apart, counts at least 20 wakes under Bun's name for it", async () => {
+    const before = threadCpuSnapshot();
+    if (before === null) return; // no /proc
+    // An echo worker: each message finds its thread asleep, since the next comes 20 ms later.
+    const w = new Worker(URL.createObjectURL(new Blob(["self.onmessage = (e) => self.postMessage(e.data);"], { type: "application/javascript" })));
+    try {
+      const answer = () => new Promise<unknown>((resolve) => (w.onmessage = (e) => resolve(e.data)));
+      for (let i = 0; i < 20; i++) {
+        const got = answer();
+        w.postMessage(i);
+        expect(await got).toBe(i);
+        await Bun.sleep(20);
+      }
+      const wakes = threadWakesSince(before, threadCpuSnapshot(), WORKER_THREAD_NAME)!;
+      expect(wakes).toBeGreaterThanOrEqual(20);
+      // Threads of another name are not counted: none is called this.
+      expect(threadWakesSince(before, threadCpuSnapshot(), "no thread is called this")).toBe(0);
+    } finally {
+      w.terminate();
+    }
   });
 });

@@ -8,11 +8,14 @@
  */
 import { readFileSync, readdirSync } from "node:fs";
 
+/** The name Bun gives every Worker's thread: a node's, in a cluster; a bare worker's, in a floor. */
+export const WORKER_THREAD_NAME = "Worker";
+
 /** Clock ticks per second in /proc's stat files: USER_HZ, 100 on every Linux ABI Bun runs on. */
 const TICKS_PER_SECOND = 100;
 
-/** Per thread id: its name and CPU ticks (user + system) so far. */
-export type ThreadCpuSnapshot = Map<string, { name: string; ticks: number }>;
+/** Per thread id: its name, CPU ticks (user + system) and voluntary context switches so far. */
+export type ThreadCpuSnapshot = Map<string, { name: string; ticks: number; wakes: number }>;
 
 /** A /proc/<pid>/task/<tid>/stat line: the thread's name and its user + system ticks, or null if it is not one. */
 export function parseTaskStat(line: string): { name: string; ticks: number } | null {
@@ -28,6 +31,15 @@ export function parseTaskStat(line: string): { name: string; ticks: number } | n
   return { name: line.slice(open + 1, close), ticks: utime + stime };
 }
 
+/**
+ * A thread's voluntary context switches so far, from its /proc status file, or null: each is one time
+ * it went to sleep with nothing to do and was woken again, as a node's thread is by a message.
+ */
+export function parseVoluntarySwitches(status: string): number | null {
+  const m = /^voluntary_ctxt_switches:\s*(\d+)$/m.exec(status);
+  return m ? Number(m[1]) : null;
+}
+
 export function threadCpuSnapshot(): ThreadCpuSnapshot | null {
   let tids: string[];
   try {
@@ -39,7 +51,7 @@ export function threadCpuSnapshot(): ThreadCpuSnapshot | null {
   for (const tid of tids) {
     try {
       const t = parseTaskStat(readFileSync(`/proc/self/task/${tid}/stat`, "utf8"));
-      if (t) snap.set(tid, t);
+      if (t) snap.set(tid, { ...t, wakes: parseVoluntarySwitches(readFileSync(`/proc/self/task/${tid}/status`, "utf8")) ?? 0 });
     } catch {
       // The thread ended between the listing and the read: its time is lost to both snapshots alike.
     }
@@ -56,6 +68,19 @@ export function threadCpuMsSince(before: ThreadCpuSnapshot | null, after: Thread
     if (ticks > 0) byName.set(t.name, (byName.get(t.name) ?? 0) + ticks);
   }
   return Object.fromEntries([...byName].sort((a, b) => b[1] - a[1]).map(([name, ticks]) => [name, (ticks * 1000) / TICKS_PER_SECOND]));
+}
+
+/**
+ * How many times the threads called `name` slept and were woken between two snapshots (threads that
+ * started in between count from zero). Divided by a window's deliveries it says whether a node's
+ * thread wakes once per message or more: each wake of a thread that had gone to sleep costs tens of
+ * µs of the kernel's and Bun's work before any of the node's code runs.
+ */
+export function threadWakesSince(before: ThreadCpuSnapshot | null, after: ThreadCpuSnapshot | null, name: string): number | null {
+  if (!before || !after) return null;
+  let wakes = 0;
+  for (const [tid, t] of after) if (t.name === name) wakes += t.wakes - (before.get(tid)?.wakes ?? 0);
+  return wakes;
 }
 
 /** "Worker 740 ms, mi-scavenger 130 ms, ..." for a report (the first `top` names). */
