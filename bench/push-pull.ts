@@ -90,7 +90,10 @@ export interface Row {
   /**
    * push: how many times the worker threads (the nodes') slept and were woken in the window, per
    * update per tablet: about 1 when each tablet's thread wakes once per push, far less when packed
-   * (one wake delivers to many); more would be a wake the runtime added. Null without /proc.
+   * (one wake delivers to many); more would be a wake the runtime added. Obelix's and cacofonix's
+   * threads count too, and so do timers (Bun's idle collection timer wakes a thread every second
+   * while its heap changes): at a few tablets, or with --quick's short warm-up, it reads well above 1
+   * for the floor too. Null without /proc.
    */
   wakesPerPush?: number | null;
 }
@@ -944,8 +947,11 @@ export const bench: Bench = {
       // A node's thread woken more than once per push would pay a wake's tens of µs again (bench/lib/thread-cpu.ts).
       console.log(`Wakes per push of each worker thread at ${largest.tablets}: push ${largestPush?.wakesPerPush ?? "n/a"}, floor ${largest.wakesPerPush ?? "n/a"}`);
     }
-    console.log(`\nPush with all nodes packed into ${PACKED_THREADS} worker threads (--threads ${PACKED_THREADS}) instead of one thread per node:`);
-    printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms, "CPU µs/push": r.cpuUsPerPush, "wakes/push": r.wakesPerPush ?? "n/a" })));
+    // With --stages leaving packed out, no heading over an empty table.
+    if (packed.length > 0) {
+      console.log(`\nPush with all nodes packed into ${PACKED_THREADS} worker threads (--threads ${PACKED_THREADS}) instead of one thread per node:`);
+      printTable(packed.map((r) => ({ tablets: r.tablets, "prop p50": r.propagationP50Ms, "prop p99": r.propagationP99Ms, "prop max": r.propagationMaxMs, "fan-out p50": r.fanOutP50Ms, "CPU µs/push": r.cpuUsPerPush, "wakes/push": r.wakesPerPush ?? "n/a" })));
+    }
     if (packedFloorRows.length > 0) {
       const pins = packedFloorRows[0]!.pinned;
       console.log(`Its floor: the same fan-out to the same tablets in ${PACKED_THREADS} bare threads, no runtime (bench/lib/packed-floor.ts), ${typeof pins === "string" ? `not pinned: ${pins}` : `pinned to CPUs ${pins.join(", ")}`}; every round:`);
