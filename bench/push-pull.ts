@@ -815,7 +815,11 @@ export const bench: Bench = {
     // kept lane list's recipients up once per version of the thread's nodes, not at every update
     // (lanes.ts), moved the harness's last delivery by ~0.1 µs per tablet and its p50 not at all: not kept.
     // Nor did counting a delivery in a field of the runtime instead of its stats object: 1.52–2.03 µs
-    // (median 1.65) against 1.61–2.20 (1.65), 4 interleaved runs: not kept.
+    // (median 1.65) against 1.61–2.20 (1.65), 4 interleaved runs: not kept. Looking the handler up in a
+    // null-prototype object instead of the Map (the type's string is fresh from JSON.parse each time)
+    // read lower in 7 of 8 harness pairs, 1.44–2.11 µs (median 1.77) against 1.65–2.53 (2.15), but
+    // packed push at 500 only 0.46–0.607 ms (median 0.51) against 0.519–0.593 (0.538), 6 interleaved
+    // rounds, inside the spread: not yet landed, a lead to measure further.
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.
