@@ -23,7 +23,7 @@ import { realNow } from "../src/workers/runtime/real-clock.ts";
 import type { TopLevelSpec } from "vega-lite";
 import { lineChart, writeSvg } from "./lib/plot.ts";
 import { printTable, progress, ratioSpread, roundsFor, runChild, valueSpread, workerAnswer, writeJson, type Bench, type BenchOptions, type Spread } from "./lib/harness.ts";
-import { WORKER_THREAD_NAME, formatThreadCpu, threadCpuMsSince, threadCpuSnapshot, threadWakesSince } from "./lib/thread-cpu.ts";
+import { formatThreadCpu, threadCpuSnapshot, threadWindowSince } from "./lib/thread-cpu.ts";
 import { SLOW_GC_PERIOD_MS, describeGcTimer, gcTimer } from "./lib/gc-timer.ts";
 import type { PackedFloorOptions, PackedFloorRow } from "./lib/packed-floor.ts";
 
@@ -95,7 +95,7 @@ export interface Row {
    * while its heap changes): at a few tablets, or with --quick's short warm-up, it reads well above 1
    * for the floor too. Null without /proc.
    */
-  wakesPerPush?: number | null;
+  wakesPerPush: number | null;
 }
 
 export interface Config {
@@ -280,9 +280,7 @@ export async function measure(c: Config, windowMs: number, dataDir: string): Pro
     const cpu0 = process.cpuUsage();
     await cluster.sleep(windowMs);
     const cpu = process.cpuUsage(cpu0);
-    const threads1 = threadCpuSnapshot();
-    const cpuMsByThread = threadCpuMsSince(threads0, threads1);
-    const wakes = threadWakesSince(threads0, threads1, WORKER_THREAD_NAME);
+    const { cpuMsByThread, workerWakes: wakes } = threadWindowSince(threads0);
     await requestRetry(cluster, "cacofonix", { type: "cacofonix_stop" }, RATE_MS + 10_000);
     // Let every tablet catch up with the last update, so none is counted as never arriving.
     const obelix = (await inspectRetry<ObelixSnapshot>(cluster, "obelix"))!;
@@ -468,7 +466,7 @@ export interface BaselineRow {
   /** As Row's. */
   cpuMsByThread: Record<string, number> | null;
   /** As Row's: the bare workers' wakes per update per worker. */
-  wakesPerPush?: number | null;
+  wakesPerPush: number | null;
 }
 
 /** How long a bare worker may take to answer the floor (it answers in milliseconds): past it, the stage fails and says which step. */
@@ -519,9 +517,7 @@ export async function rawFanOut(n: number, updates: number, warm = 0, url = floo
     const cpu0 = process.cpuUsage();
     await post(updates);
     const cpu = process.cpuUsage(cpu0);
-    const threads1 = threadCpuSnapshot();
-    const cpuMsByThread = threadCpuMsSince(threads0, threads1);
-    const wakes = threadWakesSince(threads0, threads1, WORKER_THREAD_NAME);
+    const { cpuMsByThread, workerWakes: wakes } = threadWindowSince(threads0);
     const all = await collect();
     const st = summarize(all);
     const r3 = (v: number) => Math.round(v * 1000) / 1000;

@@ -650,7 +650,7 @@ describe("push-pull benchmark", () => {
     const dir = mkdtempSync(join(tmpdir(), "menhir-plot-"));
     try {
       const push = (n: number, p50: number) => ({ mode: "push", tablets: n, pollMs: null, propagationP50Ms: p50, propagationP99Ms: p50 * 2, fanOutP50Ms: p50 / 2 }) as Row;
-      const floor = (n: number, p50: number) => ({ tablets: n, threads: 2, propagationP50Ms: p50, propagationP99Ms: p50, propagationMaxMs: p50, cpuUsPerPush: 1, cpuMsByThread: null, pinned: [0, 1] });
+      const floor = (n: number, p50: number) => ({ tablets: n, threads: 2, propagationP50Ms: p50, propagationP99Ms: p50, propagationMaxMs: p50, cpuUsPerPush: 1, cpuMsByThread: null, wakesPerPush: null, pinned: [0, 1] });
       const [file] = await plots([push(1, 0.1), push(500, 6)], dir, [], { threads: 2, rows: [push(1, 0.15), push(500, 0.6)], floorRows: [floor(500, 0.04), floor(1, 0.03), floor(500, 0.05), floor(500, 0.9)] });
       const svg = readFileSync(file!, "utf8");
       for (const series of ["thread per node: propagation p50", "packed into 2 threads: propagation p50", "packed floor: 2 bare threads, p50"]) expect(svg).toContain(series);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { WORKER_THREAD_NAME, formatThreadCpu, parseTaskStat, parseVoluntarySwitches, threadCpuMsSince, threadCpuSnapshot, threadWakesSince } from "../bench/lib/thread-cpu.ts";
+import { formatThreadCpu, parseTaskStat, parseVoluntarySwitches, threadCpuMsSince, threadCpuSnapshot, threadWakesSince, threadWindowSince } from "../bench/lib/thread-cpu.ts";
 
 describe("a benchmark window's CPU by thread (bench/lib/thread-cpu.ts)", () => {
   test("a task's stat line gives its name, even one with spaces and parentheses, and its user + system ticks", () => {
@@ -46,8 +46,9 @@ describe("a benchmark window's CPU by thread (bench/lib/thread-cpu.ts)", () => {
         expect(await got).toBe(i);
         await Bun.sleep(20);
       }
-      const wakes = threadWakesSince(before, threadCpuSnapshot(), WORKER_THREAD_NAME)!;
-      expect(wakes).toBeGreaterThanOrEqual(20);
+      const window = threadWindowSince(before);
+      expect(window.workerWakes).toBeGreaterThanOrEqual(20);
+      expect(window.cpuMsByThread).not.toBeNull();
       // Threads of another name are not counted: none is called this.
       expect(threadWakesSince(before, threadCpuSnapshot(), "no thread is called this")).toBe(0);
     } finally {

@@ -10,7 +10,7 @@ import { packedThreadOf } from "../../src/main/supervisor.ts";
 import { cpusForThreads } from "../../src/workers/runtime/cpu-affinity.ts";
 import { workerAnswer } from "./harness.ts";
 import type { PackedFloorInit } from "./packed-floor-worker.ts";
-import { WORKER_THREAD_NAME, threadCpuMsSince, threadCpuSnapshot, threadWakesSince } from "./thread-cpu.ts";
+import { threadCpuSnapshot, threadWindowSince } from "./thread-cpu.ts";
 
 export interface PackedFloorRow {
   tablets: number;
@@ -22,7 +22,7 @@ export interface PackedFloorRow {
   cpuUsPerPush: number;
   cpuMsByThread: Record<string, number> | null;
   /** How many times the bare threads slept and were woken, per update per tablet (bench/lib/thread-cpu.ts). */
-  wakesPerPush?: number | null;
+  wakesPerPush: number | null;
   /** The CPU each thread was pinned to, or why none was. */
   pinned: number[] | string;
 }
@@ -91,9 +91,7 @@ export async function packedFloor(o: PackedFloorOptions): Promise<PackedFloorRow
     const cpu0 = process.cpuUsage();
     await run(o.updates, o.gapMs);
     const cpu = process.cpuUsage(cpu0);
-    const threads1 = threadCpuSnapshot();
-    const cpuMsByThread = threadCpuMsSince(threads0, threads1);
-    const wakes = threadWakesSince(threads0, threads1, WORKER_THREAD_NAME);
+    const { cpuMsByThread, workerWakes: wakes } = threadWindowSince(threads0);
     const all = await collect();
     if (all.length !== o.updates * o.tablets) throw new Error(`packed floor, ${o.tablets} tablets: ${all.length} deliveries, expected ${o.updates * o.tablets}`);
     const st = summarize(all);

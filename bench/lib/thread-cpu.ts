@@ -9,7 +9,7 @@
 import { readFileSync, readdirSync } from "node:fs";
 
 /** The name Bun gives every Worker's thread: a node's, in a cluster; a bare worker's, in a floor. */
-export const WORKER_THREAD_NAME = "Worker";
+const WORKER_THREAD_NAME = "Worker";
 
 /** Clock ticks per second in /proc's stat files: USER_HZ, 100 on every Linux ABI Bun runs on. */
 const TICKS_PER_SECOND = 100;
@@ -81,6 +81,12 @@ export function threadWakesSince(before: ThreadCpuSnapshot | null, after: Thread
   let wakes = 0;
   for (const [tid, t] of after) if (t.name === name) wakes += t.wakes - (before.get(tid)?.wakes ?? 0);
   return wakes;
+}
+
+/** What a window did by thread, from `before` to now: CPU ms by name (threadCpuMsSince) and the worker threads' wakes (threadWakesSince). */
+export function threadWindowSince(before: ThreadCpuSnapshot | null): { cpuMsByThread: Record<string, number> | null; workerWakes: number | null } {
+  const after = threadCpuSnapshot();
+  return { cpuMsByThread: threadCpuMsSince(before, after), workerWakes: threadWakesSince(before, after, WORKER_THREAD_NAME) };
 }
 
 /** "Worker 740 ms, mi-scavenger 130 ms, ..." for a report (the first `top` names). */
