@@ -813,9 +813,16 @@ export const bench: Bench = {
     // Nor did counting a delivery in a field of the runtime instead of its stats object: 1.52–2.03 µs
     // (median 1.65) against 1.61–2.20 (1.65), 4 interleaved runs: not kept. Looking the handler up in a
     // null-prototype object instead of the Map (the type's string is fresh from JSON.parse each time)
-    // read lower in 7 of 8 harness pairs, 1.44–2.11 µs (median 1.77) against 1.65–2.53 (2.15), but
-    // packed push at 500 only 0.46–0.607 ms (median 0.51) against 0.519–0.593 (0.538), 6 interleaved
-    // rounds, inside the spread: not yet landed, a lead to measure further.
+    // read lower in 7 of 8 harness pairs, 1.44–2.11 µs (median 1.77) against 1.65–2.53 (2.15), and
+    // in packed push at 500 (push-pull-child.ts, threads 2) 0.40–0.45 ms (median 0.43) against
+    // 0.44–0.53 (0.50), lower in all 6 interleaved pairs (one by 1 µs), CPU per push 6.3–7.9
+    // against 6.9–8.2 µs (an earlier 6 rounds had read inside the spread, 0.51 against 0.538): kept
+    // (NodeRuntime's handlers). Thread per node at 500 could not tell it apart: 6.04–6.72 ms (median 6.38) with the
+    // object against 5.98–7.11 (6.23) with the Map, 10 interleaved pairs, while the same harness
+    // comparing one build with itself gave 6.20–6.62 (6.39) against 6.08–6.51 (6.23), 5 pairs: a
+    // difference of ~2.5% between such medians is noise here. A one-entry cache of the last type
+    // and its handler in front of the Map read 6.12–6.42 (6.35) against 6.07–6.64 (6.21), 5
+    // pairs, nothing to tell apart either: not kept.
     const packed: Row[] = [];
     const PACKED_THREADS = 2;
     // Stages run in child processes, which inherit the environment: one setting for every stage and the floor.

@@ -47,6 +47,17 @@ describe("node runtime (in the simulator)", () => {
     expect(result.alive.type).toBe("pong");
   });
 
+  test("a message type named like an object's own property finds no handler: not-supported, and the node runs on", async () => {
+    const names = ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf"];
+    const { result } = await simulate({ seed: 4, nodes: kvNodes(1), roles }, async (c) => {
+      const errors = [];
+      for (const type of names) errors.push(await c.request("n1", { type }).catch((e) => e));
+      return { errors, alive: await c.request("n1", { type: "ping" }) };
+    });
+    expect(result.errors.map((e) => (e as RpcError).code)).toEqual(names.map(() => ErrorCode.NotSupported));
+    expect(result.alive.type).toBe("pong");
+  });
+
   test("crash loses memory and keeps durable storage; restart bumps the incarnation", async () => {
     const { result } = await simulate({ seed: 5, nodes: kvNodes(1), roles }, async (c) => {
       await c.request("n1", { type: "put", key: "a", value: 1 });
