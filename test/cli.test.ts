@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseJsonLines } from "../src/history/jsonl.ts";
+import { withEscapedCheck, type Summary } from "../src/driver/run.ts";
 import { UsageError, parseOptions, replayCommand } from "../src/main/options.ts";
 import { scenario as echo } from "../src/workers/echo/scenario.ts";
 import { runCli } from "./helpers.ts";
@@ -94,6 +95,30 @@ describe("bun run cluster", () => {
     expect(sc.digest).not.toBe(sa.digest);
     expect(JSON.stringify(sc.nemesis)).not.toBe(JSON.stringify(sa.nemesis));
     expect(sa.simSeconds).toBeGreaterThanOrEqual(20);
+  });
+});
+
+describe("errors that escape node code", () => {
+  test("a rejection nobody handles during a run is collected, and fails the summary", async () => {
+    const proc = Bun.spawn([process.execPath, new URL("./fixtures/escaped-error.ts", import.meta.url).pathname], { stdout: "pipe", stderr: "pipe" });
+    const { value, errors } = JSON.parse((await new Response(proc.stdout).text()).trim()) as { value: number; errors: string[] };
+    expect(await proc.exited).toBe(0);
+    expect(value).toBe(7);
+    expect(errors).toEqual(["order replica assertion failed: planted"]);
+    const passed: Summary = { system: "toy", mode: "sim", seed: 1, ok: true, checks: { linearizable: true }, details: {}, metrics: {}, nemesis: [] };
+    const s = withEscapedCheck(passed, errors);
+    expect(s.ok).toBe(false);
+    expect(s.checks["no error escaped node code"]).toBe(false);
+    expect(s.details["no error escaped node code"]).toContain("planted");
+    expect(withEscapedCheck(passed, []).ok).toBe(true);
+  });
+
+  test("stocks, seed 14, clock nemesis: an order replica whose clock steps back passes every check", async () => {
+    // The core asserts that time never reverses; fed node.now() raw, a step back failed that assertion in a reply's callback.
+    const r = await cli("stocks", "--seeds", "14..14", "--duration", "20", "--nemesis", "clock,kill", "--clock-skew", "50", "--clock-drift", "200");
+    expect(r.err + r.out).not.toContain("time went back");
+    expect(r.out).toContain("1 seeds, 0 failing");
+    expect(r.code).toBe(0);
   });
 });
 

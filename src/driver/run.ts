@@ -25,6 +25,36 @@ export interface Summary {
   nemesis: NemesisEvent[];
 }
 
+/**
+ * Runs a simulation and collects the errors that escaped it: rejections nobody handled, such as an
+ * assertion failing in a node's promise callback. On threads that ends the node's worker; in the
+ * simulator every node shares this process, which would only print it, so a seed could pass with
+ * an assertion failed in the middle of it.
+ */
+export async function escapedErrors<T>(run: () => Promise<T>): Promise<{ value: T; errors: string[] }> {
+  const errors: string[] = [];
+  const onEscape = (e: unknown): void => {
+    errors.push(e instanceof Error ? e.message : String(e));
+  };
+  process.on("unhandledRejection", onEscape);
+  try {
+    const value = await run();
+    // A rejection counts as unhandled only once the microtasks of its turn have run: wait one turn.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    return { value, errors };
+  } finally {
+    process.off("unhandledRejection", onEscape);
+  }
+}
+
+/** The summary with a check that no error escaped: a run that had one fails, whatever else it checked. */
+export function withEscapedCheck(s: Summary, errors: string[]): Summary {
+  const name = "no error escaped node code";
+  const checks = { ...s.checks, [name]: errors.length === 0 };
+  const details = errors.length === 0 ? s.details : { ...s.details, [name]: `${errors.length} unhandled, first: ${errors[0]!.slice(0, 300)}` };
+  return { ...s, ok: s.ok && errors.length === 0, checks, details };
+}
+
 /** The longest final window: a client slower than this is reported as not checked rather than holding up every run. */
 export const FINAL_WINDOW_MAX_MS = 15_000;
 

@@ -4,7 +4,7 @@
  */
 import cac from "cac";
 import cliProgress from "cli-progress";
-import { describeNemesisExcludes, formatSummary, runScenario, type HistoryOutcome, type Summary } from "../driver/run.ts";
+import { describeNemesisExcludes, escapedErrors, formatSummary, runScenario, withEscapedCheck, type HistoryOutcome, type Summary } from "../driver/run.ts";
 import { writeHistoryFile } from "../history/jsonl.ts";
 import { renderHistoryReport, renderTotalOrderReport } from "../history/report.ts";
 import type { Scenario } from "../driver/scenario.ts";
@@ -80,7 +80,8 @@ async function runSim(system: string, scenario: Scenario, opts: RunOptions, node
   const sim = new Simulation({ seed, nodes, roles, network: opts.network, logLevel: opts.logLevel, logSink: quiet ? () => {} : undefined });
   const t0 = performance.now();
   let history: HistoryOutcome | undefined;
-  const summary = await sim.run((c) => runScenario(c, scenario, forSeed(opts, seed), undefined, (h) => (history = h)));
+  const escaped = await escapedErrors(() => sim.run((c) => runScenario(c, scenario, forSeed(opts, seed), undefined, (h) => (history = h))));
+  const summary = withEscapedCheck(escaped.value, escaped.errors);
   await writeHistory(forSeed(opts, seed), scenario, history);
   const st = sim.stats();
   return { ...summary, simSeconds: st.simSeconds, wallSeconds: +((performance.now() - t0) / 1000).toFixed(3), delivered: st.delivered, dropped: st.dropped, digest: st.digest };

@@ -18,6 +18,15 @@ export const replica = defineRole<ReplicaConfig>((node) => {
   const core = new OrderCore({ me: node.id, replicas: node.config.replicas, catalog: node.config.catalog }, store.load());
   const waiting = new Map<Ref, { resolve(b: Body): void; reject(e: RpcError): void }>();
   let nextRef = 0;
+  /**
+   * The core's time: the node's clock, never read back. The clock nemesis and a clock sync may step
+   * node.now() back, and the core asserts that time does not reverse (its periods are durations:
+   * a step back only makes them last longer). Fed the raw clock, a step back failed that assertion
+   * in the middle of a reply and left the request it answered pending for good (stocks, seed 14,
+   * --nemesis clock,kill).
+   */
+  let latest = -Infinity;
+  const now = (): number => (latest = Math.max(latest, node.now()));
 
   function run(r: Ready): void {
     store.write(r.writes, r.epoch);
@@ -25,8 +34,8 @@ export const replica = defineRole<ReplicaConfig>((node) => {
     for (const s of r.sends) node.send(s.to, s.body);
     for (const q of r.requests) {
       node.request(q.to, q.body, { timeoutMs: q.timeoutMs }).then(
-        (body) => run(core.result(node.now(), q.id, { ok: true, body })),
-        (e) => run(core.result(node.now(), q.id, { ok: false, error: e instanceof RpcError ? e : new RpcError(ErrorCode.Crash, String(e)) })),
+        (body) => run(core.result(now(), q.id, { ok: true, body })),
+        (e) => run(core.result(now(), q.id, { ok: false, error: e instanceof RpcError ? e : new RpcError(ErrorCode.Crash, String(e)) })),
       );
     }
     for (const a of r.answers) {
@@ -42,13 +51,13 @@ export const replica = defineRole<ReplicaConfig>((node) => {
     node.on(type, async (msg) => {
       const ref = nextRef++;
       const answered = new Promise<Body>((resolve, reject) => waiting.set(ref, { resolve, reject }));
-      run(core.receive(node.now(), ref, msg.src, msg.body));
+      run(core.receive(now(), ref, msg.src, msg.body));
       node.reply(msg, await answered);
     });
   }
 
-  node.setInterval(TICK_MS, () => run(core.tick(node.now())));
-  run(core.start(node.now()));
+  node.setInterval(TICK_MS, () => run(core.tick(now())));
+  run(core.start(now()));
 
   return {
     inspect: () => ({ ...core.inspect(), answersPending: waiting.size }),
