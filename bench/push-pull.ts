@@ -817,8 +817,8 @@ export const bench: Bench = {
     // in packed push at 500 (push-pull-child.ts, threads 2) 0.40–0.45 ms (median 0.43) against
     // 0.44–0.53 (0.50), lower in all 6 interleaved pairs (one by 1 µs), CPU per push 6.3–7.9
     // against 6.9–8.2 µs (an earlier 6 rounds had read inside the spread, 0.51 against 0.538): kept
-    // (NodeRuntime's handlers). Thread per node at 500 could not tell it apart: 6.04–6.72 ms (median 6.38) with the
-    // object against 5.98–7.11 (6.23) with the Map, 10 interleaved pairs, while the same harness
+    // (NodeRuntime's handlers). Thread per node at 500 could not tell it apart: 6.04–6.72 ms
+    // (median 6.38) with the object against 5.98–7.11 (6.23) with the Map, 10 interleaved pairs, while the same harness
     // comparing one build with itself gave 6.20–6.62 (6.39) against 6.08–6.51 (6.23), 5 pairs: a
     // difference of ~2.5% between such medians is noise here. A one-entry cache of the last type
     // and its handler in front of the Map read 6.12–6.42 (6.35) against 6.07–6.64 (6.21), 5
